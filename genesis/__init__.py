@@ -1,0 +1,24 @@
+"""Pure builders of a Clique genesis: the same spec gives the same bytes on every VM.
+
+No I/O, no clock, nothing of poactl imported. See `genesis.clique`.
+"""
+
+from genesis.clique import (
+    GAS_LIMIT_MAX,
+    GAS_LIMIT_MIN,
+    CliqueSpec,
+    InvalidGenesisSpec,
+    build_genesis,
+    canonical_json,
+    clique_extra_data,
+)
+
+__all__ = [
+    "GAS_LIMIT_MAX",
+    "GAS_LIMIT_MIN",
+    "CliqueSpec",
+    "InvalidGenesisSpec",
+    "build_genesis",
+    "canonical_json",
+    "clique_extra_data",
+]

@@ -1,0 +1,167 @@
+"""`poactl`: parse, call one service, render. Errors map to exit codes in one place.
+
+Exit codes: 0 ok (all healthy), 1 error, 2 degraded (`status` with an unhealthy node).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from orchestrator import __version__
+from orchestrator.errors import PoaError
+from orchestrator.layout import default_state_dir
+from orchestrator.local import ConsortiumStatus, LocalConsortium, UpResult
+
+EXIT_OK, EXIT_ERROR, EXIT_DEGRADED = 0, 1, 2
+F = TypeVar("F", bound=Callable[..., Any])
+
+state_dir_option = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=default_state_dir,
+    envvar="POACTL_STATE_DIR",
+    show_default="$XDG_STATE_HOME/poactl/default (~/.local/state/poactl/default)",
+    help="Where the local consortium keeps its keys, chain data and logs.",
+)
+geth_option = click.option(
+    "--geth",
+    envvar="POACTL_GETH",
+    default=None,
+    help="geth 1.13.15 binary [default: .tools/bin/geth from scripts/setup.sh, else PATH].",
+)
+
+
+def handles_errors(fn: F) -> F:
+    """The one mapping from poactl's errors to a message and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except PoaError as e:
+            click.secho(f"error: {e}", fg="red", err=True)
+            sys.exit(e.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group()
+@click.version_option(__version__, prog_name="poactl")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def main(verbose: int) -> None:
+    """Run a bank consortium's private Clique (proof-of-authority) network on stock geth."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="consortium.yaml [default: the shipped two-bank, four-validator consortium].",
+)
+@state_dir_option
+@geth_option
+@click.option(
+    "--timeout",
+    type=float,
+    default=90.0,
+    show_default=True,
+    help="Seconds to wait for every validator to seal a block.",
+)
+@handles_errors
+def up(config: Path | None, state_dir: Path, geth: str | None, timeout: float) -> None:
+    """Start the local consortium in the background; return once every validator sealed."""
+    result = LocalConsortium(state_dir, geth=geth).up(config, timeout=timeout)
+    click.echo(_render_up(result, state_dir))
+
+
+def _render_up(r: UpResult, state_dir: Path) -> str:
+    verb = "created and started" if r.created else "started"
+    lines = [
+        f"consortium {verb} in {r.seconds:.1f}s at block {r.head} ({state_dir})",
+        f"  nodes started: {', '.join(r.started) or 'none'}"
+        + (f"; already running: {', '.join(r.already_running)}" if r.already_running else ""),
+        "  RPC endpoints:",
+    ]
+    lines += [f"    {member}: {'  '.join(urls)}" for member, urls in r.member_rpc.items()]
+    lines.append("  next: `poactl status`, and `poactl down` to stop")
+    return "\n".join(lines)
+
+
+@main.command()
+@state_dir_option
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@handles_errors
+def status(state_dir: Path, fmt: str) -> None:
+    """Show every node: role, RPC URL, signer, block, peers, health. Exit 2 if degraded."""
+    report = LocalConsortium(state_dir).status()
+    click.echo(json.dumps(report.as_dict(), indent=2) if fmt == "json" else _table(report))
+    sys.exit(EXIT_OK if report.healthy else EXIT_DEGRADED)
+
+
+def _table(report: ConsortiumStatus) -> str:
+    header = ("NODE", "MEMBER", "ROLE", "STATE", "BLOCK", "PEERS", "HEALTH", "RPC", "SIGNER")
+    rows = [header]
+    for n in report.nodes:
+        d = n.as_dict()
+        rows.append((
+            d["name"], d["member"], d["role"], d["state"],
+            "-" if d["block"] is None else str(d["block"]),
+            "-" if d["peers"] is None else str(d["peers"]),
+            "ok" if d["healthy"] else "; ".join(d["problems"]) or "down",
+            d["rpc_url"], d["signer"] or "-",
+        ))  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    body = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    verdict = "healthy" if report.healthy else "DEGRADED"
+    return "\n".join([f"chain {report.chain_id}: {verdict}", *body])
+
+
+@main.command()
+@state_dir_option
+@handles_errors
+def down(state_dir: Path) -> None:
+    """Stop every node cleanly; keep keys and chain data (`up` resumes the same chain)."""
+    stopped = LocalConsortium(state_dir).down()
+    click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@main.command()
+@state_dir_option
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@handles_errors
+def destroy(state_dir: Path, yes: bool) -> None:
+    """Stop everything and delete the state dir: keys, chain data and logs."""
+    if not yes:
+        click.confirm(f"Delete {state_dir} with all its keys and chain data?", abort=True)
+    LocalConsortium(state_dir).destroy()
+    click.echo(f"destroyed {state_dir}")
+
+
+@main.command(name="supervise", hidden=True)
+@state_dir_option
+@click.option("--node", required=True)
+@geth_option
+@handles_errors
+def supervise(state_dir: Path, node: str, geth: str | None) -> None:
+    """Keep one node's geth running (started by `up`; not for direct use)."""
+    logging.getLogger().setLevel(logging.INFO)
+    sys.exit(LocalConsortium(state_dir, geth=geth).supervise(node))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""`consortium.yaml`: members, their nodes, block period, gas limit and base ports.
+
+Loaded and validated once into frozen objects; a bad file raises `ConfigError` naming
+the key, the value and what is allowed. The documented default ships as
+`orchestrator/consortium.yaml` and is what `poactl up` runs without `--config`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from genesis import GAS_LIMIT_MAX, GAS_LIMIT_MIN
+from orchestrator.errors import ConfigError
+
+MemberName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")]
+Port = Annotated[int, Field(ge=1024, le=65535)]
+MAX_NODES = 64
+Role = Literal["validator", "rpc"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Ports(_Strict):
+    """Base ports; node k (0-based, in file order) listens on base + k."""
+
+    p2p: Port = 30303
+    http: Port = 8545
+    authrpc: Port = 8651
+
+
+class Member(_Strict):
+    validators: Annotated[int, Field(ge=0, le=MAX_NODES)] = 2
+    rpc_nodes: Annotated[int, Field(ge=0, le=MAX_NODES)] = 0
+
+
+class Supervision(_Strict):
+    max_restarts: Annotated[int, Field(ge=1, le=100)] = 5
+    backoff_max_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0
+
+
+class ConsortiumFile(_Strict):
+    """The schema of consortium.yaml (field docs live in the shipped example)."""
+
+    chain_id: Annotated[int, Field(ge=1, le=2**63 - 1)] = 7272
+    block_period: Annotated[int, Field(ge=1, le=3600)] = 2
+    epoch: Annotated[int, Field(ge=1, le=2**32)] = 30000
+    gas_limit: Annotated[int, Field(ge=GAS_LIMIT_MIN, le=GAS_LIMIT_MAX)] = 30_000_000
+    ports: Ports = Ports()
+    members: Annotated[dict[MemberName, Member], Field(min_length=1)]
+    supervision: Supervision = Supervision()
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of the consortium, with its ports resolved."""
+
+    name: str
+    member: str
+    role: Role
+    index: int
+    p2p_port: int
+    http_port: int
+    authrpc_port: int
+
+    @property
+    def is_validator(self) -> bool:
+        return self.role == "validator"
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+
+@dataclass(frozen=True)
+class Consortium:
+    """A validated consortium: the file's settings plus every node, in a stable order."""
+
+    settings: ConsortiumFile
+    nodes: tuple[NodeSpec, ...]
+    source: str
+
+    @property
+    def validators(self) -> tuple[NodeSpec, ...]:
+        return tuple(n for n in self.nodes if n.is_validator)
+
+    def node(self, name: str) -> NodeSpec:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise ConfigError(
+            "no such node",
+            obj=name,
+            hint="known nodes: " + ", ".join(n.name for n in self.nodes),
+        )
+
+    def members(self) -> list[str]:
+        return list(self.settings.members)
+
+    def canonical(self) -> str:
+        """The settings as canonical YAML: what a state dir records and compares."""
+        return yaml.safe_dump(self.settings.model_dump(mode="json"), sort_keys=True)
+
+
+DEFAULT_CONFIG_NAME = "consortium.yaml"
+
+
+def default_config_text() -> str:
+    return resources.files("orchestrator").joinpath(DEFAULT_CONFIG_NAME).read_text()
+
+
+def load_config(path: Path | None = None) -> Consortium:
+    """Read and validate a consortium file; `None` means the shipped default."""
+    if path is None:
+        return parse_config(default_config_text(), source="<default consortium.yaml>")
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(
+            f"cannot read the consortium file ({e.strerror})",
+            obj=str(path),
+            hint="pass an existing file with --config, or leave it out for the default",
+        ) from e
+    return parse_config(text, source=str(path))
+
+
+def parse_config(text: str, *, source: str) -> Consortium:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(
+            f"not valid YAML{where}: {getattr(e, 'problem', None) or e}",
+            obj=source,
+            hint="fix the YAML syntax; the shipped orchestrator/consortium.yaml is an example",
+        ) from e
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"expected a mapping of settings, got {type(raw).__name__}",
+            obj=source,
+            hint="the file needs at least a 'members:' mapping",
+        )
+    try:
+        settings = ConsortiumFile.model_validate(raw)
+    except ValidationError as e:
+        raise _config_error(e, source) from e
+    nodes = _resolve_nodes(settings, source)
+    return Consortium(settings=settings, nodes=nodes, source=source)
+
+
+def _resolve_nodes(settings: ConsortiumFile, source: str) -> tuple[NodeSpec, ...]:
+    nodes: list[NodeSpec] = []
+    for member, spec in settings.members.items():
+        roles: list[Role] = ["validator"] * spec.validators + ["rpc"] * spec.rpc_nodes
+        for i, role in enumerate(roles, start=1):
+            k = len(nodes)
+            p = settings.ports
+            nodes.append(
+                NodeSpec(
+                    name=f"{member}-{i}",
+                    member=member,
+                    role=role,
+                    index=k,
+                    p2p_port=p.p2p + k,
+                    http_port=p.http + k,
+                    authrpc_port=p.authrpc + k,
+                )
+            )
+    if not any(n.is_validator for n in nodes):
+        raise ConfigError(
+            "the consortium has no validator",
+            obj=f"{source}: members",
+            hint="give at least one member 'validators: 1' or more",
+        )
+    if len(nodes) > MAX_NODES:
+        raise ConfigError(
+            f"{len(nodes)} nodes on one machine; at most {MAX_NODES} are allowed",
+            obj=f"{source}: members",
+            hint="lower 'validators'/'rpc_nodes' per member",
+        )
+    owner: dict[int, str] = {}
+    for n in nodes:
+        for kind, port in (("p2p", n.p2p_port), ("http", n.http_port), ("authrpc", n.authrpc_port)):
+            if port > 65535:
+                raise ConfigError(
+                    f"node {n.name} would get {kind} port {port}, above 65535",
+                    obj=f"{source}: ports.{kind}",
+                    hint="lower the base port",
+                )
+            if port in owner:
+                raise ConfigError(
+                    f"port clash: {kind} port {port} of node {n.name} is also {owner[port]}",
+                    obj=f"{source}: ports",
+                    hint="space the base ports further apart than the number of nodes "
+                    f"({len(nodes)})",
+                )
+            owner[port] = f"{kind} port of node {n.name}"
+    return tuple(nodes)
+
+
+def _config_error(e: ValidationError, source: str) -> ConfigError:
+    """Turn pydantic's first error into one line naming key, value and what is allowed."""
+    problems = []
+    for err in e.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            allowed = ", ".join(_allowed_keys(err["loc"][:-1]))
+            problems.append(f"{loc}: unknown key; allowed here: {allowed}")
+        elif err["type"] == "missing":
+            problems.append(f"{loc}: required key is missing")
+        else:
+            problems.append(f"{loc}: {err['input']!r} is not allowed: {err['msg']}")
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more: {'; '.join(problems[1:])})" if problems[1:] else ""
+    return ConfigError(
+        first + more,
+        obj=source,
+        hint="see the documented example orchestrator/consortium.yaml",
+    )
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = ConsortiumFile
+    skip_next = False
+    for part in loc:
+        if skip_next:  # a member name inside the members mapping
+            skip_next = False
+            continue
+        annotation = model.model_fields[str(part)].annotation
+        if part == "members":
+            model, skip_next = Member, True
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+    return list(model.model_fields)

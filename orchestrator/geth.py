@@ -1,0 +1,124 @@
+"""geth's command line and config file as pure data, and finding the pinned binary.
+
+`geth_argv` and `geth_config_toml` are pure: the same node gives the same argv and
+TOML on every machine, and tests compare them directly. JSON-RPC listens on loopback
+with only `eth,net,web3` over HTTP; `clique`, `admin` and `personal` stay on IPC for the
+supervisor. Peering is static only: no discovery, `--netrestrict`, and p2p listens on
+127.0.0.1 (set in the TOML, since `--port` would listen on every interface).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.errors import ToolError
+
+GETH_VERSION = "1.13.15"
+HTTP_APIS = "eth,net,web3"
+LOOPBACK_NET = "127.0.0.0/8"
+_REPO_GETH = Path(__file__).resolve().parents[1] / ".tools" / "bin" / "geth"
+
+
+@dataclass(frozen=True)
+class GethNode:
+    """Everything geth's command line needs to know about one node."""
+
+    datadir: Path
+    config_file: Path
+    ipc_path: Path
+    network_id: int
+    http_port: int
+    authrpc_port: int
+    max_peers: int
+    signer: str | None = None  # set on validators: seal with this address
+    password_file: Path | None = None
+    gas_limit: int | None = None
+
+
+def geth_argv(geth: str, node: GethNode) -> list[str]:
+    """The full argv that starts `node` (no environment, no PATH lookup)."""
+    argv = [
+        geth,
+        "--datadir", str(node.datadir),
+        "--config", str(node.config_file),
+        "--networkid", str(node.network_id),
+        "--syncmode", "full",
+        "--nodiscover",
+        "--netrestrict", LOOPBACK_NET,
+        "--nat", "none",
+        "--maxpeers", str(node.max_peers),
+        "--ipcpath", str(node.ipc_path),
+        "--http",
+        "--http.addr", "127.0.0.1",
+        "--http.port", str(node.http_port),
+        "--http.api", HTTP_APIS,
+        "--authrpc.addr", "127.0.0.1",
+        "--authrpc.port", str(node.authrpc_port),
+    ]  # fmt: skip
+    if node.gas_limit is not None:
+        argv += ["--miner.gaslimit", str(node.gas_limit)]
+    if node.signer is not None:
+        if node.password_file is None:
+            raise ValueError("a sealing node needs a password file")
+        # The key is unlocked for sealing; HTTP stays on loopback and carries only
+        # eth,net,web3, which is why geth insists on --allow-insecure-unlock here.
+        argv += [
+            "--mine",
+            "--miner.etherbase", node.signer,
+            "--unlock", node.signer,
+            "--password", str(node.password_file),
+            "--allow-insecure-unlock",
+        ]  # fmt: skip
+    return argv
+
+
+def geth_config_toml(listen_port: int, static_nodes: Sequence[str]) -> str:
+    """geth's TOML config: p2p on loopback and the static peers (1.13 ignores static-nodes.json)."""
+    peers = ", ".join(json.dumps(e) for e in sorted(static_nodes))
+    return f'[Node.P2P]\nListenAddr = "127.0.0.1:{listen_port}"\nStaticNodes = [{peers}]\n'
+
+
+def locate_geth(explicit: str | None) -> str:
+    """The geth to run: `explicit`, else the repo's `.tools/bin/geth`, else `geth` on PATH."""
+    if explicit:
+        candidate: str | None = explicit
+    elif _REPO_GETH.exists():
+        candidate = str(_REPO_GETH)
+    else:
+        candidate = shutil.which("geth")
+    if not candidate or not Path(candidate).is_file():
+        raise ToolError(
+            f"geth {GETH_VERSION} not found",
+            obj=explicit or "geth",
+            hint="run scripts/setup.sh (builds it into .tools/bin), or pass --geth PATH",
+        )
+    check_geth_version(candidate)
+    return str(Path(candidate).resolve())
+
+
+def check_geth_version(geth: str) -> None:
+    try:
+        out = subprocess.run(
+            [geth, "version"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        raise ToolError(
+            f"cannot run `geth version`: {e}",
+            obj=geth,
+            hint="run scripts/setup.sh to build the pinned geth",
+        ) from e
+    found = re.search(r"^Version:\s*(\S+)", out, re.MULTILINE)
+    version = found.group(1) if found else "unknown"
+    if not version.startswith(GETH_VERSION):
+        raise ToolError(
+            f"geth is version {version}; poactl needs {GETH_VERSION} "
+            "(the last release that seals Clique blocks)",
+            obj=geth,
+            hint="run scripts/setup.sh, or pass --geth with a 1.13.15 binary",
+        )

@@ -1,0 +1,97 @@
+"""Is a node healthy? Asked through web3: HTTP for eth/net, IPC for clique.
+
+A node is healthy when it answers, is not syncing, its head is recent (the chain is
+advancing), it has a peer (if it has any to have), and, for a validator, its address
+is among the Clique signers. Unreachable is a normal answer, not an exception.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from requests.exceptions import RequestException
+from web3.exceptions import Web3Exception
+
+from orchestrator.web3client import http_web3, ipc_web3
+
+_QUERY_ERRORS = (RequestException, Web3Exception, OSError, ValueError, TimeoutError)
+
+
+@dataclass(frozen=True)
+class NodeHealth:
+    reachable: bool
+    block: int | None = None
+    peers: int | None = None
+    syncing: bool | None = None
+    head_age: float | None = None
+    signers: list[str] | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return self.reachable and not self.problems
+
+
+def check_node(
+    rpc_url: str,
+    ipc_path: Path,
+    *,
+    signer: str | None,
+    expect_peers: bool,
+    stall_after: float,
+    timeout: float = 3.0,
+) -> NodeHealth:
+    try:
+        w3 = http_web3(rpc_url, timeout=timeout)
+        head = w3.eth.get_block("latest")
+        peers = int(w3.net.peer_count)
+        syncing = w3.eth.syncing is not False
+    except _QUERY_ERRORS as e:
+        return NodeHealth(reachable=False, problems=[f"RPC unreachable: {type(e).__name__}"])
+    block = int(head["number"])
+    head_age = max(0.0, time.time() - int(head["timestamp"]))
+    signers = clique_signers(ipc_path, timeout=timeout)
+    problems = []
+    if syncing:
+        problems.append("syncing")
+    if head_age > stall_after:
+        problems.append(f"head is {head_age:.0f}s old (chain not advancing)")
+    if expect_peers and peers == 0:
+        problems.append("no peers")
+    if signer is not None:
+        if signers is None:
+            problems.append("clique signers unknown (IPC unreachable)")
+        elif signer.lower() not in (s.lower() for s in signers):
+            problems.append("not an authorised signer")
+    return NodeHealth(
+        reachable=True,
+        block=block,
+        peers=peers,
+        syncing=syncing,
+        head_age=head_age,
+        signers=signers,
+        problems=problems,
+    )
+
+
+def clique_signers(ipc_path: Path, *, timeout: float = 3.0) -> list[str] | None:
+    """clique_getSigners over IPC, or None if the node cannot be asked."""
+    result = ipc_call(ipc_path, "clique_getSigners", [], timeout=timeout)
+    return [str(s) for s in result] if isinstance(result, list) else None
+
+
+def ipc_call(ipc_path: Path, method: str, params: list[Any], *, timeout: float = 3.0) -> Any:
+    """One raw JSON-RPC call over IPC; None when the node cannot be asked."""
+    if not ipc_path.exists():
+        return None
+    try:
+        response = ipc_web3(ipc_path, timeout=timeout).provider.make_request(
+            method,  # type: ignore[arg-type]
+            params,
+        )
+    except _QUERY_ERRORS:
+        return None
+    return response.get("result")

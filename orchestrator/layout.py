@@ -1,0 +1,91 @@
+"""Where things live in a local consortium's state directory (paths only, no I/O).
+
+<state>/consortium.yaml       the settings this consortium was created from
+<state>/genesis.json          the canonical Clique genesis
+<state>/network.json          chain id, genesis hash, nodes, enodes, signers
+<state>/nodes/<node>/         one node: datadir/, password, config.toml,
+                              geth.log, supervisor.log, status.json, supervisor.lock
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+UNIX_SOCKET_PATH_MAX = 107
+
+
+def default_state_dir() -> Path:
+    """$XDG_STATE_HOME/poactl/default, i.e. ~/.local/state/poactl/default."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "poactl" / "default"
+
+
+@dataclass(frozen=True)
+class NodePaths:
+    root: Path
+
+    @property
+    def datadir(self) -> Path:
+        return self.root / "datadir"
+
+    @property
+    def keystore(self) -> Path:
+        return self.datadir / "keystore"
+
+    @property
+    def nodekey(self) -> Path:
+        return self.datadir / "geth" / "nodekey"
+
+    @property
+    def chaindata(self) -> Path:
+        return self.datadir / "geth" / "chaindata"
+
+    @property
+    def ipc(self) -> Path:
+        return self.datadir / "geth.ipc"
+
+    @property
+    def password(self) -> Path:
+        return self.root / "password"
+
+    @property
+    def geth_config(self) -> Path:
+        return self.root / "config.toml"
+
+    @property
+    def geth_log(self) -> Path:
+        return self.root / "geth.log"
+
+    @property
+    def supervisor_log(self) -> Path:
+        return self.root / "supervisor.log"
+
+    @property
+    def status(self) -> Path:
+        return self.root / "status.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "supervisor.lock"
+
+
+@dataclass(frozen=True)
+class StateLayout:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "consortium.yaml"
+
+    @property
+    def genesis(self) -> Path:
+        return self.root / "genesis.json"
+
+    @property
+    def network(self) -> Path:
+        return self.root / "network.json"
+
+    def node(self, name: str) -> NodePaths:
+        return NodePaths(self.root / "nodes" / name)

@@ -1,0 +1,57 @@
+"""Run geth as a local child process; output is appended to the node's log file."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from orchestrator.errors import NodeError
+from orchestrator.proc import STOP_SEQUENCE
+
+log = logging.getLogger(__name__)
+
+
+class LocalProcess:
+    def __init__(self, popen: subprocess.Popen[bytes], name: str) -> None:
+        self._popen = popen
+        self._name = name
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    def poll(self) -> int | None:
+        return self._popen.poll()
+
+    def stop(self) -> int:
+        for sig, wait in STOP_SEQUENCE:
+            if self._popen.poll() is not None:
+                break
+            log.info("stopping %s (pid %d) with %s", self._name, self.pid, sig.name)
+            self._popen.send_signal(sig)
+            try:
+                self._popen.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                continue
+        return self._popen.wait()
+
+
+class ProcessRuntime:
+    """Starts nodes as child processes of the calling (supervisor) process."""
+
+    def start(self, argv: Sequence[str], *, name: str, log_file: Path) -> LocalProcess:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with log_file.open("ab") as out:
+                popen = subprocess.Popen(
+                    list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+                )
+        except OSError as e:
+            raise NodeError(
+                f"cannot start geth: {e.strerror}",
+                obj=name,
+                hint=f"check that {argv[0]} exists and is executable",
+            ) from e
+        return LocalProcess(popen, name)

@@ -1,0 +1,234 @@
+"""Keep one geth alive: an explicit state machine with restarts under backoff.
+
+    STOPPED -> STARTING -> RUNNING -> BACKOFF -> STARTING ... -> FATAL
+                               \\-> STOPPING -> STOPPED (on SIGTERM/SIGINT)
+
+Every transition is logged and written atomically to the node's versioned
+`status.json`, which `poactl status` reads. A geth that exits is restarted after an
+exponential backoff with jitter (tenacity); after `max_restarts` quick failures in a
+row the supervisor turns FATAL and exits 1. A run longer than `stable_after` seconds
+resets the count. One supervisor per node is enforced with an advisory file lock.
+"""
+
+from __future__ import annotations
+
+import enum
+import fcntl
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from orchestrator.errors import NodeError
+from orchestrator.proc import runs_with_arg, stop_pid
+from orchestrator.runtime import NodeProcess, Runtime
+from orchestrator.statefile import read_json, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+STATUS_VERSION = 1
+
+
+class State(enum.StrEnum):
+    STOPPED = "STOPPED"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    BACKOFF = "BACKOFF"
+    STOPPING = "STOPPING"
+    FATAL = "FATAL"
+
+
+ALLOWED: dict[State, frozenset[State]] = {
+    State.STOPPED: frozenset({State.STARTING}),
+    State.STARTING: frozenset({State.RUNNING, State.BACKOFF, State.STOPPING, State.FATAL}),
+    State.RUNNING: frozenset({State.BACKOFF, State.STOPPING, State.STARTING, State.FATAL}),
+    State.BACKOFF: frozenset({State.STARTING, State.FATAL, State.STOPPING}),
+    State.STOPPING: frozenset({State.STOPPED}),
+    State.FATAL: frozenset(),
+}
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    max_restarts: int = 5
+    backoff_initial: float = 1.0
+    backoff_max: float = 30.0
+    stable_after: float = 30.0
+
+
+@dataclass(frozen=True)
+class SupervisedNode:
+    name: str
+    argv: Sequence[str]
+    datadir: Path
+    log_file: Path
+    status_file: Path
+    lock_file: Path
+
+
+class GethExited(Exception):
+    def __init__(self, code: int, uptime: float) -> None:
+        self.code = code
+        self.uptime = uptime
+        super().__init__(f"geth exited with code {code} after {uptime:.1f}s")
+
+
+def log_tail(path: Path, lines: int = 15) -> list[str]:
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 16384))
+            return f.read().decode(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return []
+
+
+class Supervisor:
+    def __init__(self, node: SupervisedNode, runtime: Runtime, policy: RestartPolicy) -> None:
+        self.node = node
+        self.runtime = runtime
+        self.policy = policy
+        self.state = State.STOPPED
+        self.restarts = 0
+        self.last_exit_code: int | None = None
+        self._proc: NodeProcess | None = None
+        self._stop = threading.Event()
+
+    # -- state machine -------------------------------------------------------------
+    def _transition(self, new: State, message: str = "") -> None:
+        if new not in ALLOWED[self.state]:
+            raise RuntimeError(f"illegal transition {self.state} -> {new}")
+        log.info("%s: %s -> %s %s", self.node.name, self.state, new, message)
+        self.state = new
+        write_json_atomic(self.node.status_file, self._status(message))
+
+    def _status(self, message: str) -> dict[str, Any]:
+        return {
+            "version": STATUS_VERSION,
+            "node": self.node.name,
+            "state": self.state.value,
+            "since": datetime.now(UTC).isoformat(timespec="seconds"),
+            "supervisor_pid": os.getpid(),
+            "geth_pid": self._proc.pid if self._proc and self._proc.poll() is None else None,
+            "restarts": self.restarts,
+            "last_exit_code": self.last_exit_code,
+            "message": message,
+        }
+
+    # -- public --------------------------------------------------------------------
+    def request_stop(self, *_: object) -> None:
+        self._stop.set()
+
+    def run(self) -> int:
+        """Supervise until asked to stop (0) or until giving up (1)."""
+        with self._exclusive():
+            self._reap_stale_geth()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, self._on_signal)
+            while not self._stop.is_set():
+                try:
+                    self._run_with_restarts()
+                except GethExited as e:
+                    self._transition(
+                        State.FATAL,
+                        f"gave up after {self.restarts} restarts: {e}; see {self.node.log_file}",
+                    )
+                    for line in log_tail(self.node.log_file):
+                        log.error("%s geth: %s", self.node.name, line)
+                    return 1
+            return 0
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("%s: received %s", self.node.name, signal.Signals(signum).name)
+        self._stop.set()
+
+    # -- internals -----------------------------------------------------------------
+    def _run_with_restarts(self) -> None:
+        """One series of attempts; returns after a stable run or a requested stop."""
+        retrying = Retrying(
+            stop=stop_after_attempt(self.policy.max_restarts + 1),
+            wait=wait_exponential_jitter(
+                initial=self.policy.backoff_initial, max=self.policy.backoff_max, jitter=1.0
+            ),
+            retry=retry_if_exception_type(GethExited),
+            before_sleep=self._enter_backoff,
+            sleep=self._stop.wait,
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                if self._stop.is_set():
+                    return
+                self._run_once()
+
+    def _enter_backoff(self, retry_state: RetryCallState) -> None:
+        wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
+        self.restarts += 1
+        self._transition(
+            State.BACKOFF,
+            f"{retry_state.outcome.exception() if retry_state.outcome else ''}; "
+            f"restart {retry_state.attempt_number}/{self.policy.max_restarts} in {wait:.1f}s",
+        )
+
+    def _run_once(self) -> None:
+        """Start geth and watch it; raise GethExited on a quick exit, return otherwise."""
+        self._transition(State.STARTING)
+        try:
+            self._proc = self.runtime.start(
+                self.node.argv, name=self.node.name, log_file=self.node.log_file
+            )
+        except NodeError as e:
+            raise GethExited(-1, 0.0) from e
+        started = time.monotonic()
+        self._transition(State.RUNNING, f"geth pid {self._proc.pid}")
+        while (code := self._proc.poll()) is None:
+            if self._stop.wait(0.5):
+                self._transition(State.STOPPING)
+                self.last_exit_code = self._proc.stop()
+                self._proc = None
+                self._transition(State.STOPPED, f"geth exited with {self.last_exit_code}")
+                return
+        uptime = time.monotonic() - started
+        self.last_exit_code = code
+        log.warning("%s: geth exited with code %s after %.1fs", self.node.name, code, uptime)
+        if uptime < self.policy.stable_after:
+            raise GethExited(code, uptime)
+        self.restarts += 1  # a stable run ended: restart at once with a fresh count
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        self.node.lock_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.node.lock_file.open("w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as e:
+                raise NodeError(
+                    "another supervisor already runs this node",
+                    obj=self.node.name,
+                    hint="use `poactl status` to see it, `poactl down` to stop it",
+                ) from e
+            yield
+
+    def _reap_stale_geth(self) -> None:
+        """Stop a geth left behind by a supervisor that was killed (it holds the datadir)."""
+        previous = read_json(self.node.status_file) or {}
+        pid = previous.get("geth_pid")
+        if not isinstance(pid, int) or not runs_with_arg(pid, str(self.node.datadir)):
+            return
+        log.warning("%s: stopping geth pid %d left by a previous supervisor", self.node.name, pid)
+        stop_pid(pid)

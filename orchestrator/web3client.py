@@ -1,0 +1,21 @@
+"""The one place that builds a `Web3`: Clique's long extraData needs the PoA middleware."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from web3 import HTTPProvider, IPCProvider, Web3
+from web3.middleware import ExtraDataToPOAMiddleware
+
+
+def _with_poa(w3: Web3) -> Web3:
+    w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+    return w3
+
+
+def http_web3(url: str, *, timeout: float = 5.0) -> Web3:
+    return _with_poa(Web3(HTTPProvider(url, request_kwargs={"timeout": timeout})))
+
+
+def ipc_web3(path: Path, *, timeout: float = 5.0) -> Web3:
+    return _with_poa(Web3(IPCProvider(str(path), timeout=timeout)))
