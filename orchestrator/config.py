@@ -159,7 +159,9 @@ def parse_config(text: str, *, source: str) -> Consortium:
 def _resolve_nodes(settings: ConsortiumFile, source: str) -> tuple[NodeSpec, ...]:
     nodes: list[NodeSpec] = []
     for member, spec in settings.members.items():
-        roles: list[Role] = ["validator"] * spec.validators + ["rpc"] * spec.rpc_nodes
+        validator: Role = "validator"
+        rpc: Role = "rpc"
+        roles = [validator] * spec.validators + [rpc] * spec.rpc_nodes
         for i, role in enumerate(roles, start=1):
             k = len(nodes)
             p = settings.ports

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eth_account import Account
-from eth_keys import keys as eth_keys
-from eth_utils import to_checksum_address
+from eth_keys import keys as eth_keys  # type: ignore[attr-defined]
+from eth_utils.address import to_checksum_address
 
 from orchestrator.errors import NodeError
 

@@ -167,7 +167,7 @@ class Supervisor:
             ),
             retry=retry_if_exception_type(GethExited),
             before_sleep=self._enter_backoff,
-            sleep=self._stop.wait,
+            sleep=self._sleep_unless_stopped,
             reraise=True,
         )
         for attempt in retrying:
@@ -175,6 +175,9 @@ class Supervisor:
                 if self._stop.is_set():
                     return
                 self._run_once()
+
+    def _sleep_unless_stopped(self, seconds: float) -> None:
+        self._stop.wait(seconds)
 
     def _enter_backoff(self, retry_state: RetryCallState) -> None:
         wait = retry_state.next_action.sleep if retry_state.next_action else 0.0

@@ -18,4 +18,4 @@ def http_web3(url: str, *, timeout: float = 5.0) -> Web3:
 
 
 def ipc_web3(path: Path, *, timeout: float = 5.0) -> Web3:
-    return _with_poa(Web3(IPCProvider(str(path), timeout=timeout)))
+    return _with_poa(Web3(IPCProvider(str(path), timeout=max(1, round(timeout)))))

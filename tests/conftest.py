@@ -1,0 +1,84 @@
+"""Shared fixtures: the pinned geth, free ports, short state dirs, consortia torn down."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.geth import GETH_VERSION, locate_geth
+from orchestrator.local import LocalConsortium
+
+
+@pytest.fixture(scope="session")
+def geth() -> str:
+    """The pinned geth; the version check inside locate_geth asserts 1.13.15."""
+    path = locate_geth(None)
+    assert GETH_VERSION == "1.13.15"
+    return path
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_bases(count: int, span: int) -> list[int]:
+    """`count` base ports, each followed by `span` free ports, ranges not overlapping."""
+    bases: list[int] = []
+    while len(bases) < count:
+        base = random.randrange(20000, 60000 - span)
+        taken = any(abs(base - b) < span for b in bases)
+        if not taken and all(_free(p) for p in range(base, base + span)):
+            bases.append(base)
+    return bases
+
+
+def consortium_yaml(
+    members: dict[str, int], *, period: int = 2, rpc_nodes: int = 0, extra: str = ""
+) -> str:
+    """A consortium file on free ports: members maps name to number of validators."""
+    span = sum(members.values()) + rpc_nodes * len(members)
+    p2p, http, authrpc = free_port_bases(3, span + 1)
+    lines = [
+        f"block_period: {period}",
+        f"ports: {{p2p: {p2p}, http: {http}, authrpc: {authrpc}}}",
+        "members:",
+    ]
+    lines += [f"  {m}: {{validators: {v}, rpc_nodes: {rpc_nodes}}}" for m, v in members.items()]
+    return "\n".join(lines) + "\n" + extra
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A short directory (geth's IPC socket path must stay under 108 characters)."""
+    d = Path(tempfile.mkdtemp(prefix="poa-", dir="/tmp"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def make_consortium(short_dir: Path, geth: str) -> Iterator[object]:
+    """Factory: (yaml text) -> (LocalConsortium, config path); every one is downed after."""
+    made: list[LocalConsortium] = []
+
+    def make(text: str, name: str = "c") -> tuple[LocalConsortium, Path]:
+        config = short_dir / f"{name}.yaml"
+        config.write_text(text)
+        local = LocalConsortium(short_dir / name, geth=geth)
+        made.append(local)
+        return local, config
+
+    yield make
+    for local in made:
+        if local.exists:
+            local.down()

@@ -1,0 +1,152 @@
+"""A real four-signer consortium (two banks, two validators each) on geth 1.13.15.
+
+One consortium is shared by the tests of this module, in file order: sealing rhythm,
+status, a kill -9 of one validator, and finally down + up resuming the same chain.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from orchestrator.cli import main
+from orchestrator.health import ipc_call
+from orchestrator.local import LocalConsortium
+from orchestrator.web3client import http_web3
+from tests.conftest import consortium_yaml
+
+pytestmark = [pytest.mark.geth, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def running(geth: str) -> Iterator[LocalConsortium]:
+    root = Path(tempfile.mkdtemp(prefix="poa-", dir="/tmp"))
+    config = root / "consortium.yaml"
+    config.write_text(consortium_yaml({"bank-a": 2, "bank-b": 2}))
+    local = LocalConsortium(root / "state", geth=geth)
+    try:
+        result = local.up(config, timeout=90)
+        assert result.created and len(result.started) == 4
+        yield local
+    finally:
+        if local.exists:
+            local.down()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.5)
+
+
+def head(local: LocalConsortium, node: str) -> int:
+    return int(http_web3(local.load().node(node).rpc_url).eth.block_number)
+
+
+def sealer(local: LocalConsortium, node: str, number: int) -> str:
+    signer = ipc_call(local.layout.node(node).ipc, "clique_getSigner", [hex(number)])
+    assert signer is not None, f"no clique_getSigner answer from {node}"
+    return str(signer).lower()
+
+
+def test_blocks_every_two_seconds_and_every_signer_seals(running: LocalConsortium) -> None:
+    start = head(running, "bank-a-1")
+    wait_for(lambda: head(running, "bank-a-1") >= start + 12, 60, "12 more blocks")
+    w3 = http_web3(running.load().node("bank-a-1").rpc_url)
+    end = int(w3.eth.block_number)
+    numbers = range(max(1, end - 12), end + 1)
+    times = [int(w3.eth.get_block(n)["timestamp"]) for n in numbers]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert len(gaps) >= 10
+    assert statistics.median(gaps) == 2, gaps
+
+    sealed_by = {sealer(running, "bank-a-1", n) for n in range(1, end + 1)}
+    signers = {a.lower() for a in running.signers().values()}
+    assert len(signers) == 4
+    assert signers <= sealed_by, f"never sealed: {signers - sealed_by}"
+
+
+def test_status_json_lists_every_node(running: LocalConsortium) -> None:
+    result = CliRunner().invoke(
+        main, ["status", "--state-dir", str(running.layout.root), "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["chain_id"] == running.load().settings.chain_id
+    names = [n["name"] for n in report["nodes"]]
+    assert names == ["bank-a-1", "bank-a-2", "bank-b-1", "bank-b-2"]
+    for node in report["nodes"]:
+        assert {"name", "member", "role", "rpc_url", "signer", "block", "peers", "healthy"} <= (
+            node.keys()
+        )
+        assert node["role"] == "validator"
+        assert node["healthy"] is True, node
+        assert node["peers"] == 3
+        assert node["signer"] == running.signers()[node["name"]]
+        assert node["rpc_url"].startswith("http://127.0.0.1:")
+
+
+def test_kill_9_one_validator_is_restarted_and_catches_up(running: LocalConsortium) -> None:
+    victim = "bank-b-2"
+    status_file = running.layout.node(victim).status
+    before = json.loads(status_file.read_text())
+    os.kill(before["geth_pid"], signal.SIGKILL)
+    killed_at = head(running, "bank-a-1")
+
+    # The other three keep sealing while the victim is down or restarting.
+    wait_for(lambda: head(running, "bank-a-1") >= killed_at + 3, 30, "3 blocks without victim")
+    others = {sealer(running, "bank-a-1", n) for n in range(killed_at + 1, killed_at + 4)}
+    assert len(others) >= 2
+
+    # The supervisor restarted it with a new process.
+    def restarted() -> bool:
+        now = json.loads(status_file.read_text())
+        return now["state"] == "RUNNING" and now["geth_pid"] not in (None, before["geth_pid"])
+
+    wait_for(restarted, 30, "the supervisor to restart geth")
+    assert json.loads(status_file.read_text())["restarts"] >= before["restarts"] + 1
+
+    # It catches up to the head and seals again.
+    wait_for(
+        lambda: head(running, victim) >= head(running, "bank-a-1") - 1, 45, "victim catch-up"
+    )
+    victim_signer = running.signers()[victim].lower()
+    resumed_at = head(running, "bank-a-1")
+
+    def victim_sealed_again() -> bool:
+        top = head(running, "bank-a-1")
+        return any(sealer(running, "bank-a-1", n) == victim_signer for n in range(resumed_at, top + 1))
+
+    wait_for(victim_sealed_again, 40, "the victim to seal again")
+
+
+def test_down_then_up_resumes_the_same_chain(running: LocalConsortium) -> None:
+    rpc = running.load().node("bank-a-1").rpc_url
+    genesis_hash = http_web3(rpc).eth.get_block(0)["hash"]
+    height = head(running, "bank-a-1")
+
+    stopped = running.down()
+    assert sorted(stopped) == ["bank-a-1", "bank-a-2", "bank-b-1", "bank-b-2"]
+    with pytest.raises(Exception):  # noqa: B017 - any connection error: the node is down
+        http_web3(rpc, timeout=1).eth.block_number
+    down = CliRunner().invoke(main, ["status", "--state-dir", str(running.layout.root)])
+    assert down.exit_code == 2, down.output
+
+    result = CliRunner().invoke(main, ["up", "--state-dir", str(running.layout.root)])
+    assert result.exit_code == 0, result.output
+    assert "RPC endpoints" in result.output and rpc in result.output
+    assert http_web3(rpc).eth.get_block(0)["hash"] == genesis_hash
+    assert head(running, "bank-a-1") > height
