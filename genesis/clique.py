@@ -93,7 +93,7 @@ def _sorted_signers(signers: Sequence[str]) -> list[bytes]:
 
 def clique_extra_data(signers: Sequence[str], vanity: bytes = b"") -> str:
     """extraData: vanity (right-padded to 32 bytes) + sorted signers + 65 zero bytes."""
-    if len(vanity) > VANITY_BYTES:
+    if not isinstance(vanity, bytes) or len(vanity) > VANITY_BYTES:
         raise InvalidGenesisSpec("vanity", vanity, f"at most {VANITY_BYTES} bytes")
     body = vanity.ljust(VANITY_BYTES, b"\0") + b"".join(_sorted_signers(signers))
     return "0x" + (body + b"\0" * SEAL_BYTES).hex()

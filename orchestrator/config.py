@@ -131,9 +131,24 @@ def load_config(path: Path | None = None) -> Consortium:
     return parse_config(text, source=str(path))
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a key given twice in one mapping (YAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_config(text: str, *, source: str) -> Consortium:
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -144,7 +159,9 @@ def parse_config(text: str, *, source: str) -> Consortium:
         ) from e
     if not isinstance(raw, dict):
         raise ConfigError(
-            f"expected a mapping of settings, got {type(raw).__name__}",
+            "the file is empty"
+            if raw is None
+            else f"expected a mapping of settings, got {type(raw).__name__}",
             obj=source,
             hint="the file needs at least a 'members:' mapping",
         )

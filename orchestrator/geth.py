@@ -37,7 +37,6 @@ class GethNode:
     authrpc_port: int
     max_peers: int
     signer: str | None = None  # set on validators: seal with this address
-    password_file: Path | None = None
     gas_limit: int | None = None
 
 
@@ -64,16 +63,16 @@ def geth_argv(geth: str, node: GethNode) -> list[str]:
     if node.gas_limit is not None:
         argv += ["--miner.gaslimit", str(node.gas_limit)]
     if node.signer is not None:
-        if node.password_file is None:
-            raise ValueError("a sealing node needs a password file")
-        # The key is unlocked for sealing; HTTP stays on loopback and carries only
-        # eth,net,web3, which is why geth insists on --allow-insecure-unlock here.
+        # --mine with the key still locked: geth accepts peers' blocks from the start
+        # but cannot seal until the supervisor unlocks the key over IPC, once the node
+        # is peered (orchestrator.sealing). No password reaches argv or geth's files.
+        # geth calls any unlock "insecure" while HTTP is on; HTTP stays on loopback
+        # with eth,net,web3 only.
         argv += [
             "--mine",
             "--miner.etherbase", node.signer,
-            "--unlock", node.signer,
-            "--password", str(node.password_file),
             "--allow-insecure-unlock",
+            "--rpc.enabledeprecatedpersonal",  # personal_unlockAccount, on IPC only
         ]  # fmt: skip
     return argv
 

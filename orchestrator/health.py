@@ -14,6 +14,7 @@ from typing import Any
 
 from requests.exceptions import RequestException
 from web3.exceptions import Web3Exception
+from web3.types import RPCEndpoint
 
 from orchestrator.web3client import http_web3, ipc_web3
 
@@ -48,7 +49,7 @@ def check_node(
         w3 = http_web3(rpc_url, timeout=timeout)
         head = w3.eth.get_block("latest")
         peers = int(w3.net.peer_count)
-        syncing = w3.eth.syncing is not False
+        syncing = is_behind(w3.provider.make_request(RPCEndpoint("eth_syncing"), []).get("result"))
     except _QUERY_ERRORS as e:
         return NodeHealth(reachable=False, problems=[f"RPC unreachable: {type(e).__name__}"])
     block = int(head["number"])
@@ -77,6 +78,14 @@ def check_node(
     )
 
 
+def is_behind(syncing: Any) -> bool:
+    """Read an `eth_syncing` answer. geth 1.13 answers an object even when level with
+    its peers (say, while indexing transactions); only currentBlock < highestBlock counts."""
+    if not isinstance(syncing, dict):
+        return False
+    return int(syncing.get("currentBlock", "0x0"), 16) < int(syncing.get("highestBlock", "0x0"), 16)
+
+
 def clique_signers(ipc_path: Path, *, timeout: float = 3.0) -> list[str] | None:
     """clique_getSigners over IPC, or None if the node cannot be asked."""
     result = ipc_call(ipc_path, "clique_getSigners", [], timeout=timeout)
@@ -89,8 +98,7 @@ def ipc_call(ipc_path: Path, method: str, params: list[Any], *, timeout: float =
         return None
     try:
         response = ipc_web3(ipc_path, timeout=timeout).provider.make_request(
-            method,  # type: ignore[arg-type]
-            params,
+            RPCEndpoint(method), params
         )
     except _QUERY_ERRORS:
         return None

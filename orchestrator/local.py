@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +33,7 @@ from orchestrator.keys import create_node_key, create_validator_key, enode_url
 from orchestrator.layout import UNIX_SOCKET_PATH_MAX, NodePaths, StateLayout
 from orchestrator.proc import runs_with_arg, stop_pid
 from orchestrator.runtime.process import ProcessRuntime
+from orchestrator.sealing import SealingGate
 from orchestrator.statefile import read_json, write_json_atomic
 from orchestrator.supervisor import RestartPolicy, SupervisedNode, Supervisor, log_tail
 
@@ -125,6 +126,11 @@ class LocalConsortium:
         network = read_json(self.layout.network) or {}
         return {n["name"]: n["signer"] for n in network.get("nodes", []) if n.get("signer")}
 
+    def static_peers(self, name: str) -> list[str]:
+        """The enodes of every other node: the peers `name` keeps."""
+        network = read_json(self.layout.network) or {}
+        return [n["enode"] for n in network.get("nodes", []) if n["name"] != name]
+
     # -- up --------------------------------------------------------------------------
     def up(self, config: Path | None = None, *, timeout: float = 60.0) -> UpResult:
         t0 = time.monotonic()
@@ -137,19 +143,18 @@ class LocalConsortium:
         created = not self.exists
         if created:
             self._create(consortium, geth)
-        started: list[str] = []
+        spawned: dict[str, int] = {}  # node -> supervisor pid
         try:
             for node in to_start:
-                self._spawn_supervisor(node.name, geth)
-                started.append(node.name)
-            head, sealed = self._wait_until_all_sealed(consortium, started, t0 + timeout, t0)
+                spawned[node.name] = self._spawn_supervisor(node.name, geth)
+            head, sealed = self._wait_until_all_sealed(consortium, list(spawned), t0 + timeout, t0)
         except BaseException:
-            log.warning("up failed; stopping the %d node(s) it started", len(started))
-            self._stop_nodes(started)
+            log.warning("up failed; stopping the %d node(s) it started", len(spawned))
+            self._stop_nodes(list(spawned), spawned)
             raise
         return UpResult(
             created=created,
-            started=started,
+            started=list(spawned),
             already_running=running,
             member_rpc={
                 m: [n.rpc_url for n in consortium.nodes if n.member == m]
@@ -269,20 +274,20 @@ class LocalConsortium:
             fcntl.flock(f, fcntl.LOCK_UN)
             return False
 
-    def _spawn_supervisor(self, name: str, geth: str) -> None:
+    def _spawn_supervisor(self, name: str, geth: str) -> int:
         paths = self.layout.node(name)
         argv = [
             sys.executable, "-m", "orchestrator.cli", SUPERVISE_COMMAND,
             "--state-dir", str(self.layout.root), "--node", name, "--geth", geth,
         ]  # fmt: skip
         with paths.supervisor_log.open("ab") as out:
-            subprocess.Popen(
+            return subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # outlives `poactl up`, untouched by its Ctrl-C
-            )
+            ).pid
 
     def supervise(self, name: str) -> int:
         """Run in the foreground as node `name`'s supervisor (what `up` spawns)."""
@@ -302,7 +307,6 @@ class LocalConsortium:
                 authrpc_port=node.authrpc_port,
                 max_peers=max(8, 2 * len(consortium.nodes)),
                 signer=self.signers().get(name),
-                password_file=paths.password if node.is_validator else None,
                 gas_limit=settings.gas_limit,
             ),
         )
@@ -313,6 +317,16 @@ class LocalConsortium:
             log_file=paths.geth_log,
             status_file=paths.status,
             lock_file=paths.lock,
+            sealing_gate=SealingGate(
+                paths.ipc,
+                signer=self.signers()[name],
+                password_file=paths.password,
+                needs_peers=len(consortium.validators) > 1,
+                static_peers=self.static_peers(name),
+                stall_after=max(8.0, 4.0 * settings.block_period),
+            )
+            if node.is_validator
+            else None,
         )
         policy = RestartPolicy(
             max_restarts=settings.supervision.max_restarts,
@@ -424,12 +438,16 @@ class LocalConsortium:
         consortium = self.load()
         return self._stop_nodes([n.name for n in consortium.nodes])
 
-    def _stop_nodes(self, names: Sequence[str]) -> list[str]:
+    def _stop_nodes(
+        self, names: Sequence[str], supervisor_pids: Mapping[str, int] | None = None
+    ) -> list[str]:
+        """Stop supervisors (by the pid we spawned, else the one in status.json), then geth."""
+
         def stop(name: str) -> str | None:
             paths = self.layout.node(name)
             status = read_json(paths.status) or {}
             stopped = False
-            pid = status.get("supervisor_pid")
+            pid = (supervisor_pids or {}).get(name, status.get("supervisor_pid"))
             if isinstance(pid, int) and runs_with_arg(pid, SUPERVISE_COMMAND):
                 stop_pid(pid, SUPERVISOR_STOP)
                 stopped = True

@@ -38,6 +38,7 @@ from tenacity import (
 from orchestrator.errors import NodeError
 from orchestrator.proc import runs_with_arg, stop_pid
 from orchestrator.runtime import NodeProcess, Runtime
+from orchestrator.sealing import SealingGate
 from orchestrator.statefile import read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class SupervisedNode:
     log_file: Path
     status_file: Path
     lock_file: Path
+    sealing_gate: SealingGate | None = None  # validators: start sealing once ready
 
 
 class GethExited(Exception):
@@ -126,6 +128,7 @@ class Supervisor:
             "supervisor_pid": os.getpid(),
             "geth_pid": self._proc.pid if self._proc and self._proc.poll() is None else None,
             "restarts": self.restarts,
+            "sealing": bool(self.node.sealing_gate and self.node.sealing_gate.sealing),
             "last_exit_code": self.last_exit_code,
             "message": message,
         }
@@ -151,6 +154,9 @@ class Supervisor:
                     for line in log_tail(self.node.log_file):
                         log.error("%s geth: %s", self.node.name, line)
                     return 1
+            if self.state is not State.STOPPED:  # stopped while waiting in BACKOFF
+                self._transition(State.STOPPING)
+                self._transition(State.STOPPED, "stopped during backoff")
             return 0
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
@@ -163,7 +169,7 @@ class Supervisor:
         retrying = Retrying(
             stop=stop_after_attempt(self.policy.max_restarts + 1),
             wait=wait_exponential_jitter(
-                initial=self.policy.backoff_initial, max=self.policy.backoff_max, jitter=1.0
+                multiplier=self.policy.backoff_initial, max=self.policy.backoff_max, jitter=1.0
             ),
             retry=retry_if_exception_type(GethExited),
             before_sleep=self._enter_backoff,
@@ -198,8 +204,11 @@ class Supervisor:
         except NodeError as e:
             raise GethExited(-1, 0.0) from e
         started = time.monotonic()
+        if self.node.sealing_gate is not None:
+            self.node.sealing_gate.reset()
         self._transition(State.RUNNING, f"geth pid {self._proc.pid}")
         while (code := self._proc.poll()) is None:
+            self._tend_sealing()
             if self._stop.wait(0.5):
                 self._transition(State.STOPPING)
                 self.last_exit_code = self._proc.stop()
@@ -212,6 +221,19 @@ class Supervisor:
         if uptime < self.policy.stable_after:
             raise GethExited(code, uptime)
         self.restarts += 1  # a stable run ended: restart at once with a fresh count
+
+    def _tend_sealing(self) -> None:
+        gate = self.node.sealing_gate
+        if gate is None:
+            return
+        try:
+            if not gate.tick():
+                return
+        except Exception:  # a surprise from the node must not end its supervision
+            log.exception("%s: sealing gate failed; will ask again", self.node.name)
+            return
+        log.info("%s: peered and caught up; sealing started", self.node.name)
+        write_json_atomic(self.node.status_file, self._status("sealing"))
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:

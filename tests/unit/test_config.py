@@ -1,0 +1,197 @@
+"""consortium.yaml: the shipped default, every rejected document, and canonical()."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.config import load_config, parse_config
+from orchestrator.errors import ConfigError
+
+# -- the shipped default --------------------------------------------------------------
+
+
+def test_shipped_default_is_two_banks_with_four_validators() -> None:
+    c = load_config()
+    assert c.members() == ["bank-a", "bank-b"]
+    assert [n.name for n in c.validators] == ["bank-a-1", "bank-a-2", "bank-b-1", "bank-b-2"]
+    assert len(c.nodes) == 4  # no rpc nodes
+    assert c.settings.block_period == 2
+    assert c.settings.chain_id == 7272
+
+
+def test_shipped_default_gives_every_node_distinct_ports() -> None:
+    c = load_config()
+    ports = [p for n in c.nodes for p in (n.p2p_port, n.http_port, n.authrpc_port)]
+    assert len(ports) == len(set(ports)) == 12
+    assert all(1024 <= p <= 65535 for p in ports)
+    assert c.node("bank-b-2").http_port == 8548
+    assert c.node("bank-b-2").rpc_url == "http://127.0.0.1:8548"
+
+
+def test_unknown_node_name_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match="no such node") as caught:
+        load_config().node("bank-c-1")
+    assert "bank-a-1, bank-a-2, bank-b-1, bank-b-2" in str(caught.value)
+
+
+def test_nodes_are_numbered_validators_first_with_ports_in_file_order() -> None:
+    c = parse_config(
+        "ports: {p2p: 40000, http: 41000, authrpc: 42000}\n"
+        "members:\n"
+        "  zeta: {validators: 1, rpc_nodes: 1}\n"
+        "  alpha: {validators: 2}\n",
+        source="t",
+    )
+    assert [(n.name, n.role, n.p2p_port) for n in c.nodes] == [
+        ("zeta-1", "validator", 40000),
+        ("zeta-2", "rpc", 40001),
+        ("alpha-1", "validator", 40002),
+        ("alpha-2", "validator", 40003),
+    ]
+
+
+# -- rejected documents ---------------------------------------------------------------
+
+ONE_MEMBER = "members: {bank-a: {validators: 1}}\n"
+
+BAD_DOCUMENTS = [
+    pytest.param("chain_id: 5\n", ["members", "required key is missing"], id="missing-members"),
+    pytest.param("members: {}\n", ["members", "{}", "at least 1 item"], id="empty-members"),
+    pytest.param(
+        ONE_MEMBER + "block_perod: 3\n",
+        ["block_perod", "unknown key", "block_period"],
+        id="unknown-top-level-key",
+    ),
+    pytest.param(
+        "members: {bank-a: {validator: 2}}\n",
+        ["members.bank-a.validator", "unknown key", "allowed here: validators, rpc_nodes"],
+        id="unknown-member-key",
+    ),
+    pytest.param(
+        ONE_MEMBER + "ports: {rpc: 9000}\n",
+        ["ports.rpc", "unknown key", "allowed here: p2p, http, authrpc"],
+        id="unknown-ports-key",
+    ),
+    pytest.param(
+        ONE_MEMBER + "block_period: 0\n",
+        ["block_period", "0 is not allowed", "greater than or equal to 1"],
+        id="period-0",
+    ),
+    pytest.param(
+        ONE_MEMBER + "block_period: '2'\n",
+        ["block_period", "'2' is not allowed", "integer"],
+        id="period-as-string",
+    ),
+    pytest.param(
+        "members: {Bank_A: {validators: 1}}\n",
+        ["members.Bank_A", "'Bank_A' is not allowed", "pattern"],
+        id="bad-member-name",
+    ),
+    pytest.param(
+        ONE_MEMBER + "ports: {http: 80}\n",
+        ["ports.http", "80 is not allowed", "greater than or equal to 1024"],
+        id="port-below-1024",
+    ),
+    pytest.param(
+        "ports: {p2p: 8545, http: 8546}\nmembers: {bank-a: {validators: 2}}\n",
+        ["ports", "port clash", "8546", "bank-a-1", "bank-a-2"],
+        id="p2p-and-http-bases-clash",
+    ),
+    pytest.param(
+        "ports: {p2p: 65535}\nmembers: {bank-a: {validators: 2}}\n",
+        ["ports.p2p", "65536", "above 65535"],
+        id="port-overflows-65535",
+    ),
+    pytest.param(
+        "members: {bank-a: {validators: 0, rpc_nodes: 1}, bank-b: {validators: 0}}\n",
+        ["members", "no validator", "validators: 1"],
+        id="no-validators",
+    ),
+    pytest.param(
+        "members:\n  bank-a: {validators: 2\n  bank-b: {}\n",
+        ["not valid YAML", "line 3"],
+        id="broken-yaml-syntax",
+    ),
+    pytest.param(
+        "- members\n- bank-a\n", ["expected a mapping", "got list", "members:"], id="top-level-list"
+    ),
+    pytest.param("", ["expected a mapping"], id="empty-document"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD_DOCUMENTS)
+def test_bad_document_names_key_and_value(text: str, expected: list[str]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, source="my-consortium.yaml")
+    message = str(caught.value)
+    assert message.startswith("my-consortium.yaml")  # the file is named too
+    for part in expected:
+        assert part in message, f"{part!r} missing from: {message}"
+    assert "\n  hint: " in message
+
+
+def test_unreadable_file_is_a_config_error_naming_the_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nope" / "consortium.yaml"
+    with pytest.raises(ConfigError) as caught:
+        load_config(missing)
+    assert str(missing) in str(caught.value)
+    assert "cannot read" in str(caught.value)
+    assert "No such file or directory" in str(caught.value)
+
+
+def test_directory_given_as_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the consortium file"):
+        load_config(tmp_path)
+
+
+def test_load_config_from_a_file_records_its_path(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(ONE_MEMBER)
+    c = load_config(path)
+    assert c.source == str(path)
+    assert [n.name for n in c.nodes] == ["bank-a-1"]
+
+
+# -- canonical() ----------------------------------------------------------------------
+
+
+def test_canonical_is_stable_across_key_order_and_layout() -> None:
+    block_style = """
+block_period: 5
+chain_id: 99
+members:
+  bank-b:
+    rpc_nodes: 1
+    validators: 1
+  bank-a:
+    validators: 2
+ports:
+  http: 9545
+  p2p: 31303
+"""
+    flow_style = """
+ports: {p2p: 31303, http: 9545}
+members: {bank-b: {validators: 1, rpc_nodes: 1}, bank-a: {validators: 2}}
+chain_id: 99
+block_period: 5
+epoch: 30000
+"""
+    a = parse_config(block_style, source="a")
+    b = parse_config(flow_style, source="b")
+    assert a.canonical() == b.canonical()
+    assert "block_period: 5\n" in a.canonical()
+
+
+def test_canonical_differs_when_a_setting_differs() -> None:
+    a = parse_config(ONE_MEMBER + "block_period: 5\n", source="a")
+    b = parse_config(ONE_MEMBER + "block_period: 6\n", source="a")
+    assert a.canonical() != b.canonical()
+
+
+def test_canonical_round_trips() -> None:
+    c = load_config()
+    again = parse_config(c.canonical(), source="recorded")
+    assert again.canonical() == c.canonical()
+    assert again.nodes == c.nodes

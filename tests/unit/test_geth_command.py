@@ -1,0 +1,190 @@
+"""geth's argv and TOML as pure data, and finding/checking the pinned binary."""
+
+from __future__ import annotations
+
+import stat
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import ToolError
+from orchestrator.geth import (
+    GETH_VERSION,
+    GethNode,
+    check_geth_version,
+    geth_argv,
+    geth_config_toml,
+    locate_geth,
+)
+
+SIGNER = "0x7e5f4552091A69125d5DFcD7B8C2659029395bDF"
+PASSWORD = "s3cret-Passw0rd-never-in-argv"
+
+
+def _node(tmp: Path, *, validator: bool) -> GethNode:
+    return GethNode(
+        datadir=tmp / "datadir",
+        config_file=tmp / "config.toml",
+        ipc_path=tmp / "datadir" / "geth.ipc",
+        network_id=7272,
+        http_port=8545,
+        authrpc_port=8651,
+        max_peers=8,
+        signer=SIGNER if validator else None,
+        password_file=tmp / "password" if validator else None,
+        gas_limit=30_000_000,
+    )
+
+
+def _value(argv: list[str], flag: str) -> str:
+    assert argv.count(flag) == 1, f"{flag} should appear exactly once in {argv}"
+    return argv[argv.index(flag) + 1]
+
+
+@pytest.fixture(params=["validator", "rpc"])
+def argv(request: pytest.FixtureRequest, tmp_path: Path) -> list[str]:
+    return geth_argv("/opt/geth", _node(tmp_path, validator=request.param == "validator"))
+
+
+def test_argv_is_pure(tmp_path: Path) -> None:
+    node = _node(tmp_path, validator=True)
+    assert geth_argv("/opt/geth", node) == geth_argv("/opt/geth", node)
+    assert geth_argv("/opt/geth", node)[0] == "/opt/geth"
+    assert not (tmp_path / "datadir").exists()  # builds argv, touches nothing
+
+
+def test_http_is_loopback_with_only_eth_net_web3(argv: list[str]) -> None:
+    assert "--http" in argv
+    assert _value(argv, "--http.addr") == "127.0.0.1"
+    assert _value(argv, "--http.port") == "8545"
+    assert _value(argv, "--http.api") == "eth,net,web3"
+    assert _value(argv, "--authrpc.addr") == "127.0.0.1"
+
+
+@pytest.mark.parametrize("namespace", ["personal", "admin", "clique", "miner", "debug"])
+def test_http_api_never_exposes_dangerous_namespaces(argv: list[str], namespace: str) -> None:
+    assert namespace not in _value(argv, "--http.api").split(",")
+    assert not any(a.startswith("--http.api=") for a in argv)
+    assert "--ws" not in argv
+
+
+def test_peering_is_static_and_loopback_only(argv: list[str]) -> None:
+    assert "--nodiscover" in argv
+    assert _value(argv, "--netrestrict") == "127.0.0.0/8"
+    assert _value(argv, "--nat") == "none"
+    assert "--port" not in argv  # would listen on every interface; the TOML sets it
+
+
+def test_validator_unlocks_its_signer_from_a_password_file(tmp_path: Path) -> None:
+    node = _node(tmp_path, validator=True)
+    argv = geth_argv("/opt/geth", node)
+    assert "--mine" in argv
+    assert _value(argv, "--miner.etherbase") == SIGNER
+    assert _value(argv, "--unlock") == SIGNER
+    assert _value(argv, "--password") == str(tmp_path / "password")
+    assert "--allow-insecure-unlock" in argv
+
+
+def test_password_itself_never_appears_in_argv(tmp_path: Path) -> None:
+    (tmp_path / "password").write_text(PASSWORD)
+    argv = geth_argv("/opt/geth", _node(tmp_path, validator=True))
+    assert not any(PASSWORD in a for a in argv)
+
+
+@pytest.mark.parametrize(
+    "flag", ["--mine", "--miner.etherbase", "--unlock", "--password", "--allow-insecure-unlock"]
+)
+def test_rpc_node_gets_no_sealing_flags(tmp_path: Path, flag: str) -> None:
+    argv = geth_argv("/opt/geth", _node(tmp_path, validator=False))
+    assert flag not in argv
+
+
+def test_sealing_without_password_file_is_refused(tmp_path: Path) -> None:
+    node = GethNode(
+        datadir=tmp_path,
+        config_file=tmp_path / "c.toml",
+        ipc_path=tmp_path / "geth.ipc",
+        network_id=1,
+        http_port=8545,
+        authrpc_port=8551,
+        max_peers=8,
+        signer=SIGNER,
+    )
+    with pytest.raises(ValueError, match="password file"):
+        geth_argv("/opt/geth", node)
+
+
+# -- TOML -----------------------------------------------------------------------------
+
+ENODE_B = "enode://" + "b" * 128 + "@127.0.0.1:30305"
+ENODE_A = "enode://" + "a" * 128 + "@127.0.0.1:30304"
+
+
+def test_config_toml_listens_on_loopback_with_sorted_static_nodes() -> None:
+    text = geth_config_toml(30303, [ENODE_B, ENODE_A])
+    parsed = tomllib.loads(text)
+    assert parsed == {
+        "Node": {"P2P": {"ListenAddr": "127.0.0.1:30303", "StaticNodes": [ENODE_A, ENODE_B]}}
+    }
+
+
+def test_config_toml_does_not_depend_on_peer_order() -> None:
+    assert geth_config_toml(1, [ENODE_A, ENODE_B]) == geth_config_toml(1, [ENODE_B, ENODE_A])
+
+
+def test_config_toml_with_no_peers_is_valid() -> None:
+    parsed = tomllib.loads(geth_config_toml(30303, []))
+    assert parsed["Node"]["P2P"]["StaticNodes"] == []
+
+
+# -- finding and checking geth --------------------------------------------------------
+
+
+def _fake_geth(tmp_path: Path, version_line: str) -> Path:
+    script = tmp_path / "geth"
+    script.write_text(f"#!/bin/sh\necho Geth\necho '{version_line}'\necho 'Go Version: go1.22'\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return script
+
+
+def test_wrong_geth_version_is_rejected_naming_the_pinned_one(tmp_path: Path) -> None:
+    fake = _fake_geth(tmp_path, "Version: 1.14.0-stable")
+    with pytest.raises(ToolError) as caught:
+        check_geth_version(str(fake))
+    message = str(caught.value)
+    assert "1.14.0-stable" in message
+    assert GETH_VERSION == "1.13.15"
+    assert "1.13.15" in message
+    assert str(fake) in message
+
+
+def test_pinned_geth_version_is_accepted(tmp_path: Path) -> None:
+    fake = _fake_geth(tmp_path, "Version: 1.13.15-stable")
+    check_geth_version(str(fake))  # no error
+    assert locate_geth(str(fake)) == str(fake.resolve())
+
+
+def test_geth_that_prints_no_version_is_rejected(tmp_path: Path) -> None:
+    fake = _fake_geth(tmp_path, "something else")
+    with pytest.raises(ToolError, match="version unknown"):
+        check_geth_version(str(fake))
+
+
+def test_geth_that_fails_to_run_is_a_tool_error(tmp_path: Path) -> None:
+    script = tmp_path / "geth"
+    script.write_text("#!/bin/sh\nexit 7\n")
+    script.chmod(0o755)
+    with pytest.raises(ToolError, match="cannot run `geth version`") as caught:
+        check_geth_version(str(script))
+    assert "scripts/setup.sh" in str(caught.value)
+
+
+def test_locate_geth_with_a_missing_explicit_path_hints_at_setup(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-geth"
+    with pytest.raises(ToolError) as caught:
+        locate_geth(str(missing))
+    message = str(caught.value)
+    assert str(missing) in message
+    assert "not found" in message
+    assert "scripts/setup.sh" in message
