@@ -50,6 +50,7 @@ class NodeStatus:
     spec: NodeSpec
     signer: str | None
     state: str
+    sealing: bool
     health: NodeHealth
 
     @property
@@ -67,6 +68,7 @@ class NodeStatus:
             "peers": self.health.peers,
             "healthy": self.healthy,
             "state": self.state,
+            "sealing": self.sealing,
             "problems": self.health.problems,
         }
 
@@ -412,6 +414,7 @@ class LocalConsortium:
         def one(node: NodeSpec) -> NodeStatus:
             paths = self.layout.node(node.name)
             state = self._supervisor_state(paths)
+            sealing = state == "RUNNING" and bool((read_json(paths.status) or {}).get("sealing"))
             health = check_node(
                 node.rpc_url,
                 paths.ipc,
@@ -419,7 +422,7 @@ class LocalConsortium:
                 expect_peers=many,
                 stall_after=stall_after,
             )
-            return NodeStatus(node, signers.get(node.name), state, health)
+            return NodeStatus(node, signers.get(node.name), state, sealing, health)
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             nodes = list(pool.map(one, consortium.nodes))

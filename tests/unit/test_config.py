@@ -117,7 +117,24 @@ BAD_DOCUMENTS = [
     pytest.param(
         "- members\n- bank-a\n", ["expected a mapping", "got list", "members:"], id="top-level-list"
     ),
-    pytest.param("", ["expected a mapping"], id="empty-document"),
+    pytest.param("", ["the file is empty", "members:"], id="empty-document"),
+    pytest.param("# nothing but a comment\n", ["the file is empty"], id="comment-only-document"),
+    pytest.param("42\n", ["expected a mapping", "got int", "members:"], id="top-level-scalar"),
+    pytest.param(
+        "members:\n  bank-a: {validators: 1}\n  bank-a: {validators: 2}\n",
+        ["not valid YAML", "'bank-a'", "given twice", "line 3"],
+        id="member-listed-twice",
+    ),
+    pytest.param(
+        ONE_MEMBER + "block_period: 2\nblock_period: 3\n",
+        ["not valid YAML", "'block_period'", "given twice"],
+        id="top-level-key-twice",
+    ),
+    pytest.param(
+        "members: {bank-a: {validators: 1, validators: 2}}\n",
+        ["'validators'", "given twice"],
+        id="member-setting-twice",
+    ),
 ]
 
 

@@ -189,6 +189,8 @@ INVALID = [
     pytest.param(_spec(chain_id=True), "chain_id", "an integer", id="bool-chain-id"),
     pytest.param(_spec(period=True), "period", "an integer", id="bool-period"),
     pytest.param(_spec(vanity=b"x" * 33), "vanity", "at most 32 bytes", id="vanity-33-bytes"),
+    pytest.param(_spec(vanity="poactl"), "vanity", "32 bytes", id="vanity-as-str"),
+    pytest.param(_spec(vanity=""), "vanity", "32 bytes", id="vanity-empty-str"),
     pytest.param(
         _spec(alloc={D.lower(): 1, "0x" + D[2:].upper(): 2}),
         f"alloc[0x{D[2:].upper()}]",

@@ -19,7 +19,14 @@ from orchestrator.geth import (
 )
 
 SIGNER = "0x7e5f4552091A69125d5DFcD7B8C2659029395bDF"
-PASSWORD = "s3cret-Passw0rd-never-in-argv"
+SEALING_FLAGS = [
+    "--mine",
+    "--miner.etherbase",
+    "--allow-insecure-unlock",
+    "--rpc.enabledeprecatedpersonal",
+]
+# Flags that would hand geth the key's password; the supervisor unlocks over IPC instead.
+UNLOCK_FLAGS = ["--unlock", "--password"]
 
 
 def _node(tmp: Path, *, validator: bool) -> GethNode:
@@ -32,7 +39,6 @@ def _node(tmp: Path, *, validator: bool) -> GethNode:
         authrpc_port=8651,
         max_peers=8,
         signer=SIGNER if validator else None,
-        password_file=tmp / "password" if validator else None,
         gas_limit=30_000_000,
     )
 
@@ -76,43 +82,60 @@ def test_peering_is_static_and_loopback_only(argv: list[str]) -> None:
     assert "--port" not in argv  # would listen on every interface; the TOML sets it
 
 
-def test_validator_unlocks_its_signer_from_a_password_file(tmp_path: Path) -> None:
-    node = _node(tmp_path, validator=True)
-    argv = geth_argv("/opt/geth", node)
-    assert "--mine" in argv
-    assert _value(argv, "--miner.etherbase") == SIGNER
-    assert _value(argv, "--unlock") == SIGNER
-    assert _value(argv, "--password") == str(tmp_path / "password")
-    assert "--allow-insecure-unlock" in argv
-
-
-def test_password_itself_never_appears_in_argv(tmp_path: Path) -> None:
-    (tmp_path / "password").write_text(PASSWORD)
+def test_validator_mines_with_its_signer_but_key_stays_locked(tmp_path: Path) -> None:
     argv = geth_argv("/opt/geth", _node(tmp_path, validator=True))
-    assert not any(PASSWORD in a for a in argv)
+    assert argv.count("--mine") == 1
+    assert _value(argv, "--miner.etherbase") == SIGNER
+    assert argv.count("--allow-insecure-unlock") == 1
+    # personal_unlockAccount for the supervisor: IPC only, never over HTTP
+    assert argv.count("--rpc.enabledeprecatedpersonal") == 1
+    assert "personal" not in _value(argv, "--http.api").split(",")
+    for flag in UNLOCK_FLAGS:
+        assert flag not in argv
+        assert not any(a.startswith(flag + "=") for a in argv)
 
 
-@pytest.mark.parametrize(
-    "flag", ["--mine", "--miner.etherbase", "--unlock", "--password", "--allow-insecure-unlock"]
-)
+def test_no_password_or_password_file_reaches_argv() -> None:
+    # A fixed base dir: pytest's tmp_path would carry this test's name, "password" included.
+    base = Path("/srv/poactl/nodes/bank-a-1")
+    for validator in (True, False):
+        argv = geth_argv("/opt/geth", _node(base, validator=validator))
+        assert not any("password" in a.lower() for a in argv), argv
+
+
+def test_validator_argv_is_the_rpc_argv_plus_the_sealing_flags(tmp_path: Path) -> None:
+    validator = geth_argv("/opt/geth", _node(tmp_path, validator=True))
+    rpc = geth_argv("/opt/geth", _node(tmp_path, validator=False))
+    assert validator[: len(rpc)] == rpc
+    assert validator[len(rpc) :] == [
+        "--mine",
+        "--miner.etherbase",
+        SIGNER,
+        "--allow-insecure-unlock",
+        "--rpc.enabledeprecatedpersonal",
+    ]
+
+
+@pytest.mark.parametrize("flag", SEALING_FLAGS + UNLOCK_FLAGS)
 def test_rpc_node_gets_no_sealing_flags(tmp_path: Path, flag: str) -> None:
     argv = geth_argv("/opt/geth", _node(tmp_path, validator=False))
     assert flag not in argv
+    assert not any(a.startswith(flag + "=") for a in argv)
 
 
-def test_sealing_without_password_file_is_refused(tmp_path: Path) -> None:
-    node = GethNode(
-        datadir=tmp_path,
-        config_file=tmp_path / "c.toml",
-        ipc_path=tmp_path / "geth.ipc",
-        network_id=1,
-        http_port=8545,
-        authrpc_port=8551,
-        max_peers=8,
-        signer=SIGNER,
-    )
-    with pytest.raises(ValueError, match="password file"):
-        geth_argv("/opt/geth", node)
+def test_geth_node_has_no_password_file_field(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="password_file"):
+        GethNode(  # type: ignore[call-arg]
+            datadir=tmp_path,
+            config_file=tmp_path / "c.toml",
+            ipc_path=tmp_path / "geth.ipc",
+            network_id=1,
+            http_port=8545,
+            authrpc_port=8551,
+            max_peers=8,
+            signer=SIGNER,
+            password_file=tmp_path / "pw",
+        )
 
 
 # -- TOML -----------------------------------------------------------------------------

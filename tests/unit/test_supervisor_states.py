@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -216,19 +217,46 @@ def test_second_supervisor_for_the_same_node_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "status.json").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: a stop requested during BACKOFF returns 0 but leaves status.json "
-    "in BACKOFF instead of passing STOPPING -> STOPPED (supervisor._run_with_restarts)",
-)
-def test_stop_request_during_backoff_ends_stopped(tmp_path: Path) -> None:
+def test_stop_request_during_backoff_ends_stopped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="orchestrator.supervisor")
     slow = RestartPolicy(max_restarts=5, backoff_initial=5, backoff_max=5, stable_after=60)
-    supervisor = Supervisor(_node(tmp_path, EXIT_3), ChildRuntime(), slow)
+    runtime = ChildRuntime()
+    supervisor = Supervisor(_node(tmp_path, EXIT_3), runtime, slow)
     stopper = threading.Timer(1.0, supervisor.request_stop)  # the child exited; now backing off
     stopper.start()
+    t0 = time.monotonic()
     try:
         code = supervisor.run()
     finally:
         stopper.cancel()
+    assert time.monotonic() - t0 < 4.5  # the stop cut the 5 s backoff short
     assert code == 0
-    assert _status(tmp_path)["state"] == "STOPPED"
+    assert supervisor.state is State.STOPPED
+    status = _status(tmp_path)
+    assert status["state"] == "STOPPED"
+    assert status["geth_pid"] is None
+    assert status["last_exit_code"] == 3
+    assert len(runtime.started) == 1  # no restart after the stop
+    transitions = _transitions(caplog)
+    assert transitions[-3:] == [
+        ("RUNNING", "BACKOFF"),
+        ("BACKOFF", "STOPPING"),
+        ("STOPPING", "STOPPED"),
+    ]
+    for before, after in transitions:
+        assert State(after) in ALLOWED[State(before)]
+
+
+def test_a_node_without_a_sealing_gate_reports_not_sealing(tmp_path: Path) -> None:
+    node = _node(tmp_path, SLEEPS)
+    assert node.sealing_gate is None  # the default: rpc nodes, and these fake runs
+    supervisor = Supervisor(node, ChildRuntime(), FAST)
+    stopper = threading.Timer(0.5, supervisor.request_stop)
+    stopper.start()
+    try:
+        assert supervisor.run() == 0
+    finally:
+        stopper.cancel()
+    assert _status(tmp_path)["sealing"] is False
