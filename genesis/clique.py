@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from eth_utils.address import is_checksum_address, is_hex_address, to_checksum_address
+from eth_utils.address import is_checksum_address, is_hex_address
 
 VANITY_BYTES = 32
 SEAL_BYTES = 65
@@ -134,8 +134,3 @@ def build_genesis(spec: CliqueSpec) -> dict[str, Any]:
 def canonical_json(genesis: Mapping[str, Any]) -> bytes:
     """Sorted keys, two-space indent, trailing newline: stable bytes for hashing/diffing."""
     return (json.dumps(genesis, sort_keys=True, indent=2) + "\n").encode()
-
-
-def signer_checksums(signers: Sequence[str]) -> list[str]:
-    """The signers in extraData order, EIP-55 checksummed (for display)."""
-    return [to_checksum_address(a) for a in _sorted_signers(signers)]

@@ -120,7 +120,7 @@ def _table(report: ConsortiumStatus) -> str:
             d["name"], d["member"], d["role"], d["state"],
             "-" if d["block"] is None else str(d["block"]),
             "-" if d["peers"] is None else str(d["peers"]),
-            "ok" if d["healthy"] else "; ".join(d["problems"]) or "down",
+            "ok" if d["healthy"] else "; ".join(d["problems"]) or d["state"].lower(),
             d["rpc_url"], d["signer"] or "-",
         ))  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]

@@ -1,8 +1,9 @@
 """Is a node healthy? Asked through web3: HTTP for eth/net, IPC for clique.
 
-A node is healthy when it answers, is not syncing, its head is recent (the chain is
-advancing), it has a peer (if it has any to have), and, for a validator, its address
-is among the Clique signers. Unreachable is a normal answer, not an exception.
+A node is healthy when it answers, is not syncing, it has a peer (if it has any to
+have), and, for a validator, its address is among the Clique signers. Whether the
+chain advances and whether a node lags are judged across nodes, by the caller
+(`LocalConsortium.status`). Unreachable is a normal answer, not an exception.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ def check_node(
     *,
     signer: str | None,
     expect_peers: bool,
-    stall_after: float,
     timeout: float = 3.0,
 ) -> NodeHealth:
     try:
@@ -58,8 +58,6 @@ def check_node(
     problems = []
     if syncing:
         problems.append("syncing")
-    if head_age > stall_after:
-        problems.append(f"head is {head_age:.0f}s old (chain not advancing)")
     if expect_peers and peers == 0:
         problems.append("no peers")
     if signer is not None:

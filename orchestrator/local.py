@@ -9,6 +9,7 @@ stops what it started, so a bad run leaves nothing half-made behind.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import logging
 import shutil
@@ -29,7 +30,12 @@ from orchestrator.config import Consortium, NodeSpec, load_config, parse_config
 from orchestrator.errors import ConfigError, NodeError, StateError, WaitTimeout
 from orchestrator.geth import GethNode, geth_argv, geth_config_toml, locate_geth
 from orchestrator.health import NodeHealth, check_node, ipc_call
-from orchestrator.keys import create_node_key, create_validator_key, enode_url
+from orchestrator.keys import (
+    create_node_key,
+    create_validator_key,
+    enode_url,
+    keystore_address,
+)
 from orchestrator.layout import UNIX_SOCKET_PATH_MAX, NodePaths, StateLayout
 from orchestrator.proc import runs_with_arg, stop_pid
 from orchestrator.runtime.process import ProcessRuntime
@@ -40,6 +46,7 @@ from orchestrator.supervisor import RestartPolicy, SupervisedNode, Supervisor, l
 log = logging.getLogger(__name__)
 
 SUPERVISE_COMMAND = "supervise"
+MAX_LAG_BLOCKS = 2  # a node further behind the highest node is not healthy
 # The supervisor gets SIGTERM and stops geth itself (which may take geth's own
 # SIGINT/TERM/KILL sequence); only then do we kill the supervisor.
 SUPERVISOR_STOP = ((signal.SIGTERM, 40.0), (signal.SIGKILL, 5.0))
@@ -52,10 +59,21 @@ class NodeStatus:
     state: str
     sealing: bool
     health: NodeHealth
+    behind: int = 0  # blocks behind the highest node of the consortium
+    chain_stalled_for: float | None = None  # set when no node has a recent block
+
+    @property
+    def problems(self) -> list[str]:
+        found = list(self.health.problems)
+        if self.behind > MAX_LAG_BLOCKS:
+            found.append(f"{self.behind} blocks behind the head")
+        if self.chain_stalled_for is not None:
+            found.append(f"chain not advancing: newest block is {self.chain_stalled_for:.0f}s old")
+        return found
 
     @property
     def healthy(self) -> bool:
-        return self.state == "RUNNING" and self.health.healthy
+        return self.state == "RUNNING" and self.health.reachable and not self.problems
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -69,7 +87,7 @@ class NodeStatus:
             "healthy": self.healthy,
             "state": self.state,
             "sealing": self.sealing,
-            "problems": self.health.problems,
+            "problems": self.problems,
         }
 
 
@@ -298,6 +316,7 @@ class LocalConsortium:
         paths = self.layout.node(name)
         geth = locate_geth(self._geth)
         settings = consortium.settings
+        signer = self._checked_signer(name, paths) if node.is_validator else None
         argv = geth_argv(
             geth,
             GethNode(
@@ -308,7 +327,7 @@ class LocalConsortium:
                 http_port=node.http_port,
                 authrpc_port=node.authrpc_port,
                 max_peers=max(8, 2 * len(consortium.nodes)),
-                signer=self.signers().get(name),
+                signer=signer,
                 gas_limit=settings.gas_limit,
             ),
         )
@@ -321,7 +340,7 @@ class LocalConsortium:
             lock_file=paths.lock,
             sealing_gate=SealingGate(
                 paths.ipc,
-                signer=self.signers()[name],
+                signer=str(signer),
                 password_file=paths.password,
                 needs_peers=len(consortium.validators) > 1,
                 static_peers=self.static_peers(name),
@@ -336,10 +355,24 @@ class LocalConsortium:
         )
         return Supervisor(supervised, ProcessRuntime(), policy).run()
 
+    def _checked_signer(self, name: str, paths: NodePaths) -> str:
+        """The keystore's address, which must be the signer the genesis names."""
+        address = keystore_address(paths.keystore)
+        recorded = self.signers().get(name)
+        if recorded is None or recorded.lower() != address.lower():
+            raise StateError(
+                f"keystore holds {address} but network.json names signer {recorded}",
+                obj=str(paths.keystore),
+                hint="the state dir is damaged; restore it from backup or `poactl destroy` it",
+            )
+        return address
+
     def _wait_until_all_sealed(
         self, consortium: Consortium, started: Sequence[str], deadline: float, t0: float
     ) -> tuple[int, dict[str, int]]:
-        """Wait until every validator seals a block after we first see the chain."""
+        """Wait until every validator seals a block after we first see the chain, and
+        every node is within MAX_LAG_BLOCKS of the head (a node that does not seal
+        takes peers' blocks only after its first sync, which geth runs every 10 s)."""
         signers = self.signers()
         wanted = {addr.lower(): name for name, addr in signers.items()}
         sealed: dict[str, int] = {}  # signer name -> first block seen sealed by it
@@ -366,22 +399,26 @@ class LocalConsortium:
                         sealed.setdefault(name, checked)
                 break
             missing = sorted(set(signers) - set(sealed))
-            last = (
-                f"head {checked}, sealed since block {baseline}: "
-                f"{', '.join(sorted(sealed)) or 'none'}; waiting for: {', '.join(missing)}"
-                if baseline is not None
-                else last
-            )
-            if not missing:
+            lagging = [] if missing else self._lagging(consortium)
+            if baseline is not None:
+                last = (
+                    f"head {checked}, sealed since block {baseline}: "
+                    f"{', '.join(sorted(sealed)) or 'none'}; "
+                    + (f"waiting for: {', '.join(missing)}" if missing else "all sealed")
+                    + (f"; catching up: {', '.join(lagging)}" if lagging else "")
+                )
+            if not missing and not lagging:
                 return checked, sealed
             if time.monotonic() > deadline:
                 tails = [
                     f"[{name}] {line}"
-                    for name in missing
+                    for name in missing or lagging
                     for line in log_tail(self.layout.node(name).geth_log, 5)
                 ]
                 raise WaitTimeout(
-                    "not every validator sealed a block in time",
+                    "not every validator sealed a block in time"
+                    if missing
+                    else "not every node caught up with the head in time",
                     elapsed=time.monotonic() - t0,
                     last_state=last,
                     log_tail=tails,
@@ -390,6 +427,16 @@ class LocalConsortium:
                     "a slow machine may need a longer --timeout",
                 )
             time.sleep(0.25)
+
+    def _lagging(self, consortium: Consortium) -> list[str]:
+        """Nodes that do not answer or are more than MAX_LAG_BLOCKS behind the highest."""
+        heads = {
+            n.name: ipc_call(self.layout.node(n.name).ipc, "eth_blockNumber", [], timeout=2.0)
+            for n in consortium.nodes
+        }
+        numbers = {name: int(h, 16) for name, h in heads.items() if isinstance(h, str)}
+        top = max(numbers.values(), default=0)
+        return [n for n in heads if numbers.get(n, -1) < top - MAX_LAG_BLOCKS]
 
     def _raise_if_supervisor_died(self, started: Sequence[str], t0: float) -> None:
         for name in started:
@@ -420,12 +467,22 @@ class LocalConsortium:
                 paths.ipc,
                 signer=signers.get(node.name),
                 expect_peers=many,
-                stall_after=stall_after,
             )
             return NodeStatus(node, signers.get(node.name), state, sealing, health)
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             nodes = list(pool.map(one, consortium.nodes))
+        top = max((n.health.block for n in nodes if n.health.block is not None), default=0)
+        ages = [n.health.head_age for n in nodes if n.health.head_age is not None]
+        stalled = min(ages) if ages and min(ages) > stall_after else None
+        nodes = [
+            dataclasses.replace(
+                n,
+                behind=top - n.health.block if n.health.block is not None else 0,
+                chain_stalled_for=stalled,
+            )
+            for n in nodes
+        ]
         return ConsortiumStatus(consortium.settings.chain_id, self.layout.root, nodes)
 
     def _supervisor_state(self, paths: NodePaths) -> str:

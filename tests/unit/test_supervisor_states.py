@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import NodeError
+from orchestrator.runtime.process import LocalProcess, ProcessRuntime
 from orchestrator.supervisor import (
     ALLOWED,
     RestartPolicy,
@@ -65,40 +65,20 @@ def test_every_state_but_fatal_and_stopped_can_reach_fatal_or_stop() -> None:
 # -- a real Runtime -------------------------------------------------------------------
 
 
-class ChildProcess:
-    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
-        self._popen = popen
-
-    @property
-    def pid(self) -> int:
-        return self._popen.pid
-
-    def poll(self) -> int | None:
-        return self._popen.poll()
-
-    def stop(self) -> int:
-        if self._popen.poll() is None:
-            self._popen.terminate()
-        return self._popen.wait(timeout=10)
-
-
-class ChildRuntime:
-    """Runs argv as a child process with output appended to the log file."""
+class ChildRuntime(ProcessRuntime):
+    """The real process runtime, counting what it started."""
 
     def __init__(self) -> None:
-        self.started: list[ChildProcess] = []
+        self.started: list[LocalProcess] = []
 
-    def start(self, argv: Sequence[str], *, name: str, log_file: Path) -> ChildProcess:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        with log_file.open("ab") as out:
-            popen = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT)
-        proc = ChildProcess(popen)
+    def start(self, argv: Sequence[str], *, name: str, log_file: Path) -> LocalProcess:
+        proc = super().start(argv, name=name, log_file=log_file)
         self.started.append(proc)
         return proc
 
 
 class FailingRuntime:
-    def start(self, argv: Sequence[str], *, name: str, log_file: Path) -> ChildProcess:
+    def start(self, argv: Sequence[str], *, name: str, log_file: Path) -> LocalProcess:
         raise NodeError("cannot start geth", obj=name)
 
 
@@ -196,7 +176,8 @@ def test_stop_request_stops_the_child_and_ends_stopped(tmp_path: Path) -> None:
     status = _status(tmp_path)
     assert status["state"] == "STOPPED"
     assert status["restarts"] == 0
-    assert status["last_exit_code"] == -signal.SIGTERM
+    # The runtime asks politely first: SIGINT is geth's clean-shutdown signal.
+    assert status["last_exit_code"] == -signal.SIGINT
     assert len(runtime.started) == 1
     assert runtime.started[0].poll() is not None  # the child is gone
 
