@@ -18,7 +18,8 @@ import click
 from orchestrator import __version__
 from orchestrator.errors import PoaError
 from orchestrator.layout import default_state_dir
-from orchestrator.local import ConsortiumStatus, LocalConsortium, UpResult
+from orchestrator.local import LocalConsortium, UpResult
+from orchestrator.report import ConsortiumStatus
 
 EXIT_OK, EXIT_ERROR, EXIT_DEGRADED = 0, 1, 2
 F = TypeVar("F", bound=Callable[..., Any])

@@ -23,90 +23,29 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from genesis import CliqueSpec, InvalidGenesisSpec, build_genesis, canonical_json
+from orchestrator.bootstrap import create_state
 from orchestrator.config import Consortium, NodeSpec, load_config, parse_config
-from orchestrator.errors import ConfigError, NodeError, StateError, WaitTimeout
-from orchestrator.geth import GethNode, geth_argv, geth_config_toml, locate_geth
-from orchestrator.health import NodeHealth, check_node, ipc_call
+from orchestrator.errors import ConfigError, StateError, WaitTimeout
+from orchestrator.geth import GethNode, geth_argv, locate_geth
+from orchestrator.health import check_node, ipc_call
 from orchestrator.keys import (
-    create_node_key,
-    create_validator_key,
-    enode_url,
     keystore_address,
 )
 from orchestrator.layout import UNIX_SOCKET_PATH_MAX, NodePaths, StateLayout
 from orchestrator.proc import runs_with_arg, stop_pid
+from orchestrator.report import MAX_LAG_BLOCKS, ConsortiumStatus, NodeStatus
 from orchestrator.runtime.process import ProcessRuntime
 from orchestrator.sealing import SealingGate
-from orchestrator.statefile import read_json, write_json_atomic
+from orchestrator.statefile import read_json
 from orchestrator.supervisor import RestartPolicy, SupervisedNode, Supervisor, log_tail
 
 log = logging.getLogger(__name__)
 
 SUPERVISE_COMMAND = "supervise"
-MAX_LAG_BLOCKS = 2  # a node further behind the highest node is not healthy
 # The supervisor gets SIGTERM and stops geth itself (which may take geth's own
 # SIGINT/TERM/KILL sequence); only then do we kill the supervisor.
 SUPERVISOR_STOP = ((signal.SIGTERM, 40.0), (signal.SIGKILL, 5.0))
-
-
-@dataclass(frozen=True)
-class NodeStatus:
-    spec: NodeSpec
-    signer: str | None
-    state: str
-    sealing: bool
-    health: NodeHealth
-    behind: int = 0  # blocks behind the highest node of the consortium
-    chain_stalled_for: float | None = None  # set when no node has a recent block
-
-    @property
-    def problems(self) -> list[str]:
-        found = list(self.health.problems)
-        if self.behind > MAX_LAG_BLOCKS:
-            found.append(f"{self.behind} blocks behind the head")
-        if self.chain_stalled_for is not None:
-            found.append(f"chain not advancing: newest block is {self.chain_stalled_for:.0f}s old")
-        return found
-
-    @property
-    def healthy(self) -> bool:
-        return self.state == "RUNNING" and self.health.reachable and not self.problems
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.spec.name,
-            "member": self.spec.member,
-            "role": self.spec.role,
-            "rpc_url": self.spec.rpc_url,
-            "signer": self.signer,
-            "block": self.health.block,
-            "peers": self.health.peers,
-            "healthy": self.healthy,
-            "state": self.state,
-            "sealing": self.sealing,
-            "problems": self.problems,
-        }
-
-
-@dataclass(frozen=True)
-class ConsortiumStatus:
-    chain_id: int
-    state_dir: Path
-    nodes: list[NodeStatus]
-
-    @property
-    def healthy(self) -> bool:
-        return all(n.healthy for n in self.nodes)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "chain_id": self.chain_id,
-            "state_dir": str(self.state_dir),
-            "nodes": [n.as_dict() for n in self.nodes],
-        }
 
 
 @dataclass(frozen=True)
@@ -222,7 +161,7 @@ class LocalConsortium:
         root.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.creating-", dir=root.parent))
         try:
-            self._create_in(StateLayout(staging), consortium, geth)
+            create_state(StateLayout(staging), consortium, geth)
             if root.exists():
                 root.rmdir()  # empty, checked in _consortium_for_up
             staging.rename(root)
@@ -230,55 +169,6 @@ class LocalConsortium:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         log.info("created consortium state in %s", root)
-
-    @staticmethod
-    def _create_in(layout: StateLayout, consortium: Consortium, geth: str) -> None:
-        s = consortium.settings
-        signers: dict[str, str] = {}
-        enodes: dict[str, str] = {}
-        for node in consortium.nodes:
-            paths = layout.node(node.name)
-            create_node_key(paths.nodekey)
-            enodes[node.name] = enode_url(paths.nodekey, "127.0.0.1", node.p2p_port)
-            if node.is_validator:
-                signers[node.name] = create_validator_key(paths.keystore, paths.password)
-        try:
-            genesis = build_genesis(
-                CliqueSpec(
-                    chain_id=s.chain_id,
-                    signers=list(signers.values()),
-                    period=s.block_period,
-                    epoch=s.epoch,
-                    gas_limit=s.gas_limit,
-                )
-            )
-        except InvalidGenesisSpec as e:
-            raise ConfigError(str(e), obj=consortium.source) from e
-        layout.genesis.write_bytes(canonical_json(genesis))
-        for node in consortium.nodes:
-            paths = layout.node(node.name)
-            peers = [e for name, e in enodes.items() if name != node.name]
-            paths.geth_config.write_text(geth_config_toml(node.p2p_port, peers))
-            _geth_init(geth, paths, layout.genesis, node.name)
-        write_json_atomic(
-            layout.network,
-            {
-                "version": 1,
-                "chain_id": s.chain_id,
-                "nodes": [
-                    {
-                        "name": n.name,
-                        "member": n.member,
-                        "role": n.role,
-                        "enode": enodes[n.name],
-                        "signer": signers.get(n.name),
-                        "rpc_url": n.rpc_url,
-                    }
-                    for n in consortium.nodes
-                ],
-            },
-        )
-        layout.config.write_text(consortium.canonical())
 
     # -- supervisors -----------------------------------------------------------------
     def _supervised(self, name: str) -> bool:
@@ -533,22 +423,6 @@ class LocalConsortium:
         if self.exists:
             self.down()
         shutil.rmtree(root)
-
-
-def _geth_init(geth: str, paths: NodePaths, genesis: Path, name: str) -> None:
-    result = subprocess.run(
-        [geth, "--datadir", str(paths.datadir), "init", str(genesis)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise NodeError(
-            "`geth init` failed: " + " | ".join(result.stderr.strip().splitlines()[-3:]),
-            obj=name,
-            hint="check the genesis settings in the consortium file",
-        )
 
 
 def _check_ports_free(nodes: Sequence[NodeSpec]) -> None:
