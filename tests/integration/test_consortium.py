@@ -135,6 +135,18 @@ def test_kill_9_one_validator_is_restarted_and_catches_up(running: LocalConsorti
     wait_for(victim_sealed_again, 40, "the victim to seal again")
 
 
+def test_a_second_supervisor_for_a_running_node_refuses(running: LocalConsortium) -> None:
+    """One key, one geth: the node's lock keeps a second supervisor (and geth) out."""
+    before = json.loads(running.layout.node("bank-a-1").status.read_text())
+    result = CliRunner().invoke(
+        main, ["supervise", "--state-dir", str(running.layout.root), "--node", "bank-a-1"]
+    )
+    assert result.exit_code == 1
+    assert "another supervisor already runs this node" in result.output
+    after = json.loads(running.layout.node("bank-a-1").status.read_text())
+    assert after["geth_pid"] == before["geth_pid"] and after["state"] == "RUNNING"
+
+
 def test_down_then_up_resumes_the_same_chain(running: LocalConsortium) -> None:
     rpc = running.load().node("bank-a-1").rpc_url
     genesis_hash = http_web3(rpc).eth.get_block(0)["hash"]
