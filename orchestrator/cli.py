@@ -18,7 +18,7 @@ import click
 from orchestrator import __version__
 from orchestrator.errors import PoaError
 from orchestrator.layout import default_state_dir
-from orchestrator.local import LocalConsortium, UpResult
+from orchestrator.local import UP_TIMEOUT_SECONDS, LocalConsortium, UpResult
 from orchestrator.report import ConsortiumStatus
 
 EXIT_OK, EXIT_ERROR, EXIT_DEGRADED = 0, 1, 2
@@ -75,7 +75,7 @@ def main(verbose: int) -> None:
 @click.option(
     "--timeout",
     type=float,
-    default=90.0,
+    default=UP_TIMEOUT_SECONDS,
     show_default=True,
     help="Seconds to wait for every validator to seal a block.",
 )

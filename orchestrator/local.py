@@ -43,6 +43,7 @@ from orchestrator.supervisor import RestartPolicy, SupervisedNode, Supervisor, l
 log = logging.getLogger(__name__)
 
 SUPERVISE_COMMAND = "supervise"
+UP_TIMEOUT_SECONDS = 90.0
 # The supervisor gets SIGTERM and stops geth itself (which may take geth's own
 # SIGINT/TERM/KILL sequence); only then do we kill the supervisor.
 SUPERVISOR_STOP = ((signal.SIGTERM, 40.0), (signal.SIGKILL, 5.0))
@@ -91,7 +92,7 @@ class LocalConsortium:
         return [n["enode"] for n in network.get("nodes", []) if n["name"] != name]
 
     # -- up --------------------------------------------------------------------------
-    def up(self, config: Path | None = None, *, timeout: float = 60.0) -> UpResult:
+    def up(self, config: Path | None = None, *, timeout: float = UP_TIMEOUT_SECONDS) -> UpResult:
         t0 = time.monotonic()
         consortium = self._consortium_for_up(config)
         geth = locate_geth(self._geth)
@@ -106,7 +107,7 @@ class LocalConsortium:
         try:
             for node in to_start:
                 spawned[node.name] = self._spawn_supervisor(node.name, geth)
-            head, sealed = self._wait_until_all_sealed(consortium, list(spawned), t0 + timeout, t0)
+            head, sealed = self._wait_until_ready(consortium, list(spawned), t0 + timeout, t0)
         except BaseException:
             log.warning("up failed; stopping the %d node(s) it started", len(spawned))
             self._stop_nodes(list(spawned), spawned)
@@ -257,7 +258,7 @@ class LocalConsortium:
             )
         return address
 
-    def _wait_until_all_sealed(
+    def _wait_until_ready(
         self, consortium: Consortium, started: Sequence[str], deadline: float, t0: float
     ) -> tuple[int, dict[str, int]]:
         """Wait until every validator seals a block after we first see the chain, and
@@ -432,7 +433,7 @@ def _check_ports_free(nodes: Sequence[NodeSpec]) -> None:
             ("http", node.http_port),
             ("authrpc", node.authrpc_port),
         ):
-            if not _port_free(port):
+            if not port_is_free(port):
                 raise ConfigError(
                     f"port clash: {kind} port {port} of node {node.name} is already in use "
                     "on 127.0.0.1",
@@ -442,7 +443,8 @@ def _check_ports_free(nodes: Sequence[NodeSpec]) -> None:
                 )
 
 
-def _port_free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
+    """Whether a TCP listener could bind 127.0.0.1:`port` right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

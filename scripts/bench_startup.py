@@ -18,12 +18,13 @@ import os
 import platform
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from orchestrator.local import port_is_free
 
 ROOT = Path(__file__).resolve().parents[1]
 POACTL = str(ROOT / ".venv" / "bin" / "poactl")
@@ -36,16 +37,10 @@ def free_base(span: int, start: int) -> int:
     """The first port >= start followed by `span` ports free on 127.0.0.1."""
     base = start
     while True:
-        ok = True
-        for port in range(base, base + span):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    ok, base = False, port + 1
-                    break
-        if ok:
+        taken = [p for p in range(base, base + span) if not port_is_free(p)]
+        if not taken:
             return base
+        base = taken[-1] + 1
 
 
 def bench_config(path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.geth import GETH_VERSION, locate_geth
-from orchestrator.local import LocalConsortium
+from orchestrator.local import LocalConsortium, port_is_free
 
 
 @pytest.fixture(scope="session")
@@ -25,22 +24,13 @@ def geth() -> str:
     return path
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def free_port_bases(count: int, span: int) -> list[int]:
     """`count` base ports, each followed by `span` free ports, ranges not overlapping."""
     bases: list[int] = []
     while len(bases) < count:
         base = random.randrange(20000, 60000 - span)
         taken = any(abs(base - b) < span for b in bases)
-        if not taken and all(_free(p) for p in range(base, base + span)):
+        if not taken and all(port_is_free(p) for p in range(base, base + span)):
             bases.append(base)
     return bases
 
