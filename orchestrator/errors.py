@@ -43,6 +43,16 @@ class NodeError(PoaError):
     """A node could not be initialised, started or stopped."""
 
 
+class ServiceUnavailable(PoaError):
+    """A backend (store, vault, container API) did not answer or answered with a transient
+    error. Callers retry it with a deadline (`orchestrator.retry`)."""
+
+
+class AccessDenied(PoaError):
+    """A backend refused our credentials or permissions. Never retried: the operator must
+    fix the identity, the key or the role assignment."""
+
+
 class WaitTimeout(PoaError):
     """A waiting step ran out of time; carries the elapsed time, last state and logs."""
 

@@ -15,28 +15,16 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 
 from eth_account import Account
 from eth_keys import keys as eth_keys  # type: ignore[attr-defined]
 from eth_utils.address import to_checksum_address
 
+from orchestrator.boundaries import Secret
 from orchestrator.errors import NodeError
 
 KEYSTORE_SCRYPT_N = 1 << 12  # geth's "light" scrypt work factor
-
-
-@dataclass(frozen=True)
-class Secret:
-    """A string that never shows itself in a repr, a log line or a traceback."""
-
-    value: str
-
-    def __repr__(self) -> str:
-        return "Secret(***)"
-
-    __str__ = __repr__
 
 
 def _write_private(path: Path, data: str) -> None:

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.boundaries import Secret
 from orchestrator.health import ipc_call, is_behind
-from orchestrator.keys import Secret
 
 log = logging.getLogger(__name__)
 

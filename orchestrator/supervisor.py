@@ -35,9 +35,9 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from orchestrator.boundaries import NodeProcess, Runtime
 from orchestrator.errors import NodeError
 from orchestrator.proc import runs_with_arg, stop_pid
-from orchestrator.runtime import NodeProcess, Runtime
 from orchestrator.sealing import SealingGate
 from orchestrator.statefile import read_json, write_json_atomic
 

@@ -14,6 +14,8 @@ import pytest
 from orchestrator.geth import GETH_VERSION, locate_geth
 from orchestrator.local import LocalConsortium, port_is_free
 
+pytest_plugins = ["tests.services.azurite", "tests.services.lowkey_vault"]
+
 
 @pytest.fixture(scope="session")
 def geth() -> str:

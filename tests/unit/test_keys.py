@@ -11,9 +11,9 @@ import pytest
 from eth_account import Account
 from eth_keys import keys as eth_keys
 
+from orchestrator.boundaries import Secret
 from orchestrator.errors import NodeError
 from orchestrator.keys import (
-    Secret,
     create_node_key,
     create_validator_key,
     enode_id,

@@ -1,0 +1,143 @@
+"""The three boundaries services see: secrets (`Vault`), blobs and leases (`Store`) and
+nodes (`Runtime`).
+
+Each has real backends, chosen by configuration in one composition root
+(`orchestrator.wiring`); nothing else imports a backend. One contract-test suite per
+Protocol (`tests/contract/`) runs against every backend.
+
+Normal answers are return values: a missing secret or blob, a lease someone else holds
+and a failed write condition are `None`/`False`. An exception means we could not ask:
+`ServiceUnavailable` is transient (retry with a deadline, `orchestrator.retry`);
+`AccessDenied` and `ConfigError` are permanent (stop and tell the operator).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from orchestrator.errors import ConfigError
+
+# -- secrets -------------------------------------------------------------------------
+
+SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")  # Azure Key Vault's rule
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A string that never shows itself in a repr, a log line or a traceback."""
+
+    value: str
+
+    def __repr__(self) -> str:
+        return "Secret(***)"
+
+    __str__ = __repr__
+
+
+def check_secret_name(name: str) -> str:
+    if not SECRET_NAME.match(name):
+        raise ConfigError(
+            "not a valid secret name",
+            obj=repr(name),
+            hint="secret names are 1-127 letters, digits and dashes (Key Vault's rule)",
+        )
+    return name
+
+
+class Vault(Protocol):
+    """Named secrets of one bank (its validator identities and its own keys)."""
+
+    def get_secret(self, name: str) -> Secret | None:
+        """The secret's current value, or None when there is no secret of that name."""
+
+    def set_secret(self, name: str, value: Secret) -> None:
+        """Create the secret or store a new version of it."""
+
+
+# -- blobs and leases ----------------------------------------------------------------
+
+LEASE_MIN_SECONDS = 15  # Azure Blob leases last 15..60 s (or forever; we never ask that)
+LEASE_MAX_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Blob:
+    name: str
+    data: bytes
+    etag: str
+    leased: bool  # someone holds a lease on it right now
+
+
+@dataclass(frozen=True)
+class Lease:
+    name: str  # the blob it is on
+    lease_id: str
+    duration: int  # seconds
+
+
+class Store(Protocol):
+    """Blobs with conditional writes (ETags) and leases with a duration.
+
+    Names are paths such as `network/genesis.json`, `enodes/bank-a-1.json`,
+    `leases/bank-a/leader`, `heartbeats/bank-a-1.json`.
+    """
+
+    def read(self, name: str) -> Blob | None:
+        """The blob, or None when it does not exist."""
+
+    def write(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        if_match: str | None = None,
+        if_absent: bool = False,
+        lease: Lease | None = None,
+    ) -> str | None:
+        """Create or replace the blob; its new ETag. None when a condition fails:
+        `if_absent` and it exists, `if_match` and its ETag differs, or it is under a
+        lease that is not `lease`."""
+
+    def list(self, prefix: str) -> list[str]:
+        """Names of the blobs under `prefix`, sorted."""
+
+    def acquire_lease(
+        self, name: str, duration: int, *, lease_id: str | None = None
+    ) -> Lease | None:
+        """Take the lease on `name` (the blob is created empty if absent). None when
+        someone else holds it. Acquiring again with the id already held renews it."""
+
+    def renew_lease(self, lease: Lease) -> bool:
+        """Extend the lease by its duration from now; False when it is lost (broken, or
+        expired and since taken by someone else)."""
+
+    def release_lease(self, lease: Lease) -> None:
+        """Give the lease up at once (no-op when it is already lost)."""
+
+    def break_lease(self, name: str) -> None:
+        """End whoever's lease is on `name` at once (an operator's override)."""
+
+
+# -- nodes ---------------------------------------------------------------------------
+
+
+class NodeProcess(Protocol):
+    """A started geth."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def poll(self) -> int | None:
+        """The exit code if it has exited, else None."""
+
+    def stop(self) -> int:
+        """Stop it (SIGINT, then TERM, then KILL, each with a bounded wait); the exit code."""
+
+
+class Runtime(Protocol):
+    def start(self, argv: Sequence[str], *, name: str, log_file: Path) -> NodeProcess:
+        """Start `argv` for node `name`, appending its output to `log_file`."""

@@ -1,0 +1,1 @@
+"""Pytest fixtures for the lowkey_vault emulator (being written)."""
