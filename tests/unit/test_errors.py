@@ -5,15 +5,17 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.errors import (
+    AccessDenied,
     ConfigError,
     NodeError,
     PoaError,
+    ServiceUnavailable,
     StateError,
     ToolError,
     WaitTimeout,
 )
 
-SIMPLE = [ConfigError, StateError, ToolError, NodeError]
+SIMPLE = [ConfigError, StateError, ToolError, NodeError, ServiceUnavailable, AccessDenied]
 
 
 def _make(cls: type[PoaError], *, obj: str | None, hint: str | None) -> PoaError:
