@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -147,6 +147,16 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def parse_config(text: str, *, source: str) -> Consortium:
+    settings = validate_yaml(ConsortiumFile, text, source=source)
+    nodes = _resolve_nodes(settings, source)
+    return Consortium(settings=settings, nodes=nodes, source=source)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_yaml(model: type[M], text: str, *, source: str) -> M:
+    """Parse YAML text (a duplicate key is an error) and validate it into `model`."""
     try:
         raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as e:
@@ -155,22 +165,21 @@ def parse_config(text: str, *, source: str) -> Consortium:
         raise ConfigError(
             f"not valid YAML{where}: {getattr(e, 'problem', None) or e}",
             obj=source,
-            hint="fix the YAML syntax; the shipped orchestrator/consortium.yaml is an example",
+            hint="fix the YAML syntax; the shipped orchestrator/*.yaml files are examples",
         ) from e
     if not isinstance(raw, dict):
+        required = [f"'{k}:'" for k, f in model.model_fields.items() if f.is_required()]
         raise ConfigError(
             "the file is empty"
             if raw is None
             else f"expected a mapping of settings, got {type(raw).__name__}",
             obj=source,
-            hint="the file needs at least a 'members:' mapping",
+            hint=f"the file needs at least {', '.join(required)} (a mapping of settings)",
         )
     try:
-        settings = ConsortiumFile.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as e:
-        raise _config_error(e, source) from e
-    nodes = _resolve_nodes(settings, source)
-    return Consortium(settings=settings, nodes=nodes, source=source)
+        raise _config_error(e, source, model) from e
 
 
 def _resolve_nodes(settings: ConsortiumFile, source: str) -> tuple[NodeSpec, ...]:
@@ -225,16 +234,18 @@ def _resolve_nodes(settings: ConsortiumFile, source: str) -> tuple[NodeSpec, ...
     return tuple(nodes)
 
 
-def _config_error(e: ValidationError, source: str) -> ConfigError:
+def _config_error(e: ValidationError, source: str, model: type[BaseModel]) -> ConfigError:
     """Turn pydantic's first error into one line naming key, value and what is allowed."""
     problems = []
     for err in e.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
         if err["type"] == "extra_forbidden":
-            allowed = ", ".join(_allowed_keys(err["loc"][:-1]))
+            allowed = ", ".join(_allowed_keys(model, err["loc"][:-1]))
             problems.append(f"{loc}: unknown key; allowed here: {allowed}")
         elif err["type"] == "missing":
             problems.append(f"{loc}: required key is missing")
+        elif err["type"] == "value_error":
+            problems.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
         else:
             problems.append(f"{loc}: {err['input']!r} is not allowed: {err['msg']}")
     first = problems[0]
@@ -246,16 +257,24 @@ def _config_error(e: ValidationError, source: str) -> ConfigError:
     )
 
 
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    model: type[BaseModel] = ConsortiumFile
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed at `loc`: walk nested models; a dict of models skips the dict key."""
     skip_next = False
     for part in loc:
-        if skip_next:  # a member name inside the members mapping
+        if skip_next:  # a key of a mapping of models (a member name)
             skip_next = False
             continue
-        annotation = model.model_fields[str(part)].annotation
-        if part == "members":
-            model, skip_next = Member, True
-        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
+        field = model.model_fields.get(str(part))
+        if field is None:
+            break
+        annotation = field.annotation
+        args = get_args(annotation)
+        if get_origin(annotation) is dict and args and _is_model(args[-1]):
+            model, skip_next = args[-1], True
+        elif _is_model(annotation):
+            model = annotation  # type: ignore[assignment]
     return list(model.model_fields)
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
