@@ -137,6 +137,9 @@ class NodeProcess(Protocol):
     def stop(self) -> int:
         """Stop it (SIGINT, then TERM, then KILL, each with a bounded wait); the exit code."""
 
+    def kill(self) -> None:
+        """SIGKILL it now, without waiting (fencing a geth that does not answer)."""
+
 
 class Runtime(Protocol):
     def start(self, argv: Sequence[str], *, name: str, log_file: Path) -> NodeProcess:

@@ -19,7 +19,10 @@ from orchestrator import __version__
 from orchestrator.errors import PoaError
 from orchestrator.layout import default_state_dir
 from orchestrator.local import UP_TIMEOUT_SECONDS, LocalConsortium, UpResult
+from orchestrator.logs import follow_file
 from orchestrator.report import ConsortiumStatus
+from orchestrator.supervisor import log_tail
+from orchestrator.wiring import run_agent
 
 EXIT_OK, EXIT_ERROR, EXIT_DEGRADED = 0, 1, 2
 F = TypeVar("F", bound=Callable[..., Any])
@@ -113,12 +116,12 @@ def status(state_dir: Path, fmt: str) -> None:
 
 
 def _table(report: ConsortiumStatus) -> str:
-    header = ("NODE", "MEMBER", "ROLE", "STATE", "BLOCK", "PEERS", "HEALTH", "RPC", "SIGNER")
+    header = ("NODE", "MEMBER", "STATE", "BLOCK", "PEERS", "HEALTH", "RPC", "SIGNER")
     rows = [header]
     for n in report.nodes:
         d = n.as_dict()
         rows.append((
-            d["name"], d["member"], d["role"], d["state"],
+            d["name"] + (" (leader)" if d["leader"] else ""), d["member"], d["state"],
             "-" if d["block"] is None else str(d["block"]),
             "-" if d["peers"] is None else str(d["peers"]),
             "ok" if d["healthy"] else "; ".join(d["problems"]) or d["state"].lower(),
@@ -129,7 +132,11 @@ def _table(report: ConsortiumStatus) -> str:
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
     ]
     verdict = "healthy" if report.healthy else "DEGRADED"
-    return "\n".join([f"chain {report.chain_id}: {verdict}", *body])
+    leases = [
+        f"  {r.member} {r.lease}: {r.holder or 'NOT HELD'}" + (f" ({r.signer})" if r.signer else "")
+        for r in report.leases
+    ]
+    return "\n".join([f"chain {report.chain_id}: {verdict}", *body, "leases:", *leases])
 
 
 @main.command()
@@ -153,15 +160,39 @@ def destroy(state_dir: Path, yes: bool) -> None:
     click.echo(f"destroyed {state_dir}")
 
 
-@main.command(name="supervise", hidden=True)
-@state_dir_option
-@click.option("--node", required=True)
-@geth_option
+@main.command()
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("/etc/poactl/agent.yaml"),
+    show_default=True,
+    help="The agent's settings (member, node, store, vault, runtime).",
+)
 @handles_errors
-def supervise(state_dir: Path, node: str, geth: str | None) -> None:
-    """Keep one node's geth running (started by `up`; not for direct use)."""
-    logging.getLogger().setLevel(logging.INFO)
-    sys.exit(LocalConsortium(state_dir, geth=geth).supervise(node))
+def agent(config: Path) -> None:
+    """Run this VM's agent in the foreground: leases, keys, geth, /health (systemd runs it)."""
+    logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+    sys.exit(run_agent(config))
+
+
+@main.command()
+@state_dir_option
+@click.argument("node")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines as geth writes them.")
+@click.option("--lines", "-n", type=int, default=50, show_default=True, help="Lines to show first.")
+@click.option(
+    "--agent", "which", flag_value="agent", help="Show the agent's log instead of geth's."
+)
+@handles_errors
+def logs(state_dir: Path, node: str, follow: bool, lines: int, which: str | None) -> None:
+    """Show a node's geth log (or its agent's log with --agent)."""
+    paths = LocalConsortium(state_dir).node_paths(node)
+    path = paths.agent_log if which == "agent" else paths.geth_log
+    for line in log_tail(path, lines):
+        click.echo(line)
+    if follow:
+        for line in follow_file(path):
+            click.echo(line)
 
 
 if __name__ == "__main__":

@@ -34,16 +34,20 @@ class Ports(_Strict):
     p2p: Port = 30303
     http: Port = 8545
     authrpc: Port = 8651
+    health: Port = 8745
 
 
 class Member(_Strict):
-    validators: Annotated[int, Field(ge=0, le=MAX_NODES)] = 2
+    validators: Annotated[int, Field(ge=0, le=MAX_NODES)] = 2  # identities in the genesis
+    spares: Annotated[int, Field(ge=0, le=8)] = 1  # agents that take over an identity
     rpc_nodes: Annotated[int, Field(ge=0, le=MAX_NODES)] = 0
 
 
 class Supervision(_Strict):
     max_restarts: Annotated[int, Field(ge=1, le=100)] = 5
     backoff_max_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0
+    lease_seconds: Annotated[int, Field(ge=15, le=60)] = 15  # Azure Blob lease range
+    heartbeat_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
 
 
 class ConsortiumFile(_Strict):
@@ -69,10 +73,19 @@ class NodeSpec:
     p2p_port: int
     http_port: int
     authrpc_port: int
+    health_port: int
 
     @property
     def is_validator(self) -> bool:
         return self.role == "validator"
+
+    def ports(self) -> tuple[tuple[str, int], ...]:
+        return (
+            ("p2p", self.p2p_port),
+            ("http", self.http_port),
+            ("authrpc", self.authrpc_port),
+            ("health", self.health_port),
+        )
 
     @property
     def rpc_url(self) -> str:
@@ -89,7 +102,13 @@ class Consortium:
 
     @property
     def validators(self) -> tuple[NodeSpec, ...]:
+        """Agents that compete for validator identities (spares included)."""
         return tuple(n for n in self.nodes if n.is_validator)
+
+    @property
+    def identities(self) -> int:
+        """Validator identities in the genesis, over all members."""
+        return sum(m.validators for m in self.settings.members.values())
 
     def node(self, name: str) -> NodeSpec:
         for n in self.nodes:
@@ -187,7 +206,8 @@ def _resolve_nodes(settings: ConsortiumFile, source: str) -> tuple[NodeSpec, ...
     for member, spec in settings.members.items():
         validator: Role = "validator"
         rpc: Role = "rpc"
-        roles = [validator] * spec.validators + [rpc] * spec.rpc_nodes
+        candidates = spec.validators + spec.spares if spec.validators else 0
+        roles = [validator] * candidates + [rpc] * spec.rpc_nodes
         for i, role in enumerate(roles, start=1):
             k = len(nodes)
             p = settings.ports
@@ -200,6 +220,7 @@ def _resolve_nodes(settings: ConsortiumFile, source: str) -> tuple[NodeSpec, ...
                     p2p_port=p.p2p + k,
                     http_port=p.http + k,
                     authrpc_port=p.authrpc + k,
+                    health_port=p.health + k,
                 )
             )
     if not any(n.is_validator for n in nodes):
@@ -216,7 +237,7 @@ def _resolve_nodes(settings: ConsortiumFile, source: str) -> tuple[NodeSpec, ...
         )
     owner: dict[int, str] = {}
     for n in nodes:
-        for kind, port in (("p2p", n.p2p_port), ("http", n.http_port), ("authrpc", n.authrpc_port)):
+        for kind, port in n.ports():
             if port > 65535:
                 raise ConfigError(
                     f"node {n.name} would get {kind} port {port}, above 65535",

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.errors import ToolError
+from orchestrator.errors import NodeError, ToolError
 
 GETH_VERSION = "1.13.15"
 HTTP_APIS = "eth,net,web3"
@@ -120,4 +120,22 @@ def check_geth_version(geth: str) -> None:
             "(the last release that seals Clique blocks)",
             obj=geth,
             hint="run scripts/setup.sh, or pass --geth with a 1.13.15 binary",
+        )
+
+
+def geth_init(geth: str, datadir: Path, genesis: Path, *, name: str) -> None:
+    """`geth init`: write the genesis block into a new datadir (a no-op when it is there)."""
+    result = subprocess.run(
+        [geth, "--datadir", str(datadir), "init", str(genesis)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise NodeError(
+            "`geth init` failed: " + " | ".join(result.stderr.strip().splitlines()[-3:]),
+            obj=name,
+            hint="a datadir initialised from another genesis must be deleted to join "
+            "this network; otherwise check the genesis settings",
         )

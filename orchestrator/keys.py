@@ -1,13 +1,19 @@
-"""Node identities: the validator's signing key and the node's p2p key.
+"""Node identities on disk: geth keystores and the node's p2p key.
 
-The validator key exists only as geth's encrypted keystore (Web3 Secret Storage v3)
-plus a random password in a file readable by the owner alone; no plaintext key file is
-written. Because the password is 256 random bits, a light scrypt work factor loses no
-security (the work factor protects weak passwords) and keeps geth's unlock fast.
+A validator identity's key lives in the bank's vault. The agent that holds the
+identity's lease writes it into geth's keystore encrypted (Web3 Secret Storage v3,
+scrypt) with the identity's password from the same vault, and deletes the file when it
+loses the lease; no plaintext key and no password file is ever written. Because the
+password is 256 random bits, a light scrypt work factor loses no security and keeps
+geth's unlock fast.
 
-The p2p node key is geth's own `nodekey` file (geth writes one itself when absent); we
-create it first so every node's enode is known before any node starts, which lets
-peers be static and discovery stay off.
+Every agent's geth also holds a *follower* key: a fresh key whose password is thrown
+away at once. geth runs `--mine` with it as etherbase, so the node counts as synced and
+accepts peers' blocks from its first second, yet it can never seal with it (nobody can
+unlock it, and it is no Clique signer).
+
+The p2p node key is geth's own `nodekey` file; we create it first so the node's enode
+is known before geth starts.
 """
 
 from __future__ import annotations
@@ -16,15 +22,19 @@ import json
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 from eth_account import Account
 from eth_keys import keys as eth_keys  # type: ignore[attr-defined]
 from eth_utils.address import to_checksum_address
 
 from orchestrator.boundaries import Secret
-from orchestrator.errors import NodeError
 
 KEYSTORE_SCRYPT_N = 1 << 12  # geth's "light" scrypt work factor
+
+
+IDENTITY_PREFIX = "UTC--poactl--"
+FOLLOWER_PREFIX = "UTC--poactl-follower--"
 
 
 def _write_private(path: Path, data: str) -> None:
@@ -35,30 +45,52 @@ def _write_private(path: Path, data: str) -> None:
         f.write(data)
 
 
-def create_validator_key(keystore_dir: Path, password_file: Path) -> str:
-    """Make a new signing key, store it encrypted; return its checksummed address."""
+def _encrypted(key: Any, password: str) -> str:
+    return json.dumps(Account.encrypt(key, password, kdf="scrypt", iterations=KEYSTORE_SCRYPT_N))
+
+
+def write_identity_keystore(keystore_dir: Path, key: Secret, password: Secret) -> Path:
+    """Write `key` into geth's keystore, encrypted with `password`; all or nothing.
+
+    The file appears under its final name only once complete (geth's keystore scanner
+    skips names starting with a dot), so geth never sees a half-written key.
+    """
+    address = Account.from_key(key.value).address
+    final = keystore_dir / f"{IDENTITY_PREFIX}{address[2:].lower()}"
+    temp = keystore_dir / f".{final.name}.{secrets.token_hex(4)}.tmp"
+    try:
+        _write_private(temp, _encrypted(key.value, password.value))
+        os.replace(temp, final)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return final
+
+
+def remove_identity_keystores(keystore_dir: Path) -> list[str]:
+    """Delete every validator identity's keystore file (the follower key stays)."""
+    removed = []
+    for path in keystore_dir.glob(f"{IDENTITY_PREFIX}*") if keystore_dir.is_dir() else []:
+        path.unlink(missing_ok=True)
+        removed.append(path.name)
+    for stale in keystore_dir.glob(".*.tmp") if keystore_dir.is_dir() else []:
+        stale.unlink(missing_ok=True)
+    return removed
+
+
+def follower_address(keystore_dir: Path) -> str:
+    """The node's follower key (created on first use): an address that can never seal."""
+    existing = sorted(keystore_dir.glob(f"{FOLLOWER_PREFIX}*")) if keystore_dir.is_dir() else []
+    if existing:
+        raw = str(json.loads(existing[0].read_text())["address"])
+        return to_checksum_address("0x" + raw.removeprefix("0x"))
     account = Account.create()
-    password = Secret(secrets.token_urlsafe(32))
-    keystore = Account.encrypt(
-        account.key, password.value, kdf="scrypt", iterations=KEYSTORE_SCRYPT_N
-    )
     address: str = account.address
-    _write_private(password_file, password.value)
-    _write_private(keystore_dir / f"UTC--poactl--{address[2:].lower()}", json.dumps(keystore))
+    _write_private(
+        keystore_dir / f"{FOLLOWER_PREFIX}{address[2:].lower()}",
+        _encrypted(account.key, secrets.token_urlsafe(32)),  # the password is discarded
+    )
     return address
-
-
-def keystore_address(keystore_dir: Path) -> str:
-    """The address of the single key in a node's keystore."""
-    files = sorted(keystore_dir.glob("UTC--*")) if keystore_dir.is_dir() else []
-    if len(files) != 1:
-        raise NodeError(
-            f"expected exactly one key in the keystore, found {len(files)}",
-            obj=str(keystore_dir),
-            hint="the state dir is damaged; restore it from backup or `poactl destroy` it",
-        )
-    raw = str(json.loads(files[0].read_text())["address"])
-    return to_checksum_address("0x" + raw.removeprefix("0x"))
 
 
 def create_node_key(nodekey_file: Path) -> None:

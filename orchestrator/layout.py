@@ -1,10 +1,13 @@
 """Where things live in a local consortium's state directory (paths only, no I/O).
 
 <state>/consortium.yaml       the settings this consortium was created from
-<state>/genesis.json          the canonical Clique genesis
-<state>/network.json          chain id, genesis hash, nodes, enodes, signers
-<state>/nodes/<node>/         one node: datadir/, password, config.toml,
-                              geth.log, supervisor.log, status.json, supervisor.lock
+<state>/store.sqlite          the local store: network info, enodes, leases, heartbeats
+<state>/vaults/<member>/      each bank's local encrypted vault
+<state>/nodes/<node>/         one agent: agent.yaml, agent.json (its state), agent.log,
+                              datadir/, config.toml, genesis.json, geth.log,
+                              status.json (geth's supervision), agent.lock
+
+On a VM the agent's own state dir has the layout of one `nodes/<node>/`.
 """
 
 from __future__ import annotations
@@ -47,8 +50,20 @@ class NodePaths:
         return self.datadir / "geth.ipc"
 
     @property
-    def password(self) -> Path:
-        return self.root / "password"
+    def genesis(self) -> Path:
+        return self.root / "genesis.json"
+
+    @property
+    def agent_config(self) -> Path:
+        return self.root / "agent.yaml"
+
+    @property
+    def agent_status(self) -> Path:
+        return self.root / "agent.json"
+
+    @property
+    def agent_log(self) -> Path:
+        return self.root / "agent.log"
 
     @property
     def geth_config(self) -> Path:
@@ -59,16 +74,12 @@ class NodePaths:
         return self.root / "geth.log"
 
     @property
-    def supervisor_log(self) -> Path:
-        return self.root / "supervisor.log"
-
-    @property
     def status(self) -> Path:
         return self.root / "status.json"
 
     @property
     def lock(self) -> Path:
-        return self.root / "supervisor.lock"
+        return self.root / "agent.lock"
 
 
 @dataclass(frozen=True)
@@ -80,12 +91,11 @@ class StateLayout:
         return self.root / "consortium.yaml"
 
     @property
-    def genesis(self) -> Path:
-        return self.root / "genesis.json"
+    def store(self) -> Path:
+        return self.root / "store.sqlite"
 
-    @property
-    def network(self) -> Path:
-        return self.root / "network.json"
+    def vault(self, member: str) -> Path:
+        return self.root / "vaults" / member
 
     def node(self, name: str) -> NodePaths:
         return NodePaths(self.root / "nodes" / name)

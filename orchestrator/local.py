@@ -1,10 +1,12 @@
-"""A consortium on one machine: create its state, bring it up, report on it, stop it.
+"""A consortium on one machine, run by the same agents as on VMs.
 
-`up` creates the state dir atomically the first time (keys, genesis, `geth init` are
-all made in a temporary sibling and renamed into place), then starts one detached
-supervisor process per node (`poactl supervise`) and returns once every validator has
-sealed a block. Everything is validated before anything starts, and a failed `up`
-stops what it started, so a bad run leaves nothing half-made behind.
+`up` validates the consortium file, checks every port, writes one `agent.yaml` per
+node (a skeleton made aside and renamed into place), and starts one detached
+`poactl agent` per node. The agents share a local store (`store.sqlite`) and each bank
+has its own local vault (`vaults/<member>/`): exactly the code path of a VM, with the
+local backends. The agents' leaders create identities and the genesis; `up` returns
+once every identity is held, each has sealed a block, and every node is within
+MAX_LAG_BLOCKS of the head. A failed `up` stops what it started.
 """
 
 from __future__ import annotations
@@ -24,29 +26,36 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.bootstrap import create_state
+import yaml
+
+from orchestrator.agent_config import (
+    AgentFile,
+    AgentPorts,
+    RuntimeSettings,
+    StoreSettings,
+    VaultSettings,
+)
+from orchestrator.boundaries import Store
 from orchestrator.config import Consortium, NodeSpec, load_config, parse_config
 from orchestrator.errors import ConfigError, StateError, WaitTimeout
-from orchestrator.geth import GethNode, geth_argv, locate_geth
+from orchestrator.geth import locate_geth
 from orchestrator.health import check_node, ipc_call
-from orchestrator.keys import (
-    keystore_address,
-)
 from orchestrator.layout import UNIX_SOCKET_PATH_MAX, NodePaths, StateLayout
+from orchestrator.leases import holder_of
+from orchestrator.network import NetworkInfo, identity_lease, leader_lease, read_network
 from orchestrator.proc import runs_with_arg, stop_pid
-from orchestrator.report import MAX_LAG_BLOCKS, ConsortiumStatus, NodeStatus
-from orchestrator.runtime.process import ProcessRuntime
-from orchestrator.sealing import SealingGate
+from orchestrator.report import MAX_LAG_BLOCKS, ConsortiumStatus, LeaseRow, NodeStatus
 from orchestrator.statefile import read_json
-from orchestrator.supervisor import RestartPolicy, SupervisedNode, Supervisor, log_tail
+from orchestrator.supervisor import log_tail
+from orchestrator.wiring import make_store
 
 log = logging.getLogger(__name__)
 
-SUPERVISE_COMMAND = "supervise"
+AGENT_COMMAND = "agent"
 UP_TIMEOUT_SECONDS = 90.0
-# The supervisor gets SIGTERM and stops geth itself (which may take geth's own
-# SIGINT/TERM/KILL sequence); only then do we kill the supervisor.
-SUPERVISOR_STOP = ((signal.SIGTERM, 40.0), (signal.SIGKILL, 5.0))
+# The agent gets SIGTERM, stops geth itself (geth's own SIGINT/TERM/KILL sequence) and
+# releases its leases; only then do we kill the agent.
+AGENT_STOP = ((signal.SIGTERM, 40.0), (signal.SIGKILL, 5.0))
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,7 @@ class UpResult:
     member_rpc: dict[str, list[str]]
     head: int
     seconds: float
-    signers_sealed: dict[str, int] = field(default_factory=dict)
+    signers_sealed: dict[str, int] = field(default_factory=dict)  # signer -> first block
 
 
 class LocalConsortium:
@@ -70,7 +79,7 @@ class LocalConsortium:
     # -- reading state ---------------------------------------------------------------
     @property
     def exists(self) -> bool:
-        return self.layout.config.is_file() and self.layout.network.is_file()
+        return self.layout.config.is_file()
 
     def load(self) -> Consortium:
         if not self.exists:
@@ -81,15 +90,11 @@ class LocalConsortium:
             )
         return parse_config(self.layout.config.read_text(), source=str(self.layout.config))
 
-    def signers(self) -> dict[str, str]:
-        """Node name -> signer address, for validators."""
-        network = read_json(self.layout.network) or {}
-        return {n["name"]: n["signer"] for n in network.get("nodes", []) if n.get("signer")}
+    def store(self) -> Store:
+        return make_store(StoreSettings(kind="local", path=self.layout.store))
 
-    def static_peers(self, name: str) -> list[str]:
-        """The enodes of every other node: the peers `name` keeps."""
-        network = read_json(self.layout.network) or {}
-        return [n["enode"] for n in network.get("nodes", []) if n["name"] != name]
+    def network(self) -> NetworkInfo | None:
+        return read_network(self.store()) if self.layout.store.exists() else None
 
     # -- up --------------------------------------------------------------------------
     def up(self, config: Path | None = None, *, timeout: float = UP_TIMEOUT_SECONDS) -> UpResult:
@@ -97,20 +102,20 @@ class LocalConsortium:
         consortium = self._consortium_for_up(config)
         geth = locate_geth(self._geth)
         self._check_socket_paths(consortium)
-        running = [n.name for n in consortium.nodes if self._supervised(n.name)]
+        running = [n.name for n in consortium.nodes if self._agent_running(n.name)]
         to_start = [n for n in consortium.nodes if n.name not in running]
         _check_ports_free(to_start)
         created = not self.exists
         if created:
             self._create(consortium, geth)
-        spawned: dict[str, int] = {}  # node -> supervisor pid
+        spawned: dict[str, subprocess.Popen[bytes]] = {}
         try:
             for node in to_start:
-                spawned[node.name] = self._spawn_supervisor(node.name, geth)
-            head, sealed = self._wait_until_ready(consortium, list(spawned), t0 + timeout, t0)
+                spawned[node.name] = self._spawn_agent(node.name)
+            head, sealed = self._wait_until_ready(consortium, spawned, t0 + timeout, t0)
         except BaseException:
-            log.warning("up failed; stopping the %d node(s) it started", len(spawned))
-            self._stop_nodes(list(spawned), spawned)
+            log.warning("up failed; stopping the %d agent(s) it started", len(spawned))
+            self._stop_nodes(list(spawned), {n: p.pid for n, p in spawned.items()})
             raise
         return UpResult(
             created=created,
@@ -155,14 +160,21 @@ class LocalConsortium:
                     hint="use a shorter --state-dir",
                 )
 
-    # -- creating state ---------------------------------------------------------------
     def _create(self, consortium: Consortium, geth: str) -> None:
-        """Keys, genesis and `geth init` for every node, made aside and renamed into place."""
+        """The consortium file and one agent.yaml per node, made aside and renamed in."""
         root = self.layout.root
         root.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.creating-", dir=root.parent))
         try:
-            create_state(StateLayout(staging), consortium, geth)
+            layout = StateLayout(staging)
+            layout.config.write_text(consortium.canonical())
+            for node in consortium.nodes:
+                paths = layout.node(node.name)
+                paths.root.mkdir(parents=True)
+                settings = self.agent_settings(consortium, node, geth)
+                paths.agent_config.write_text(
+                    yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False)
+                )
             if root.exists():
                 root.rmdir()  # empty, checked in _consortium_for_up
             staging.rename(root)
@@ -171,9 +183,31 @@ class LocalConsortium:
             raise
         log.info("created consortium state in %s", root)
 
-    # -- supervisors -----------------------------------------------------------------
-    def _supervised(self, name: str) -> bool:
-        """Whether a supervisor holds this node's lock right now."""
+    def agent_settings(self, consortium: Consortium, node: NodeSpec, geth: str) -> AgentFile:
+        """What the agent of `node` runs with: the local store, its bank's local vault."""
+        supervision = consortium.settings.supervision
+        return AgentFile(
+            member=node.member,
+            node=node.name,
+            role=node.role,
+            state_dir=self.layout.node(node.name).root,
+            consortium_file=self.layout.config,
+            ports=AgentPorts(
+                p2p=node.p2p_port,
+                http=node.http_port,
+                authrpc=node.authrpc_port,
+                health=node.health_port,
+            ),
+            lease_seconds=supervision.lease_seconds,
+            heartbeat_seconds=supervision.heartbeat_seconds,
+            store=StoreSettings(kind="local", path=self.layout.store),
+            vault=VaultSettings(kind="local", path=self.layout.vault(node.member)),
+            runtime=RuntimeSettings(kind="process", geth=geth),
+        )
+
+    # -- agents ----------------------------------------------------------------------
+    def _agent_running(self, name: str) -> bool:
+        """Whether an agent holds this node's lock right now."""
         lock = self.layout.node(name).lock
         if not lock.exists():
             return False
@@ -185,136 +219,80 @@ class LocalConsortium:
             fcntl.flock(f, fcntl.LOCK_UN)
             return False
 
-    def _spawn_supervisor(self, name: str, geth: str) -> int:
+    def _spawn_agent(self, name: str) -> subprocess.Popen[bytes]:
         paths = self.layout.node(name)
         argv = [
-            sys.executable, "-m", "orchestrator.cli", SUPERVISE_COMMAND,
-            "--state-dir", str(self.layout.root), "--node", name, "--geth", geth,
+            sys.executable, "-m", "orchestrator.cli", "-v", AGENT_COMMAND,
+            "--config", str(paths.agent_config),
         ]  # fmt: skip
-        with paths.supervisor_log.open("ab") as out:
+        with paths.agent_log.open("ab") as out:
             return subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # outlives `poactl up`, untouched by its Ctrl-C
-            ).pid
-
-    def supervise(self, name: str) -> int:
-        """Run in the foreground as node `name`'s supervisor (what `up` spawns)."""
-        consortium = self.load()
-        node = consortium.node(name)
-        paths = self.layout.node(name)
-        geth = locate_geth(self._geth)
-        settings = consortium.settings
-        signer = self._checked_signer(name, paths) if node.is_validator else None
-        argv = geth_argv(
-            geth,
-            GethNode(
-                datadir=paths.datadir,
-                config_file=paths.geth_config,
-                ipc_path=paths.ipc,
-                network_id=settings.chain_id,
-                http_port=node.http_port,
-                authrpc_port=node.authrpc_port,
-                max_peers=max(8, 2 * len(consortium.nodes)),
-                signer=signer,
-                gas_limit=settings.gas_limit,
-            ),
-        )
-        supervised = SupervisedNode(
-            name=name,
-            argv=argv,
-            datadir=paths.datadir,
-            log_file=paths.geth_log,
-            status_file=paths.status,
-            lock_file=paths.lock,
-            sealing_gate=SealingGate(
-                paths.ipc,
-                signer=str(signer),
-                password_file=paths.password,
-                needs_peers=len(consortium.validators) > 1,
-                static_peers=self.static_peers(name),
-                stall_after=max(8.0, 4.0 * settings.block_period),
             )
-            if node.is_validator
-            else None,
-        )
-        policy = RestartPolicy(
-            max_restarts=settings.supervision.max_restarts,
-            backoff_max=settings.supervision.backoff_max_seconds,
-        )
-        return Supervisor(supervised, ProcessRuntime(), policy).run()
-
-    def _checked_signer(self, name: str, paths: NodePaths) -> str:
-        """The keystore's address, which must be the signer the genesis names."""
-        address = keystore_address(paths.keystore)
-        recorded = self.signers().get(name)
-        if recorded is None or recorded.lower() != address.lower():
-            raise StateError(
-                f"keystore holds {address} but network.json names signer {recorded}",
-                obj=str(paths.keystore),
-                hint="the state dir is damaged; restore it from backup or `poactl destroy` it",
-            )
-        return address
 
     def _wait_until_ready(
-        self, consortium: Consortium, started: Sequence[str], deadline: float, t0: float
+        self,
+        consortium: Consortium,
+        started: Mapping[str, subprocess.Popen[bytes]],
+        deadline: float,
+        t0: float,
     ) -> tuple[int, dict[str, int]]:
-        """Wait until every validator seals a block after we first see the chain, and
-        every node is within MAX_LAG_BLOCKS of the head (a node that does not seal
-        takes peers' blocks only after its first sync, which geth runs every 10 s)."""
-        signers = self.signers()
-        wanted = {addr.lower(): name for name, addr in signers.items()}
-        sealed: dict[str, int] = {}  # signer name -> first block seen sealed by it
+        """Wait until every identity is held and has sealed a block after we first see
+        the chain, and every node is within MAX_LAG_BLOCKS of the head."""
+        network: NetworkInfo | None = None
+        sealed: dict[str, int] = {}  # signer -> first block seen sealed by it
         baseline: int | None = None
         checked = 0
-        last = "no node answered yet"
+        last = "waiting for the agents to publish the network"
         while True:
-            self._raise_if_supervisor_died(started, t0)
-            for node in consortium.validators:
-                ipc = self.layout.node(node.name).ipc
-                head = ipc_call(ipc, "eth_blockNumber", [], timeout=2.0)
-                if head is None:
-                    continue
-                head_n = int(head, 16)
-                if baseline is None:
-                    baseline = checked = head_n
-                while checked < head_n:
-                    signer = ipc_call(ipc, "clique_getSigner", [hex(checked + 1)], timeout=2.0)
-                    if signer is None:
-                        break
-                    checked += 1
-                    name = wanted.get(str(signer).lower())
-                    if name is not None:
-                        sealed.setdefault(name, checked)
-                break
-            missing = sorted(set(signers) - set(sealed))
-            lagging = [] if missing else self._lagging(consortium)
-            if baseline is not None:
-                last = (
-                    f"head {checked}, sealed since block {baseline}: "
-                    f"{', '.join(sorted(sealed)) or 'none'}; "
-                    + (f"waiting for: {', '.join(missing)}" if missing else "all sealed")
-                    + (f"; catching up: {', '.join(lagging)}" if lagging else "")
-                )
-            if not missing and not lagging:
-                return checked, sealed
+            self._raise_if_agent_died(started, t0)
+            if network is None:
+                network = self.network()
+            if network is not None:
+                wanted = {a.lower(): a for a in network.all_signers}
+                for node in consortium.nodes:
+                    ipc = self.layout.node(node.name).ipc
+                    head = ipc_call(ipc, "eth_blockNumber", [], timeout=2.0)
+                    if head is None:
+                        continue
+                    head_n = int(head, 16)
+                    if baseline is None:
+                        baseline = checked = head_n
+                    while checked < head_n:
+                        signer = ipc_call(ipc, "clique_getSigner", [hex(checked + 1)], timeout=2.0)
+                        if signer is None:
+                            break
+                        checked += 1
+                        if str(signer).lower() in wanted:
+                            sealed.setdefault(wanted[str(signer).lower()], checked)
+                    break
+                missing = sorted(set(wanted.values()) - set(sealed))
+                lagging = [] if missing else self._lagging(consortium)
+                if baseline is not None:
+                    last = (
+                        f"head {checked}, {len(sealed)}/{len(wanted)} signers sealed since "
+                        f"block {baseline}"
+                        + (f"; waiting for: {', '.join(missing)}" if missing else "")
+                        + (f"; catching up: {', '.join(lagging)}" if lagging else "")
+                    )
+                if baseline is not None and not missing and not lagging:
+                    return checked, sealed
             if time.monotonic() > deadline:
-                tails = [
-                    f"[{name}] {line}"
-                    for name in missing or lagging
-                    for line in log_tail(self.layout.node(name).geth_log, 5)
-                ]
                 raise WaitTimeout(
-                    "not every validator sealed a block in time"
-                    if missing
-                    else "not every node caught up with the head in time",
+                    "the consortium did not become ready in time",
                     elapsed=time.monotonic() - t0,
                     last_state=last,
-                    log_tail=tails,
+                    log_tail=[
+                        f"[{n}] {line}"
+                        for n in started
+                        for line in log_tail(self.layout.node(n).agent_log, 3)
+                    ],
                     obj=str(self.layout.root),
-                    hint="see the nodes' geth.log under nodes/<name>/; "
+                    hint="see each node's agent.log and geth.log under nodes/<name>/; "
                     "a slow machine may need a longer --timeout",
                 )
             time.sleep(0.25)
@@ -329,37 +307,44 @@ class LocalConsortium:
         top = max(numbers.values(), default=0)
         return [n for n in heads if numbers.get(n, -1) < top - MAX_LAG_BLOCKS]
 
-    def _raise_if_supervisor_died(self, started: Sequence[str], t0: float) -> None:
-        for name in started:
-            status = read_json(self.layout.node(name).status) or {}
-            if status.get("state") == "FATAL":
+    def _raise_if_agent_died(
+        self, started: Mapping[str, subprocess.Popen[bytes]], t0: float
+    ) -> None:
+        for name, process in started.items():
+            paths = self.layout.node(name)
+            status = read_json(paths.agent_status) or {}
+            if status.get("state") == "FATAL" or process.poll() is not None:
                 raise WaitTimeout(
-                    f"the supervisor of {name} gave up: {status.get('message')}",
+                    f"the agent of {name} exited: "
+                    + str(status.get("message") or f"exit code {process.poll()}"),
                     elapsed=time.monotonic() - t0,
                     last_state="FATAL",
-                    log_tail=log_tail(self.layout.node(name).geth_log, 10),
+                    log_tail=log_tail(paths.agent_log, 10),
                     obj=name,
-                    hint=f"read {self.layout.node(name).geth_log}",
+                    hint=f"read {paths.agent_log} and {paths.geth_log}",
                 )
 
     # -- status ----------------------------------------------------------------------
     def status(self) -> ConsortiumStatus:
         consortium = self.load()
-        signers = self.signers()
         stall_after = max(10.0, 5.0 * consortium.settings.block_period)
         many = len(consortium.nodes) > 1
 
         def one(node: NodeSpec) -> NodeStatus:
             paths = self.layout.node(node.name)
-            state = self._supervisor_state(paths)
-            sealing = state == "RUNNING" and bool((read_json(paths.status) or {}).get("sealing"))
-            health = check_node(
-                node.rpc_url,
-                paths.ipc,
-                signer=signers.get(node.name),
-                expect_peers=many,
+            agent = read_json(paths.agent_status) or {}
+            state = self._agent_state(node.name, agent)
+            identity = agent.get("identity") if state not in ("STOPPED", "FATAL", "DEAD") else None
+            signer = identity.get("signer") if isinstance(identity, dict) else None
+            health = check_node(node.rpc_url, paths.ipc, signer=signer, expect_peers=many)
+            return NodeStatus(
+                node,
+                signer,
+                state,
+                bool(agent.get("sealing")) and state == "SEALING",
+                health,
+                leader=bool(agent.get("leader")) and state not in ("STOPPED", "FATAL", "DEAD"),
             )
-            return NodeStatus(node, signers.get(node.name), state, sealing, health)
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             nodes = list(pool.map(one, consortium.nodes))
@@ -374,37 +359,54 @@ class LocalConsortium:
             )
             for n in nodes
         ]
-        return ConsortiumStatus(consortium.settings.chain_id, self.layout.root, nodes)
+        return ConsortiumStatus(
+            consortium.settings.chain_id, self.layout.root, nodes, self._leases(consortium)
+        )
 
-    def _supervisor_state(self, paths: NodePaths) -> str:
-        status = read_json(paths.status) or {}
-        state = str(status.get("state", "STOPPED"))
+    def _leases(self, consortium: Consortium) -> list[LeaseRow]:
+        if not self.layout.store.exists():
+            return []
+        store, network = self.store(), self.network()
+        rows = []
+        for member in consortium.members():
+            h = holder_of(store, leader_lease(member))
+            rows.append(LeaseRow(member, "leader", None, h.holder if h.leased else None))
+            signers = network.signers(member) if network else ()
+            for i, signer in enumerate(signers):
+                h = holder_of(store, identity_lease(member, i))
+                rows.append(
+                    LeaseRow(member, f"identity-{i}", signer, h.holder if h.leased else None)
+                )
+        return rows
+
+    def _agent_state(self, name: str, agent: Mapping[str, object]) -> str:
+        state = str(agent.get("state", "STOPPED"))
         if state in ("STOPPED", "FATAL"):
             return state
-        return state if self._supervised(paths.root.name) else "DEAD"
+        return state if self._agent_running(name) else "DEAD"
 
     # -- down / destroy --------------------------------------------------------------
     def down(self) -> list[str]:
-        """Stop every node's supervisor and geth; keep all data. Returns nodes stopped."""
+        """Stop every agent and its geth; keep all data. Returns the nodes stopped."""
         consortium = self.load()
         return self._stop_nodes([n.name for n in consortium.nodes])
 
     def _stop_nodes(
-        self, names: Sequence[str], supervisor_pids: Mapping[str, int] | None = None
+        self, names: Sequence[str], agent_pids: Mapping[str, int] | None = None
     ) -> list[str]:
-        """Stop supervisors (by the pid we spawned, else the one in status.json), then geth."""
+        """Stop agents (by the pid we spawned, else the one in agent.json), then any geth
+        a killed agent left behind."""
 
         def stop(name: str) -> str | None:
             paths = self.layout.node(name)
-            status = read_json(paths.status) or {}
             stopped = False
-            pid = (supervisor_pids or {}).get(name, status.get("supervisor_pid"))
-            if isinstance(pid, int) and runs_with_arg(pid, SUPERVISE_COMMAND):
-                stop_pid(pid, SUPERVISOR_STOP)
+            pid = (agent_pids or {}).get(name, (read_json(paths.agent_status) or {}).get("pid"))
+            if isinstance(pid, int) and runs_with_arg(pid, str(paths.agent_config)):
+                stop_pid(pid, AGENT_STOP)
                 stopped = True
             geth_pid = (read_json(paths.status) or {}).get("geth_pid")
             if isinstance(geth_pid, int) and runs_with_arg(geth_pid, str(paths.datadir)):
-                stop_pid(geth_pid)  # its supervisor was killed and left it behind
+                stop_pid(geth_pid)
                 stopped = True
             return name if stopped else None
 
@@ -425,14 +427,14 @@ class LocalConsortium:
             self.down()
         shutil.rmtree(root)
 
+    def node_paths(self, name: str) -> NodePaths:
+        self.load().node(name)  # raises for an unknown node
+        return self.layout.node(name)
+
 
 def _check_ports_free(nodes: Sequence[NodeSpec]) -> None:
     for node in nodes:
-        for kind, port in (
-            ("p2p", node.p2p_port),
-            ("http", node.http_port),
-            ("authrpc", node.authrpc_port),
-        ):
+        for kind, port in node.ports():
             if not port_is_free(port):
                 raise ConfigError(
                     f"port clash: {kind} port {port} of node {node.name} is already in use "

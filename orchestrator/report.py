@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +10,21 @@ from orchestrator.config import NodeSpec
 from orchestrator.health import NodeHealth
 
 MAX_LAG_BLOCKS = 2  # a node further behind the highest node is not healthy
+WORKING_STATES = ("FOLLOWING", "SEALING")  # agent states of a node that does its job
+
+
+@dataclass(frozen=True)
+class LeaseRow:
+    """Who holds one of a member's leases (None: nobody right now)."""
+
+    member: str
+    lease: str  # "leader" or "identity-<i>"
+    signer: str | None  # the identity's signer address
+    holder: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"member": self.member, "lease": self.lease, "signer": self.signer,
+                "holder": self.holder}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -21,6 +36,7 @@ class NodeStatus:
     health: NodeHealth
     behind: int = 0  # blocks behind the highest node of the consortium
     chain_stalled_for: float | None = None  # set when no node has a recent block
+    leader: bool = False  # holds its member's leader lease
 
     @property
     def problems(self) -> list[str]:
@@ -33,7 +49,7 @@ class NodeStatus:
 
     @property
     def healthy(self) -> bool:
-        return self.state == "RUNNING" and self.health.reachable and not self.problems
+        return self.state in WORKING_STATES and self.health.reachable and not self.problems
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +63,7 @@ class NodeStatus:
             "healthy": self.healthy,
             "state": self.state,
             "sealing": self.sealing,
+            "leader": self.leader,
             "problems": self.problems,
         }
 
@@ -56,14 +73,18 @@ class ConsortiumStatus:
     chain_id: int
     state_dir: Path
     nodes: list[NodeStatus]
+    leases: list[LeaseRow] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
-        return all(n.healthy for n in self.nodes)
+        """Every node does its job and every validator identity is held."""
+        identities_held = all(r.holder for r in self.leases if r.lease != "leader")
+        return all(n.healthy for n in self.nodes) and identities_held
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "chain_id": self.chain_id,
             "state_dir": str(self.state_dir),
             "nodes": [n.as_dict() for n in self.nodes],
+            "leases": [r.as_dict() for r in self.leases],
         }

@@ -1,80 +1,152 @@
-"""When a validator may seal, and how a stalled chain is set moving again.
+"""When a node seals with a validator identity, how it stops (fencing), and how a
+stalled chain is set moving again. All of it over geth's IPC socket.
 
-geth starts without `--mine`; the supervisor calls `SealingGate.tick` twice a second.
-
-* geth runs with `--mine` but its signing key locked: mining marks the node synced, so
-  it accepts peers' blocks from its first second (a node that is neither mining nor
-  synced discards them), yet it cannot seal. The gate opens, unlocking the key over
-  IPC with the password only the supervisor reads, once the node has a peer whose eth
-  handshake is done and it is not behind (`eth_syncing`). Sealing before peering lets
-  signers seal competing blocks at one height. A node that is the consortium's only
-  signer opens the gate at once.
+* geth always runs `--mine` with the node's *follower* key as etherbase (see
+  `orchestrator.keys`): mining marks the node synced, so it accepts peers' blocks from
+  its first second (a node that is neither mining nor synced discards them), yet it
+  cannot seal. When the agent holds an identity's lease it writes that identity's
+  keystore and calls `authorize`; `tick` (twice a second, from the supervisor) then
+  waits until the node has a peer whose eth handshake is done and is not behind
+  (`eth_syncing`), unlocks the key with the password from the vault, makes it the
+  etherbase and restarts the miner. Sealing before peering lets signers seal competing
+  blocks at one height. A consortium's only signer starts at once.
+* `fence` undoes it: `miner_stop`, `personal_lockAccount`, delete the keystore file.
+  geth 1.13 signs a block *before* Clique's delay (up to one period plus the
+  out-of-turn wiggle) and `miner_stop` does not cancel that delay, so a block signed
+  just before the fence can still appear that much later. The agent therefore fences
+  `fence_margin` seconds before its lease could expire (`orchestrator.leases`). If
+  geth does not answer, `fence` returns False and the agent stops geth outright.
 * Clique can still fork at one height (block 1 especially: its timestamp lies in the
-  past, so out-of-turn signers seal without waiting). geth then wedges: a node at
-  genesis discards propagated blocks, a broadcast only teaches a peer the *parent's*
-  total difficulty, and with fewer than five peers sync runs only on its 10 s timer,
-  toward a peer it believes is heavier, which no peer now is. "Signed recently" then
-  stops both sides for good. So when the head has not moved for `stall_after`
-  seconds, the node re-handshakes its static peers (`admin_removePeer` +
-  `admin_addPeer`): the fresh eth Status carries each side's true total difficulty,
-  and the next sync round moves the lighter side onto the heavier chain.
+  past, so out-of-turn signers seal without waiting). geth then wedges: a broadcast
+  only teaches a peer the *parent's* total difficulty, and with fewer than five peers
+  sync runs only on its 10 s timer, toward a peer it believes is heavier, which no
+  peer now is. So when the head has not moved for `stall_after` seconds, the node
+  re-handshakes its static peers (`admin_removePeer` + `admin_addPeer`): the fresh eth
+  Status carries each side's true total difficulty, and the next sync round moves the
+  lighter side onto the heavier chain.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from orchestrator.boundaries import Secret
 from orchestrator.health import ipc_call, is_behind
+from orchestrator.keys import remove_identity_keystores, write_identity_keystore
 
 log = logging.getLogger(__name__)
 
 BLOCK_VANITY = "poactl"  # the first bytes of extraData in every block we seal
 
 
-@dataclass
-class SealingGate:
-    ipc_path: Path
-    signer: str
-    password_file: Path
-    needs_peers: bool  # False when this node is the consortium's only signer
-    static_peers: Sequence[str] = ()
-    stall_after: float = 8.0
-    sealing: bool = False
-    _head: int | None = field(default=None, repr=False)
-    _head_since: float = field(default_factory=time.monotonic, repr=False)
+@dataclass(frozen=True)
+class Identity:
+    """A validator identity the agent holds the lease of, with its secrets."""
+
+    index: int
+    address: str
+    key: Secret
+    password: Secret
+
+
+class Sealer:
+    """The node's sealing switch. The agent's lease loop calls `authorize`/`fence`; the
+    supervisor calls `reset` when geth (re)starts and `tick` while it runs."""
+
+    def __init__(
+        self,
+        ipc_path: Path,
+        keystore_dir: Path,
+        *,
+        needs_peers: Callable[[], bool],
+        static_peers: Callable[[], Sequence[str]],
+        stall_after: float = 8.0,
+    ) -> None:
+        self.ipc_path = ipc_path
+        self.keystore_dir = keystore_dir
+        self._needs_peers = needs_peers
+        self._static_peers = static_peers
+        self.stall_after = stall_after
+        self._lock = threading.Lock()
+        self._identity: Identity | None = None
+        self.sealing = False
+        self._head: int | None = None
+        self._head_since = time.monotonic()
+
+    @property
+    def identity(self) -> Identity | None:
+        return self._identity
 
     def reset(self) -> None:
         """geth (re)started: it is not sealing and its head is unknown."""
-        self.sealing, self._head, self._head_since = False, None, time.monotonic()
+        with self._lock:
+            self.sealing, self._head, self._head_since = False, None, time.monotonic()
+
+    def authorize(self, identity: Identity) -> None:
+        """Seal as `identity` once the node is ready (its keystore is written now)."""
+        with self._lock:
+            write_identity_keystore(self.keystore_dir, identity.key, identity.password)
+            self._identity, self.sealing = identity, False
+
+    def fence(self) -> bool:
+        """Stop sealing now. True when geth confirmed it (or there is nothing to stop);
+        False when geth did not answer and must be stopped by the caller."""
+        with self._lock:
+            identity, was_sealing = self._identity, self.sealing
+            self._identity, self.sealing = None, False
+            remove_identity_keystores(self.keystore_dir)
+            if identity is None:
+                return True
+            stopped = ipc_call(self.ipc_path, "miner_stop", [], timeout=1.0)
+            locked = ipc_call(
+                self.ipc_path, "personal_lockAccount", [identity.address], timeout=1.0
+            )
+            confirmed = stopped is not None or locked is not None or not self.ipc_path.exists()
+            log.warning(
+                "fenced identity %d (%s)%s%s",
+                identity.index,
+                identity.address,
+                "" if was_sealing else " before it sealed",
+                "" if confirmed else "; geth did not answer",
+            )
+            return confirmed
 
     def tick(self) -> bool:
-        """Open the gate if ready, heal a stall; True when sealing has just started."""
-        if not self.sealing:
-            if self.needs_peers and not self._ready():
+        """Start sealing if authorized and ready, heal a stall; True when sealing has just
+        started."""
+        with self._lock:
+            identity = self._identity
+            if identity is None:
                 return False
-            password = Secret(self.password_file.read_text())
+            if self.sealing:
+                self._heal_if_stalled()
+                return False
+            if self._needs_peers() and not self._ready():
+                return False
             unlocked = ipc_call(
-                self.ipc_path, "personal_unlockAccount", [self.signer, password.value, 0]
+                self.ipc_path,
+                "personal_unlockAccount",
+                [identity.address, identity.password.value, 0],
             )
-            if unlocked is not True:
+            if unlocked is not True:  # geth's keystore watcher may not have seen it yet
                 return False
             # The worker retries a failed seal only on a new head or new transactions,
             # miner_start alone is a no-op while mining, and a task whose seal hash it
-            # has seen is skipped. So: a new vanity (new seal hash), then restart the
-            # miner, which commits fresh work that the unlocked key can sign.
+            # has seen is skipped. So: a new vanity (new seal hash), the identity as
+            # etherbase (Clique's signer), then restart the miner, which commits fresh
+            # work that the unlocked key can sign.
             ipc_call(self.ipc_path, "miner_setExtra", [BLOCK_VANITY])
+            ipc_call(self.ipc_path, "miner_setEtherbase", [identity.address])
             ipc_call(self.ipc_path, "miner_stop", [])
             ipc_call(self.ipc_path, "miner_start", [])
             self.sealing = True
             return True
-        self._heal_if_stalled()
-        return False
 
     def _ready(self) -> bool:
         peers: Any = ipc_call(self.ipc_path, "admin_peers", [])
@@ -92,15 +164,16 @@ class SealingGate:
         if int(head, 16) != self._head:
             self._head, self._head_since = int(head, 16), now
             return
-        if now - self._head_since < self.stall_after or not self.static_peers:
+        peers = list(self._static_peers())
+        if now - self._head_since < self.stall_after or not peers:
             return
         log.warning(
             "head stuck at %d for %.0fs; re-handshaking %d peers so sync can settle a fork",
             self._head,
             now - self._head_since,
-            len(self.static_peers),
+            len(peers),
         )
-        for enode in self.static_peers:
+        for enode in peers:
             ipc_call(self.ipc_path, "admin_removePeer", [enode])
             ipc_call(self.ipc_path, "admin_addPeer", [enode])
         self._head_since = now

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from tenacity import (
     RetryCallState,
@@ -38,7 +38,6 @@ from tenacity import (
 from orchestrator.boundaries import NodeProcess, Runtime
 from orchestrator.errors import NodeError
 from orchestrator.proc import runs_with_arg, stop_pid
-from orchestrator.sealing import SealingGate
 from orchestrator.statefile import read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -73,6 +72,16 @@ class RestartPolicy:
     stable_after: float = 30.0
 
 
+class SealingSwitch(Protocol):
+    """What the supervisor tends while geth runs (`orchestrator.sealing.Sealer`)."""
+
+    sealing: bool
+
+    def reset(self) -> None: ...
+
+    def tick(self) -> bool: ...
+
+
 @dataclass(frozen=True)
 class SupervisedNode:
     name: str
@@ -80,8 +89,8 @@ class SupervisedNode:
     datadir: Path
     log_file: Path
     status_file: Path
-    lock_file: Path
-    sealing_gate: SealingGate | None = None  # validators: start sealing once ready
+    lock_file: Path | None  # None: the caller (the agent) holds the node's lock
+    sealer: SealingSwitch | None = None  # starts sealing once ready
 
 
 class GethExited(Exception):
@@ -128,7 +137,7 @@ class Supervisor:
             "supervisor_pid": os.getpid(),
             "geth_pid": self._proc.pid if self._proc and self._proc.poll() is None else None,
             "restarts": self.restarts,
-            "sealing": bool(self.node.sealing_gate and self.node.sealing_gate.sealing),
+            "sealing": bool(self.node.sealer and self.node.sealer.sealing),
             "last_exit_code": self.last_exit_code,
             "message": message,
         }
@@ -137,11 +146,18 @@ class Supervisor:
     def request_stop(self, *_: object) -> None:
         self._stop.set()
 
-    def run(self) -> int:
+    def kill_geth(self) -> None:
+        """Stop the running geth at once (a fence geth did not answer); it is restarted."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            log.warning("%s: killing geth pid %d to fence it", self.node.name, proc.pid)
+            proc.kill()
+
+    def run(self, *, handle_signals: bool = True) -> int:
         """Supervise until asked to stop (0) or until giving up (1)."""
         with self._exclusive():
             self._reap_stale_geth()
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT) if handle_signals else ():
                 signal.signal(sig, self._on_signal)
             while not self._stop.is_set():
                 try:
@@ -204,8 +220,8 @@ class Supervisor:
         except NodeError as e:
             raise GethExited(-1, 0.0) from e
         started = time.monotonic()
-        if self.node.sealing_gate is not None:
-            self.node.sealing_gate.reset()
+        if self.node.sealer is not None:
+            self.node.sealer.reset()
         self._transition(State.RUNNING, f"geth pid {self._proc.pid}")
         while (code := self._proc.poll()) is None:
             self._tend_sealing()
@@ -223,7 +239,7 @@ class Supervisor:
         self.restarts += 1  # a stable run ended: restart at once with a fresh count
 
     def _tend_sealing(self) -> None:
-        gate = self.node.sealing_gate
+        gate = self.node.sealer
         if gate is None:
             return
         try:
@@ -237,16 +253,10 @@ class Supervisor:
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
-        self.node.lock_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.node.lock_file.open("w") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as e:
-                raise NodeError(
-                    "another supervisor already runs this node",
-                    obj=self.node.name,
-                    hint="use `poactl status` to see it, `poactl down` to stop it",
-                ) from e
+        if self.node.lock_file is None:
+            yield
+            return
+        with node_lock(self.node.lock_file, self.node.name):
             yield
 
     def _reap_stale_geth(self) -> None:
@@ -257,3 +267,19 @@ class Supervisor:
             return
         log.warning("%s: stopping geth pid %d left by a previous supervisor", self.node.name, pid)
         stop_pid(pid)
+
+
+@contextmanager
+def node_lock(path: Path, name: str) -> Iterator[None]:
+    """Hold the node's advisory lock, or raise: one supervisor (agent) per node."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            raise NodeError(
+                "another agent already runs this node",
+                obj=name,
+                hint="use `poactl status` to see it, `poactl down` to stop it",
+            ) from e
+        yield

@@ -25,6 +25,10 @@ class LocalProcess:
     def poll(self) -> int | None:
         return self._popen.poll()
 
+    def kill(self) -> None:
+        if self._popen.poll() is None:
+            self._popen.kill()
+
     def stop(self) -> int:
         for sig, wait in STOP_SEQUENCE:
             if self._popen.poll() is not None:

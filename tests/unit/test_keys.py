@@ -12,112 +12,71 @@ from eth_account import Account
 from eth_keys import keys as eth_keys
 
 from orchestrator.boundaries import Secret
-from orchestrator.errors import NodeError
 from orchestrator.keys import (
+    FOLLOWER_PREFIX,
     create_node_key,
-    create_validator_key,
     enode_id,
     enode_url,
-    keystore_address,
+    follower_address,
+    remove_identity_keystores,
+    write_identity_keystore,
 )
 
 # secp256k1 generator point G: the public key of private key 1 (SEC 2, section 2.4.1).
 G_X = "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
 G_Y = "483ada7726a3c4655da4fbfc0e1108a8fd17b448a68554199c47d08ffb10d4b8"
 
-
-@pytest.fixture
-def validator(tmp_path: Path) -> tuple[Path, Path, str]:
-    keystore = tmp_path / "datadir" / "keystore"
-    password = tmp_path / "password"
-    address = create_validator_key(keystore, password)
-    return keystore, password, address
+KEY = Secret("0x" + "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
+PASSWORD = Secret("a-long-random-password-from-the-vault-0123456789")
 
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_writes_one_keystore_file_and_one_password_file(
-    tmp_path: Path, validator: tuple[Path, Path, str]
-) -> None:
-    keystore, password, _ = validator
-    assert len(list(keystore.iterdir())) == 1
-    files = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
-    assert len(files) == 2
-    assert password.relative_to(tmp_path) in files
-
-
-def test_keystore_and_password_are_owner_only(validator: tuple[Path, Path, str]) -> None:
-    keystore, password, _ = validator
-    (key_file,) = keystore.iterdir()
-    assert _mode(key_file) == 0o600
-    assert _mode(password) == 0o600
-
-
-def test_keystore_decrypts_with_the_password_to_the_returned_address(
-    validator: tuple[Path, Path, str],
-) -> None:
-    keystore, password, address = validator
-    (key_file,) = keystore.iterdir()
-    doc = json.loads(key_file.read_text())
+def test_identity_keystore_is_owner_only_and_decrypts_to_the_key(tmp_path: Path) -> None:
+    path = write_identity_keystore(tmp_path / "keystore", KEY, PASSWORD)
+    assert _mode(path) == 0o600
+    doc = json.loads(path.read_text())
     assert doc["version"] == 3  # Web3 Secret Storage v3
     assert doc["crypto"]["kdf"] == "scrypt"
+    address = Account.from_key(KEY.value).address
     assert doc["address"].lower() == address[2:].lower()
-    key = Account.decrypt(doc, password.read_text())
-    assert Account.from_key(key).address == address
-    assert keystore_address(keystore) == address
-
-
-def test_wrong_password_does_not_decrypt(validator: tuple[Path, Path, str]) -> None:
-    keystore, _, _ = validator
-    (key_file,) = keystore.iterdir()
+    assert path.name.endswith(address[2:].lower())
+    assert bytes(Account.decrypt(doc, PASSWORD.value)).hex() == KEY.value[2:]
     with pytest.raises(ValueError):
-        Account.decrypt(json.loads(key_file.read_text()), "not-the-password")
+        Account.decrypt(doc, "not-the-password")
 
 
-def test_password_is_long_and_random(tmp_path: Path) -> None:
-    a = tmp_path / "a"
-    b = tmp_path / "b"
-    create_validator_key(a / "keystore", a / "password")
-    create_validator_key(b / "keystore", b / "password")
-    pa, pb = (a / "password").read_text(), (b / "password").read_text()
-    assert pa != pb
-    assert len(pa) >= 40
+def test_identity_keystore_leaves_no_plaintext_and_no_temp_file(tmp_path: Path) -> None:
+    write_identity_keystore(tmp_path / "keystore", KEY, PASSWORD)
+    write_identity_keystore(tmp_path / "keystore", KEY, PASSWORD)  # rewritten in place
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(files) == 1
+    content = files[0].read_bytes().lower()
+    assert KEY.value[2:].encode() not in content
+    assert bytes.fromhex(KEY.value[2:]) not in content
+    assert PASSWORD.value.encode() not in content
 
 
-def test_private_key_is_in_no_file_in_plaintext(
-    tmp_path: Path, validator: tuple[Path, Path, str]
-) -> None:
-    keystore, password, _ = validator
-    (key_file,) = keystore.iterdir()
-    key_hex = bytes(Account.decrypt(json.loads(key_file.read_text()), password.read_text())).hex()
-    assert len(key_hex) == 64
-    for path in tmp_path.rglob("*"):
-        if path.is_file():
-            content = path.read_bytes().lower()
-            assert key_hex.encode() not in content, path
-            assert bytes.fromhex(key_hex) not in content, path
+def test_removing_identities_keeps_the_follower_key(tmp_path: Path) -> None:
+    keystore = tmp_path / "keystore"
+    follower = follower_address(keystore)
+    path = write_identity_keystore(keystore, KEY, PASSWORD)
+    assert remove_identity_keystores(keystore) == [path.name]
+    (left,) = keystore.iterdir()
+    assert left.name.startswith(FOLLOWER_PREFIX)
+    assert follower_address(keystore) == follower  # found again, not made anew
+    assert remove_identity_keystores(tmp_path / "missing") == []
 
 
-def test_existing_files_are_never_overwritten(validator: tuple[Path, Path, str]) -> None:
-    keystore, password, _ = validator
-    before = password.read_text()
-    with pytest.raises(FileExistsError):
-        create_validator_key(keystore, password)
-    assert password.read_text() == before
-    assert len(list(keystore.iterdir())) == 1
-
-
-def test_keystore_address_requires_exactly_one_key(
-    tmp_path: Path, validator: tuple[Path, Path, str]
-) -> None:
-    keystore, _, _ = validator
-    (keystore / "UTC--second").write_text("{}")
-    with pytest.raises(NodeError, match="found 2"):
-        keystore_address(keystore)
-    with pytest.raises(NodeError, match="found 0"):
-        keystore_address(tmp_path / "empty")
+def test_follower_keys_are_random_and_owner_only(tmp_path: Path) -> None:
+    a = follower_address(tmp_path / "a")
+    b = follower_address(tmp_path / "b")
+    assert a != b
+    (file_a,) = (tmp_path / "a").iterdir()
+    assert _mode(file_a) == 0o600
+    assert Account.from_key(KEY.value).address not in (a, b)
 
 
 def test_secret_never_shows_its_value() -> None:

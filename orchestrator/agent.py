@@ -1,0 +1,561 @@
+"""`poactl agent`: the supervisor of one VM (one geth node), as an explicit state machine.
+
+    BOOTING -> WAITING_FOR_NETWORK -> FOLLOWING <-> SEALING
+                                          ^            |  lease not renewed in time
+                                          +-- FENCED <-+
+    (any) -> STOPPING -> STOPPED        (any) -> FATAL: a permanent error
+
+* BOOTING: settings read, backends opened, the node's lock taken, /health served.
+* WAITING_FOR_NETWORK: whoever holds the member's *leader* lease creates the member's
+  validator identities in the bank's vault and publishes their addresses; the
+  founder's leader then publishes the genesis and network information. Every agent
+  waits for them, checks the genesis against its own chain, runs `geth init` once,
+  publishes its enode and starts geth as a follower.
+* FOLLOWING: geth runs and follows the chain; a validator agent tries to take a free
+  identity lease every second (a *spare* is a validator agent that finds none free).
+* SEALING: the agent holds identity i's lease; it read the identity's key and
+  password from the vault, wrote geth's keystore and authorized the `Sealer`.
+* FENCED: a renewal did not get through before `fence_at`; sealing was stopped
+  before the lease could expire. The agent seals again only after holding a lease.
+
+A lease loop thread renews, acquires and publishes; a watchdog thread fences on time
+even while a store call hangs; the main thread supervises geth (restarts with backoff).
+Every transition is logged and written atomically to `agent.json`. Transient store and
+vault errors are retried (the loop's own schedule, or `retry_transient` with a
+deadline); access and configuration errors end the agent (FATAL, exit 1) with a
+message naming the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+from eth_account import Account
+
+from orchestrator.agent_config import AgentFile
+from orchestrator.agent_http import AgentMetrics, HealthServer
+from orchestrator.boundaries import Runtime, Secret, Store, Vault
+from orchestrator.config import Consortium, load_config
+from orchestrator.errors import PoaError, ServiceUnavailable, StateError
+from orchestrator.geth import GethNode, geth_argv, geth_config_toml, geth_init
+from orchestrator.health import ipc_call
+from orchestrator.keys import create_node_key, enode_url, follower_address
+from orchestrator.layout import NodePaths
+from orchestrator.leases import LeaseKeeper
+from orchestrator.network import (
+    NetworkInfo,
+    create_network,
+    ensure_member_identities,
+    heartbeat_blob,
+    identity_lease,
+    leader_lease,
+    publish_enode,
+    publish_member,
+    read_enodes,
+    read_genesis,
+    read_network,
+    validator_key_name,
+    validator_password_name,
+)
+from orchestrator.retry import retry_transient
+from orchestrator.sealing import Identity, Sealer
+from orchestrator.statefile import write_json_atomic
+from orchestrator.supervisor import RestartPolicy, SupervisedNode, Supervisor, node_lock
+
+log = logging.getLogger(__name__)
+
+STATUS_VERSION = 1
+LOOP_SECONDS = 0.5
+ACQUIRE_EVERY = 1.0
+PEERS_EVERY = 5.0
+LEADER_DUTIES_EVERY = 2.0
+
+
+class AgentState(enum.StrEnum):
+    BOOTING = "BOOTING"
+    WAITING_FOR_NETWORK = "WAITING_FOR_NETWORK"
+    FOLLOWING = "FOLLOWING"
+    SEALING = "SEALING"
+    FENCED = "FENCED"
+    STOPPING = "STOPPING"
+    STOPPED = "STOPPED"
+    FATAL = "FATAL"
+
+
+_ENDINGS = frozenset({AgentState.STOPPING, AgentState.FATAL})
+ALLOWED: dict[AgentState, frozenset[AgentState]] = {
+    AgentState.BOOTING: frozenset({AgentState.WAITING_FOR_NETWORK}) | _ENDINGS,
+    AgentState.WAITING_FOR_NETWORK: frozenset({AgentState.FOLLOWING}) | _ENDINGS,
+    AgentState.FOLLOWING: frozenset({AgentState.SEALING}) | _ENDINGS,
+    AgentState.SEALING: frozenset({AgentState.FENCED, AgentState.FOLLOWING}) | _ENDINGS,
+    AgentState.FENCED: frozenset({AgentState.SEALING, AgentState.FOLLOWING}) | _ENDINGS,
+    AgentState.STOPPING: frozenset({AgentState.STOPPED, AgentState.FATAL}),
+    AgentState.STOPPED: frozenset(),
+    AgentState.FATAL: frozenset(),
+}
+
+
+def fence_margin(block_period: int, signers: int) -> float:
+    """How long before its lease could expire an agent stops sealing: geth may publish a
+    block it signed up to one period plus Clique's out-of-turn wiggle (500 ms per
+    signers/2+1) after `miner_stop`, and the fence's own IPC calls take up to 2 s."""
+    return block_period + 0.5 * (signers // 2 + 1) + 3.0
+
+
+class Agent:
+    def __init__(
+        self,
+        settings: AgentFile,
+        *,
+        store: Store,
+        vault: Vault,
+        runtime: Runtime,
+        geth: str,
+        consortium: Consortium | None = None,
+    ) -> None:
+        self.settings = settings
+        self.name = settings.node
+        self.member = settings.member
+        self.consortium = consortium or load_config(settings.consortium_file)
+        if self.member not in self.consortium.settings.members:
+            raise StateError(
+                f"member {self.member!r} is not in the consortium file",
+                obj=str(settings.consortium_file),
+                hint="members: " + ", ".join(self.consortium.members()),
+            )
+        self.store, self.vault, self.runtime, self.geth = store, vault, runtime, geth
+        self.paths = NodePaths(settings.state_dir)
+        self.state = AgentState.BOOTING
+        self.message = ""
+        self.network: NetworkInfo | None = None
+        self._stop = threading.Event()
+        self._lock = threading.RLock()  # the identity lease and the sealer move together
+        self._peers: dict[str, str] = {}
+        self._bad_enode_blobs: set[str] = set()
+        self.fences = 0
+        duration = settings.lease_seconds
+        self.leader = LeaseKeeper(
+            store, leader_lease(self.member), duration=duration, holder=self.name, margin=0.0
+        )
+        self.identity_keeper: LeaseKeeper | None = None
+        self.sealer = Sealer(
+            self.paths.ipc,
+            self.paths.keystore,
+            needs_peers=lambda: len(self.network.all_signers) > 1 if self.network else True,
+            static_peers=lambda: list(self._peers.values()),
+            stall_after=max(8.0, 4.0 * self.consortium.settings.block_period),
+        )
+        self.supervisor: Supervisor | None = None
+        self.metrics = AgentMetrics()
+        self._fatal: PoaError | None = None
+        self._duties_done = False
+
+    # -- state machine -------------------------------------------------------------
+    def _transition(self, new: AgentState, message: str = "") -> None:
+        with self._lock:
+            if new is self.state:
+                self.message = message or self.message
+                self.write_status()
+                return
+            if new not in ALLOWED[self.state]:
+                raise RuntimeError(f"illegal agent transition {self.state} -> {new}")
+            log.info("%s: %s -> %s %s", self.name, self.state, new, message)
+            self.state, self.message = new, message
+            self.metrics.state(new.value)
+            self.write_status()
+
+    def write_status(self) -> None:
+        identity = self.sealer.identity
+        write_json_atomic(
+            self.paths.agent_status,
+            {
+                "version": STATUS_VERSION,
+                "node": self.name,
+                "member": self.member,
+                "role": self.settings.role,
+                "state": self.state.value,
+                "since": datetime.now(UTC).isoformat(timespec="seconds"),
+                "pid": os.getpid(),
+                "leader": self.leader.held,
+                "identity": None
+                if identity is None
+                else {"index": identity.index, "signer": identity.address},
+                "sealing": self.sealer.sealing,
+                "fences": self.fences,
+                "rpc_url": f"http://{self.settings.host}:{self.settings.ports.http}",
+                "health_url": f"http://{self.settings.host}:{self.settings.ports.health}/health",
+                "message": self.message,
+            },
+        )
+
+    # -- run ---------------------------------------------------------------------------
+    def request_stop(self, *_: object) -> None:
+        self._stop.set()
+        if self.supervisor is not None:
+            self.supervisor.request_stop()
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("%s: received %s", self.name, signal.Signals(signum).name)
+        self.request_stop()
+
+    def run(self) -> int:
+        """Run until asked to stop (0) or a permanent error (1)."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+        with node_lock(self.paths.lock, self.name):
+            self.write_status()
+            health = HealthServer(
+                self.settings.host, self.settings.ports.health, self._health, self.metrics
+            )
+            with health:
+                loops = [
+                    threading.Thread(target=self._guard(self._lease_loop), name="leases"),
+                    threading.Thread(target=self._guard(self._watchdog), name="watchdog"),
+                ]
+                for t in loops:
+                    t.daemon = True
+                    t.start()
+                try:
+                    self._transition(AgentState.WAITING_FOR_NETWORK, "waiting for the network")
+                    if self._wait_for_network():
+                        self._prepare_node()
+                        self._transition(AgentState.FOLLOWING, "geth starting")
+                        self._supervise()
+                except PoaError as e:
+                    self._fatal = self._fatal or e
+                finally:
+                    self._stop.set()
+                    if self.supervisor is not None:
+                        self.supervisor.request_stop()
+                    for t in loops:
+                        t.join(timeout=10)
+                    self._shut_down()
+        if self._fatal is not None:
+            raise self._fatal
+        return 0
+
+    def _guard(self, loop: Callable[[], None]) -> Callable[[], None]:
+        """Run a background loop; a permanent error ends the whole agent."""
+
+        def run() -> None:
+            try:
+                loop()
+            except PoaError as e:
+                log.error("%s: %s", self.name, e)
+                self._fatal = self._fatal or e
+                self.request_stop()
+
+        return run
+
+    def _wait_for_network(self) -> bool:
+        while not self._stop.is_set():
+            if self.network is not None:
+                return True
+            self._stop.wait(LOOP_SECONDS)
+        return False
+
+    def _prepare_node(self) -> None:
+        """Check the published genesis against our chain, init geth once, publish our
+        enode; from here on geth can start."""
+        assert self.network is not None
+        genesis = retry_transient(
+            lambda: read_genesis(self.store, self.network),  # type: ignore[arg-type]
+            what="read the genesis",
+            timeout=60,
+        )
+        marker = self.paths.root / "genesis.sha256"
+        recorded = marker.read_text().strip() if marker.exists() else None
+        if recorded is not None and recorded != self.network.genesis_sha256:
+            raise StateError(
+                f"this node's chain was created from genesis {recorded[:12]}…, but the "
+                f"store publishes genesis {self.network.genesis_sha256[:12]}…",
+                obj=str(self.paths.datadir),
+                hint="point the agent at the store of the network this node belongs to, "
+                "or delete its datadir to join the published network afresh",
+            )
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        self.paths.genesis.write_bytes(genesis)
+        if recorded is None:
+            geth_init(self.geth, self.paths.datadir, self.paths.genesis, name=self.name)
+            marker.write_text(self.network.genesis_sha256 + "\n")
+        if not self.paths.nodekey.exists():
+            create_node_key(self.paths.nodekey)
+        ports = self.settings.ports
+        enode = enode_url(self.paths.nodekey, self.settings.host, ports.p2p)
+        retry_transient(
+            lambda: publish_enode(self.store, self.name, self.member, enode),
+            what="publish the enode",
+            timeout=60,
+        )
+        self._refresh_peers()
+
+    def _supervise(self) -> None:
+        assert self.network is not None
+        follower = follower_address(self.paths.keystore)
+        s = self.consortium.settings
+        argv = geth_argv(
+            self.geth,
+            GethNode(
+                datadir=self.paths.datadir,
+                config_file=self.paths.geth_config,
+                ipc_path=self.paths.ipc,
+                network_id=self.network.chain_id,
+                http_port=self.settings.ports.http,
+                authrpc_port=self.settings.ports.authrpc,
+                max_peers=max(16, 2 * len(self._peers) + 4),
+                signer=follower,
+                gas_limit=s.gas_limit,
+            ),
+        )
+        self.supervisor = Supervisor(
+            SupervisedNode(
+                name=self.name,
+                argv=argv,
+                datadir=self.paths.datadir,
+                log_file=self.paths.geth_log,
+                status_file=self.paths.status,
+                lock_file=None,  # the agent holds the node's lock
+                sealer=self.sealer,
+            ),
+            self.runtime,
+            RestartPolicy(
+                max_restarts=s.supervision.max_restarts,
+                backoff_max=s.supervision.backoff_max_seconds,
+            ),
+        )
+        if self._stop.is_set():
+            return
+        if self.supervisor.run(handle_signals=False) != 0:
+            raise StateError(
+                f"geth kept failing: {self.supervisor.last_exit_code=}",
+                obj=self.name,
+                hint=f"read {self.paths.geth_log}",
+            )
+
+    def _shut_down(self) -> None:
+        """geth has stopped: give the leases back so a spare takes over at once."""
+        self._transition(AgentState.STOPPING, "stopping")
+        with self._lock:
+            self.sealer.fence()
+            for keeper in (self.identity_keeper, self.leader):
+                if keeper is not None and keeper.held:
+                    try:
+                        keeper.release()
+                    except PoaError as e:  # it expires on its own
+                        log.warning("%s: could not release %s: %s", self.name, keeper.name, e)
+            self.identity_keeper = None
+        if self._fatal is not None:
+            self._transition(AgentState.FATAL, self._fatal.what)
+        else:
+            self._transition(AgentState.STOPPED, "stopped")
+
+    # -- the lease loop ------------------------------------------------------------------
+    def _lease_loop(self) -> None:
+        next_acquire = next_peers = next_duties = next_heartbeat = 0.0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            try:
+                self._keep_identity(acquire=now >= next_acquire)
+                if now >= next_acquire:
+                    next_acquire = now + ACQUIRE_EVERY
+                if now >= next_duties or self.leader.renew_due:
+                    self._keep_leader()
+                    next_duties = now + LEADER_DUTIES_EVERY
+                if self.network is None:
+                    self.network = read_network(self.store)
+                elif now >= next_peers and self.state is not AgentState.WAITING_FOR_NETWORK:
+                    self._refresh_peers()
+                    next_peers = now + PEERS_EVERY
+                if now >= next_heartbeat and self.supervisor is not None:
+                    self._heartbeat()
+                    next_heartbeat = now + self.settings.heartbeat_seconds
+            except ServiceUnavailable as e:
+                self.metrics.store_error()
+                log.warning("%s: %s (will retry)", self.name, e.what)
+            self._stop.wait(LOOP_SECONDS)
+
+    def _keep_identity(self, *, acquire: bool) -> None:
+        keeper = self.identity_keeper
+        if keeper is not None and keeper.held:
+            if keeper.renew_due:
+                self._renew_identity(keeper)
+            return
+        ready = self.settings.role == "validator" and self.state in (
+            AgentState.FOLLOWING,
+            AgentState.FENCED,
+        )
+        if acquire and ready and self.network is not None:
+            self._acquire_identity(self.network)
+
+    def _renew_identity(self, keeper: LeaseKeeper) -> None:
+        renewed = keeper.renew()
+        self.metrics.renewal(ok=renewed)
+        if renewed:
+            return
+        with self._lock:  # lost to someone else (broken): stop sealing at once
+            if self.identity_keeper is keeper:
+                self._fence(f"lost the lease {keeper.name}")
+
+    def _acquire_identity(self, network: NetworkInfo) -> None:
+        signers = network.signers(self.member)
+        for i in self._identity_order(len(signers)):
+            keeper = LeaseKeeper(
+                self.store,
+                identity_lease(self.member, i),
+                duration=self.settings.lease_seconds,
+                holder=self.name,
+                margin=fence_margin(network.block_period, len(network.all_signers)),
+            )
+            if not keeper.try_acquire():
+                continue
+            try:
+                identity = self._load_identity(i, signers[i])
+            except BaseException:
+                keeper.release()
+                raise
+            with self._lock:
+                self.identity_keeper = keeper
+                self.sealer.authorize(identity)
+                self._transition(AgentState.SEALING, f"holds identity {i} ({identity.address})")
+            return
+
+    def _identity_order(self, count: int) -> list[int]:
+        """Try the identity matching our node number first, so agents do not collide."""
+        digits = "".join(c for c in self.name.rsplit("-", 1)[-1] if c.isdigit())
+        first = (int(digits) - 1) % count if digits and count else 0
+        return [(first + k) % count for k in range(count)]
+
+    def _secret(self, name: str) -> Secret:
+        value = retry_transient(
+            lambda: self.vault.get_secret(name), what=f"read {name} from the vault", timeout=5
+        )
+        if value is None:
+            raise StateError(
+                "the secret is missing from the bank's vault",
+                obj=name,
+                hint="the member's leader creates it; restore it from the vault's backup "
+                "(soft-deleted secrets can be recovered), or check the vault URL",
+            )
+        return value
+
+    def _load_identity(self, index: int, expected: str) -> Identity:
+        key = self._secret(validator_key_name(self.member, index))
+        password = self._secret(validator_password_name(self.member, index))
+        address: str = Account.from_key(key.value).address
+        if address.lower() != expected.lower():
+            raise StateError(
+                f"the vault's key for identity {index} is {address}, but the network's "
+                f"genesis names signer {expected}",
+                obj=validator_key_name(self.member, index),
+                hint="the vault belongs to another consortium, or the key was replaced; "
+                "restore the original key",
+            )
+        return Identity(index, address, key, password)
+
+    def _keep_leader(self) -> None:
+        if self.leader.held:
+            if self.leader.renew_due and not self.leader.renew():
+                self._transition(self.state, "lost the leader lease")
+        elif self.leader.try_acquire():
+            self._duties_done = False
+            self._transition(self.state, "became the member's leader")
+        self.metrics.leader(self.leader.held)
+        if self.leader.held and not self._duties_done:
+            self._duties_done = self._leader_duties()
+
+    def _leader_duties(self) -> bool:
+        """Create what is missing of the member's identities and (founder) the network;
+        True when nothing is left to do."""
+        member_spec = self.consortium.settings.members[self.member]
+        info = ensure_member_identities(self.vault, self.member, member_spec.validators)
+        publish_member(self.store, info)
+        if self.member == self.consortium.members()[0] and self.network is None:
+            self.network = create_network(self.store, self.consortium)
+        return self.network is not None
+
+    # -- fencing -----------------------------------------------------------------------
+    def _watchdog(self) -> None:
+        while not self._stop.wait(0.2):
+            with self._lock:
+                keeper = self.identity_keeper
+                if keeper is not None and keeper.held and time.monotonic() >= keeper.fence_at:
+                    self._fence(
+                        f"could not renew {keeper.name} in time; "
+                        f"stopped sealing {keeper.margin:.1f}s before the lease can expire"
+                    )
+
+    def _fence(self, why: str) -> None:
+        """Stop sealing now (caller holds the lock); stop geth if it does not answer."""
+        keeper = self.identity_keeper
+        if keeper is not None:
+            keeper.forget()
+        self.identity_keeper = None
+        if not self.sealer.fence() and self.supervisor is not None:
+            self.supervisor.kill_geth()  # SIGKILL: a geth that does not answer may not stop
+        self.fences += 1
+        self.metrics.fenced()
+        self._transition(AgentState.FENCED, why)
+
+    # -- peers, heartbeat, health ---------------------------------------------------------
+    def _refresh_peers(self) -> None:
+        enodes, problems = read_enodes(self.store)
+        for problem in problems:
+            if problem not in self._bad_enode_blobs:
+                self._bad_enode_blobs.add(problem)
+                log.error(
+                    "%s: ignoring a bad enode record: %s (hint: the agent that owns it "
+                    "rewrites it on its next start; delete it if that node is gone)",
+                    self.name,
+                    problem,
+                )
+        peers = {n: e for n, e in enodes.items() if n != self.name}
+        if peers == self._peers and self.paths.geth_config.exists():
+            return
+        for enode in set(peers.values()) - set(self._peers.values()):
+            ipc_call(self.paths.ipc, "admin_addPeer", [enode])
+        self._peers = peers
+        self.paths.geth_config.write_text(
+            geth_config_toml(self.settings.ports.p2p, sorted(peers.values()))
+        )
+
+    def _heartbeat(self) -> None:
+        block = ipc_call(self.paths.ipc, "eth_blockNumber", [], timeout=2.0)
+        peers = ipc_call(self.paths.ipc, "net_peerCount", [], timeout=2.0)
+        identity = self.sealer.identity
+        body: dict[str, Any] = {
+            "node": self.name,
+            "member": self.member,
+            "state": self.state.value,
+            "leader": self.leader.held,
+            "signer": identity.address if identity else None,
+            "sealing": self.sealer.sealing,
+            "block": int(block, 16) if isinstance(block, str) else None,
+            "peers": int(peers, 16) if isinstance(peers, str) else None,
+            "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        self.store.write(heartbeat_blob(self.name), json.dumps(body, sort_keys=True).encode())
+        if body["block"] is not None:
+            self.metrics.chain(body["block"], body["peers"] or 0)
+
+    def _health(self) -> tuple[bool, dict[str, Any]]:
+        running = self.supervisor is not None and self.supervisor.state.value == "RUNNING"
+        block = ipc_call(self.paths.ipc, "eth_blockNumber", [], timeout=1.0) if running else None
+        healthy = running and isinstance(block, str) and self.state not in _ENDINGS
+        return healthy, {
+            "node": self.name,
+            "state": self.state.value,
+            "geth": self.supervisor.state.value if self.supervisor else "NOT_STARTED",
+            "block": int(block, 16) if isinstance(block, str) else None,
+            "sealing": self.sealer.sealing,
+            "leader": self.leader.held,
+        }

@@ -1,0 +1,110 @@
+"""`agent.yaml`: what one agent (one VM) needs to know, validated once.
+
+An agent belongs to one member, has a unique node name, a state directory for its geth
+datadir, status and logs, and three backends: where the consortium's blobs and leases
+live (`store`), where its bank's secrets live (`vault`), and how geth runs (`runtime`).
+The shipped `orchestrator/agent.example.yaml` documents every key. `poactl up` writes
+one such file per local agent; the VM extension (`scripts/install_agent.sh`) writes
+`/etc/poactl/agent.yaml`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from orchestrator.boundaries import LEASE_MAX_SECONDS, LEASE_MIN_SECONDS
+from orchestrator.config import MemberName, Port, _Strict, validate_yaml
+from orchestrator.errors import ConfigError
+
+FilePath = Annotated[Path, Field(strict=False)]  # YAML gives strings
+NodeName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,40}[a-z0-9]$")]
+
+
+class StoreSettings(_Strict):
+    """`local`: a SQLite file on this machine. `azure`: a Blob Storage container."""
+
+    kind: Literal["local", "azure"]
+    path: FilePath | None = None  # local
+    account_url: str | None = None  # azure, e.g. https://ACCOUNT.blob.core.windows.net
+    container: str = "poactl"
+    # azure: a file holding the storage account key (Azurite, or no managed identity);
+    # without it the agent authenticates with DefaultAzureCredential (managed identity).
+    account_key_file: FilePath | None = None
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> StoreSettings:
+        if self.kind == "local" and self.path is None:
+            raise ValueError("a local store needs 'path' (its SQLite file)")
+        if self.kind == "azure" and not self.account_url:
+            raise ValueError("an azure store needs 'account_url'")
+        return self
+
+
+class VaultSettings(_Strict):
+    """`local`: an encrypted vault directory. `azure`: Key Vault."""
+
+    kind: Literal["local", "azure"]
+    path: FilePath | None = None  # local
+    url: str | None = None  # azure, e.g. https://NAME.vault.azure.net
+    # For a Key Vault emulator only: its self-signed certificate and challenge resource.
+    tls_verify: bool = True
+    verify_challenge_resource: bool = True
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> VaultSettings:
+        if self.kind == "local" and self.path is None:
+            raise ValueError("a local vault needs 'path' (its directory)")
+        if self.kind == "azure" and not self.url:
+            raise ValueError("an azure vault needs 'url'")
+        return self
+
+
+class RuntimeSettings(_Strict):
+    """`process`: geth as a child process. `docker`: a geth container (Docker or Podman)."""
+
+    kind: Literal["process", "docker"] = "process"
+    geth: str | None = None  # process: the geth binary [default: .tools/bin/geth, PATH]
+    image: str = "ethereum/client-go:v1.13.15"  # docker
+    docker_host: str | None = None  # docker [default: DOCKER_HOST, else the local socket]
+
+
+class AgentPorts(_Strict):
+    p2p: Port
+    http: Port
+    authrpc: Port
+    health: Port  # /health and /metrics
+
+
+class AgentFile(_Strict):
+    """The schema of agent.yaml."""
+
+    member: MemberName
+    node: NodeName
+    # validator: competes for one of the member's validator identities (a spare is a
+    # validator agent that found every identity taken). rpc: never seals.
+    role: Literal["validator", "rpc"] = "validator"
+    state_dir: FilePath
+    consortium_file: FilePath  # the consortium's agreed settings (the same file at every bank)
+    host: str = "127.0.0.1"  # the address geth listens on and advertises to peers
+    ports: AgentPorts
+    lease_seconds: Annotated[int, Field(ge=LEASE_MIN_SECONDS, le=LEASE_MAX_SECONDS)] = 15
+    heartbeat_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    store: StoreSettings
+    vault: VaultSettings
+    runtime: RuntimeSettings = RuntimeSettings()
+
+
+def load_agent_config(path: Path) -> AgentFile:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(
+            f"cannot read the agent file ({e.strerror})",
+            obj=str(path),
+            hint="pass an existing file with --config (the VM extension writes "
+            "/etc/poactl/agent.yaml; orchestrator/agent.example.yaml documents it)",
+        ) from e
+    return validate_yaml(AgentFile, text, source=str(path))

@@ -1,0 +1,99 @@
+"""Holding one blob lease: acquire, renew on schedule, and know when to fence.
+
+The store counts a lease's duration from when *it* received the last acquire or renew;
+we count from when we *sent* it, which is earlier, so our view of the expiry is never
+later than the store's. `fence_at` is that expiry minus a margin long enough for geth
+to finish (or drop) a block it signed before the fence: the agent stops sealing at
+`fence_at` unless a renewal got through, so the lease cannot expire, and a spare cannot
+take the identity, while this node could still seal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from orchestrator.boundaries import Lease, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HolderInfo:
+    holder: str | None  # the agent named in the lease blob
+    leased: bool  # a lease is held right now
+    since: str | None = None
+
+
+class LeaseKeeper:
+    """One lease this agent wants to hold; the holder's name is written into the blob."""
+
+    def __init__(self, store: Store, name: str, *, duration: int, holder: str, margin: float):
+        self.store = store
+        self.name = name
+        self.duration = duration
+        self.holder = holder
+        self.margin = margin
+        self.lease: Lease | None = None
+        self.renewed_at = 0.0  # monotonic time the last successful acquire/renew was sent
+
+    @property
+    def held(self) -> bool:
+        return self.lease is not None
+
+    @property
+    def fence_at(self) -> float:
+        return self.renewed_at + self.duration - self.margin
+
+    @property
+    def renew_due(self) -> bool:
+        return self.held and time.monotonic() >= self.renewed_at + self.duration / 3
+
+    def try_acquire(self) -> bool:
+        """Take the lease if it is free; False when someone else holds it."""
+        sent = time.monotonic()
+        lease = self.store.acquire_lease(self.name, self.duration)
+        if lease is None:
+            return False
+        self.lease, self.renewed_at = lease, sent
+        since = datetime.now(UTC).isoformat(timespec="seconds")
+        body = json.dumps({"holder": self.holder, "since": since}).encode()
+        self.store.write(self.name, body, lease=lease)
+        log.info("%s: acquired lease %s", self.holder, self.name)
+        return True
+
+    def renew(self) -> bool:
+        """Renew; False (and the lease forgotten) when it was lost to someone else."""
+        assert self.lease is not None
+        sent = time.monotonic()
+        if self.store.renew_lease(self.lease):
+            self.renewed_at = sent
+            return True
+        log.warning("%s: lease %s was lost (broken, or expired and taken)", self.holder, self.name)
+        self.lease = None
+        return False
+
+    def forget(self) -> None:
+        """Stop counting on the lease (after a fence) without asking the store."""
+        self.lease = None
+
+    def release(self) -> None:
+        if self.lease is not None:
+            self.store.release_lease(self.lease)
+            log.info("%s: released lease %s", self.holder, self.name)
+            self.lease = None
+
+
+def holder_of(store: Store, name: str) -> HolderInfo:
+    """Who holds the lease `name`, as the holder wrote it into the blob."""
+    blob = store.read(name)
+    if blob is None:
+        return HolderInfo(None, leased=False)
+    try:
+        doc = json.loads(blob.data) if blob.data else {}
+    except ValueError:
+        doc = {}
+    return HolderInfo(doc.get("holder"), leased=blob.leased, since=doc.get("since"))

@@ -1,0 +1,290 @@
+"""The consortium's shared data in the store, and the leader duties that create it.
+
+    members/<member>.json          a member's signer addresses (identity order) and its
+                                   transaction account; its leader publishes them
+    network/genesis.json           the canonical Clique genesis (the founder's leader)
+    network/networkinfo.json       chain id, period, members, signers, genesis sha256
+    enodes/<node>.json             a node's enode URL (its agent)
+    leases/<member>/leader         the member's leader lease
+    leases/<member>/identity-<i>   validator identity i's lease; the holder in the blob
+    heartbeats/<node>.json         an agent's heartbeat
+
+Every write is conditional (`if_absent`), so two leaders racing, or a leader that died
+half-way and its successor, never publish two different genesis files. Keys never enter
+the store: a member's leader creates its identities in its own bank's vault and
+publishes only their addresses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+
+from genesis import CliqueSpec, InvalidGenesisSpec, build_genesis, canonical_json
+from orchestrator.boundaries import Secret, Store, Vault
+from orchestrator.config import Consortium
+from orchestrator.errors import ConfigError, StateError
+
+GENESIS = "network/genesis.json"
+NETWORK_INFO = "network/networkinfo.json"
+NETWORK_INFO_VERSION = 1
+ENODE = re.compile(r"^enode://[0-9a-f]{128}@[0-9A-Za-z.:\[\]-]+:\d{1,5}$")
+
+
+def member_blob(member: str) -> str:
+    return f"members/{member}.json"
+
+
+def enode_blob(node: str) -> str:
+    return f"enodes/{node}.json"
+
+
+def heartbeat_blob(node: str) -> str:
+    return f"heartbeats/{node}.json"
+
+
+def leader_lease(member: str) -> str:
+    return f"leases/{member}/leader"
+
+
+def identity_lease(member: str, index: int) -> str:
+    return f"leases/{member}/identity-{index}"
+
+
+# -- secret names in a bank's vault ----------------------------------------------------
+
+
+def validator_key_name(member: str, index: int) -> str:
+    return f"{member}-validator-{index}-key"
+
+
+def validator_password_name(member: str, index: int) -> str:
+    return f"{member}-validator-{index}-password"
+
+
+def tx_key_name(member: str) -> str:
+    return f"{member}-tx-key"
+
+
+PSEUDONYM_SECRET_NAME = "consortium-pseudonym-secret"  # noqa: S105 - a name
+
+
+# -- a member's identities -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    member: str
+    signers: tuple[str, ...]  # identity i seals as signers[i]
+    tx_account: str
+
+    def as_json(self) -> bytes:
+        body = {"member": self.member, "signers": list(self.signers), "tx_account": self.tx_account}
+        return json.dumps(body, sort_keys=True).encode()
+
+
+def _address(key: Secret) -> str:
+    address: str = Account.from_key(key.value).address
+    return address
+
+
+def _key_in_vault(vault: Vault, name: str) -> Secret:
+    key = vault.get_secret(name)
+    if key is None:
+        key = Secret("0x" + secrets.token_hex(32))
+        vault.set_secret(name, key)
+    return key
+
+
+def ensure_member_identities(vault: Vault, member: str, validators: int) -> MemberInfo:
+    """Create what is missing of the member's keys in its vault; return their addresses.
+
+    Idempotent: a second call (or a new leader after a crash) finds the keys and
+    creates nothing. A password is independent of its key (the keystore is rewritten
+    from both), so a crash between the two writes loses nothing.
+    """
+    signers = []
+    for i in range(validators):
+        if vault.get_secret(validator_password_name(member, i)) is None:
+            vault.set_secret(validator_password_name(member, i), Secret(secrets.token_urlsafe(32)))
+        signers.append(_address(_key_in_vault(vault, validator_key_name(member, i))))
+    tx_account = _address(_key_in_vault(vault, tx_key_name(member)))
+    return MemberInfo(member, tuple(signers), tx_account)
+
+
+def publish_member(store: Store, info: MemberInfo) -> None:
+    """Publish the member's addresses once; a different published set is an error."""
+    name = member_blob(info.member)
+    if store.write(name, info.as_json(), if_absent=True) is not None:
+        return
+    published = read_member(store, info.member)
+    if published != info:
+        raise StateError(
+            "the identities published for this member differ from the keys in its vault",
+            obj=name,
+            hint="the vault was replaced, or the store belongs to another consortium; "
+            "restore the vault or point the agent at the right store",
+        )
+
+
+def read_member(store: Store, member: str) -> MemberInfo | None:
+    blob = store.read(member_blob(member))
+    if blob is None:
+        return None
+    doc = _json(blob.data, blob.name)
+    try:
+        return MemberInfo(doc["member"], tuple(doc["signers"]), doc["tx_account"])
+    except (KeyError, TypeError) as e:
+        raise StateError(
+            f"malformed member blob (missing {e})", obj=blob.name, hint="delete it"
+        ) from e
+
+
+# -- the network ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    chain_id: int
+    block_period: int
+    founder: str
+    members: dict[str, MemberInfo]
+    genesis_sha256: str
+
+    def signers(self, member: str) -> tuple[str, ...]:
+        return self.members[member].signers
+
+    @property
+    def all_signers(self) -> list[str]:
+        return [s for m in self.members.values() for s in m.signers]
+
+
+def create_network(store: Store, consortium: Consortium) -> NetworkInfo | None:
+    """The founder's leader duty: once every member has published its identities,
+    publish the genesis and the network information. None while members are missing."""
+    existing = read_network(store)
+    if existing is not None:
+        return existing
+    infos = {m: read_member(store, m) for m in consortium.members()}
+    if any(info is None for info in infos.values()):
+        return None
+    members = {m: info for m, info in infos.items() if info is not None}
+    s = consortium.settings
+    try:
+        genesis = build_genesis(
+            CliqueSpec(
+                chain_id=s.chain_id,
+                signers=[a for info in members.values() for a in info.signers],
+                period=s.block_period,
+                epoch=s.epoch,
+                gas_limit=s.gas_limit,
+            )
+        )
+    except InvalidGenesisSpec as e:
+        raise ConfigError(str(e), obj=consortium.source) from e
+    data = canonical_json(genesis)
+    store.write(GENESIS, data, if_absent=True)
+    published = store.read(GENESIS)
+    if published is None:  # deleted under our feet: try again on the next round
+        return None
+    info = {
+        "version": NETWORK_INFO_VERSION,
+        "chain_id": s.chain_id,
+        "block_period": s.block_period,
+        "founder": consortium.members()[0],
+        "genesis_sha256": hashlib.sha256(published.data).hexdigest(),
+        "members": {m: json.loads(i.as_json()) for m, i in members.items()},
+    }
+    store.write(NETWORK_INFO, json.dumps(info, sort_keys=True).encode(), if_absent=True)
+    return read_network(store)
+
+
+def read_network(store: Store) -> NetworkInfo | None:
+    blob = store.read(NETWORK_INFO)
+    if blob is None:
+        return None
+    doc = _json(blob.data, blob.name)
+    try:
+        if doc["version"] != NETWORK_INFO_VERSION:
+            raise StateError(
+                f"network information version {doc['version']} is not supported "
+                f"(this poactl reads version {NETWORK_INFO_VERSION})",
+                obj=blob.name,
+                hint="upgrade poactl on this VM",
+            )
+        return NetworkInfo(
+            chain_id=int(doc["chain_id"]),
+            block_period=int(doc["block_period"]),
+            founder=str(doc["founder"]),
+            genesis_sha256=str(doc["genesis_sha256"]),
+            members={
+                m: MemberInfo(m, tuple(v["signers"]), v["tx_account"])
+                for m, v in doc["members"].items()
+            },
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise StateError(
+            f"malformed network information ({type(e).__name__}: {e})",
+            obj=blob.name,
+            hint="the store is damaged or belongs to another tool",
+        ) from e
+
+
+def read_genesis(store: Store, info: NetworkInfo) -> bytes:
+    """The published genesis, checked against the hash the network information names."""
+    blob = store.read(GENESIS)
+    if blob is None or hashlib.sha256(blob.data).hexdigest() != info.genesis_sha256:
+        raise StateError(
+            "the genesis blob is missing or does not match the network information",
+            obj=GENESIS,
+            hint="the store is damaged; restore network/ from a member's copy",
+        )
+    return blob.data
+
+
+# -- enodes ----------------------------------------------------------------------------
+
+
+def publish_enode(store: Store, node: str, member: str, enode: str) -> None:
+    body = json.dumps({"node": node, "member": member, "enode": enode}, sort_keys=True)
+    current = store.read(enode_blob(node))
+    if current is None or current.data != body.encode():
+        store.write(enode_blob(node), body.encode())
+
+
+def read_enodes(store: Store) -> tuple[dict[str, str], list[str]]:
+    """node -> enode for every well-formed enode blob, and a problem line per bad one."""
+    enodes: dict[str, str] = {}
+    problems: list[str] = []
+    for name in store.list("enodes/"):
+        blob = store.read(name)
+        if blob is None:
+            continue
+        try:
+            doc = json.loads(blob.data)
+            node, enode = str(doc["node"]), str(doc["enode"])
+        except (ValueError, KeyError, TypeError) as e:
+            problems.append(f"{name}: not an enode record ({type(e).__name__})")
+            continue
+        if not ENODE.match(enode):
+            problems.append(f"{name}: malformed enode URL {enode[:80]!r}")
+            continue
+        enodes[node] = enode
+    return enodes, problems
+
+
+def _json(data: bytes, name: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError as e:
+        raise StateError(
+            f"not valid JSON ({e})",
+            obj=name,
+            hint="the store is damaged or another tool wrote there; restore or delete it",
+        ) from e

@@ -1,0 +1,103 @@
+"""The composition root: the one place that turns settings into backends.
+
+Services see only the Protocols of `orchestrator.boundaries`; an import-linter contract
+in pyproject.toml keeps every other module away from the backend modules. Azure
+backends authenticate with `DefaultAzureCredential` (a VM's managed identity) unless
+the settings name a storage account key file (Azurite, or an account without RBAC).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+from orchestrator.agent_config import RuntimeSettings, StoreSettings, VaultSettings
+from orchestrator.boundaries import Runtime, Store, Vault
+from orchestrator.errors import ConfigError
+
+
+def make_store(settings: StoreSettings) -> Store:
+    if settings.kind == "local":
+        from orchestrator.store.local import LocalStore
+
+        assert settings.path is not None  # checked by the settings model
+        return LocalStore(settings.path)
+    from orchestrator.store.azure_blob import AzureBlobStore
+
+    assert settings.account_url is not None
+    return AzureBlobStore(
+        settings.account_url, settings.container, credential=_storage_credential(settings)
+    )
+
+
+def _storage_credential(settings: StoreSettings) -> object:
+    if settings.account_key_file is None:
+        from azure.identity import DefaultAzureCredential
+
+        return DefaultAzureCredential()
+    from azure.core.credentials import AzureNamedKeyCredential
+
+    key = _read_secret_file(settings.account_key_file, "storage account key")
+    url = urlparse(str(settings.account_url))
+    # Azurite puts the account in the path (/devstoreaccount1); Azure in the host name.
+    account = url.path.strip("/").split("/")[0] or (url.hostname or "").split(".")[0]
+    return AzureNamedKeyCredential(account, key)
+
+
+def make_vault(settings: VaultSettings) -> Vault:
+    if settings.kind == "local":
+        from orchestrator.vault.local import LocalVault
+
+        assert settings.path is not None
+        return LocalVault(settings.path)
+    from azure.identity import DefaultAzureCredential
+
+    from orchestrator.vault.azure_kv import AzureKeyVault
+
+    assert settings.url is not None
+    return AzureKeyVault(
+        settings.url,
+        credential=DefaultAzureCredential(),
+        connection_verify=settings.tls_verify,
+        verify_challenge_resource=settings.verify_challenge_resource,
+    )
+
+
+def run_agent(config: Path) -> int:
+    """Build the agent of `config` with its backends and run it (`poactl agent`)."""
+    from orchestrator.agent import Agent
+    from orchestrator.agent_config import load_agent_config
+    from orchestrator.geth import locate_geth
+
+    settings = load_agent_config(config)
+    agent = Agent(
+        settings,
+        store=make_store(settings.store),
+        vault=make_vault(settings.vault),
+        runtime=make_runtime(settings.runtime),
+        geth=locate_geth(settings.runtime.geth),
+    )
+    return agent.run()
+
+
+def make_runtime(settings: RuntimeSettings) -> Runtime:
+    if settings.kind == "process":
+        from orchestrator.runtime.process import ProcessRuntime
+
+        return ProcessRuntime()
+    raise ConfigError(
+        "the docker runtime is not wired into the agent yet",
+        obj="runtime.kind",
+        hint="use runtime: {kind: process} for now",
+    )
+
+
+def _read_secret_file(path: Path, what: str) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError as e:
+        raise ConfigError(
+            f"cannot read the {what} ({e.strerror})",
+            obj=str(path),
+            hint="check the path and that the agent's user may read it",
+        ) from e
