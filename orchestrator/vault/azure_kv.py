@@ -1,0 +1,220 @@
+"""Azure Key Vault as the bank's vault, through `azure-keyvault-secrets`.
+
+In production the credential is `azure.identity.DefaultAzureCredential()`, which on a VM
+resolves to the VM's managed identity; that identity needs the "Key Vault Secrets
+Officer" role on the vault (or "Key Vault Secrets User" for an agent that only reads),
+or an access policy granting get and set on secrets.
+
+The SDK never retries here (`retry_total=0`) and waits at most `connection_timeout` to
+connect and `read_timeout` for an answer: callers retry `ServiceUnavailable` with a
+deadline (`orchestrator.retry`). How SDK errors map to ours:
+
+- secret not found (404)                      -> `None` (a normal answer)
+- 401, 403, the credential got no token       -> `AccessDenied` (fix the identity/role)
+- no connection, timeouts, 408, 429, 5xx      -> `ServiceUnavailable` (retry)
+- an untrusted TLS certificate, a challenge for another domain -> `ConfigError`
+- 409 on set (the name is deleted but still recoverable) -> `StateError` (recover/purge)
+- another 4xx                                 -> `ConfigError`
+
+Secret values never reach a log: the SDK logs headers only (its body logging stays off),
+and our messages name the secret, never its value.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from types import TracebackType
+from urllib.parse import urlsplit
+
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.keyvault.secrets import SecretClient
+
+from orchestrator.boundaries import Secret, check_secret_name
+from orchestrator.errors import AccessDenied, ConfigError, PoaError, ServiceUnavailable, StateError
+
+log = logging.getLogger(__name__)
+
+ROLE_HINT = (
+    "give this machine's identity the 'Key Vault Secrets Officer' role on the vault "
+    "('Key Vault Secrets User' if it only reads), or an access policy with get and set "
+    "on secrets; check which identity DefaultAzureCredential picked"
+)
+
+
+class AzureKeyVault:
+    """Secrets in one Azure Key Vault (`https://<name>.vault.azure.net`)."""
+
+    def __init__(
+        self,
+        vault_url: str,
+        *,
+        credential: TokenCredential,
+        connection_timeout: float = 3.0,
+        read_timeout: float = 5.0,
+        verify_challenge_resource: bool = True,
+        connection_verify: bool | str = True,
+    ) -> None:
+        parts = urlsplit(vault_url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ConfigError(
+                "not a Key Vault URL",
+                obj=repr(vault_url),
+                hint="use the vault's https URL, e.g. https://<vault-name>.vault.azure.net",
+            )
+        self._url = vault_url.rstrip("/")
+        self._client = SecretClient(
+            self._url,
+            credential,
+            retry_total=0,
+            connection_timeout=connection_timeout,
+            read_timeout=read_timeout,
+            verify_challenge_resource=verify_challenge_resource,
+            connection_verify=connection_verify,
+        )
+
+    @property
+    def vault_url(self) -> str:
+        return self._url
+
+    def __repr__(self) -> str:
+        return f"AzureKeyVault({self._url!r})"
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> AzureKeyVault:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- the Vault protocol -----------------------------------------------------------
+
+    def get_secret(self, name: str) -> Secret | None:
+        check_secret_name(name)
+        try:
+            bundle = self._client.get_secret(name)
+        except ResourceNotFoundError:
+            return None
+        except AzureError as e:
+            raise self._error(e, "read", name) from e
+        except ValueError as e:  # the SDK's check of the challenge's resource
+            raise self._challenge_error(e, name) from e
+        return Secret(bundle.value if bundle.value is not None else "")
+
+    def set_secret(self, name: str, value: Secret) -> None:
+        check_secret_name(name)
+        if not isinstance(value, Secret):
+            raise TypeError("set_secret takes a Secret, not a bare value")
+        try:
+            self._client.set_secret(name, value.value)
+        except AzureError as e:
+            raise self._error(e, "write", name) from e
+        except ValueError as e:  # the SDK's check of the challenge's resource
+            raise self._challenge_error(e, name) from e
+        log.debug("stored secret %s in %s", name, self._url)
+
+    # -- errors -------------------------------------------------------------------------
+
+    def _error(self, e: AzureError, verb: str, name: str) -> PoaError:
+        obj = f"{self._url} [{name}]"
+        status = e.status_code if isinstance(e, HttpResponseError) else None
+        reason = _reason(e)
+        if isinstance(e, ClientAuthenticationError) and status is None:
+            # A credential chain lists every credential it tried; the managed identity's
+            # line is the one that matters on a VM.
+            lines = [line.strip() for line in (e.message or "").splitlines()]
+            mi = [line for line in lines if line.startswith("ManagedIdentityCredential:")]
+            return AccessDenied(
+                f"could not get a token for Key Vault: {reason}" + (f" ({mi[0]})" if mi else ""),
+                obj=obj,
+                hint="give this machine a managed identity (system-assigned, or the "
+                "user-assigned one named by AZURE_CLIENT_ID) and " + ROLE_HINT[len("give ") :],
+            )
+        if isinstance(e, ClientAuthenticationError) or status in (401, 403):
+            return AccessDenied(
+                f"Key Vault refused to let us {verb} the secret: {reason}", obj=obj, hint=ROLE_HINT
+            )
+        if _certificate_rejected(e):
+            return ConfigError(
+                f"the vault's TLS certificate is not trusted: {reason}",
+                obj=self._url,
+                hint="check the vault URL; behind a TLS-inspecting proxy set REQUESTS_CA_BUNDLE "
+                "to its CA (an emulator's certificate goes in connection_verify)",
+            )
+        if isinstance(e, (ServiceRequestError, ServiceResponseError)):
+            return ServiceUnavailable(
+                f"Key Vault did not answer ({reason})",
+                obj=self._url,
+                hint="check the network path to the vault (DNS, firewall, private endpoint); "
+                "poactl retries until its deadline",
+            )
+        if status is not None and (status in (408, 429) or status >= 500):
+            return ServiceUnavailable(
+                f"Key Vault is busy or failing ({reason})",
+                obj=self._url,
+                hint="poactl retries until its deadline; if it persists, check Azure's status",
+            )
+        if status == 409:
+            if "deleted" in reason.lower():
+                return StateError(
+                    "the secret name is deleted but still recoverable in the vault, "
+                    "so it cannot be set",
+                    obj=obj,
+                    hint=f"recover it (az keyvault secret recover --id {self._url}/secrets/"
+                    f"{name}) or purge it (az keyvault secret purge ...), then retry",
+                )
+            return StateError(f"Key Vault reported a conflict: {reason}", obj=obj)
+        return ConfigError(
+            f"Key Vault rejected the request to {verb} the secret: {reason}",
+            obj=obj,
+            hint="check the vault URL and the secret (Key Vault limits a value to 25 KiB)",
+        )
+
+    def _challenge_error(self, e: ValueError, name: str) -> ConfigError:
+        return ConfigError(
+            f"the vault's authentication challenge was refused: {e}",
+            obj=f"{self._url} [{name}]",
+            hint="use the vault's own URL (https://<name>.vault.azure.net); only a test "
+            "emulator needs verify_challenge_resource=False",
+        )
+
+
+def _certificate_rejected(e: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = e
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        if "CERTIFICATE_VERIFY_FAILED" in str(current):
+            return True
+        inner = getattr(current, "inner_exception", None)
+        current = inner if isinstance(inner, BaseException) else current.__cause__
+    return False
+
+
+def _reason(e: AzureError) -> str:
+    """A short, value-free description of an SDK error."""
+    if isinstance(e, HttpResponseError):
+        code = e.error.code if e.error is not None else None
+        message = e.error.message if e.error is not None else e.reason
+        parts = [str(e.status_code) if e.status_code else None, code, message]
+        text = " ".join(p for p in parts if p)
+        if text:
+            return text.splitlines()[0]
+    return (e.message or type(e).__name__).splitlines()[0]
