@@ -154,6 +154,7 @@ class Agent:
             needs_peers=lambda: len(self.network.all_signers) > 1 if self.network else True,
             static_peers=lambda: list(self._peers.values()),
             stall_after=max(8.0, 4.0 * self.consortium.settings.block_period),
+            on_change=self.write_status,
         )
         self.supervisor: Supervisor | None = None
         self.metrics = AgentMetrics()

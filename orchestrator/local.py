@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,9 +72,20 @@ class UpResult:
 class LocalConsortium:
     """One consortium in one state directory."""
 
-    def __init__(self, state_dir: Path, *, geth: str | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        geth: str | None = None,
+        store: StoreSettings | None = None,
+        vault: Callable[[str], VaultSettings] | None = None,
+    ) -> None:
+        """`store` and `vault` (member -> settings) replace the local backends; tests
+        use them to run the same agents against Azurite and a Key Vault emulator."""
         self.layout = StateLayout(state_dir.expanduser().absolute())
         self._geth = geth
+        self._store = store or StoreSettings(kind="local", path=self.layout.store)
+        self._vault = vault or (lambda m: VaultSettings(kind="local", path=self.layout.vault(m)))
 
     # -- reading state ---------------------------------------------------------------
     @property
@@ -91,10 +102,21 @@ class LocalConsortium:
         return parse_config(self.layout.config.read_text(), source=str(self.layout.config))
 
     def store(self) -> Store:
-        return make_store(StoreSettings(kind="local", path=self.layout.store))
+        return make_store(self._store)
 
     def network(self) -> NetworkInfo | None:
-        return read_network(self.store()) if self.layout.store.exists() else None
+        if self._store.kind == "local" and not self.layout.store.exists():
+            return None
+        return read_network(self.store())
+
+    def signers(self) -> dict[str, str]:
+        """Node -> the signer address of the identity its agent holds right now."""
+        found = {}
+        for name in (n.name for n in self.load().nodes):
+            identity = (read_json(self.layout.node(name).agent_status) or {}).get("identity")
+            if isinstance(identity, dict) and self._agent_running(name):
+                found[name] = str(identity["signer"])
+        return found
 
     # -- up --------------------------------------------------------------------------
     def up(self, config: Path | None = None, *, timeout: float = UP_TIMEOUT_SECONDS) -> UpResult:
@@ -200,8 +222,8 @@ class LocalConsortium:
             ),
             lease_seconds=supervision.lease_seconds,
             heartbeat_seconds=supervision.heartbeat_seconds,
-            store=StoreSettings(kind="local", path=self.layout.store),
-            vault=VaultSettings(kind="local", path=self.layout.vault(node.member)),
+            store=self._store,
+            vault=self._vault(node.member),
             runtime=RuntimeSettings(kind="process", geth=geth),
         )
 
@@ -364,9 +386,10 @@ class LocalConsortium:
         )
 
     def _leases(self, consortium: Consortium) -> list[LeaseRow]:
-        if not self.layout.store.exists():
+        network = self.network()
+        if network is None:
             return []
-        store, network = self.store(), self.network()
+        store = self.store()
         rows = []
         for member in consortium.members():
             h = holder_of(store, leader_lease(member))

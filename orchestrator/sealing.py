@@ -67,12 +67,14 @@ class Sealer:
         needs_peers: Callable[[], bool],
         static_peers: Callable[[], Sequence[str]],
         stall_after: float = 8.0,
+        on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self.ipc_path = ipc_path
         self.keystore_dir = keystore_dir
         self._needs_peers = needs_peers
         self._static_peers = static_peers
         self.stall_after = stall_after
+        self._on_change = on_change  # told when sealing starts (the agent rewrites its status)
         self._lock = threading.Lock()
         self._identity: Identity | None = None
         self.sealing = False
@@ -146,7 +148,8 @@ class Sealer:
             ipc_call(self.ipc_path, "miner_stop", [])
             ipc_call(self.ipc_path, "miner_start", [])
             self.sealing = True
-            return True
+        self._on_change()
+        return True
 
     def _ready(self) -> bool:
         peers: Any = ipc_call(self.ipc_path, "admin_peers", [])

@@ -38,17 +38,25 @@ def free_port_bases(count: int, span: int) -> list[int]:
 
 
 def consortium_yaml(
-    members: dict[str, int], *, period: int = 2, rpc_nodes: int = 0, extra: str = ""
+    members: dict[str, int],
+    *,
+    period: int = 2,
+    rpc_nodes: int = 0,
+    spares: int = 0,
+    extra: str = "",
 ) -> str:
     """A consortium file on free ports: members maps name to number of validators."""
-    span = sum(members.values()) + rpc_nodes * len(members)
-    p2p, http, authrpc = free_port_bases(3, span + 1)
+    span = sum(members.values()) + (rpc_nodes + spares) * len(members)
+    p2p, http, authrpc, health = free_port_bases(4, span + 1)
     lines = [
         f"block_period: {period}",
-        f"ports: {{p2p: {p2p}, http: {http}, authrpc: {authrpc}}}",
+        f"ports: {{p2p: {p2p}, http: {http}, authrpc: {authrpc}, health: {health}}}",
         "members:",
     ]
-    lines += [f"  {m}: {{validators: {v}, rpc_nodes: {rpc_nodes}}}" for m, v in members.items()]
+    lines += [
+        f"  {m}: {{validators: {v}, spares: {spares}, rpc_nodes: {rpc_nodes}}}"
+        for m, v in members.items()
+    ]
     return "\n".join(lines) + "\n" + extra
 
 

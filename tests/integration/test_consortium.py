@@ -1,7 +1,8 @@
-"""A real four-signer consortium (two banks, two validators each) on geth 1.13.15.
+"""A real four-signer consortium (two banks, two validators each) on geth 1.13.15,
+run by one agent per node over the local store and each bank's local vault.
 
 One consortium is shared by the tests of this module, in file order: sealing rhythm,
-status, a kill -9 of one validator, and finally down + up resuming the same chain.
+status, a kill -9 of one validator's geth, and finally down + up resuming the chain.
 """
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ def test_status_json_lists_every_node(running: LocalConsortium) -> None:
     assert report["chain_id"] == running.load().settings.chain_id
     names = [n["name"] for n in report["nodes"]]
     assert names == ["bank-a-1", "bank-a-2", "bank-b-1", "bank-b-2"]
+    holders = {(r["member"], r["lease"]): r["holder"] for r in report["leases"]}
+    assert holders[("bank-a", "leader")] in ("bank-a-1", "bank-a-2")
+    assert sorted(v for (_, lease), v in holders.items() if lease != "leader") == names
     for node in report["nodes"]:
         assert {"name", "member", "role", "rpc_url", "signer", "block", "peers", "healthy"} <= (
             node.keys()
@@ -135,14 +139,13 @@ def test_kill_9_one_validator_is_restarted_and_catches_up(running: LocalConsorti
     wait_for(victim_sealed_again, 40, "the victim to seal again")
 
 
-def test_a_second_supervisor_for_a_running_node_refuses(running: LocalConsortium) -> None:
-    """One key, one geth: the node's lock keeps a second supervisor (and geth) out."""
+def test_a_second_agent_for_a_running_node_refuses(running: LocalConsortium) -> None:
+    """One node, one agent: the node's lock keeps a second agent (and geth) out."""
     before = json.loads(running.layout.node("bank-a-1").status.read_text())
-    result = CliRunner().invoke(
-        main, ["supervise", "--state-dir", str(running.layout.root), "--node", "bank-a-1"]
-    )
+    config = running.layout.node("bank-a-1").agent_config
+    result = CliRunner().invoke(main, ["agent", "--config", str(config)])
     assert result.exit_code == 1
-    assert "another supervisor already runs this node" in result.output
+    assert "another agent already runs this node" in result.output
     after = json.loads(running.layout.node("bank-a-1").status.read_text())
     assert after["geth_pid"] == before["geth_pid"] and after["state"] == "RUNNING"
 
