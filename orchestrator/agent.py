@@ -46,7 +46,7 @@ from orchestrator.agent_config import AgentFile
 from orchestrator.agent_http import AgentMetrics, HealthServer
 from orchestrator.boundaries import Runtime, Secret, Store, Vault
 from orchestrator.config import Consortium, load_config
-from orchestrator.errors import PoaError, ServiceUnavailable, StateError
+from orchestrator.errors import PoaError, ServiceUnavailable, StateError, WaitTimeout
 from orchestrator.geth import GethNode, geth_argv, geth_config_toml, geth_init
 from orchestrator.health import ipc_call
 from orchestrator.keys import create_node_key, enode_url, follower_address
@@ -143,6 +143,7 @@ class Agent:
         self._peers: dict[str, str] = {}
         self._bad_enode_blobs: set[str] = set()
         self.fences = 0
+        self.fenced_at: float | None = None  # unix time of the last fence
         duration = settings.lease_seconds
         self.leader = LeaseKeeper(
             store, leader_lease(self.member), duration=duration, holder=self.name, margin=0.0
@@ -160,6 +161,7 @@ class Agent:
         self.metrics = AgentMetrics()
         self._fatal: PoaError | None = None
         self._duties_done = False
+        self._last_problem: str | None = None  # the last transient error, for messages
 
     # -- state machine -------------------------------------------------------------
     def _transition(self, new: AgentState, message: str = "") -> None:
@@ -176,7 +178,7 @@ class Agent:
             self.write_status()
 
     def write_status(self) -> None:
-        identity = self.sealer.identity
+        identity, keeper = self.sealer.identity, self.identity_keeper
         write_json_atomic(
             self.paths.agent_status,
             {
@@ -189,8 +191,15 @@ class Agent:
                 "pid": os.getpid(),
                 "leader": self.leader.held,
                 "identity": None
-                if identity is None
-                else {"index": identity.index, "signer": identity.address},
+                if identity is None or keeper is None
+                else {
+                    "index": identity.index,
+                    "signer": identity.address,
+                    "lease_renewed_at": keeper.renewed_wall,  # unix time the renewal was sent
+                    "fence_at": keeper.renewed_wall + keeper.duration - keeper.margin,
+                    "lease_expires_by": keeper.renewed_wall + keeper.duration,
+                },
+                "fenced_at": self.fenced_at,
                 "sealing": self.sealer.sealing,
                 "fences": self.fences,
                 "rpc_url": f"http://{self.settings.host}:{self.settings.ports.http}",
@@ -259,9 +268,22 @@ class Agent:
         return run
 
     def _wait_for_network(self) -> bool:
+        started = time.monotonic()
         while not self._stop.is_set():
             if self.network is not None:
                 return True
+            elapsed = time.monotonic() - started
+            if elapsed > self.settings.boot_timeout_seconds:
+                raise WaitTimeout(
+                    "the consortium's network information did not appear",
+                    elapsed=elapsed,
+                    last_state=self._last_problem
+                    or "the store answers, but no leader has published the network yet",
+                    obj=self.name,
+                    hint="check the store and vault settings in the agent file, and that "
+                    "the founding member's agents run (every member's leader must publish "
+                    "its identities before the founder creates the genesis)",
+                )
             self._stop.wait(LOOP_SECONDS)
         return False
 
@@ -382,7 +404,8 @@ class Agent:
                     next_heartbeat = now + self.settings.heartbeat_seconds
             except ServiceUnavailable as e:
                 self.metrics.store_error()
-                log.warning("%s: %s (will retry)", self.name, e.what)
+                self._last_problem = str(e).replace("\n", " ")
+                log.warning("%s: %s (will retry)", self.name, self._last_problem)
             self._stop.wait(LOOP_SECONDS)
 
     def _keep_identity(self, *, acquire: bool) -> None:
@@ -402,6 +425,7 @@ class Agent:
         renewed = keeper.renew()
         self.metrics.renewal(ok=renewed)
         if renewed:
+            self.write_status()
             return
         with self._lock:  # lost to someone else (broken): stop sealing at once
             if self.identity_keeper is keeper:
@@ -429,6 +453,8 @@ class Agent:
                 self.sealer.authorize(identity)
                 self._transition(AgentState.SEALING, f"holds identity {i} ({identity.address})")
             return
+        if self.state is AgentState.FENCED:  # the store answers again; every identity is held
+            self._transition(AgentState.FOLLOWING, "every identity is held; a spare now")
 
     def _identity_order(self, count: int) -> list[int]:
         """Try the identity matching our node number first, so agents do not collide."""
@@ -504,6 +530,7 @@ class Agent:
         if not self.sealer.fence() and self.supervisor is not None:
             self.supervisor.kill_geth()  # SIGKILL: a geth that does not answer may not stop
         self.fences += 1
+        self.fenced_at = time.time()
         self.metrics.fenced()
         self._transition(AgentState.FENCED, why)
 

@@ -49,8 +49,9 @@ class VaultSettings(_Strict):
     kind: Literal["local", "azure"]
     path: FilePath | None = None  # local
     url: str | None = None  # azure, e.g. https://NAME.vault.azure.net
-    # For a Key Vault emulator only: its self-signed certificate and challenge resource.
-    tls_verify: bool = True
+    # For a Key Vault emulator only: a CA file to trust (its self-signed certificate),
+    # and whether the challenge must name the vault's own domain.
+    ca_file: FilePath | None = None
     verify_challenge_resource: bool = True
 
     @model_validator(mode="after")
@@ -92,6 +93,9 @@ class AgentFile(_Strict):
     ports: AgentPorts
     lease_seconds: Annotated[int, Field(ge=LEASE_MIN_SECONDS, le=LEASE_MAX_SECONDS)] = 15
     heartbeat_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    # How long a new agent may go without reaching the store and vault (or without the
+    # network appearing) before it gives up with a message instead of retrying forever.
+    boot_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 300.0
     store: StoreSettings
     vault: VaultSettings
     runtime: RuntimeSettings = RuntimeSettings()

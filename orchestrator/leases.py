@@ -39,6 +39,7 @@ class LeaseKeeper:
         self.margin = margin
         self.lease: Lease | None = None
         self.renewed_at = 0.0  # monotonic time the last successful acquire/renew was sent
+        self.renewed_wall = 0.0  # the same moment on the wall clock (for status files)
 
     @property
     def held(self) -> bool:
@@ -54,11 +55,11 @@ class LeaseKeeper:
 
     def try_acquire(self) -> bool:
         """Take the lease if it is free; False when someone else holds it."""
-        sent = time.monotonic()
+        sent, wall = time.monotonic(), time.time()
         lease = self.store.acquire_lease(self.name, self.duration)
         if lease is None:
             return False
-        self.lease, self.renewed_at = lease, sent
+        self.lease, self.renewed_at, self.renewed_wall = lease, sent, wall
         since = datetime.now(UTC).isoformat(timespec="seconds")
         body = json.dumps({"holder": self.holder, "since": since}).encode()
         self.store.write(self.name, body, lease=lease)
@@ -68,9 +69,9 @@ class LeaseKeeper:
     def renew(self) -> bool:
         """Renew; False (and the lease forgotten) when it was lost to someone else."""
         assert self.lease is not None
-        sent = time.monotonic()
+        sent, wall = time.monotonic(), time.time()
         if self.store.renew_lease(self.lease):
-            self.renewed_at = sent
+            self.renewed_at, self.renewed_wall = sent, wall
             return True
         log.warning("%s: lease %s was lost (broken, or expired and taken)", self.holder, self.name)
         self.lease = None

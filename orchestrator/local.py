@@ -79,13 +79,16 @@ class LocalConsortium:
         geth: str | None = None,
         store: StoreSettings | None = None,
         vault: Callable[[str], VaultSettings] | None = None,
+        agent_store: Callable[[str], StoreSettings] | None = None,
     ) -> None:
-        """`store` and `vault` (member -> settings) replace the local backends; tests
-        use them to run the same agents against Azurite and a Key Vault emulator."""
+        """`store`, `vault` (member -> settings) and `agent_store` (node -> the store as
+        that node's agent reaches it) replace the local backends; tests use them to run
+        the same agents against Azurite and a Key Vault emulator."""
         self.layout = StateLayout(state_dir.expanduser().absolute())
         self._geth = geth
         self._store = store or StoreSettings(kind="local", path=self.layout.store)
         self._vault = vault or (lambda m: VaultSettings(kind="local", path=self.layout.vault(m)))
+        self._agent_store = agent_store or (lambda _node: self._store)
 
     # -- reading state ---------------------------------------------------------------
     @property
@@ -222,7 +225,7 @@ class LocalConsortium:
             ),
             lease_seconds=supervision.lease_seconds,
             heartbeat_seconds=supervision.heartbeat_seconds,
-            store=self._store,
+            store=self._agent_store(node.name),
             vault=self._vault(node.member),
             runtime=RuntimeSettings(kind="process", geth=geth),
         )

@@ -58,7 +58,7 @@ def make_vault(settings: VaultSettings) -> Vault:
     return AzureKeyVault(
         settings.url,
         credential=DefaultAzureCredential(),
-        connection_verify=settings.tls_verify,
+        connection_verify=str(settings.ca_file) if settings.ca_file else True,
         verify_challenge_resource=settings.verify_challenge_resource,
     )
 
