@@ -143,7 +143,7 @@ class Agent:
         self._peers: dict[str, str] = {}
         self._bad_enode_blobs: set[str] = set()
         self.fences = 0
-        self.fenced_at: float | None = None  # unix time of the last fence
+        self.last_fence: dict[str, Any] | None = None  # when, which lease, its expiry
         duration = settings.lease_seconds
         self.leader = LeaseKeeper(
             store, leader_lease(self.member), duration=duration, holder=self.name, margin=0.0
@@ -199,7 +199,7 @@ class Agent:
                     "fence_at": keeper.renewed_wall + keeper.duration - keeper.margin,
                     "lease_expires_by": keeper.renewed_wall + keeper.duration,
                 },
-                "fenced_at": self.fenced_at,
+                "last_fence": self.last_fence,
                 "sealing": self.sealer.sealing,
                 "fences": self.fences,
                 "rpc_url": f"http://{self.settings.host}:{self.settings.ports.http}",
@@ -526,11 +526,15 @@ class Agent:
         keeper = self.identity_keeper
         if keeper is not None:
             keeper.forget()
+            self.last_fence = {
+                "at": time.time(),
+                "lease": keeper.name,
+                "lease_expires_by": keeper.renewed_wall + keeper.duration,
+            }
         self.identity_keeper = None
         if not self.sealer.fence() and self.supervisor is not None:
             self.supervisor.kill_geth()  # SIGKILL: a geth that does not answer may not stop
         self.fences += 1
-        self.fenced_at = time.time()
         self.metrics.fenced()
         self._transition(AgentState.FENCED, why)
 

@@ -14,7 +14,11 @@ import pytest
 from orchestrator.geth import GETH_VERSION, locate_geth
 from orchestrator.local import LocalConsortium, port_is_free
 
-pytest_plugins = ["tests.services.azurite", "tests.services.lowkey_vault"]
+pytest_plugins = [
+    "tests.services.azurite",
+    "tests.services.lowkey_vault",
+    "tests.services.netcut",
+]
 
 
 @pytest.fixture(scope="session")

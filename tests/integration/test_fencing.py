@@ -1,0 +1,218 @@
+"""Agents on Azurite (real Blob leases) and a Key Vault emulator (HTTPS, managed
+identity): an agent cut off from storage stops sealing before its lease can expire, a
+spare takes the identity over, and no signer ever seals two blocks at one height.
+
+Each agent reaches Azurite through its own cuttable loopback link, so one agent can be
+partitioned from storage while the others are not; pausing Azurite cuts them all.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from orchestrator.agent_config import StoreSettings, VaultSettings
+from orchestrator.health import ipc_call
+from orchestrator.local import LocalConsortium
+from tests.conftest import free_port_bases
+from tests.services.azurite import Azurite, unique_container
+from tests.services.lowkey_vault import KeyVaultService
+from tests.services.netcut import CuttableLink
+
+pytestmark = [pytest.mark.geth, pytest.mark.slow]
+
+LEASE = 15
+# geth signs a block before Clique's delay, and miner_stop does not cancel the delay: a
+# block signed just before a fence appears up to one period (2 s) plus the out-of-turn
+# wiggle (0.5 s per signers/2+1 = 1 s for three signers) later. The agent fences early
+# enough for that; the tests allow exactly that much.
+IN_FLIGHT = 2 + 1.0
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> float:
+    """Wait until `predicate()`; the seconds it took."""
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.25)
+    return time.monotonic() - started
+
+
+def agent(local: LocalConsortium, node: str) -> dict[str, object]:
+    return json.loads(local.layout.node(node).agent_status.read_text())  # type: ignore[no-any-return]
+
+
+def head(local: LocalConsortium, node: str) -> int:
+    answer = ipc_call(local.layout.node(node).ipc, "eth_blockNumber", [])
+    return int(answer, 16) if isinstance(answer, str) else -1
+
+
+def chain_of(local: LocalConsortium, node: str) -> dict[int, tuple[str, str]]:
+    """height -> (signer, block hash) of `node`'s canonical chain."""
+    ipc = local.layout.node(node).ipc
+    chain = {}
+    for n in range(1, head(local, node) + 1):
+        block = ipc_call(ipc, "eth_getBlockByNumber", [hex(n), False])
+        signer = ipc_call(ipc, "clique_getSigner", [hex(n)])
+        if block and signer:
+            chain[n] = (str(signer).lower(), str(block["hash"]))
+    return chain
+
+
+def assert_no_signer_sealed_twice_at_one_height(local: LocalConsortium) -> None:
+    seen: dict[tuple[int, str], set[str]] = {}
+    for node in (n.name for n in local.load().nodes):
+        for height, (signer, block_hash) in chain_of(local, node).items():
+            seen.setdefault((height, signer), set()).add(block_hash)
+    twice = {k: v for k, v in seen.items() if len(v) > 1}
+    assert not twice, f"a signer sealed two blocks at one height: {twice}"
+
+
+def sealed_after(geth_log: Path, moment: float) -> list[str]:
+    """geth's 'Successfully sealed' lines stamped after unix time `moment`."""
+    year = datetime.now().year
+    found = []
+    for line in geth_log.read_text(errors="replace").splitlines():
+        stamp = re.match(r"INFO \[(\d\d)-(\d\d)\|(\d\d:\d\d:\d\d\.\d+)\] Successfully sealed", line)
+        if stamp:
+            month, day, clock = stamp.groups()
+            when = datetime.strptime(f"{year}-{month}-{day} {clock}", "%Y-%m-%d %H:%M:%S.%f")
+            if when.timestamp() > moment:
+                found.append(line)
+    return found
+
+
+@pytest.fixture
+def on_azure(
+    geth: str,
+    short_dir: Path,
+    azurite_factory: Callable[[], Azurite],
+    keyvault_emulator: KeyVaultService,
+    cuttable_link: type[CuttableLink],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[tuple[LocalConsortium, Path, Azurite, dict[str, CuttableLink]]]:
+    azurite = azurite_factory()
+    key_file = short_dir / "account.key"
+    key_file.write_text(azurite.credential["account_key"])
+    key_file.chmod(0o600)
+    container = unique_container("fence")
+    keyvault_emulator.use_identity(monkeypatch)  # the agents inherit it: managed identity
+    links: dict[str, CuttableLink] = {}
+    port = int(azurite.account_url.split(":")[2].split("/")[0])
+
+    def store_via_link(node: str) -> StoreSettings:
+        links[node] = cuttable_link(port)
+        return StoreSettings(
+            kind="azure",
+            account_url=f"http://127.0.0.1:{links[node].port}/devstoreaccount1",
+            container=container,
+            account_key_file=key_file,
+        )
+
+    local = LocalConsortium(
+        short_dir / "state",
+        geth=geth,
+        store=StoreSettings(
+            kind="azure",
+            account_url=azurite.account_url,
+            container=container,
+            account_key_file=key_file,
+        ),
+        agent_store=store_via_link,
+        vault=lambda _member: VaultSettings(
+            kind="azure",
+            url=keyvault_emulator.vault_url,
+            ca_file=Path(str(keyvault_emulator.connection_verify)),
+            verify_challenge_resource=False,
+        ),
+    )
+    p2p, http, authrpc, health = free_port_bases(4, 5)
+    config = short_dir / "consortium.yaml"
+    config.write_text(
+        f"ports: {{p2p: {p2p}, http: {http}, authrpc: {authrpc}, health: {health}}}\n"
+        "members:\n"
+        "  bank-a: {validators: 1, spares: 1}\n"
+        "  bank-b: {validators: 2, spares: 0}\n"
+        f"supervision: {{lease_seconds: {LEASE}}}\n"
+    )
+    try:
+        yield local, config, azurite, links
+    finally:
+        azurite.resume()
+        for link in links.values():
+            link.restore()
+        if local.exists:
+            local.down()
+
+
+def test_a_cut_off_holder_fences_before_expiry_and_a_spare_takes_over(
+    on_azure: tuple[LocalConsortium, Path, Azurite, dict[str, CuttableLink]],
+) -> None:
+    local, config, azurite, links = on_azure
+    local.up(config, timeout=120)
+    holders = local.signers()
+    holder = next(n for n in holders if n.startswith("bank-a-"))
+    spare = next(n for n in ("bank-a-1", "bank-a-2") if n != holder)
+    signer = holders[holder].lower()
+    assert agent(local, spare)["state"] == "FOLLOWING"
+    assert agent(local, holder)["leader"] or agent(local, spare)["leader"]
+
+    # 1. Partition the holder from storage: it fences before its lease can expire.
+    links[holder].cut()
+    cut_at = time.time()
+    wait_for(lambda: agent(local, holder)["state"] == "FENCED", LEASE, "the holder to fence")
+    fence = agent(local, holder)["last_fence"]
+    assert isinstance(fence, dict)
+    assert fence["lease"] == "leases/bank-a/identity-0"
+    assert cut_at < fence["at"] < fence["lease_expires_by"] - 3, fence
+    assert not list((local.layout.node(holder).datadir / "keystore").glob("UTC--poactl--*"))
+
+    # 2. The spare takes the identity once the lease expired, and seals with it.
+    def spare_sealed() -> bool:
+        status = agent(local, spare)
+        if status["state"] != "SEALING":
+            return False
+        chain = chain_of(local, spare)
+        return any(s == signer and n > head_at_cut for n, (s, _) in chain.items())
+
+    head_at_cut = head(local, spare)
+    took = wait_for(spare_sealed, LEASE + 10, "the spare to seal with the identity")
+    assert time.time() - cut_at <= LEASE + 10, took
+    assert sealed_after(local.layout.node(holder).geth_log, fence["at"] + IN_FLIGHT) == []
+
+    # 3. Storage back: the old holder finds every identity held and follows.
+    links[holder].restore()
+    wait_for(lambda: agent(local, holder)["state"] == "FOLLOWING", 20, "the old holder to follow")
+    assert_no_signer_sealed_twice_at_one_height(local)
+
+    # 4. All storage gone: every sealing agent fences in time, and the chain stops.
+    sealing = [n for n, s in local.signers().items()]
+    azurite.pause()
+    paused_at = time.time()
+    wait_for(
+        lambda: all(agent(local, n)["state"] == "FENCED" for n in sealing),
+        LEASE,
+        "every sealing agent to fence",
+    )
+    for n in sealing:
+        fence = agent(local, n)["last_fence"]
+        assert isinstance(fence, dict) and paused_at < fence["at"] < fence["lease_expires_by"]
+    time.sleep(IN_FLIGHT + 1)
+    stopped_at = head(local, spare)
+    time.sleep(6)
+    assert head(local, spare) == stopped_at, "blocks were sealed while every agent was fenced"
+    for n in sealing:
+        fenced_at = agent(local, n)["last_fence"]["at"]  # type: ignore[index]
+        assert sealed_after(local.layout.node(n).geth_log, fenced_at + IN_FLIGHT) == []
+
+    # 5. Storage back: the identities are taken again and the chain moves on.
+    azurite.resume()
+    wait_for(lambda: head(local, spare) > stopped_at + 2, LEASE + 20, "the chain to move again")
+    assert_no_signer_sealed_twice_at_one_height(local)
