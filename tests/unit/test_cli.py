@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,15 @@ from orchestrator.cli import main
 from orchestrator.config import load_config
 
 Invoke = Callable[..., Result]
+
+
+@pytest.fixture(autouse=True)
+def keep_root_log_level() -> Iterator[None]:
+    """`poactl agent` lowers the root logger's level; give the rest of the session its own."""
+    root = logging.getLogger()
+    saved = root.level
+    yield
+    root.setLevel(saved)  # setLevel also clears the loggers' cached levels
 
 
 @pytest.fixture
@@ -33,14 +43,79 @@ def test_help_lists_the_public_commands_only(run: Invoke) -> None:
     assert result.exit_code == 0, result.output
     commands_section = result.output.split("Commands:", 1)[1]
     names = [line.split()[0] for line in commands_section.splitlines() if line.strip()]
-    assert sorted(names) == ["destroy", "down", "status", "up"]
+    assert sorted(names) == ["agent", "destroy", "down", "logs", "status", "up"]
     assert "supervise" not in result.output
 
 
-def test_hidden_supervise_command_still_exists(run: Invoke) -> None:
-    result = run("supervise", "--help")
-    assert result.exit_code == 0
-    assert "--node" in result.output
+def test_supervise_is_gone(run: Invoke) -> None:
+    result = run("supervise", "--node", "bank-a-1")
+    assert result.exit_code == 2  # click's usage error
+    assert "No such command 'supervise'" in result.stderr
+
+
+def test_agent_with_a_missing_config_names_the_file(run: Invoke, tmp_path: Path) -> None:
+    missing = tmp_path / "missing.yaml"
+    result = run("agent", "--config", str(missing))
+    assert result.exit_code == 1
+    assert str(missing) in result.stderr
+    assert "cannot read the agent file" in result.stderr
+    assert "hint: " in result.stderr
+    assert result.stdout == ""
+    assert list(tmp_path.iterdir()) == []  # nothing created on the way out
+
+
+def test_agent_with_an_invalid_config_names_the_key(run: Invoke, tmp_path: Path) -> None:
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        "member: bank-a\nnode: bank-a-1\nstate_dir: s\nconsortium_file: c.yaml\n"
+        "ports: {p2p: 30303, http: 8545, authrpc: 8651, health: 8745}\n"
+        "store: {kind: local}\nvault: {kind: local, path: v}\n"
+    )
+    result = run("agent", "--config", str(config))
+    assert result.exit_code == 1
+    assert str(config) in result.stderr
+    assert "store: a local store needs 'path'" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["agent.yaml"]  # no state dir made
+
+
+def _stopped_consortium(state: Path) -> Path:
+    """A state dir holding the default consortium's settings and one node's logs."""
+    state.mkdir()
+    (state / "consortium.yaml").write_text(load_config().canonical())
+    node = state / "nodes" / "bank-a-2"
+    node.mkdir(parents=True)
+    (node / "geth.log").write_text("".join(f"geth line {i}\n" for i in range(1, 101)))
+    (node / "agent.log").write_text("agent: BOOTING -> WAITING_FOR_NETWORK\n")
+    return node
+
+
+def test_logs_shows_the_last_lines_of_a_nodes_geth_log(run: Invoke, tmp_path: Path) -> None:
+    _stopped_consortium(tmp_path / "state")
+    result = run("logs", "--state-dir", str(tmp_path / "state"), "bank-a-2", "-n", "3")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == ["geth line 98", "geth line 99", "geth line 100"]
+
+
+def test_logs_agent_shows_the_agents_log(run: Invoke, tmp_path: Path) -> None:
+    _stopped_consortium(tmp_path / "state")
+    result = run("logs", "--state-dir", str(tmp_path / "state"), "bank-a-2", "--agent")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == ["agent: BOOTING -> WAITING_FOR_NETWORK"]
+
+
+def test_logs_of_an_unknown_node_lists_the_known_ones(run: Invoke, tmp_path: Path) -> None:
+    _stopped_consortium(tmp_path / "state")
+    result = run("logs", "--state-dir", str(tmp_path / "state"), "bank-c-1")
+    assert result.exit_code == 1
+    assert "bank-c-1: no such node" in result.stderr
+    assert "bank-a-1, bank-a-2, bank-a-3, bank-b-1, bank-b-2, bank-b-3" in result.stderr
+
+
+def test_logs_without_a_consortium_says_to_run_up(run: Invoke, tmp_path: Path) -> None:
+    result = run("logs", "--state-dir", str(tmp_path), "bank-a-1")
+    assert result.exit_code == 1
+    assert "no consortium here" in result.stderr
+    assert "poactl up" in result.stderr
 
 
 def test_status_of_an_empty_state_dir_says_to_run_up(run: Invoke, tmp_path: Path) -> None:

@@ -12,43 +12,66 @@ from orchestrator.errors import ConfigError
 # -- the shipped default --------------------------------------------------------------
 
 
-def test_shipped_default_is_two_banks_with_four_validators() -> None:
+def test_shipped_default_is_two_banks_of_two_identities_and_one_spare() -> None:
     c = load_config()
     assert c.members() == ["bank-a", "bank-b"]
-    assert [n.name for n in c.validators] == ["bank-a-1", "bank-a-2", "bank-b-1", "bank-b-2"]
-    assert len(c.nodes) == 4  # no rpc nodes
+    for member in c.settings.members.values():
+        assert (member.validators, member.spares, member.rpc_nodes) == (2, 1, 0)
+    assert c.identities == 4  # signers in the genesis
+    names = ["bank-a-1", "bank-a-2", "bank-a-3", "bank-b-1", "bank-b-2", "bank-b-3"]
+    assert [n.name for n in c.nodes] == names  # one agent each, spares included
+    assert [n.name for n in c.validators] == names  # every agent competes for an identity
+    assert [n.member for n in c.nodes] == ["bank-a"] * 3 + ["bank-b"] * 3
     assert c.settings.block_period == 2
     assert c.settings.chain_id == 7272
+    assert c.settings.supervision.lease_seconds == 15
+    assert c.settings.supervision.heartbeat_seconds == 60
 
 
-def test_shipped_default_gives_every_node_distinct_ports() -> None:
+def test_shipped_default_gives_every_node_four_distinct_ports() -> None:
     c = load_config()
-    ports = [p for n in c.nodes for p in (n.p2p_port, n.http_port, n.authrpc_port)]
-    assert len(ports) == len(set(ports)) == 12
+    assert [kind for kind, _ in c.nodes[0].ports()] == ["p2p", "http", "authrpc", "health"]
+    ports = [p for n in c.nodes for _, p in n.ports()]
+    assert len(ports) == len(set(ports)) == 6 * 4
     assert all(1024 <= p <= 65535 for p in ports)
-    assert c.node("bank-b-2").http_port == 8548
-    assert c.node("bank-b-2").rpc_url == "http://127.0.0.1:8548"
+    b2 = c.node("bank-b-2")  # the fifth node: every base + 4
+    assert b2.ports() == (("p2p", 30307), ("http", 8549), ("authrpc", 8655), ("health", 8749))
+    assert b2.rpc_url == "http://127.0.0.1:8549"
 
 
 def test_unknown_node_name_lists_the_known_ones() -> None:
     with pytest.raises(ConfigError, match="no such node") as caught:
         load_config().node("bank-c-1")
-    assert "bank-a-1, bank-a-2, bank-b-1, bank-b-2" in str(caught.value)
+    assert "bank-a-1, bank-a-2, bank-a-3, bank-b-1, bank-b-2, bank-b-3" in str(caught.value)
 
 
-def test_nodes_are_numbered_validators_first_with_ports_in_file_order() -> None:
+def test_nodes_are_numbered_validators_and_spares_first_with_ports_in_file_order() -> None:
     c = parse_config(
-        "ports: {p2p: 40000, http: 41000, authrpc: 42000}\n"
+        "ports: {p2p: 40000, http: 41000, authrpc: 42000, health: 43000}\n"
         "members:\n"
-        "  zeta: {validators: 1, rpc_nodes: 1}\n"
-        "  alpha: {validators: 2}\n",
+        "  zeta: {validators: 1, rpc_nodes: 1}\n"  # one spare by default
+        "  alpha: {validators: 2, spares: 0}\n",
         source="t",
     )
-    assert [(n.name, n.role, n.p2p_port) for n in c.nodes] == [
-        ("zeta-1", "validator", 40000),
-        ("zeta-2", "rpc", 40001),
-        ("alpha-1", "validator", 40002),
-        ("alpha-2", "validator", 40003),
+    assert [(n.name, n.role, n.p2p_port, n.health_port) for n in c.nodes] == [
+        ("zeta-1", "validator", 40000, 43000),
+        ("zeta-2", "validator", 40001, 43001),  # the spare
+        ("zeta-3", "rpc", 40002, 43002),
+        ("alpha-1", "validator", 40003, 43003),
+        ("alpha-2", "validator", 40004, 43004),
+    ]
+    assert c.identities == 3  # spares add agents, not signers
+
+
+def test_a_member_without_identities_gets_no_spare_agents() -> None:
+    c = parse_config(
+        "members:\n  bank-a: {validators: 1}\n  bank-b: {validators: 0, spares: 2, rpc_nodes: 1}\n",
+        source="t",
+    )
+    assert [(n.name, n.role) for n in c.nodes] == [
+        ("bank-a-1", "validator"),
+        ("bank-a-2", "validator"),
+        ("bank-b-1", "rpc"),
     ]
 
 
@@ -66,12 +89,16 @@ BAD_DOCUMENTS = [
     ),
     pytest.param(
         "members: {bank-a: {validator: 2}}\n",
-        ["members.bank-a.validator", "unknown key", "allowed here: validators, rpc_nodes"],
+        [
+            "members.bank-a.validator",
+            "unknown key",
+            "allowed here: validators, spares, rpc_nodes",
+        ],
         id="unknown-member-key",
     ),
     pytest.param(
         ONE_MEMBER + "ports: {rpc: 9000}\n",
-        ["ports.rpc", "unknown key", "allowed here: p2p, http, authrpc"],
+        ["ports.rpc", "unknown key", "allowed here: p2p, http, authrpc, health"],
         id="unknown-ports-key",
     ),
     pytest.param(
@@ -103,6 +130,31 @@ BAD_DOCUMENTS = [
         "ports: {p2p: 65535}\nmembers: {bank-a: {validators: 2}}\n",
         ["ports.p2p", "65536", "above 65535"],
         id="port-overflows-65535",
+    ),
+    pytest.param(
+        "members: {bank-a: {validators: 2, spares: 9}}\n",
+        ["members.bank-a.spares", "9 is not allowed", "less than or equal to 8"],
+        id="too-many-spares",
+    ),
+    pytest.param(
+        "ports: {http: 9000, health: 9001}\nmembers: {bank-a: {validators: 1}}\n",
+        ["ports", "port clash", "http port 9001 of node bank-a-2", "health port of node bank-a-1"],
+        id="health-and-http-bases-clash",
+    ),
+    pytest.param(
+        ONE_MEMBER + "supervision: {lease_seconds: 10}\n",
+        ["supervision.lease_seconds", "10 is not allowed", "greater than or equal to 15"],
+        id="lease-below-azure-minimum",
+    ),
+    pytest.param(
+        ONE_MEMBER + "supervision: {lease_seconds: 61}\n",
+        ["supervision.lease_seconds", "61 is not allowed", "less than or equal to 60"],
+        id="lease-above-azure-maximum",
+    ),
+    pytest.param(
+        ONE_MEMBER + "supervision: {lease: 20}\n",
+        ["supervision.lease", "unknown key", "lease_seconds, heartbeat_seconds"],
+        id="unknown-supervision-key",
     ),
     pytest.param(
         "members: {bank-a: {validators: 0, rpc_nodes: 1}, bank-b: {validators: 0}}\n",
@@ -168,7 +220,7 @@ def test_load_config_from_a_file_records_its_path(tmp_path: Path) -> None:
     path.write_text(ONE_MEMBER)
     c = load_config(path)
     assert c.source == str(path)
-    assert [n.name for n in c.nodes] == ["bank-a-1"]
+    assert [n.name for n in c.nodes] == ["bank-a-1", "bank-a-2"]  # the identity and a spare
 
 
 # -- canonical() ----------------------------------------------------------------------

@@ -6,6 +6,7 @@ starts the node's argv as an ordinary child process, here a Python one-liner.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import signal
@@ -25,6 +26,7 @@ from orchestrator.supervisor import (
     State,
     SupervisedNode,
     Supervisor,
+    node_lock,
 )
 
 EXIT_3 = [sys.executable, "-c", "import sys; print('booting', flush=True); sys.exit(3)"]
@@ -190,12 +192,47 @@ def test_illegal_transition_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "status.json").exists()
 
 
-def test_second_supervisor_for_the_same_node_is_refused(tmp_path: Path) -> None:
-    first = Supervisor(_node(tmp_path, EXIT_3), ChildRuntime(), FAST)
-    second = Supervisor(_node(tmp_path, EXIT_3), ChildRuntime(), FAST)
-    with first._exclusive(), pytest.raises(NodeError, match="another supervisor"):
-        second.run()
+def test_a_second_node_lock_on_the_same_file_is_refused_naming_the_node(tmp_path: Path) -> None:
+    lock = tmp_path / "agent.lock"
+    with node_lock(lock, "bank-a-1"):
+        with pytest.raises(NodeError) as caught, node_lock(lock, "bank-a-1"):
+            pytest.fail("two holders of one node's lock")
+        assert caught.value.obj == "bank-a-1"
+        assert str(caught.value).startswith("bank-a-1: another agent already runs this node")
+        assert "poactl status" in str(caught.value)
+    with node_lock(lock, "bank-a-1"):  # released on leaving the block: free again
+        pass
+
+
+def test_a_supervisor_with_a_lock_file_is_refused_while_the_node_is_locked(
+    tmp_path: Path,
+) -> None:
+    runtime = ChildRuntime()
+    supervisor = Supervisor(_node(tmp_path, EXIT_3), runtime, FAST)
+    with (
+        node_lock(tmp_path / "supervisor.lock", "bank-a-1"),
+        pytest.raises(NodeError, match="another agent already runs this node"),
+    ):
+        supervisor.run()
+    assert runtime.started == []
     assert not (tmp_path / "status.json").exists()
+
+
+def test_a_supervisor_without_a_lock_file_runs_under_its_agents_lock(tmp_path: Path) -> None:
+    """The agent holds the node's lock itself and passes lock_file=None."""
+    node = dataclasses.replace(_node(tmp_path, SLEEPS), lock_file=None)
+    runtime = ChildRuntime()
+    supervisor = Supervisor(node, runtime, FAST)
+    stopper = threading.Timer(0.5, supervisor.request_stop)
+    with node_lock(tmp_path / "agent.lock", "bank-a-1"):
+        stopper.start()
+        try:
+            assert supervisor.run() == 0
+        finally:
+            stopper.cancel()
+    assert len(runtime.started) == 1
+    assert _status(tmp_path)["state"] == "STOPPED"
+    assert not (tmp_path / "supervisor.lock").exists()
 
 
 def test_stop_request_during_backoff_ends_stopped(
@@ -230,9 +267,9 @@ def test_stop_request_during_backoff_ends_stopped(
         assert State(after) in ALLOWED[State(before)]
 
 
-def test_a_node_without_a_sealing_gate_reports_not_sealing(tmp_path: Path) -> None:
+def test_a_node_without_a_sealer_reports_not_sealing(tmp_path: Path) -> None:
     node = _node(tmp_path, SLEEPS)
-    assert node.sealing_gate is None  # the default: rpc nodes, and these fake runs
+    assert node.sealer is None  # the default: rpc nodes, and these fake runs
     supervisor = Supervisor(node, ChildRuntime(), FAST)
     stopper = threading.Timer(0.5, supervisor.request_stop)
     stopper.start()
@@ -241,3 +278,104 @@ def test_a_node_without_a_sealing_gate_reports_not_sealing(tmp_path: Path) -> No
     finally:
         stopper.cancel()
     assert _status(tmp_path)["sealing"] is False
+
+
+class RecordingSealer:
+    """A hand-written SealingSwitch: starts sealing on its third tick."""
+
+    def __init__(self, *, fail_first_tick: bool = False) -> None:
+        self.sealing = False
+        self.resets = 0
+        self.ticks = 0
+        self._fail_first_tick = fail_first_tick
+
+    def reset(self) -> None:
+        self.resets += 1
+        self.sealing = False
+
+    def tick(self) -> bool:
+        self.ticks += 1
+        if self._fail_first_tick and self.ticks == 1:
+            raise OSError("geth.ipc went away")
+        if self.ticks == 3:
+            self.sealing = True
+            return True
+        return False
+
+
+@pytest.mark.parametrize("fail_first_tick", [False, True], ids=["ticks", "a-tick-raises"])
+def test_the_sealer_is_reset_on_start_and_ticked_while_geth_runs(
+    tmp_path: Path, fail_first_tick: bool
+) -> None:
+    sealer = RecordingSealer(fail_first_tick=fail_first_tick)
+    node = dataclasses.replace(_node(tmp_path, SLEEPS), sealer=sealer)
+    supervisor = Supervisor(node, ChildRuntime(), FAST)
+    sealing_status: list[object] = []
+
+    def wait_for_sealing_then_stop() -> None:
+        deadline = time.monotonic() + 5  # ticks come every 0.5 s: sealing after about 1 s
+        while time.monotonic() < deadline:
+            status = _status(tmp_path) if (tmp_path / "status.json").exists() else {}
+            if status.get("sealing"):
+                sealing_status.append(True)
+                break
+            time.sleep(0.05)
+        supervisor.request_stop()
+
+    stopper = threading.Thread(target=wait_for_sealing_then_stop)
+    stopper.start()
+    try:
+        assert supervisor.run() == 0
+    finally:
+        stopper.join()
+    assert sealer.resets == 1
+    assert sealer.ticks >= 3
+    assert sealing_status == [True]  # status.json was rewritten when sealing began
+    assert supervisor.state is State.STOPPED
+
+
+def test_kill_geth_kills_the_running_child_and_the_supervisor_restarts_it(
+    tmp_path: Path,
+) -> None:
+    runtime = ChildRuntime()
+    supervisor = Supervisor(_node(tmp_path, SLEEPS), runtime, FAST)
+    seen: list[int] = []
+
+    def kill_then_stop() -> None:
+        seen.append(len(runtime.started))
+        supervisor.kill_geth()
+        deadline = time.monotonic() + 5
+        while len(runtime.started) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        supervisor.request_stop()
+
+    killer = threading.Timer(0.5, kill_then_stop)
+    killer.start()
+    try:
+        assert supervisor.run() == 0
+    finally:
+        killer.cancel()
+        killer.join()
+    assert seen == [1]
+    assert len(runtime.started) == 2  # killed, then started again after a short backoff
+    assert runtime.started[0].poll() == -signal.SIGKILL
+    assert supervisor.restarts == 1
+    assert runtime.started[1].poll() is not None  # the stop ended the second one too
+
+
+def test_kill_geth_without_a_running_geth_does_nothing(tmp_path: Path) -> None:
+    supervisor = Supervisor(_node(tmp_path, SLEEPS), ChildRuntime(), FAST)
+    supervisor.kill_geth()
+    assert supervisor.state is State.STOPPED
+
+
+def test_run_without_signal_handling_leaves_the_handlers_alone(tmp_path: Path) -> None:
+    """The agent owns SIGTERM/SIGINT and runs the supervisor with handle_signals=False."""
+    once = RestartPolicy(max_restarts=0, backoff_initial=0.01, backoff_max=0.01)
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    supervisor = Supervisor(_node(tmp_path, EXIT_3), ChildRuntime(), once)
+    assert supervisor.run(handle_signals=False) == 1
+    assert {sig: signal.getsignal(sig) for sig in before} == before
+    supervisor = Supervisor(_node(tmp_path, EXIT_3), ChildRuntime(), once)
+    assert supervisor.run() == 1
+    assert signal.getsignal(signal.SIGTERM) == supervisor._on_signal  # the default installs

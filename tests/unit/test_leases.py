@@ -1,0 +1,205 @@
+"""Holding a blob lease (orchestrator.leases) on the real embedded store."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.boundaries import Blob, Lease, Store
+from orchestrator.leases import HolderInfo, LeaseKeeper, holder_of
+from orchestrator.store.local import LocalStore
+
+NAME = "leases/bank-a/identity-0"
+SLOW = 0.3  # seconds the slow store takes to answer
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStore:
+    return LocalStore(tmp_path / "s.sqlite")
+
+
+def keeper(store: Store, holder: str, *, margin: float = 6.5) -> LeaseKeeper:
+    return LeaseKeeper(store, NAME, duration=15, holder=holder, margin=margin)
+
+
+class SlowStore:
+    """The real store, answering lease calls `SLOW` seconds late (a slow network)."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+
+    def read(self, name: str) -> Blob | None:
+        return self.inner.read(name)
+
+    def write(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        if_match: str | None = None,
+        if_absent: bool = False,
+        lease: Lease | None = None,
+    ) -> str | None:
+        return self.inner.write(name, data, if_match=if_match, if_absent=if_absent, lease=lease)
+
+    def list(self, prefix: str) -> list[str]:
+        return self.inner.list(prefix)
+
+    def acquire_lease(
+        self, name: str, duration: int, *, lease_id: str | None = None
+    ) -> Lease | None:
+        time.sleep(SLOW)
+        return self.inner.acquire_lease(name, duration, lease_id=lease_id)
+
+    def renew_lease(self, lease: Lease) -> bool:
+        time.sleep(SLOW)
+        return self.inner.renew_lease(lease)
+
+    def release_lease(self, lease: Lease) -> None:
+        self.inner.release_lease(lease)
+
+    def break_lease(self, name: str) -> None:
+        self.inner.break_lease(name)
+
+
+# -- acquire, renew and when to fence --------------------------------------------------
+
+
+def test_a_new_keeper_holds_nothing(store: LocalStore) -> None:
+    k = keeper(store, "bank-a-1")
+    assert not k.held
+    assert not k.renew_due
+    assert k.lease is None
+
+
+def test_acquire_holds_the_lease_and_sets_when_to_fence(store: LocalStore) -> None:
+    k = keeper(store, "bank-a-1")
+    before = time.monotonic()
+    assert k.try_acquire()
+    after = time.monotonic()
+    assert k.held
+    assert k.lease is not None
+    assert k.lease.name == NAME
+    assert k.lease.duration == 15
+    assert before <= k.renewed_at <= after
+    assert k.fence_at == k.renewed_at + 15 - 6.5
+
+
+def test_with_a_slow_store_renewed_at_is_the_send_time(store: LocalStore) -> None:
+    """The store counts the lease from when it *received* the call; counting from when
+    we sent it keeps our idea of the expiry no later than the store's."""
+    k = keeper(SlowStore(store), "bank-a-1")
+    before = time.monotonic()
+    assert k.try_acquire()
+    after = time.monotonic()
+    assert after - before >= SLOW
+    assert before <= k.renewed_at < before + SLOW / 2  # not when the answer came back
+    assert k.fence_at == pytest.approx(k.renewed_at + 15 - 6.5, abs=1e-9)
+
+    previous = k.renewed_at
+    before = time.monotonic()
+    assert k.renew()
+    assert previous < before <= k.renewed_at < before + SLOW / 2
+    assert k.fence_at == pytest.approx(before + 15 - 6.5, abs=SLOW / 2)
+
+
+def test_renew_is_due_after_a_third_of_the_duration(store: LocalStore) -> None:
+    k = keeper(store, "bank-a-1")
+    assert k.try_acquire()
+    assert not k.renew_due
+    k.renewed_at -= 15 / 3 + 0.01  # as if five seconds had passed
+    assert k.renew_due
+    assert k.renew()
+    assert not k.renew_due
+    assert k.renewed_at == pytest.approx(time.monotonic(), abs=1.0)
+
+
+def test_fence_at_is_renewed_at_plus_duration_minus_margin(store: LocalStore) -> None:
+    for margin in (0.0, 3.5, 6.5, 14.0):
+        k = LeaseKeeper(store, f"leases/m/{margin}", duration=20, holder="n", margin=margin)
+        assert k.try_acquire()
+        assert k.fence_at == k.renewed_at + 20 - margin
+        k.release()
+
+
+def test_the_holder_is_written_into_the_lease_blob(store: LocalStore) -> None:
+    k = keeper(store, "bank-a-1")
+    assert k.try_acquire()
+    blob = store.read(NAME)
+    assert blob is not None
+    assert blob.leased
+    doc = json.loads(blob.data)
+    assert doc["holder"] == "bank-a-1"
+    assert isinstance(doc["since"], str)
+
+
+# -- two keepers -----------------------------------------------------------------------
+
+
+def test_a_second_keeper_cannot_acquire_while_the_first_holds(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    first, second = keeper(LocalStore(path), "bank-a-1"), keeper(LocalStore(path), "bank-a-3")
+    assert first.try_acquire()
+    assert not second.try_acquire()
+    assert not second.held
+    assert second.lease is None
+    assert holder_of(LocalStore(path), NAME).holder == "bank-a-1"  # not overwritten
+    assert first.renew()  # the holder keeps it
+    assert not second.try_acquire()
+
+
+def test_holder_of_names_the_holder_and_whether_it_is_leased(store: LocalStore) -> None:
+    assert holder_of(store, NAME) == HolderInfo(None, leased=False)
+    k = keeper(store, "bank-a-1")
+    assert k.try_acquire()
+    info = holder_of(store, NAME)
+    assert info.holder == "bank-a-1"
+    assert info.leased is True
+    assert info.since is not None
+    k.release()
+    after = holder_of(store, NAME)
+    assert after.leased is False
+    assert after.holder == "bank-a-1"  # the last holder, as written in the blob
+
+
+def test_release_lets_another_acquire(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    first, second = keeper(LocalStore(path), "bank-a-1"), keeper(LocalStore(path), "bank-a-3")
+    assert first.try_acquire()
+    first.release()
+    assert not first.held
+    assert second.try_acquire()
+    info = holder_of(LocalStore(path), NAME)
+    assert (info.holder, info.leased) == ("bank-a-3", True)
+    assert not first.try_acquire()
+
+
+def test_a_lease_broken_under_the_holder_is_lost_on_renew(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    first, second = keeper(LocalStore(path), "bank-a-1"), keeper(LocalStore(path), "bank-a-3")
+    assert first.try_acquire()
+    LocalStore(path).break_lease(NAME)  # an operator's override
+    assert second.try_acquire()
+    assert not first.renew()
+    assert not first.held  # forgotten: the agent fences
+    assert holder_of(LocalStore(path), NAME).holder == "bank-a-3"
+
+
+def test_forget_drops_the_lease_without_asking_the_store(store: LocalStore) -> None:
+    k = keeper(store, "bank-a-1")
+    assert k.try_acquire()
+    k.forget()
+    assert not k.held
+    assert holder_of(store, NAME).leased  # still leased in the store until it expires
+    k.release()  # nothing to release any more
+    assert holder_of(store, NAME).leased
+
+
+def test_holder_of_a_blob_that_is_not_a_holder_record(store: LocalStore) -> None:
+    store.write(NAME, b"not json")
+    assert holder_of(store, NAME) == HolderInfo(None, leased=False)
+    assert store.acquire_lease("leases/bank-a/leader", 15) is not None  # empty blob
+    assert holder_of(store, "leases/bank-a/leader") == HolderInfo(None, leased=True)
