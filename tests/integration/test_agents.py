@@ -1,0 +1,137 @@
+"""Agents racing for identities, failover to a spare, and leader failover, on the local
+store and the banks' local vaults (the embedded default), with real geth.
+
+One consortium for the module: bank-a has two identities and three agents (one spare),
+bank-b one identity and one agent. Tests run in file order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.local import LocalConsortium
+from tests.conftest import free_port_bases
+from tests.integration.test_fencing import (
+    agent,
+    assert_no_signer_sealed_twice_at_one_height,
+    chain_of,
+    head,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.geth, pytest.mark.slow]
+
+LEASE = 15
+BANK_A = ("bank-a-1", "bank-a-2", "bank-a-3")
+
+
+@pytest.fixture(scope="module")
+def running(geth: str) -> Iterator[LocalConsortium]:
+    root = Path(tempfile.mkdtemp(prefix="poa-", dir="/tmp"))
+    p2p, http, authrpc, health = free_port_bases(4, 5)
+    config = root / "consortium.yaml"
+    config.write_text(
+        f"ports: {{p2p: {p2p}, http: {http}, authrpc: {authrpc}, health: {health}}}\n"
+        "members:\n"
+        "  bank-a: {validators: 2, spares: 1}\n"
+        "  bank-b: {validators: 1, spares: 0}\n"
+        f"supervision: {{lease_seconds: {LEASE}}}\n"
+    )
+    local = LocalConsortium(root / "s", geth=geth)
+    try:
+        local.up(config, timeout=120)
+        yield local
+    finally:
+        if local.exists:
+            local.down()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def kill_agent_and_geth(local: LocalConsortium, node: str) -> float:
+    """kill -9 the node's agent and its geth (a VM that dies); the unix time."""
+    paths = local.layout.node(node)
+    agent_pid = json.loads(paths.agent_status.read_text())["pid"]
+    geth_pid = json.loads(paths.status.read_text())["geth_pid"]
+    os.kill(agent_pid, signal.SIGKILL)
+    os.kill(geth_pid, signal.SIGKILL)
+    return time.time()
+
+
+def identity_files(local: LocalConsortium, node: str) -> list[str]:
+    keystore = local.layout.node(node).datadir / "keystore"
+    return sorted(p.name for p in keystore.glob("UTC--poactl--*"))
+
+
+def test_three_agents_race_for_two_identities_and_each_key_runs_once(
+    running: LocalConsortium,
+) -> None:
+    holders = {n: s for n, s in running.signers().items() if n.startswith("bank-a-")}
+    assert len(holders) == 2, holders
+    assert len({s.lower() for s in holders.values()}) == 2  # two different identities
+    indices = sorted(agent(running, n)["identity"]["index"] for n in holders)  # type: ignore[index]
+    assert indices == [0, 1]
+    (spare,) = set(BANK_A) - set(holders)
+    assert agent(running, spare)["state"] == "FOLLOWING"
+    assert identity_files(running, spare) == []
+    for node, signer in holders.items():
+        assert identity_files(running, node) == [f"UTC--poactl--{signer[2:].lower()}"]
+    network = running.network()
+    assert network is not None
+    assert sorted(network.signers("bank-a")) == sorted(holders.values())
+
+
+def test_a_killed_holder_is_replaced_by_the_spare_within_the_lease(
+    running: LocalConsortium,
+) -> None:
+    holders = {n: s for n, s in running.signers().items() if n.startswith("bank-a-")}
+    victim = next(n for n in holders if not agent(running, n)["leader"])
+    (spare,) = set(BANK_A) - set(holders)
+    signer = holders[victim].lower()
+    base = head(running, "bank-b-1")
+    killed_at = kill_agent_and_geth(running, victim)
+
+    def spare_seals_the_identity() -> bool:
+        if agent(running, spare)["state"] != "SEALING":
+            return False
+        chain = chain_of(running, "bank-b-1")
+        return any(s == signer and n > base for n, (s, _) in chain.items())
+
+    wait_for(spare_seals_the_identity, LEASE + 10, "the spare to seal with the victim's key")
+    assert time.time() - killed_at <= LEASE + 10
+    assert running.signers()[spare].lower() == signer
+    assert_no_signer_sealed_twice_at_one_height(running)
+
+
+def test_a_killed_leader_is_replaced_within_the_lease(running: LocalConsortium) -> None:
+    alive = [n for n in BANK_A if agent(running, n)["state"] in ("FOLLOWING", "SEALING")]
+    leader = next(n for n in alive if agent(running, n)["leader"])
+    killed_at = kill_agent_and_geth(running, leader)
+    others = [n for n in alive if n != leader]
+
+    def new_leader() -> bool:
+        rows = {(r.member, r.lease): r.holder for r in running.status().leases}
+        return rows[("bank-a", "leader")] in others
+
+    wait_for(new_leader, LEASE + 10, "another bank-a agent to lead")
+    assert time.time() - killed_at <= LEASE + 10
+    assert any(agent(running, n)["leader"] for n in others)
+
+
+def test_up_restarts_the_dead_agents_as_spares_and_the_chain_is_whole(
+    running: LocalConsortium,
+) -> None:
+    result = running.up(timeout=120)
+    assert len(result.started) == 2
+    wait_for(lambda: running.status().healthy, 30, "a healthy consortium")
+    states = sorted(str(agent(running, n)["state"]) for n in BANK_A)
+    assert states == ["FOLLOWING", "SEALING", "SEALING"]
+    assert_no_signer_sealed_twice_at_one_height(running)
