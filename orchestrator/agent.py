@@ -31,6 +31,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import math
 import os
 import signal
 import threading
@@ -46,7 +47,13 @@ from orchestrator.agent_config import AgentFile
 from orchestrator.agent_http import AgentMetrics, HealthServer
 from orchestrator.boundaries import Runtime, Secret, Store, Vault
 from orchestrator.config import Consortium, load_config
-from orchestrator.errors import PoaError, ServiceUnavailable, StateError, WaitTimeout
+from orchestrator.errors import (
+    ConfigError,
+    PoaError,
+    ServiceUnavailable,
+    StateError,
+    WaitTimeout,
+)
 from orchestrator.geth import GethNode, geth_argv, geth_config_toml, geth_init
 from orchestrator.health import ipc_call
 from orchestrator.keys import create_node_key, enode_url, follower_address
@@ -110,6 +117,22 @@ def fence_margin(block_period: int, signers: int) -> float:
     block it signed up to one period plus Clique's out-of-turn wiggle (500 ms per
     signers/2+1) after `miner_stop`, and the fence's own IPC calls take up to 2 s."""
     return block_period + 0.5 * (signers // 2 + 1) + 3.0
+
+
+def check_lease_fits(block_period: int, signers: int, lease_seconds: int) -> None:
+    """The fence must leave room for at least one renewal (due after a third of the
+    lease) plus a second try; else an agent would fence right after every acquire."""
+    margin = fence_margin(block_period, signers)
+    if margin > lease_seconds * 2 / 3 - 1:
+        needed = math.ceil(1.5 * (margin + 1))
+        raise ConfigError(
+            f"a {lease_seconds}s lease is too short for {block_period}s blocks and "
+            f"{signers} signers: an agent must stop sealing {margin:.1f}s before its lease "
+            "can expire, which leaves no time to renew it",
+            obj="supervision.lease_seconds",
+            hint=f"set lease_seconds to at least {needed}"
+            + (" (leases last at most 60 s: shorten block_period)" if needed > 60 else ""),
+        )
 
 
 class Agent:
@@ -291,6 +314,9 @@ class Agent:
         """Check the published genesis against our chain, init geth once, publish our
         enode; from here on geth can start."""
         assert self.network is not None
+        check_lease_fits(
+            self.network.block_period, len(self.network.all_signers), self.settings.lease_seconds
+        )
         genesis = retry_transient(
             lambda: read_genesis(self.store, self.network),  # type: ignore[arg-type]
             what="read the genesis",

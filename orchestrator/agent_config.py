@@ -111,4 +111,6 @@ def load_agent_config(path: Path) -> AgentFile:
             hint="pass an existing file with --config (the VM extension writes "
             "/etc/poactl/agent.yaml; orchestrator/agent.example.yaml documents it)",
         ) from e
-    return validate_yaml(AgentFile, text, source=str(path))
+    return validate_yaml(
+        AgentFile, text, source=str(path), example="orchestrator/agent.example.yaml"
+    )

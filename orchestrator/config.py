@@ -174,7 +174,9 @@ def parse_config(text: str, *, source: str) -> Consortium:
 M = TypeVar("M", bound=BaseModel)
 
 
-def validate_yaml(model: type[M], text: str, *, source: str) -> M:
+def validate_yaml(
+    model: type[M], text: str, *, source: str, example: str = "orchestrator/consortium.yaml"
+) -> M:
     """Parse YAML text (a duplicate key is an error) and validate it into `model`."""
     try:
         raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
@@ -198,7 +200,7 @@ def validate_yaml(model: type[M], text: str, *, source: str) -> M:
     try:
         return model.model_validate(raw)
     except ValidationError as e:
-        raise _config_error(e, source, model) from e
+        raise _config_error(e, source, model, example) from e
 
 
 def _resolve_nodes(settings: ConsortiumFile, source: str) -> tuple[NodeSpec, ...]:
@@ -255,7 +257,9 @@ def _resolve_nodes(settings: ConsortiumFile, source: str) -> tuple[NodeSpec, ...
     return tuple(nodes)
 
 
-def _config_error(e: ValidationError, source: str, model: type[BaseModel]) -> ConfigError:
+def _config_error(
+    e: ValidationError, source: str, model: type[BaseModel], example: str
+) -> ConfigError:
     """Turn pydantic's first error into one line naming key, value and what is allowed."""
     problems = []
     for err in e.errors():
@@ -274,7 +278,7 @@ def _config_error(e: ValidationError, source: str, model: type[BaseModel]) -> Co
     return ConfigError(
         first + more,
         obj=source,
-        hint="see the documented example orchestrator/consortium.yaml",
+        hint=f"see the documented example {example}",
     )
 
 

@@ -9,11 +9,18 @@ from pathlib import Path
 
 
 def follow_file(path: Path, *, poll: float = 0.5) -> Iterator[str]:
-    """Yield lines appended to `path` from now on; survives the file being recreated."""
-    position = path.stat().st_size if path.exists() else 0
+    """Lines appended to `path` after this call; survives truncation and recreation."""
+    stat = path.stat() if path.exists() else None
+    return _follow(path, stat.st_size if stat else 0, stat.st_ino if stat else None, poll)
+
+
+def _follow(path: Path, position: int, inode: int | None, poll: float) -> Iterator[str]:
     while True:
-        size = path.stat().st_size if path.exists() else 0
-        if size < position:  # truncated or recreated
+        stat = path.stat() if path.exists() else None
+        size = stat.st_size if stat else 0
+        if stat is not None and stat.st_ino != inode:  # recreated: read it from the start
+            position, inode = 0, stat.st_ino
+        elif size < position:  # truncated
             position = 0
         if size > position:
             with path.open("rb") as f:

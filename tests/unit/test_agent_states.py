@@ -149,3 +149,17 @@ def test_with_period_2_and_4_signers_every_allowed_lease_renews_before_it_fences
 ) -> None:
     margin = fence_margin(2, 4)
     assert lease / 3 < lease - margin
+
+
+def test_a_lease_too_short_for_the_fence_margin_is_refused_with_the_length_needed() -> None:
+    from orchestrator.agent import check_lease_fits
+    from orchestrator.errors import ConfigError
+
+    check_lease_fits(2, 4, 15)  # the default fits
+    with pytest.raises(ConfigError) as caught:
+        check_lease_fits(10, 4, 15)
+    message = str(caught.value)
+    assert "supervision.lease_seconds" in message and "at least 24" in message
+    check_lease_fits(10, 4, 24)
+    with pytest.raises(ConfigError, match="shorten block_period"):
+        check_lease_fits(60, 4, 60)
