@@ -58,6 +58,10 @@ DIR_FLAGS = frozenset({"--datadir", "--keystore"})
 FILE_FLAGS = frozenset({"--config", "--ipcpath", "--password", "--log.file"})
 _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _LOG_JOIN_SECONDS = 5.0
+# Log followers of the containers this process started, by container id: joined before a
+# container is removed (by `stop` or `remove_labelled`), so geth's last lines reach its file.
+_followers: dict[str, threading.Thread] = {}
+_followers_lock = threading.Lock()
 
 
 def poactl_labels(labels: Mapping[str, str]) -> dict[str, str]:
@@ -90,17 +94,10 @@ def mount_dirs(argv: Sequence[str], extra: Iterable[Path] = ()) -> list[Path]:
 class ContainerNode:
     """A started geth container (`NodeProcess`)."""
 
-    def __init__(
-        self,
-        client: docker.DockerClient,
-        container: Container,
-        name: str,
-        log_thread: threading.Thread | None,
-    ) -> None:
+    def __init__(self, client: docker.DockerClient, container: Container, name: str) -> None:
         self._client = client
         self._container = container
         self._name = name
-        self._log_thread = log_thread
         self._exit_code: int | None = None
         self._pid = int(container.attrs.get("State", {}).get("Pid") or 0)
 
@@ -155,10 +152,7 @@ class ContainerNode:
                 with contextlib.suppress(*UNREACHABLE, APIError):
                     self._container.wait(timeout=wait)
             code = self.poll()
-            if self._log_thread is not None:
-                self._log_thread.join(_LOG_JOIN_SECONDS)
-            with contextlib.suppress(NotFound):
-                self._container.remove(force=True)
+            _remove(self._container)
         return GONE if code is None else code
 
 
@@ -250,9 +244,11 @@ class DockerRuntime:
         thread = threading.Thread(
             target=_follow_logs, args=(container, log_file), name=f"logs-{cname}", daemon=True
         )
+        with _followers_lock:
+            _followers[str(container.id)] = thread
         thread.start()
         log.info("started %s as container %s (%s)", name, cname, self.image)
-        return ContainerNode(self._client, container, name, thread)
+        return ContainerNode(self._client, container, name)
 
     def _remove_stale(self, cname: str, labels: Mapping[str, str]) -> None:
         """Stop and remove a container of this name left by an agent that was killed; refuse
@@ -270,7 +266,18 @@ class DockerRuntime:
                 "if it is a leftover, or give this consortium other node names",
             )
         log.warning("removing stale container %s (status %s)", cname, stale.status)
-        ContainerNode(self._client, stale, labels[NODE_LABEL], None).stop()
+        ContainerNode(self._client, stale, labels[NODE_LABEL]).stop()
+
+
+def _remove(container: Container) -> None:
+    """Remove a container (killing it if it still runs), once its log follower in this
+    process, if any, has written everything out."""
+    with _followers_lock:
+        follower = _followers.pop(str(container.id), None)
+    if follower is not None:
+        follower.join(_LOG_JOIN_SECONDS)
+    with contextlib.suppress(NotFound):
+        container.remove(force=True)
 
 
 def _follow_logs(container: Container, log_file: Path) -> None:
@@ -310,7 +317,6 @@ def remove_labelled(client: docker.DockerClient, labels: Mapping[str, str]) -> l
             with contextlib.suppress(*UNREACHABLE, APIError):
                 c.wait(timeout=STOP_SEQUENCE[0][1])
         for c in ours:
-            with contextlib.suppress(NotFound):
-                c.remove(force=True)
+            _remove(c)
             log.info("removed container %s", c.name)
     return sorted(str(c.name) for c in ours)

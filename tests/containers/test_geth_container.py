@@ -28,6 +28,25 @@ def rpc(port: int, method: str) -> Any:
         return json.loads(response.read())["result"]
 
 
+def test_the_image_entrypoint_is_the_pinned_geth(
+    docker_host: str, geth_image: str, test_labels: dict[str, str]
+) -> None:
+    from testcontainers.core.config import testcontainers_config
+    from testcontainers.core.container import DockerContainer
+
+    testcontainers_config.ryuk_disabled = True
+    container = (
+        DockerContainer(geth_image)
+        .with_command(["version"])  # the image's entrypoint is geth, as in ethereum/client-go
+        .with_kwargs(network_mode="host", labels=test_labels)
+    )
+    with container:
+        result = container.get_wrapped_container().wait(timeout=30)
+        out = container.get_wrapped_container().logs().decode()
+    assert result["StatusCode"] == 0, out
+    assert "Version: 1.13.15-stable" in out
+
+
 def test_dev_node_in_a_testcontainer_answers_and_seals(
     docker_host: str, geth_image: str, test_labels: dict[str, str], short_dir: Path
 ) -> None:
@@ -58,9 +77,6 @@ def test_dev_node_in_a_testcontainer_answers_and_seals(
         while int(rpc(http, "eth_blockNumber"), 16) < 2:
             assert time.monotonic() < deadline, "the dev node sealed no blocks in 20 s"
             time.sleep(0.5)
-        code, out = container.exec(["/usr/local/bin/geth", "version"])
-        assert code == 0
-        assert "Version: 1.13.15-stable" in out.decode()
         info = container.get_wrapped_container()
         info.reload()
         assert info.attrs["HostConfig"]["NetworkMode"] == "host"

@@ -283,7 +283,9 @@ def test_remove_labelled_removes_exactly_the_labelled_containers(
         assert {f"other-consortium-{suffix}", f"unlabelled-{suffix}"} <= left
         assert not {"poactl-ours", f"ours-created-{suffix}"} & left
         assert running.poll() == -1
-        assert "Ethereum protocol stopped" in log_text(node)  # SIGINT first, not a kill
+        # SIGINT first, not a kill: geth logged its clean shutdown (the follower thread of
+        # `running` may still be writing it).
+        wait_for(lambda: "Ethereum protocol stopped" in log_text(node), what="log", timeout=5)
     finally:
         for c in (created, other_consortium, unlabelled):
             with contextlib.suppress(NotFound):

@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# Install the poactl agent on a validator VM: what the VM extension (or cloud-init) runs
+# at boot. Idempotent: a second run with the same arguments changes nothing.
+#
+#   install_agent.sh --source PATH --member NAME --node NAME --vault-url URL \
+#     --storage-account-url URL --container NAME [--runtime docker|process] [--image IMAGE]
+#     [--state-dir DIR] [--user NAME] [--wheelhouse DIR] [--python PYTHON] [--prefix DIR]
+#
+# It installs poactl into its own virtualenv (/opt/poactl/venv), writes
+# /etc/poactl/agent.yaml (mode 0640) from the arguments, installs the systemd unit
+# /etc/systemd/system/poactl-agent.service (`poactl agent`, hardened, restarted on
+# failure) and, on a real root with systemd running, creates the service user and runs
+# `systemctl daemon-reload && systemctl enable --now poactl-agent`. With --prefix other
+# than / it writes everything under that staging root and only prints what it would run.
+# Files are replaced only when their content changes (sha256), so mtimes stay put.
+set -euo pipefail
+
+say() { printf '[install] %s\n' "$*"; }
+die() { printf '[install] error: %s\n' "$*" >&2; exit 2; }
+usage() { sed -n '2,16s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+
+prefix=/ source= member= node= vault_url= account_url= container=
+runtime=docker image= state_dir=/var/lib/poactl user=poactl wheelhouse= python=python3
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h|--help) usage; exit 0 ;;
+    --prefix|--source|--member|--node|--vault-url|--storage-account-url|--container|\
+    --runtime|--image|--state-dir|--user|--wheelhouse|--python)
+      [ $# -ge 2 ] && [ -n "$2" ] || die "$1: needs a value"
+      case "$1" in
+        --prefix) prefix=$2 ;; --source) source=$2 ;; --member) member=$2 ;;
+        --node) node=$2 ;; --vault-url) vault_url=$2 ;;
+        --storage-account-url) account_url=$2 ;; --container) container=$2 ;;
+        --runtime) runtime=$2 ;; --image) image=$2 ;; --state-dir) state_dir=$2 ;;
+        --user) user=$2 ;; --wheelhouse) wheelhouse=$2 ;; --python) python=$2 ;;
+      esac
+      shift 2 ;;
+    *) die "$1: unknown argument (see --help)" ;;
+  esac
+done
+
+# -- check every argument before touching anything ----------------------------------
+name_re='^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'
+[ -n "$source" ] || die "--source: missing (a poactl wheel, or the poactl source directory)"
+[ -n "$member" ] || die "--member: missing (this bank's member name, e.g. bank-a)"
+[ -n "$node" ] || die "--node: missing (this VM's node name, e.g. bank-a-1)"
+[ -n "$vault_url" ] || die "--vault-url: missing (e.g. https://bank-a-kv.vault.azure.net)"
+[ -n "$account_url" ] || die "--storage-account-url: missing (e.g. https://bankadata.blob.core.windows.net)"
+[ -n "$container" ] || die "--container: missing (the blob container of the consortium data)"
+[[ $member =~ $name_re ]] || die "--member: '$member' is not a name (lowercase letters, digits, '-')"
+[[ $node =~ $name_re ]] || die "--node: '$node' is not a name (lowercase letters, digits, '-')"
+url_re='^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?$'
+[[ $vault_url =~ $url_re ]] || die "--vault-url: '$vault_url' is not an https:// URL"
+[[ $account_url =~ $url_re ]] || die "--storage-account-url: '$account_url' is not an https:// URL"
+{ [[ $container =~ ^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$ ]] && [[ $container != *--* ]]; } \
+  || die "--container: '$container' is not a blob container name (3-63 lowercase letters, digits, single '-')"
+case "$runtime" in
+  docker) image=${image:-ethereum/client-go:v1.13.15} ;;
+  process) [ -z "$image" ] || die "--image: only for --runtime docker (the process runtime runs a geth binary)" ;;
+  *) die "--runtime: '$runtime' is not docker or process" ;;
+esac
+[ -z "$image" ] || [[ $image =~ ^[A-Za-z0-9][A-Za-z0-9._/:@-]*$ ]] || die "--image: '$image' is not an image reference"
+[[ $state_dir =~ ^/[A-Za-z0-9._/-]+$ ]] || die "--state-dir: '$state_dir' is not an absolute path"
+[[ $user =~ ^[a-z_][a-z0-9_-]{0,31}$ ]] || die "--user: '$user' is not a user name"
+[[ $prefix == /* ]] || die "--prefix: '$prefix' is not an absolute path"
+[ -e "$source" ] || die "--source: '$source' does not exist"
+if [ -d "$source" ]; then
+  [ -f "$source/pyproject.toml" ] || die "--source: '$source' has no pyproject.toml"
+elif [[ $source != *.whl ]]; then
+  die "--source: '$source' is neither a wheel (.whl) nor a source directory"
+fi
+[ -z "$wheelhouse" ] || [ -d "$wheelhouse" ] || die "--wheelhouse: '$wheelhouse' is not a directory"
+command -v "$python" >/dev/null || die "--python: '$python' not found (poactl needs Python 3.11+)"
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || die "--python: $("$python" --version 2>&1) is too old; poactl needs Python 3.11+"
+
+root=${prefix%/}  # "" for /
+real=false
+[ -z "$root" ] && real=true
+venv=/opt/poactl/venv
+config=/etc/poactl/agent.yaml
+unit=/etc/systemd/system/poactl-agent.service
+changed=0
+$real || say "staging root $prefix: users and systemd are left alone"
+
+# -- 1. the virtualenv with poactl --------------------------------------------------
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+if [ -d "$source" ]; then
+  # Build from a copy of what the package is made of (pip would write build/ and
+  # *.egg-info into the source tree), and fingerprint exactly that.
+  mkdir "$work/src"
+  for part in pyproject.toml README.md LICENSE orchestrator genesis; do
+    [ -e "$source/$part" ] && cp -r "$source/$part" "$work/src/"
+  done
+  find "$work/src" -name __pycache__ -prune -exec rm -rf {} +
+  install_from="$work/src"
+  fingerprint=$(cd "$work/src" && find . -type f -print0 | LC_ALL=C sort -z \
+    | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+else
+  install_from=$source
+  fingerprint=$(sha256sum "$source" | cut -d' ' -f1)
+fi
+pip_args=()
+[ -n "$wheelhouse" ] && pip_args=(--no-index --find-links "$wheelhouse")
+stamp_want="$fingerprint python=$("$python" -c 'import sys; print(sys.version.split()[0])') ${pip_args[*]}"
+stamp="$root$venv/.poactl-source"
+if [ -x "$root$venv/bin/python" ] && "$root$venv/bin/python" -c '' 2>/dev/null \
+   && [ -x "$root$venv/bin/poactl" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$stamp_want" ]; then
+  say "$venv: poactl unchanged (source sha256 ${fingerprint:0:12})"
+else
+  if ! [ -x "$root$venv/bin/python" ] || ! "$root$venv/bin/python" -c '' 2>/dev/null; then
+    say "$venv: creating the virtualenv"
+    rm -rf "$root$venv"
+    mkdir -p "$(dirname "$root$venv")"
+    "$python" -m venv "$root$venv" || die "$python -m venv failed (on Debian/Ubuntu: apt-get install python3-venv)"
+  fi
+  say "$venv: installing poactl from $source"
+  log="$work/pip.log"
+  if ! { "$root$venv/bin/python" -m pip uninstall -q -y poactl \
+         && "$root$venv/bin/python" -m pip install -q --disable-pip-version-check \
+              "${pip_args[@]}" "$install_from"; } >"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    die "pip install of poactl failed (PyPI unreachable? use --wheelhouse DIR)"
+  fi
+  echo "$stamp_want" >"$stamp"
+  changed=$((changed + 1))
+fi
+
+# -- 2. files from the arguments -----------------------------------------------------
+install_file() {  # DEST MODE GROUP, content on stdin; replaced only when it differs
+  local dest=$1 mode=$2 group=$3 target="$root$1" tmp
+  mkdir -p "$(dirname "$target")"
+  tmp=$(mktemp "$(dirname "$target")/.poactl-install.XXXXXX")
+  cat >"$tmp"
+  if [ -f "$target" ] && [ "$(sha256sum <"$tmp")" = "$(sha256sum <"$target")" ] \
+     && [ "$(stat -c %a "$target")" = "${mode#0}" ]; then
+    rm -f "$tmp"
+    say "$dest: unchanged"
+    return 0
+  fi
+  chmod "$mode" "$tmp"
+  if $real && [ -n "$group" ] && getent group "$group" >/dev/null; then chgrp "$group" "$tmp"; fi
+  mv -f "$tmp" "$target"
+  say "$dest: written"
+  changed=$((changed + 1))
+}
+
+runtime_yaml="  kind: $runtime"
+[ "$runtime" = docker ] && runtime_yaml+=$'\n'"  image: \"$image\""
+install_file "$config" 0640 "$user" <<EOF
+# Written by install_agent.sh; rerun it to change (edits here are overwritten).
+member: "$member"
+node: "$node"
+state_dir: "$state_dir"
+runtime:
+$runtime_yaml
+vault:
+  kind: azure
+  url: "$vault_url"
+store:
+  kind: azure
+  account_url: "$account_url"
+  container: "$container"
+EOF
+
+docker_lines=""
+[ "$runtime" = docker ] && docker_lines=$'\n'"SupplementaryGroups=docker"
+install_file "$unit" 0644 "" <<EOF
+# Written by install_agent.sh; rerun it to change.
+[Unit]
+Description=poactl agent: this VM's geth node of the consortium
+Wants=network-online.target
+After=network-online.target docker.service
+StartLimitIntervalSec=600
+StartLimitBurst=5
+
+[Service]
+Type=simple
+User=$user
+Group=$user$docker_lines
+ExecStart=$venv/bin/poactl agent --config $config
+Restart=on-failure
+RestartSec=10
+# The agent stops geth with SIGINT and waits up to 30 s before it kills it.
+TimeoutStopSec=60
+WorkingDirectory=$state_dir
+Environment=PYTHONUNBUFFERED=1
+UMask=0027
+NoNewPrivileges=yes
+ProtectSystem=strict
+ReadWritePaths=$state_dir
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictSUIDSGID=yes
+RestrictRealtime=yes
+RestrictNamespaces=yes
+LockPersonality=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
+SystemCallArchitectures=native
+CapabilityBoundingSet=
+AmbientCapabilities=
+
+[Install]
+WantedBy=multi-user.target
+EOF
+
+# -- 3. the service user, the state directory and systemd ---------------------------
+if $real; then
+  if ! getent passwd "$user" >/dev/null; then
+    say "creating system user $user"
+    useradd --system --user-group --home-dir "$state_dir" --no-create-home \
+      --shell /usr/sbin/nologin "$user"
+    changed=$((changed + 1))
+  fi
+  if [ "$runtime" = docker ] && getent group docker >/dev/null \
+     && ! id -nG "$user" | tr ' ' '\n' | grep -qx docker; then
+    say "adding $user to the docker group (it starts geth containers)"
+    usermod -aG docker "$user"
+    changed=$((changed + 1))
+  fi
+  chgrp "$user" "$config"
+  if [ ! -d "$state_dir" ]; then
+    install -d -m 0750 -o "$user" -g "$user" "$state_dir"
+    changed=$((changed + 1))
+  fi
+else
+  mkdir -p "$root$state_dir"
+  say "would run: useradd --system --user-group --home-dir $state_dir --no-create-home --shell /usr/sbin/nologin $user"
+  [ "$runtime" = docker ] && say "would run: usermod -aG docker $user"
+  say "would run: install -d -m 0750 -o $user -g $user $state_dir"
+fi
+
+enable="systemctl daemon-reload && systemctl enable --now poactl-agent"
+if $real && [ -d /run/systemd/system ]; then
+  if [ "$changed" -gt 0 ]; then
+    say "running: $enable (and a restart, to pick up the changes)"
+    systemctl daemon-reload
+    systemctl enable --now poactl-agent
+    systemctl restart poactl-agent
+  else
+    systemctl enable --now poactl-agent  # a no-op when enabled and running
+  fi
+else
+  $real && say "systemd is not running here"
+  say "would run: $enable"
+fi
+
+if [ "$changed" -eq 0 ]; then
+  say "nothing changed"
+else
+  say "done: $changed change(s)"
+fi
