@@ -70,7 +70,4 @@ else
   say "Azurite and solc-js already installed in .tools/node"
 fi
 
-# 5. The Key Vault emulator the vault tests run against (Lowkey Vault, Maven Central).
-"$root/scripts/install_lowkey_vault.sh"
-
 say "ready: $("$venv/bin/poactl" --version), geth $GETH_VERSION at .tools/bin/geth"

@@ -16,7 +16,7 @@ from orchestrator.local import LocalConsortium, port_is_free
 
 pytest_plugins = [
     "tests.services.azurite",
-    "tests.services.lowkey_vault",
+    "tests.services.keyvault_emulator",
     "tests.services.netcut",
 ]
 

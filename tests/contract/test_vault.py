@@ -1,6 +1,6 @@
 """One contract for every Vault backend: the local encrypted file, and Azure Key Vault
-through our `AzureKeyVault` on the built-in emulator and on Lowkey Vault (skipped when
-Lowkey is not installed). Then the Azure backend's error paths: each SDK failure must
+through our `AzureKeyVault` on the Key Vault emulator (tests/services/keyvault_emulator.py).
+Then the Azure backend's error paths: each SDK failure must
 become the error class the caller acts on, within the client's timeouts."""
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from orchestrator.boundaries import Secret, Vault
 from orchestrator.errors import AccessDenied, ConfigError, ServiceUnavailable, StateError
 from orchestrator.vault.azure_kv import AzureKeyVault
 from orchestrator.vault.local import LocalVault
-from tests.services.lowkey_vault import KeyVaultEmulator, KeyVaultService
+from tests.services.keyvault_emulator import KeyVaultEmulator, KeyVaultService
 
-BACKENDS = ["local", "emulator", "lowkey"]
-AZURE = ["emulator", "lowkey"]
-SERVICE_FIXTURE = {"emulator": "keyvault_emulator", "lowkey": "lowkey_vault"}
+BACKENDS = ["local", "emulator"]
+AZURE = ["emulator"]
+SERVICE_FIXTURE = {"emulator": "keyvault_emulator"}
 VALUE = "0x4c0883a69102937d6231471b5dbb6204fe512961708279f2e3e8a5d4b8e3e8a5\nline two: ünïcode"
 
 

@@ -22,7 +22,7 @@ from orchestrator.health import ipc_call
 from orchestrator.local import LocalConsortium
 from tests.conftest import free_port_bases
 from tests.services.azurite import Azurite, unique_container
-from tests.services.lowkey_vault import KeyVaultService
+from tests.services.keyvault_emulator import KeyVaultService
 from tests.services.netcut import CuttableLink
 
 pytestmark = [pytest.mark.geth, pytest.mark.slow]

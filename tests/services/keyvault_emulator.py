@@ -1,11 +1,8 @@
-"""Key Vault emulators for the vault tests: session fixtures `keyvault_emulator` and
-`lowkey_vault`.
+"""A Key Vault emulator for the vault tests: the session fixture `keyvault_emulator`.
 
-`lowkey_vault` runs the Lowkey Vault app (a Spring Boot jar that
-`scripts/install_lowkey_vault.sh` fetches from Maven Central into `.tools/lowkey/`) and
-is skipped, with the reason, when that jar is not installed. On this project's machines
-the Maven Central mirror does not carry `lowkey-vault-app` (and the Go module proxy does
-not carry a Go emulator), so the vault tests also run against `keyvault_emulator`:
+Neither Lowkey Vault (its app jar is not on the Maven Central mirror this project can
+reach) nor a Go Key Vault emulator (not on the Go module proxy) can be installed here,
+so the Azure vault backend is tested against this emulator instead.
 
 `KeyVaultEmulator` is a small Key Vault data-plane server written here, in-process on
 two loopback ports. It speaks the wire protocol the real SDK and azure-identity speak,
@@ -42,14 +39,9 @@ import hashlib
 import hmac
 import ipaddress
 import json
-import os
 import re
 import secrets
-import shutil
-import signal
-import socket
 import ssl
-import subprocess
 import threading
 import time
 import uuid
@@ -70,8 +62,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from orchestrator.vault.azure_kv import AzureKeyVault
 
-ROOT = Path(__file__).resolve().parents[2]
-LOWKEY_DIR = ROOT / ".tools" / "lowkey"
 KEYVAULT_RESOURCE = "https://vault.azure.net"
 TENANT = "00000000-0000-0000-0000-000000000000"
 IMDS_PATH = "/metadata/identity/oauth2/token"
@@ -111,12 +101,12 @@ class KeyVaultService:
     MSAL reads `AZURE_POD_IDENTITY_AUTHORITY_HOST` each time it fetches a token.
     """
 
-    kind: str  # "emulator" or "lowkey"
+    kind: str  # "emulator"
     vault_url: str
     identity_host: str  # base URL of the IMDS-style token endpoint
     connection_verify: bool | str  # the emulator's certificate (PEM path), or False
     verify_challenge_resource: bool = False  # the challenge names vault.azure.net
-    emulator: KeyVaultEmulator | None = None  # fault injection; None for Lowkey
+    emulator: KeyVaultEmulator | None = None  # fault injection
     startup_seconds: float = 0.0
 
     def use_identity(self, monkeypatch: pytest.MonkeyPatch, *, untrusted: bool = False) -> None:
@@ -519,88 +509,3 @@ def keyvault_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyV
         )
     finally:
         emulator.stop()
-
-
-LOWKEY_VERSION = "3.4.33"  # keep in step with scripts/install_lowkey_vault.sh
-LOWKEY_JAR = LOWKEY_DIR / f"lowkey-vault-app-{LOWKEY_VERSION}.jar"
-LOWKEY_START_TIMEOUT = 120.0
-
-
-@pytest.fixture(scope="session")
-def lowkey_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyVaultService]:
-    """Lowkey Vault (the JVM app) on two free loopback ports; skipped when not installed.
-
-    Its token endpoint (`--app.token.port`) is an extra Tomcat connector that binds every
-    interface; Lowkey offers no setting for its address.
-    """
-    java = shutil.which("java")
-    if not LOWKEY_JAR.is_file() or java is None:
-        pytest.skip(
-            f"Lowkey Vault {LOWKEY_VERSION} is not installed ({LOWKEY_JAR} missing): "
-            "scripts/install_lowkey_vault.sh fetches it when Maven Central carries it"
-        )
-    port, token_port = _free_port(), _free_port()
-    log_path = tmp_path_factory.mktemp("lowkey") / "lowkey.log"
-    argv = [
-        java,
-        "-XX:TieredStopAtLevel=1",  # quicker start-up; the emulator does little work
-        "-jar",
-        str(LOWKEY_JAR),
-        "--server.address=127.0.0.1",
-        f"--server.port={port}",
-        f"--app.token.port={token_port}",
-    ]
-    started = time.monotonic()
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        _wait_for_tls(port, proc, log_path, started)
-        yield KeyVaultService(
-            kind="lowkey",
-            vault_url=f"https://127.0.0.1:{port}",
-            identity_host=f"http://127.0.0.1:{token_port}",
-            connection_verify=False,  # Lowkey's built-in certificate is not ours to trust
-            startup_seconds=time.monotonic() - started,
-        )
-    finally:
-        _stop(proc)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _wait_for_tls(port: int, proc: subprocess.Popen[bytes], log: Path, started: float) -> None:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    while time.monotonic() - started < LOWKEY_START_TIMEOUT:
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace").splitlines()[-20:]
-            pytest.fail(f"Lowkey Vault exited with {proc.returncode}:\n" + "\n".join(tail))
-        try:
-            with (
-                socket.create_connection(("127.0.0.1", port), timeout=1) as raw,
-                context.wrap_socket(raw) as tls,
-            ):
-                tls.sendall(b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                if tls.recv(16).startswith(b"HTTP/1.1 200"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    pytest.fail(f"Lowkey Vault did not answer on port {port} within {LOWKEY_START_TIMEOUT:.0f}s")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (Spring shuts down cleanly), then SIGKILL; only the process we started."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
