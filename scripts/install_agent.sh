@@ -3,11 +3,14 @@
 # at boot. Idempotent: a second run with the same arguments changes nothing.
 #
 #   install_agent.sh --source PATH --member NAME --node NAME --vault-url URL \
-#     --storage-account-url URL --container NAME [--runtime docker|process] [--image IMAGE]
-#     [--state-dir DIR] [--user NAME] [--wheelhouse DIR] [--python PYTHON] [--prefix DIR]
+#     --storage-account-url URL [--container NAME] [--host ADDRESS] [--role validator|rpc]
+#     [--consortium FILE] [--runtime docker|process] [--image IMAGE] [--p2p-port N]
+#     [--http-port N] [--authrpc-port N] [--health-port N] [--state-dir DIR] [--user NAME]
+#     [--wheelhouse DIR] [--python PYTHON] [--prefix DIR]
 #
 # It installs poactl into its own virtualenv (/opt/poactl/venv), writes
-# /etc/poactl/agent.yaml (mode 0640) from the arguments, installs the systemd unit
+# /etc/poactl/agent.yaml (mode 0640) from the arguments (and /etc/poactl/consortium.yaml
+# from --consortium, the consortium's agreed settings), installs the systemd unit
 # /etc/systemd/system/poactl-agent.service (`poactl agent`, hardened, restarted on
 # failure) and, on a real root with systemd running, creates the service user and runs
 # `systemctl daemon-reload && systemctl enable --now poactl-agent`. With --prefix other
@@ -17,22 +20,27 @@ set -euo pipefail
 
 say() { printf '[install] %s\n' "$*"; }
 die() { printf '[install] error: %s\n' "$*" >&2; exit 2; }
-usage() { sed -n '2,16s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,19s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
-prefix=/ source= member= node= vault_url= account_url= container=
-runtime=docker image= state_dir=/var/lib/poactl user=poactl wheelhouse= python=python3
+prefix=/ source= member= node= vault_url= account_url= container=poactl host=127.0.0.1
+role=validator consortium= runtime=docker image= state_dir=/var/lib/poactl user=poactl
+wheelhouse= python=python3 p2p_port=30303 http_port=8545 authrpc_port=8651 health_port=8745
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
     --prefix|--source|--member|--node|--vault-url|--storage-account-url|--container|\
-    --runtime|--image|--state-dir|--user|--wheelhouse|--python)
+    --host|--role|--consortium|--runtime|--image|--state-dir|--user|--wheelhouse|--python|\
+    --p2p-port|--http-port|--authrpc-port|--health-port)
       [ $# -ge 2 ] && [ -n "$2" ] || die "$1: needs a value"
       case "$1" in
         --prefix) prefix=$2 ;; --source) source=$2 ;; --member) member=$2 ;;
         --node) node=$2 ;; --vault-url) vault_url=$2 ;;
         --storage-account-url) account_url=$2 ;; --container) container=$2 ;;
+        --host) host=$2 ;; --role) role=$2 ;; --consortium) consortium=$2 ;;
         --runtime) runtime=$2 ;; --image) image=$2 ;; --state-dir) state_dir=$2 ;;
         --user) user=$2 ;; --wheelhouse) wheelhouse=$2 ;; --python) python=$2 ;;
+        --p2p-port) p2p_port=$2 ;; --http-port) http_port=$2 ;;
+        --authrpc-port) authrpc_port=$2 ;; --health-port) health_port=$2 ;;
       esac
       shift 2 ;;
     *) die "$1: unknown argument (see --help)" ;;
@@ -40,20 +48,29 @@ while [ $# -gt 0 ]; do
 done
 
 # -- check every argument before touching anything ----------------------------------
-name_re='^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'
+# (the rules of orchestrator/agent_config.py, so the agent accepts what is written here)
 [ -n "$source" ] || die "--source: missing (a poactl wheel, or the poactl source directory)"
 [ -n "$member" ] || die "--member: missing (this bank's member name, e.g. bank-a)"
 [ -n "$node" ] || die "--node: missing (this VM's node name, e.g. bank-a-1)"
 [ -n "$vault_url" ] || die "--vault-url: missing (e.g. https://bank-a-kv.vault.azure.net)"
 [ -n "$account_url" ] || die "--storage-account-url: missing (e.g. https://bankadata.blob.core.windows.net)"
-[ -n "$container" ] || die "--container: missing (the blob container of the consortium data)"
-[[ $member =~ $name_re ]] || die "--member: '$member' is not a name (lowercase letters, digits, '-')"
-[[ $node =~ $name_re ]] || die "--node: '$node' is not a name (lowercase letters, digits, '-')"
+[[ $member =~ ^[a-z][a-z0-9-]{0,30}[a-z0-9]$ ]] \
+  || die "--member: '$member' is not a member name (2-32 lowercase letters, digits, '-'; a letter first)"
+[[ $node =~ ^[a-z][a-z0-9-]{0,40}[a-z0-9]$ ]] \
+  || die "--node: '$node' is not a node name (2-42 lowercase letters, digits, '-'; a letter first)"
 url_re='^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?$'
 [[ $vault_url =~ $url_re ]] || die "--vault-url: '$vault_url' is not an https:// URL"
 [[ $account_url =~ $url_re ]] || die "--storage-account-url: '$account_url' is not an https:// URL"
 { [[ $container =~ ^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$ ]] && [[ $container != *--* ]]; } \
   || die "--container: '$container' is not a blob container name (3-63 lowercase letters, digits, single '-')"
+[[ $host =~ ^[A-Za-z0-9.:-]+$ ]] || die "--host: '$host' is not an address (this VM's address its peers reach)"
+case "$role" in validator|rpc) ;; *) die "--role: '$role' is not validator or rpc" ;; esac
+for port_arg in p2p_port http_port authrpc_port health_port; do
+  port=${!port_arg}
+  [[ $port =~ ^[0-9]{4,5}$ ]] && [ "$port" -ge 1024 ] && [ "$port" -le 65535 ] \
+    || die "--${port_arg//_/-}: '$port' is not a port in 1024..65535"
+done
+[ -z "$consortium" ] || [ -f "$consortium" ] || die "--consortium: '$consortium' is not a file"
 case "$runtime" in
   docker) image=${image:-ethereum/client-go:v1.13.15} ;;
   process) [ -z "$image" ] || die "--image: only for --runtime docker (the process runtime runs a geth binary)" ;;
@@ -79,6 +96,7 @@ real=false
 [ -z "$root" ] && real=true
 venv=/opt/poactl/venv
 config=/etc/poactl/agent.yaml
+consortium_file=/etc/poactl/consortium.yaml
 unit=/etc/systemd/system/poactl-agent.service
 changed=0
 $real || say "staging root $prefix: users and systemd are left alone"
@@ -148,11 +166,25 @@ install_file() {  # DEST MODE GROUP, content on stdin; replaced only when it dif
 
 runtime_yaml="  kind: $runtime"
 [ "$runtime" = docker ] && runtime_yaml+=$'\n'"  image: \"$image\""
+if [ -n "$consortium" ]; then
+  install_file "$consortium_file" 0644 "" <"$consortium"
+elif [ ! -f "$root$consortium_file" ]; then
+  say "note: $consortium_file is not there yet; the agent needs it (pass --consortium FILE)"
+fi
 install_file "$config" 0640 "$user" <<EOF
 # Written by install_agent.sh; rerun it to change (edits here are overwritten).
+# The keys are documented in orchestrator/agent.example.yaml.
 member: "$member"
 node: "$node"
+role: $role
 state_dir: "$state_dir"
+consortium_file: "$consortium_file"
+host: "$host"
+ports:
+  p2p: $p2p_port
+  http: $http_port
+  authrpc: $authrpc_port
+  health: $health_port
 runtime:
 $runtime_yaml
 vault:

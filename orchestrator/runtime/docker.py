@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import docker  # type: ignore[import-untyped,unused-ignore]
+import requests
 from docker.errors import (  # type: ignore[import-untyped,unused-ignore]
     APIError,
     DockerException,
@@ -249,6 +250,48 @@ class DockerRuntime:
         thread.start()
         log.info("started %s as container %s (%s)", name, cname, self.image)
         return ContainerNode(self._client, container, name)
+
+    def run_once(
+        self, argv: Sequence[str], *, name: str, timeout: float = 120.0
+    ) -> tuple[int, str]:
+        """Run a one-shot geth command (say `geth --datadir D init genesis.json`) in a
+        throwaway container with the same image, user and same-path mounts as `start`, for
+        VMs that have no geth binary of their own; its exit code and output. The container
+        is removed whatever happens."""
+        files = [Path(a).parent for a in argv[1:] if a.startswith("/") and Path(a).is_file()]
+        dirs = mount_dirs(argv, [*self._binds, *files])  # files: e.g. init's genesis.json
+        for d in dirs:
+            d.mkdir(parents=True, exist_ok=True)
+        with unreachable_is_unavailable(self._client):
+            try:
+                container = self._client.containers.create(
+                    self.image,
+                    list(argv[1:]),
+                    entrypoint=[self._geth_path],
+                    labels={**self.labels, NODE_LABEL: name, f"{LABEL_PREFIX}role": "one-shot"},
+                    user=self._user,
+                    network_mode="host",
+                    volumes={str(d): {"bind": str(d), "mode": "rw"} for d in dirs},
+                )
+            except ImageNotFound as e:
+                raise ToolError("geth image not found", obj=self.image, hint=IMAGE_HINT) from e
+            except DockerException as e:
+                raise NodeError(f"cannot create a geth container: {e}", obj=name) from e
+            try:
+                container.start()
+                code = int(container.wait(timeout=timeout)["StatusCode"])
+                out = container.logs().decode(errors="replace")
+            except DockerException as e:
+                raise NodeError(f"cannot run geth in a container: {e}", obj=name) from e
+            except requests.exceptions.ReadTimeout as e:
+                raise NodeError(
+                    f"`geth {' '.join(argv[1:3])} ...` did not finish within {timeout:.0f}s",
+                    obj=name,
+                ) from e
+            finally:
+                with contextlib.suppress(DockerException, *UNREACHABLE):
+                    container.remove(force=True)
+        return code, out
 
     def _remove_stale(self, cname: str, labels: Mapping[str, str]) -> None:
         """Stop and remove a container of this name left by an agent that was killed; refuse

@@ -138,8 +138,8 @@ def test_agent_runs_with_the_docker_socket_its_config_and_same_path_state(
     assert agent["network_mode"] == "host"
     assert agent["command"] == ["agent", "--config", "/etc/poactl/agent.yaml"]
     mounts = {m["target"]: m for m in agent["volumes"]}
-    config = mounts["/etc/poactl/agent.yaml"]
-    assert (config["source"], config["read_only"]) == ("/etc/poactl/agent.yaml", True)
+    config = mounts["/etc/poactl"]  # agent.yaml and the consortium file it names
+    assert (config["source"], config["read_only"]) == ("/etc/poactl", True)
     assert mounts["/var/run/docker.sock"]["source"] == "/var/run/docker.sock"
     assert agent["environment"]["DOCKER_HOST"] == "unix:///var/run/docker.sock"
     state = mounts["/var/lib/poactl"]

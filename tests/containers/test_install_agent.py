@@ -17,11 +17,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from orchestrator.agent_config import load_agent_config
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "install_agent.sh"
 CONFIG = Path("etc/poactl/agent.yaml")
 UNIT = Path("etc/systemd/system/poactl-agent.service")
 VENV = Path("opt/poactl/venv")
+SAMPLE = Path("orchestrator/consortium.yaml")  # a consortium file, for --consortium
 GOOD = {
     "--member": "bank-a",
     "--node": "bank-a-1",
@@ -73,7 +76,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def installed(tmp_path_factory: pytest.TempPathFactory, source: Path) -> tuple[Path, Path, str]:
     """One real install into a staging root (a virtualenv and a pip install: ~20 s)."""
     prefix = tmp_path_factory.mktemp("root")
-    result = install(prefix, source)
+    result = install(prefix, source, consortium=str(source / SAMPLE))
     assert result.returncode == 0, result.stdout + result.stderr
     return prefix, source, result.stdout
 
@@ -93,7 +96,11 @@ def test_first_run_installs_poactl_config_and_unit(installed: tuple[Path, Path, 
     assert yaml.safe_load((prefix / CONFIG).read_text()) == {
         "member": "bank-a",
         "node": "bank-a-1",
+        "role": "validator",
         "state_dir": "/var/lib/poactl",
+        "consortium_file": "/etc/poactl/consortium.yaml",
+        "host": "127.0.0.1",
+        "ports": {"p2p": 30303, "http": 8545, "authrpc": 8651, "health": 8745},
         "runtime": {"kind": "docker", "image": "ethereum/client-go:v1.13.15"},
         "vault": {"kind": "azure", "url": "https://bank-a-kv.vault.azure.net"},
         "store": {
@@ -102,6 +109,11 @@ def test_first_run_installs_poactl_config_and_unit(installed: tuple[Path, Path, 
             "container": "consortium",
         },
     }
+    # The agent's own loader accepts it (an unknown or missing key would be an error).
+    agent = load_agent_config(prefix / CONFIG)
+    assert (agent.runtime.kind, agent.runtime.image) == ("docker", "ethereum/client-go:v1.13.15")
+    assert (prefix / "etc/poactl/consortium.yaml").read_bytes() == (source / SAMPLE).read_bytes()
+    assert (prefix / "etc/poactl/consortium.yaml").stat().st_mode & 0o777 == 0o644
     unit = (prefix / UNIT).read_text().splitlines()
     for line in (
         "Type=simple",
@@ -125,7 +137,7 @@ def test_first_run_installs_poactl_config_and_unit(installed: tuple[Path, Path, 
 def test_second_run_changes_nothing(installed: tuple[Path, Path, str]) -> None:
     prefix, source, _ = installed
     before = snapshot(prefix)
-    result = install(prefix, source)
+    result = install(prefix, source, consortium=str(source / SAMPLE))
     assert result.returncode == 0, result.stderr
     assert snapshot(prefix) == before  # byte-identical, same modes, same mtimes
     assert "/etc/poactl/agent.yaml: unchanged" in result.stdout
@@ -140,12 +152,14 @@ def test_a_changed_argument_rewrites_only_what_it_touches(
 ) -> None:
     prefix, source, _ = installed
     before = snapshot(prefix)
-    result = install(prefix, source, image="registry.bank-a.example/geth:v1.13.15")
+    image = "registry.bank-a.example/geth:v1.13.15"
+    result = install(prefix, source, consortium=str(source / SAMPLE), image=image)
     assert result.returncode == 0, result.stderr
     after = snapshot(prefix)
     assert {k for k in after if after[k] != before.get(k)} == {str(CONFIG)}
-    assert "registry.bank-a.example/geth:v1.13.15" in (prefix / CONFIG).read_text()
-    assert install(prefix, source).returncode == 0  # back to the default image
+    assert image in (prefix / CONFIG).read_text()
+    # back to the default image for the other tests
+    assert install(prefix, source, consortium=str(source / SAMPLE)).returncode == 0
 
 
 @pytest.mark.slow
@@ -180,7 +194,11 @@ def test_process_runtime_config_has_no_image(tmp_path: Path) -> None:
     ("overrides", "message"),
     [
         ({"member": None}, "--member: missing"),
-        ({"node": "Bank A"}, "--node: 'Bank A' is not a name"),
+        ({"node": "Bank A"}, "--node: 'Bank A' is not a node name"),
+        ({"member": "1bank"}, "--member: '1bank' is not a member name"),
+        ({"role": "observer"}, "--role: 'observer' is not validator or rpc"),
+        ({"http_port": "80"}, "--http-port: '80' is not a port in 1024..65535"),
+        ({"consortium": "/nonexistent.yaml"}, "--consortium: '/nonexistent.yaml' is not a file"),
         ({"vault_url": "http://kv.example"}, "--vault-url: 'http://kv.example' is not an https://"),
         ({"storage_account_url": None}, "--storage-account-url: missing"),
         ({"container": "a--b"}, "--container: 'a--b' is not a blob container name"),

@@ -53,20 +53,25 @@ class Node:
     http_port: int
 
 
+MakeNode = Callable[..., Node]  # (name, *, init=True) -> Node
+
+
 @pytest.fixture
-def make_node(short_dir: Path, geth: str) -> Callable[[str], Node]:
+def make_node(short_dir: Path, geth: str) -> MakeNode:
     genesis = short_dir / "genesis.json"
     genesis.write_bytes(canonical_json(build_genesis(CliqueSpec(CHAIN_ID, ["0x" + "11" * 20]))))
 
-    def make(name: str) -> Node:
+    def make(name: str, *, init: bool = True) -> Node:
         home = short_dir / name
+        home.mkdir(parents=True)
         datadir, ipc = home / "data", home / "geth.ipc"
-        subprocess.run(
-            [geth, "--datadir", str(datadir), "init", str(genesis)],
-            capture_output=True,
-            check=True,
-            timeout=60,
-        )
+        if init:
+            subprocess.run(
+                [geth, "--datadir", str(datadir), "init", str(genesis)],
+                capture_output=True,
+                check=True,
+                timeout=60,
+            )
         p2p, http, authrpc = free_port_bases(3, 1)
         config = home / "config.toml"
         config.write_text(geth_config_toml(p2p, []))
@@ -97,9 +102,7 @@ def runtime(request: pytest.FixtureRequest) -> Runtime:
 
 
 @pytest.fixture
-def started(
-    runtime: Runtime, make_node: Callable[[str], Node]
-) -> Iterator[tuple[Node, NodeProcess]]:
+def started(runtime: Runtime, make_node: MakeNode) -> Iterator[tuple[Node, NodeProcess]]:
     node = make_node(f"n-{uuid.uuid4().hex[:6]}")
     proc = runtime.start(node.argv, name=node.name, log_file=node.log_file)
     try:
@@ -166,7 +169,7 @@ def test_kill_ends_it_without_waiting(started: tuple[Node, NodeProcess]) -> None
 
 
 def test_restart_on_the_same_datadir_appends_to_the_log(
-    runtime: Runtime, make_node: Callable[[str], Node]
+    runtime: Runtime, make_node: MakeNode
 ) -> None:
     node = make_node("again")
     for _ in range(2):
@@ -191,7 +194,7 @@ def docker_runtime(
 def test_container_is_labelled_named_on_the_host_network_without_restart_policy(
     docker_runtime: DockerRuntime,
     docker_client: docker.DockerClient,
-    make_node: Callable[[str], Node],
+    make_node: MakeNode,
     test_labels: dict[str, str],
 ) -> None:
     node = make_node("labels")
@@ -217,7 +220,7 @@ def test_container_is_labelled_named_on_the_host_network_without_restart_policy(
 def test_a_stale_container_of_ours_is_replaced(
     docker_runtime: DockerRuntime,
     docker_client: docker.DockerClient,
-    make_node: Callable[[str], Node],
+    make_node: MakeNode,
 ) -> None:
     node = make_node("stale")
     first = docker_runtime.start(node.argv, name=node.name, log_file=node.log_file)
@@ -238,7 +241,7 @@ def test_a_container_of_that_name_that_is_not_ours_is_left_alone(
     docker_runtime: DockerRuntime,
     docker_client: docker.DockerClient,
     geth_image: str,
-    make_node: Callable[[str], Node],
+    make_node: MakeNode,
 ) -> None:
     node = make_node("taken")
     other = docker_client.containers.create(geth_image, ["version"], name="poactl-taken")
@@ -255,7 +258,7 @@ def test_remove_labelled_removes_exactly_the_labelled_containers(
     docker_runtime: DockerRuntime,
     docker_client: docker.DockerClient,
     geth_image: str,
-    make_node: Callable[[str], Node],
+    make_node: MakeNode,
     test_labels: dict[str, str],
 ) -> None:
     node = make_node("ours")
@@ -290,6 +293,30 @@ def test_remove_labelled_removes_exactly_the_labelled_containers(
         for c in (created, other_consortium, unlabelled):
             with contextlib.suppress(NotFound):
                 c.remove(force=True)
+
+
+def test_run_once_inits_a_datadir_with_the_geth_in_the_image(
+    docker_runtime: DockerRuntime,
+    docker_client: docker.DockerClient,
+    make_node: MakeNode,
+    short_dir: Path,
+) -> None:
+    node = make_node("fresh", init=False)
+    datadir = node.argv[node.argv.index("--datadir") + 1]
+    before = {c.id for c in docker_client.containers.list(all=True)}
+    # argv[0] need not exist on the host: the geth in the image runs.
+    init = ["geth", "--datadir", datadir, "init", str(short_dir / "genesis.json")]
+    code, out = docker_runtime.run_once(init, name=node.name)
+    assert code == 0, out
+    assert "Successfully wrote genesis state" in out
+    assert {c.id for c in docker_client.containers.list(all=True)} == before
+    proc = docker_runtime.start(["geth", *node.argv[1:]], name=node.name, log_file=node.log_file)
+    try:
+        wait_for(lambda: ipc_call(node.ipc, "eth_chainId", []) == hex(CHAIN_ID), what="IPC")
+    finally:
+        proc.stop()
+    code, out = docker_runtime.run_once(["geth", "--datadir", datadir, "bogus"], name=node.name)
+    assert code != 0 and "bogus" in out
 
 
 def test_check_image_accepts_the_pinned_geth(
@@ -341,7 +368,7 @@ def test_check_image_refuses_another_geth_version(
 
 def test_missing_image_is_a_tool_error_and_starts_nothing(
     docker_client: docker.DockerClient,
-    make_node: Callable[[str], Node],
+    make_node: MakeNode,
     test_labels: dict[str, str],
 ) -> None:
     missing = "localhost/poactl/geth:no-such-tag"
