@@ -1,0 +1,194 @@
+"""The CreditRegistry on chain: its ABI, its custom errors in plain words, and deployment.
+
+`deploy_registry` is idempotent given the address recorded last time: if the registry's
+runtime code is at that address it returns it unchanged (no transaction); if the address
+holds no code (a new chain, a reset) it deploys again and returns the new address; if
+some other code is there it refuses, since members' SDKs would talk to the wrong thing.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from eth_abi.abi import decode as abi_decode
+from eth_account import Account
+from eth_typing import ChecksumAddress
+from eth_utils.abi import function_signature_to_4byte_selector
+from eth_utils.address import is_address, to_checksum_address
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.contract import Contract
+
+from orchestrator.boundaries import Secret
+from orchestrator.credit.artifact import Artifact, load_artifact
+from orchestrator.credit.errors import ContractRevert, CreditError
+from orchestrator.credit.txsender import TxSender
+from orchestrator.errors import ConfigError
+from orchestrator.web3client import http_web3
+
+log = logging.getLogger(__name__)
+
+_FIX_RECORD = "the record failed the registry's own checks; fix the field and send it again"
+HINTS: dict[str, str] = {
+    "NotAdmin": "only the registry's admin manages members; use the admin account",
+    "NotMember": "this account is not a member bank of the registry; ask the consortium "
+    "admin to add it (addMember), or check that you use the bank's own account key",
+    "AlreadyMember": "nothing to do: the account is already a member",
+    "ZeroAddress": "give a real account address",
+    "NotFurnisher": "a bank writes and resolves only its own tradelines; the furnisher must "
+    "be the sending account",
+    "UnknownTradeline": "no such tradeline: check the subject, furnisher and account "
+    "reference (a report still in flight must be included first)",
+    "InvalidKey": _FIX_RECORD,
+    "InvalidCode": _FIX_RECORD,
+    "InvalidHistory": _FIX_RECORD,
+    "InvalidDate": _FIX_RECORD,
+    "InvalidAmount": _FIX_RECORD,
+    "StaleReport": "the chain already holds a report with a later date of account "
+    "information; report with that date or a later one",
+    "AlreadyDisputed": "a dispute is already open on this tradeline; the furnisher must "
+    "resolve it first",
+    "NoOpenDispute": "there is no open dispute (XB, XD, XF, XJ) on this tradeline to resolve",
+    "Error": "the contract reverted with a message",
+    "Panic": "the contract hit an internal check (Solidity panic); report this as a bug",
+}
+_PANIC_SELECTOR = function_signature_to_4byte_selector("Panic(uint256)")
+_ERROR_SELECTOR = function_signature_to_4byte_selector("Error(string)")
+
+
+@functools.cache
+def registry_artifact() -> Artifact:
+    return load_artifact("CreditRegistry")
+
+
+def registry_contract(w3: Web3, address: str) -> Contract:
+    contract: Contract = w3.eth.contract(
+        address=check_address("registry", address), abi=registry_artifact().abi
+    )
+    return contract
+
+
+def check_address(field: str, value: object) -> ChecksumAddress:
+    """A checksummed address; ConfigError naming `field` otherwise."""
+    if not isinstance(value, str) or not is_address(value):
+        raise ConfigError(
+            f"{value!r} is not an account address",
+            obj=field,
+            hint="give a 20-byte hex address 0x… (mixed case only with a valid checksum)",
+        )
+    return to_checksum_address(value)
+
+
+@functools.cache
+def _error_abis() -> dict[bytes, tuple[str, list[str], list[str]]]:
+    """selector -> (name, input names, input types) of every custom error in the ABI."""
+    out: dict[bytes, tuple[str, list[str], list[str]]] = {}
+    for item in registry_artifact().abi:
+        if item.get("type") != "error":
+            continue
+        types = [i["type"] for i in item["inputs"]]
+        names = [i["name"] for i in item["inputs"]]
+        selector = function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})")
+        out[selector] = (item["name"], names, types)
+    return out
+
+
+def error_names() -> list[str]:
+    return sorted(name for name, _, _ in _error_abis().values())
+
+
+def _shown(kind: str, value: Any) -> object:
+    if kind.startswith("bytes") and kind != "bytes32":
+        text = bytes(value).rstrip(b"\0")
+        return repr(text.decode("ascii", errors="replace")) if text else "blank"
+    if kind == "bytes32":
+        return "0x" + bytes(value).hex()
+    if kind == "address":
+        return to_checksum_address(value)
+    return repr(value) if isinstance(value, str) else value
+
+
+def decode_revert(data: bytes) -> ContractRevert | None:
+    """The ContractRevert that revert `data` encodes, or None if it is not ours."""
+    selector, body = bytes(data[:4]), bytes(data[4:])
+    try:
+        if selector == _ERROR_SELECTOR:
+            (message,) = abi_decode(["string"], body)
+            return ContractRevert("Error", {"message": repr(message)}, hint=HINTS["Error"])
+        if selector == _PANIC_SELECTOR:
+            (code,) = abi_decode(["uint256"], body)
+            return ContractRevert("Panic", {"code": hex(code)}, hint=HINTS["Panic"])
+        known = _error_abis().get(selector)
+        if known is None:
+            return None
+        name, names, types = known
+        values = abi_decode(types, body)
+    except Exception:  # malformed revert data: not something we can explain
+        log.debug("cannot decode revert data %s", HexBytes(data).to_0x_hex())
+        return None
+    args = {n: _shown(t, v) for n, t, v in zip(names, types, values, strict=True)}
+    return ContractRevert(name, args, hint=HINTS.get(name))
+
+
+def sender_for(w3: Web3, key: Secret, *, url: str) -> TxSender:
+    """A TxSender for the account whose private key is `key` (never shown in errors)."""
+    try:
+        account = Account.from_key(key.value)
+    except (ValueError, TypeError, AttributeError) as e:
+        raise ConfigError(
+            "the account key is not a valid secp256k1 private key",
+            obj="account key",
+            hint="the key is 32 bytes as 64 hex digits (0x optional); check the bank's vault",
+        ) from e
+    return TxSender(w3, account, decode_revert=decode_revert, url=url)
+
+
+def deploy_registry(
+    rpc_url: str,
+    admin_key: Secret,
+    *,
+    address: str | None = None,
+    members: Sequence[str] = (),
+    confirmations: int = 0,
+    timeout: float = 60.0,
+) -> str:
+    """The registry's address: `address` if the registry is deployed there, else a new one.
+
+    The deploying account becomes the admin; `members` are the first member banks.
+    """
+    w3 = http_web3(rpc_url)
+    sender = sender_for(w3, admin_key, url=rpc_url)
+    runtime = HexBytes(registry_artifact().deployed_bytecode)
+    if address is not None:
+        recorded = check_address("registry address", address)
+        code = HexBytes(sender.rpc(lambda: w3.eth.get_code(recorded)))
+        if code == runtime:
+            log.info("CreditRegistry already deployed at %s", recorded)
+            return str(recorded)
+        if len(code) > 0:
+            raise CreditError(
+                "another contract's code is at the recorded registry address",
+                obj=str(recorded),
+                hint="check the network information; to start over, clear the recorded "
+                "address and deploy again",
+            )
+        log.warning("no code at the recorded registry address %s; deploying again", recorded)
+    banks = [check_address(f"members[{i}]", m) for i, m in enumerate(members)]
+    factory = w3.eth.contract(abi=registry_artifact().abi, bytecode=registry_artifact().bytecode)
+    data = HexBytes(factory.constructor(banks).data_in_transaction)
+    inclusion = sender.send(to=None, data=bytes(data), what="registry deployment").wait(
+        confirmations=confirmations, timeout=timeout
+    )
+    receipt = sender.rpc(lambda: w3.eth.get_transaction_receipt(HexBytes(inclusion.tx_hash)))
+    deployed = to_checksum_address(receipt["contractAddress"])
+    if HexBytes(sender.rpc(lambda: w3.eth.get_code(deployed))) != runtime:
+        raise CreditError(
+            "the deployed registry's code differs from the artifact",
+            obj=deployed,
+            hint="the node may not support evmVersion london; check geth's version",
+        )
+    log.info("CreditRegistry deployed at %s in block %d", deployed, inclusion.block_number)
+    return deployed

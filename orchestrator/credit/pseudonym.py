@@ -1,0 +1,89 @@
+"""Subjects on chain are keyed pseudonyms, computed on the bank's side.
+
+    subject = HMAC-SHA256(key = the consortium secret as UTF-8, msg = normalized national ID)
+
+Normalization makes every bank derive the same subject from the same person, however
+the ID was typed: Unicode NFKC (full-width digits become ASCII), then every space and
+dash removed (ASCII and Unicode whitespace, hyphen-minus and Unicode dash punctuation),
+then upper-cased. What remains must be 4 to 32 ASCII letters or digits. The national ID,
+names and dates of birth never leave the client; without the secret a pseudonym cannot
+be tested against a guessed ID, which is why the secret lives in each bank's vault.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import unicodedata
+
+from orchestrator.boundaries import Secret
+from orchestrator.credit.errors import InvalidRecord
+from orchestrator.errors import ConfigError
+
+SUBJECT_BYTES = 32
+MIN_SECRET_CHARS = 32  # e.g. secrets.token_hex(32) gives 64
+NATIONAL_ID = re.compile(r"^[A-Z0-9]{4,32}$")
+NATIONAL_ID_ALLOWED = "4 to 32 letters or digits once spaces and dashes are removed"
+
+
+def _masked(raw: str) -> str:
+    """Enough to recognise a typo, not enough to leak the ID into a log or a terminal."""
+    return f"<{len(raw)} characters ending {raw[-2:]!r}>" if len(raw) > 6 else "<short value>"
+
+
+def normalize_national_id(national_id: str) -> str:
+    """The canonical form hashed into the pseudonym; InvalidRecord if it is malformed."""
+    if not isinstance(national_id, str):
+        raise InvalidRecord("national_id", type(national_id).__name__, "a string")
+    text = unicodedata.normalize("NFKC", national_id)
+    kept = [c for c in text if not (c.isspace() or c == "-" or unicodedata.category(c) == "Pd")]
+    normalized = "".join(kept).upper()
+    if not NATIONAL_ID.match(normalized):
+        bad = sorted({c for c in normalized if not ("A" <= c <= "Z" or "0" <= c <= "9")})
+        detail = f" (contains {''.join(bad)!r})" if bad else f" ({len(normalized)} characters)"
+        raise InvalidRecord("national_id", _masked(national_id) + detail, NATIONAL_ID_ALLOWED)
+    return normalized
+
+
+def check_secret(secret: Secret) -> bytes:
+    """The HMAC key from the consortium secret; ConfigError if it is missing or too short."""
+    if not isinstance(secret, Secret) or len(secret.value) < MIN_SECRET_CHARS:
+        raise ConfigError(
+            f"the pseudonym secret is missing or shorter than {MIN_SECRET_CHARS} characters",
+            obj="pseudonym secret",
+            hint="every bank must hold the same consortium secret in its vault; "
+            "create it once with `python -c 'import secrets; print(secrets.token_hex(32))'`",
+        )
+    return secret.value.encode()
+
+
+def pseudonym(secret: Secret, national_id: str) -> bytes:
+    """The 32-byte subject for `national_id` under the consortium `secret`."""
+    key = check_secret(secret)
+    message = normalize_national_id(national_id).encode("ascii")
+    return hmac.new(key, message, hashlib.sha256).digest()
+
+
+def check_subject(subject: object) -> bytes:
+    """A subject as 32 bytes: bytes of length 32, or a 0x-prefixed 64-digit hex string.
+
+    A national ID is refused here on purpose: it must go through `pseudonym` first.
+    """
+    allowed = "a 32-byte pseudonym (bytes, or 0x + 64 hex digits); use pseudonym(secret, id)"
+    if isinstance(subject, bytes | bytearray) and len(subject) == SUBJECT_BYTES:
+        raw = bytes(subject)
+    elif isinstance(subject, str) and re.fullmatch(r"0x[0-9a-fA-F]{64}", subject):
+        raw = bytes.fromhex(subject[2:])
+    else:
+        shown = (
+            f"<{len(subject)} bytes>" if isinstance(subject, bytes | bytearray) else _shown(subject)
+        )
+        raise InvalidRecord("subject", shown, allowed)
+    if raw == bytes(SUBJECT_BYTES):
+        raise InvalidRecord("subject", "0x" + raw.hex(), "a non-zero pseudonym")
+    return raw
+
+
+def _shown(value: object) -> str:
+    return _masked(value) if isinstance(value, str) else type(value).__name__

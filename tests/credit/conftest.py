@@ -1,0 +1,196 @@
+"""One real geth 1.13.15 Clique signer for the credit tests, banks prefunded in genesis.
+
+`chain` (session scope: one geth for every credit test module) writes the signer's key
+into geth's keystore with eth_account, builds the genesis with `genesis.build_genesis`
+(period 1, `alloc` funding the admin and three bank accounts), starts geth on free
+loopback ports with `--mine --unlock`, and stops it by its pid at the end. `registry`
+deploys a fresh CreditRegistry per test module, with bank A and bank B as members; bank C
+is funded but not a member.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from web3 import Web3
+
+from genesis import CliqueSpec, build_genesis, canonical_json
+from orchestrator.boundaries import Secret
+from orchestrator.credit import CreditClient, Record, deploy_registry
+from orchestrator.geth import GethNode, geth_argv, geth_config_toml
+from orchestrator.runtime.process import LocalProcess, ProcessRuntime
+from orchestrator.web3client import http_web3
+from tests.conftest import free_port_bases
+
+CHAIN_ID = 7331
+FUNDS = 10**24  # a million ether each
+ACCOUNTS = ("admin", "bank_a", "bank_b", "bank_c")
+# National IDs used by the credit tests; the privacy test scans the chain for each.
+NATIONAL_IDS = ("123-45-6789", "987 65 4321", "AB-123456-C", "555-01-2222", "X1234567")
+
+
+@dataclass(frozen=True)
+class Chain:
+    rpc_url: str
+    keys: dict[str, Secret]
+    addresses: dict[str, str]
+    pseudonym_secret: Secret
+    log_file: Path
+
+    def w3(self) -> Web3:
+        return http_web3(self.rpc_url)
+
+    def client(self, who: str, registry: str) -> CreditClient:
+        return CreditClient(
+            self.rpc_url,
+            registry=registry,
+            account_key=self.keys[who],
+            pseudonym_secret=self.pseudonym_secret,
+        )
+
+
+def _log_tail(path: Path, lines: int = 30) -> str:
+    return (
+        "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+    )
+
+
+@pytest.fixture(scope="session")
+def chain(geth: str) -> Iterator[Chain]:
+    root = Path(tempfile.mkdtemp(prefix="poa-credit-", dir="/tmp"))
+    datadir = root / "node"
+    signer = Account.create()
+    password = secrets.token_urlsafe(24)
+    keystore = Account.encrypt(signer.key, password, kdf="scrypt", iterations=1 << 12)
+    (datadir / "keystore").mkdir(parents=True)
+    (datadir / "keystore" / f"UTC--test--{signer.address[2:].lower()}").write_text(
+        json.dumps(keystore)
+    )
+    password_file = root / "password"
+    password_file.write_text(password)
+    password_file.chmod(0o600)
+
+    accounts = {name: Account.create() for name in ACCOUNTS}
+    spec = CliqueSpec(
+        chain_id=CHAIN_ID,
+        signers=[signer.address],
+        period=1,
+        alloc={a.address: FUNDS for a in accounts.values()},
+    )
+    genesis_file = root / "genesis.json"
+    genesis_file.write_bytes(canonical_json(build_genesis(spec)))
+    subprocess.run(
+        [geth, "--datadir", str(datadir), "init", str(genesis_file)],
+        check=True,
+        capture_output=True,
+    )
+    p2p, http, authrpc = free_port_bases(3, 1)
+    config = root / "config.toml"
+    config.write_text(geth_config_toml(p2p, []))
+    node = GethNode(
+        datadir=datadir,
+        config_file=config,
+        ipc_path=root / "geth.ipc",
+        network_id=CHAIN_ID,
+        http_port=http,
+        authrpc_port=authrpc,
+        max_peers=0,
+        signer=signer.address,
+    )
+    argv = [
+        *geth_argv(geth, node),
+        "--unlock", signer.address,
+        "--password", str(password_file),
+        "--verbosity", "2",
+    ]  # fmt: skip
+    log_file = root / "geth.log"
+    process: LocalProcess = ProcessRuntime().start(argv, name="credit-geth", log_file=log_file)
+    try:
+        rpc_url = f"http://127.0.0.1:{http}"
+        w3 = http_web3(rpc_url, timeout=2)
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"geth exited with {process.poll()}:\n{_log_tail(log_file)}")
+            try:
+                if w3.eth.block_number >= 1:
+                    break
+            except Exception:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"geth did not seal a block in 60 s:\n{_log_tail(log_file)}")
+            time.sleep(0.3)
+        yield Chain(
+            rpc_url=rpc_url,
+            keys={name: Secret(a.key.hex()) for name, a in accounts.items()},
+            addresses={name: a.address for name, a in accounts.items()},
+            pseudonym_secret=Secret(secrets.token_hex(32)),
+            log_file=log_file,
+        )
+    finally:
+        process.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def registry(chain: Chain) -> str:
+    """A fresh registry for the module: admin deploys, bank A and bank B are members."""
+    return deploy_registry(
+        chain.rpc_url,
+        chain.keys["admin"],
+        members=[chain.addresses["bank_a"], chain.addresses["bank_b"]],
+    )
+
+
+@pytest.fixture(scope="module")
+def bank_a(chain: Chain, registry: str) -> CreditClient:
+    return chain.client("bank_a", registry)
+
+
+@pytest.fixture(scope="module")
+def bank_b(chain: Chain, registry: str) -> CreditClient:
+    return chain.client("bank_b", registry)
+
+
+@pytest.fixture(scope="module")
+def bank_c(chain: Chain, registry: str) -> CreditClient:
+    """Funded, but not a member of the registry."""
+    return chain.client("bank_c", registry)
+
+
+@pytest.fixture(scope="module")
+def admin(chain: Chain, registry: str) -> CreditClient:
+    return chain.client("admin", registry)
+
+
+TODAY = dt.date.today()
+
+BASE_RECORD = Record(
+    account_ref="LOAN-0001",
+    portfolio_type="I",
+    account_type="00",
+    date_opened=TODAY - dt.timedelta(days=400),
+    date_of_account_information=TODAY - dt.timedelta(days=1),
+    credit_limit=0,
+    highest_credit=20_000,
+    current_balance=15_000,
+    amount_past_due=0,
+    account_status="11",
+    payment_history="000000000000BBBBBBBBBBBB",
+)
+
+
+def record(account_ref: str = "LOAN-0001", **changes: object) -> Record:
+    """A valid installment-loan record with `changes` applied."""
+    return replace(BASE_RECORD, account_ref=account_ref, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,226 @@
+"""`credit` commands through click's CliRunner against the real geth fixture."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from orchestrator.boundaries import Secret
+from orchestrator.credit import CreditClient, record_from_mapping
+from orchestrator.credit.cli import RESOLVER_KEY, BankAccess, credit
+from orchestrator.credit.records import record_to_mapping
+from tests.credit.conftest import Chain, record
+
+pytestmark = [pytest.mark.geth, pytest.mark.slow]
+
+NATIONAL_ID = "AB-123456-C"
+
+
+def private_file(path: Path, text: str) -> Path:
+    path.write_text(text + "\n")
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory, chain: Chain) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("credit-cli")
+    out = {name: private_file(d / f"{name}.key", chain.keys[name].value) for name in chain.keys}
+    out["secret"] = private_file(d / "pseudonym.secret", chain.pseudonym_secret.value)
+    doc = record_to_mapping(record("CLI-LOAN"))
+    doc["account_type"] = "00"
+    (d / "record.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    bad = {**doc, "account_status": "99"}
+    (d / "bad.yaml").write_text(yaml.safe_dump(bad, sort_keys=False))
+    return out | {"record": d / "record.yaml", "bad": d / "bad.yaml"}
+
+
+def run(chain: Chain, registry: str, files: dict[str, Path], who: str, *args: str) -> Result:
+    options = [
+        "--rpc-url", chain.rpc_url,
+        "--registry", registry,
+        "--key-file", str(files[who]),
+        "--secret-file", str(files["secret"]),
+    ]  # fmt: skip
+    return CliRunner().invoke(credit, [*options, *args])
+
+
+def test_report_then_get_from_another_bank(
+    chain: Chain, registry: str, files: dict[str, Path], bank_b: CreditClient
+) -> None:
+    result = run(
+        chain, registry, files, "bank_a",
+        "report", "--bank", "bank-a", "--subject", NATIONAL_ID, "--file", str(files["record"]),
+        "--confirmations", "1",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("bank-a reported CLI-LOAN: tx 0x")
+    assert "(gas " in result.output and "1 confirmations" in result.output
+
+    result = run(
+        chain, registry, files, "bank_b", "get", "--bank", "bank-b", "--subject", NATIONAL_ID
+    )
+    assert result.exit_code == 0, result.output
+    assert "CLI-LOAN" in result.output
+    assert "summary: 1 accounts (1 open) from 1 banks, balance 15000" in result.output
+    assert "worst status 11 (current (0-29 days past due))" in result.output
+
+    result = run(
+        chain, registry, files, "bank_b",
+        "get", "--bank", "bank-b", "--subject", NATIONAL_ID, "--format", "json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    subject = bank_b.subject(NATIONAL_ID)
+    assert doc["subject"] == "0x" + subject.hex()
+    (line,) = doc["tradelines"]
+    assert record_from_mapping(line["record"]) == record("CLI-LOAN")
+    assert line["furnisher"] == chain.addresses["bank_a"]
+    assert doc["summary"]["accounts"] == 1
+
+    # The pseudonym itself works as --subject too.
+    result = run(
+        chain, registry, files, "bank_b", "get", "--bank", "b", "--subject", doc["subject"]
+    )
+    assert result.exit_code == 0 and "CLI-LOAN" in result.output
+
+
+def test_dispute_resolve_and_history(
+    chain: Chain, registry: str, files: dict[str, Path], bank_a: CreditClient
+) -> None:
+    subject = bank_a.subject("CLI-DISPUTE-1")
+    bank_a.report(subject, record("CLI-D")).wait()
+    a = chain.addresses["bank_a"]
+    result = run(
+        chain, registry, files, "bank_b",
+        "dispute", "--bank", "bank-b", "--subject", "CLI-DISPUTE-1", "--furnisher", a,
+        "--account-ref", "CLI-D", "--code", "XB",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"bank-b disputed {a}/CLI-D (XB): tx 0x" in result.output
+
+    # Bank B cannot resolve bank A's tradeline: the registry's reason, plainly.
+    result = run(
+        chain, registry, files, "bank_b",
+        "resolve", "--bank", "bank-b", "--subject", "CLI-DISPUTE-1", "--account-ref", "CLI-D",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "error: the registry refused: UnknownTradeline(" in result.output  # B has no CLI-D
+
+    result = run(
+        chain, registry, files, "bank_a",
+        "resolve", "--bank", "bank-a", "--subject", "CLI-DISPUTE-1", "--account-ref", "CLI-D",
+        "--code", "XC",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+    result = run(
+        chain, registry, files, "bank_b",
+        "history", "--bank", "bank-b", "--subject", "CLI-DISPUTE-1", "--format", "json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    changes = [(e["change"], e["version"], e["record"]["compliance_condition"]) for e in
+               json.loads(result.output)]  # fmt: skip
+    assert changes == [("reported", 1, ""), ("disputed", 2, "XB"), ("resolved", 3, "XC")]
+    table = run(
+        chain, registry, files, "bank_b", "history", "--bank", "b", "--subject", "CLI-DISPUTE-1"
+    )
+    assert table.exit_code == 0 and table.output.count("\n") == 3
+    assert "v2  disputed" in table.output
+
+
+def test_errors_map_to_exit_codes_and_plain_messages(
+    chain: Chain, registry: str, files: dict[str, Path], tmp_path: Path
+) -> None:
+    report = ["report", "--bank", "bank-c", "--subject", NATIONAL_ID]
+    result = run(chain, registry, files, "bank_c", *report, "--file", str(files["record"]))
+    assert result.exit_code == 1
+    assert "error: the registry refused: NotMember(account=" in result.output
+    assert "hint: this account is not a member bank" in result.output
+
+    result = run(chain, registry, files, "bank_a", *report, "--file", str(files["bad"]))
+    assert result.exit_code == 1
+    assert "error: account_status: '99' is not allowed; expected 05, 11, 13" in result.output
+
+    result = run(chain, registry, files, "bank_a", "get", "--bank", "a", "--subject", "12/34/5678")
+    assert result.exit_code == 1
+    assert "national_id" in result.output and "12/34/5678" not in result.output
+
+    loose = tmp_path / "loose.key"
+    loose.write_text(chain.keys["bank_a"].value)
+    loose.chmod(0o644)
+    result = CliRunner().invoke(
+        credit,
+        [
+            "--rpc-url", chain.rpc_url, "--registry", registry, "--key-file", str(loose),
+            "--secret-file", str(files["secret"]), "get", "--bank", "a", "--subject", NATIONAL_ID,
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert f"chmod 600 {loose}" in result.output
+    assert chain.keys["bank_a"].value not in result.output
+
+    result = CliRunner().invoke(credit, ["get", "--bank", "a", "--subject", NATIONAL_ID])
+    assert result.exit_code == 1
+    assert "error: --rpc-url: no --rpc-url for a" in result.output
+
+
+def test_a_resolver_from_the_main_cli_is_used_and_options_override_it(
+    chain: Chain, registry: str, files: dict[str, Path], bank_a: CreditClient
+) -> None:
+    """How the main CLI attaches the group: a parent puts a resolver in ctx.meta."""
+
+    class Consortium:
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+
+        def resolve(self, bank: str) -> BankAccess:
+            self.asked.append(bank)
+            return BankAccess(
+                rpc_url=chain.rpc_url,
+                registry=registry,
+                account_key=chain.keys[bank.replace("-", "_")],
+                pseudonym_secret=Secret(chain.pseudonym_secret.value),
+                names={chain.addresses["bank_a"]: "bank-a", chain.addresses["bank_b"]: "bank-b"},
+            )
+
+    resolver = Consortium()
+
+    @click.group()
+    @click.pass_context
+    def main(ctx: click.Context) -> None:
+        ctx.meta[RESOLVER_KEY] = resolver
+
+    main.add_command(credit)
+    subject = bank_a.subject("RESOLVER-1")
+    bank_a.report(subject, record("R-1")).wait()
+
+    result = CliRunner().invoke(
+        main, ["credit", "get", "--bank", "bank-b", "--subject", "RESOLVER-1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "\nbank-a  R-1 " in result.output  # furnisher shown by name
+    assert resolver.asked == ["bank-b"]
+
+    result = CliRunner().invoke(
+        main,
+        [
+            "credit", "dispute", "--bank", "bank-b", "--subject", "RESOLVER-1",
+            "--furnisher", "bank-a", "--account-ref", "R-1", "--no-wait",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "bank-b disputed bank-a/R-1 (XB): sent 0x" in result.output
+
+    # An explicit option wins over the resolver: a wrong registry is refused.
+    result = CliRunner().invoke(
+        main,
+        ["credit", "--registry", "0x12", "get", "--bank", "bank-b", "--subject", "RESOLVER-1"],
+    )
+    assert result.exit_code == 1
+    assert "registry: '0x12' is not an account address" in result.output
