@@ -14,7 +14,11 @@ def _with_poa(w3: Web3) -> Web3:
 
 
 def http_web3(url: str, *, timeout: float = 5.0) -> Web3:
-    return _with_poa(Web3(HTTPProvider(url, request_kwargs={"timeout": timeout})))
+    """No retries inside web3 (it would resend `eth_sendRawTransaction`): callers decide."""
+    provider = HTTPProvider(
+        url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None
+    )
+    return _with_poa(Web3(provider))
 
 
 def ipc_web3(path: Path, *, timeout: float = 5.0) -> Web3:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from orchestrator.credit.errors import CreditError
 from orchestrator.errors import (
     AccessDenied,
     ConfigError,
@@ -15,7 +16,15 @@ from orchestrator.errors import (
     WaitTimeout,
 )
 
-SIMPLE = [ConfigError, StateError, ToolError, NodeError, ServiceUnavailable, AccessDenied]
+SIMPLE = [
+    ConfigError,
+    StateError,
+    ToolError,
+    NodeError,
+    ServiceUnavailable,
+    AccessDenied,
+    CreditError,
+]
 
 
 def _make(cls: type[PoaError], *, obj: str | None, hint: str | None) -> PoaError:
