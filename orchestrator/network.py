@@ -34,6 +34,7 @@ from orchestrator.errors import ConfigError, StateError
 GENESIS = "network/genesis.json"
 NETWORK_INFO = "network/networkinfo.json"
 NETWORK_INFO_VERSION = 1
+TX_ACCOUNT_FUNDS = 10**24  # wei in the genesis for each bank's transaction account
 ENODE = re.compile(r"^enode://[0-9a-f]{128}@[0-9A-Za-z.:\[\]-]+:\d{1,5}$")
 
 
@@ -184,6 +185,8 @@ def create_network(store: Store, consortium: Consortium) -> NetworkInfo | None:
                 period=s.block_period,
                 epoch=s.epoch,
                 gas_limit=s.gas_limit,
+                # Each bank's transaction account pays for its credit-record writes.
+                alloc={info.tx_account: TX_ACCOUNT_FUNDS for info in members.values()},
             )
         )
     except InvalidGenesisSpec as e:
