@@ -138,14 +138,13 @@ class ContainerNode:
             self._container.kill(signal="SIGKILL")
 
     def stop(self) -> int:
-        """SIGINT, then TERM, then KILL, each with geth's bounded wait; then the container is
-        removed and its log follower joined. The exit code."""
+        """SIGINT, then TERM, then KILL, each with geth's bounded wait; then its log follower
+        is joined and the container removed. The exit code (stopping again returns it)."""
         with unreachable_is_unavailable(self._client):
             for sig, wait in STOP_SEQUENCE:
                 if self.poll() is not None:
                     break
-                log.info("stopping %s (container %s) with %s", self._name, self.container_name,
-                         sig.name)  # fmt: skip
+                log.info("stopping %s (%s) with %s", self._name, self.container_name, sig.name)
                 try:
                     self._container.kill(signal=sig.name)
                 except APIError as e:  # exited meanwhile (409) or already gone (404)
