@@ -49,12 +49,13 @@ from orchestrator.boundaries import Runtime, Secret, Store, Vault
 from orchestrator.config import Consortium, load_config
 from orchestrator.errors import (
     ConfigError,
+    NodeError,
     PoaError,
     ServiceUnavailable,
     StateError,
     WaitTimeout,
 )
-from orchestrator.geth import GethNode, geth_argv, geth_config_toml, geth_init
+from orchestrator.geth import GethNode, geth_argv, geth_config_toml, geth_init_argv
 from orchestrator.health import ipc_call
 from orchestrator.keys import create_node_key, enode_url, follower_address
 from orchestrator.layout import NodePaths
@@ -335,7 +336,14 @@ class Agent:
         self.paths.root.mkdir(parents=True, exist_ok=True)
         self.paths.genesis.write_bytes(genesis)
         if recorded is None:
-            geth_init(self.geth, self.paths.datadir, self.paths.genesis, name=self.name)
+            argv = geth_init_argv(self.geth, self.paths.datadir, self.paths.genesis)
+            code, output = self.runtime.run_once(argv, name=self.name)
+            if code != 0:
+                raise NodeError(
+                    "`geth init` failed: " + " | ".join(output.strip().splitlines()[-3:]),
+                    obj=self.name,
+                    hint="a datadir made from another genesis must be deleted to join this network",
+                )
             marker.write_text(self.network.genesis_sha256 + "\n")
         if not self.paths.nodekey.exists():
             create_node_key(self.paths.nodekey)

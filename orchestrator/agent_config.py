@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from orchestrator.boundaries import LEASE_MAX_SECONDS, LEASE_MIN_SECONDS
-from orchestrator.config import MemberName, Port, _Strict, validate_yaml
+from orchestrator.config import MemberName, Port, RuntimeSettings, _Strict, validate_yaml
 from orchestrator.errors import ConfigError
 
 FilePath = Annotated[Path, Field(strict=False)]  # YAML gives strings
@@ -61,15 +61,6 @@ class VaultSettings(_Strict):
         if self.kind == "azure" and not self.url:
             raise ValueError("an azure vault needs 'url'")
         return self
-
-
-class RuntimeSettings(_Strict):
-    """`process`: geth as a child process. `docker`: a geth container (Docker or Podman)."""
-
-    kind: Literal["process", "docker"] = "process"
-    geth: str | None = None  # process: the geth binary [default: .tools/bin/geth, PATH]
-    image: str = "ethereum/client-go:v1.13.15"  # docker
-    docker_host: str | None = None  # docker [default: DOCKER_HOST, else the local socket]
 
 
 class AgentPorts(_Strict):

@@ -144,3 +144,8 @@ class NodeProcess(Protocol):
 class Runtime(Protocol):
     def start(self, argv: Sequence[str], *, name: str, log_file: Path) -> NodeProcess:
         """Start `argv` for node `name`, appending its output to `log_file`."""
+
+    def run_once(
+        self, argv: Sequence[str], *, name: str, timeout: float = 120.0
+    ) -> tuple[int, str]:
+        """Run a one-shot geth command (`geth init`) to completion: exit code and output."""

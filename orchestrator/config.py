@@ -50,6 +50,15 @@ class Supervision(_Strict):
     heartbeat_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
 
 
+class RuntimeSettings(_Strict):
+    """`process`: geth as a child process. `docker`: a geth container (Docker or Podman)."""
+
+    kind: Literal["process", "docker"] = "process"
+    geth: str | None = None  # process: the geth binary [default: .tools/bin/geth, PATH]
+    image: str = "ethereum/client-go:v1.13.15"  # docker
+    docker_host: str | None = None  # docker [default: DOCKER_HOST, else the local socket]
+
+
 class ConsortiumFile(_Strict):
     """The schema of consortium.yaml (field docs live in the shipped example)."""
 
@@ -60,6 +69,7 @@ class ConsortiumFile(_Strict):
     ports: Ports = Ports()
     members: Annotated[dict[MemberName, Member], Field(min_length=1)]
     supervision: Supervision = Supervision()
+    runtime: RuntimeSettings = RuntimeSettings()
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.errors import NodeError, ToolError
+from orchestrator.errors import ToolError
 
 GETH_VERSION = "1.13.15"
 HTTP_APIS = "eth,net,web3"
@@ -123,19 +123,6 @@ def check_geth_version(geth: str) -> None:
         )
 
 
-def geth_init(geth: str, datadir: Path, genesis: Path, *, name: str) -> None:
-    """`geth init`: write the genesis block into a new datadir (a no-op when it is there)."""
-    result = subprocess.run(
-        [geth, "--datadir", str(datadir), "init", str(genesis)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise NodeError(
-            "`geth init` failed: " + " | ".join(result.stderr.strip().splitlines()[-3:]),
-            obj=name,
-            hint="a datadir initialised from another genesis must be deleted to join "
-            "this network; otherwise check the genesis settings",
-        )
+def geth_init_argv(geth: str, datadir: Path, genesis: Path) -> list[str]:
+    """`geth init`: write the genesis block into a new datadir."""
+    return [geth, "--datadir", str(datadir), "init", str(genesis)]

@@ -28,17 +28,16 @@ from pathlib import Path
 
 import yaml
 
-from orchestrator.agent_config import (
-    AgentFile,
-    AgentPorts,
-    RuntimeSettings,
-    StoreSettings,
-    VaultSettings,
-)
+from orchestrator.agent_config import AgentFile, AgentPorts, StoreSettings, VaultSettings
 from orchestrator.boundaries import Store
-from orchestrator.config import Consortium, NodeSpec, load_config, parse_config
+from orchestrator.config import (
+    Consortium,
+    NodeSpec,
+    RuntimeSettings,
+    load_config,
+    parse_config,
+)
 from orchestrator.errors import ConfigError, StateError, WaitTimeout
-from orchestrator.geth import locate_geth
 from orchestrator.health import check_node, ipc_call
 from orchestrator.layout import UNIX_SOCKET_PATH_MAX, NodePaths, StateLayout
 from orchestrator.leases import holder_of
@@ -47,7 +46,7 @@ from orchestrator.proc import runs_with_arg, stop_pid
 from orchestrator.report import MAX_LAG_BLOCKS, ConsortiumStatus, LeaseRow, NodeStatus
 from orchestrator.statefile import read_json
 from orchestrator.supervisor import log_tail
-from orchestrator.wiring import make_store
+from orchestrator.wiring import geth_command, make_runtime, make_store, remove_containers
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +124,10 @@ class LocalConsortium:
     def up(self, config: Path | None = None, *, timeout: float = UP_TIMEOUT_SECONDS) -> UpResult:
         t0 = time.monotonic()
         consortium = self._consortium_for_up(config)
-        geth = locate_geth(self._geth)
+        runtime = self._runtime(consortium)
+        geth = geth_command(runtime)  # the checked binary, or the image's geth
+        if runtime.kind == "docker":
+            make_runtime(runtime, labels=self._labels())  # API reachable, image right
         self._check_socket_paths(consortium)
         running = [n.name for n in consortium.nodes if self._agent_running(n.name)]
         to_start = [n for n in consortium.nodes if n.name not in running]
@@ -227,8 +229,18 @@ class LocalConsortium:
             heartbeat_seconds=supervision.heartbeat_seconds,
             store=self._agent_store(node.name),
             vault=self._vault(node.member),
-            runtime=RuntimeSettings(kind="process", geth=geth),
+            runtime=self._runtime(consortium).model_copy(update={"geth": geth}),
         )
+
+    def _runtime(self, consortium: Consortium) -> RuntimeSettings:
+        runtime = consortium.settings.runtime
+        if runtime.kind == "process" and self._geth:
+            return runtime.model_copy(update={"geth": self._geth})
+        return runtime
+
+    def _labels(self) -> dict[str, str]:
+        """What the agents label their containers with (`down` removes exactly those)."""
+        return {"consortium": str(self.layout.config)}
 
     # -- agents ----------------------------------------------------------------------
     def _agent_running(self, name: str) -> bool:
@@ -415,7 +427,11 @@ class LocalConsortium:
     def down(self) -> list[str]:
         """Stop every agent and its geth; keep all data. Returns the nodes stopped."""
         consortium = self.load()
-        return self._stop_nodes([n.name for n in consortium.nodes])
+        stopped = self._stop_nodes([n.name for n in consortium.nodes])
+        removed = remove_containers(self._runtime(consortium), labels=self._labels())
+        if removed:
+            log.info("removed containers left behind: %s", ", ".join(removed))
+        return stopped
 
     def _stop_nodes(
         self, names: Sequence[str], agent_pids: Mapping[str, int] | None = None

@@ -8,11 +8,13 @@ the settings name a storage account key file (Azurite, or an account without RBA
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
-from orchestrator.agent_config import RuntimeSettings, StoreSettings, VaultSettings
+from orchestrator.agent_config import StoreSettings, VaultSettings
 from orchestrator.boundaries import Runtime, Store, Vault
+from orchestrator.config import RuntimeSettings
 from orchestrator.errors import ConfigError
 
 
@@ -67,29 +69,50 @@ def run_agent(config: Path) -> int:
     """Build the agent of `config` with its backends and run it (`poactl agent`)."""
     from orchestrator.agent import Agent
     from orchestrator.agent_config import load_agent_config
-    from orchestrator.geth import locate_geth
 
     settings = load_agent_config(config)
+    labels = {"consortium": str(settings.consortium_file.absolute()), "member": settings.member}
     agent = Agent(
         settings,
         store=make_store(settings.store),
         vault=make_vault(settings.vault),
-        runtime=make_runtime(settings.runtime),
-        geth=locate_geth(settings.runtime.geth),
+        runtime=make_runtime(settings.runtime, labels=labels),
+        geth=geth_command(settings.runtime),
     )
     return agent.run()
 
 
-def make_runtime(settings: RuntimeSettings) -> Runtime:
+def geth_command(settings: RuntimeSettings) -> str:
+    """argv[0] for geth: the checked binary, or (in a container) the image's own geth."""
+    if settings.kind == "docker":
+        return "geth"  # the Docker runtime runs the image's geth whatever argv[0] says
+    from orchestrator.geth import locate_geth
+
+    return locate_geth(settings.geth)
+
+
+def make_runtime(settings: RuntimeSettings, *, labels: Mapping[str, str]) -> Runtime:
+    """The runtime; for Docker the image is checked first (geth 1.13.15, present)."""
     if settings.kind == "process":
         from orchestrator.runtime.process import ProcessRuntime
 
         return ProcessRuntime()
-    raise ConfigError(
-        "the docker runtime is not wired into the agent yet",
-        obj="runtime.kind",
-        hint="use runtime: {kind: process} for now",
-    )
+    from orchestrator.runtime.docker import DockerRuntime
+    from orchestrator.runtime.image import check_image, connect
+
+    client = connect(settings.docker_host)
+    check_image(client, settings.image)
+    return DockerRuntime(client, image=settings.image, labels=labels)
+
+
+def remove_containers(settings: RuntimeSettings, *, labels: Mapping[str, str]) -> list[str]:
+    """Remove exactly the containers carrying `labels` (`poactl down`); none for processes."""
+    if settings.kind != "docker":
+        return []
+    from orchestrator.runtime.docker import remove_labelled
+    from orchestrator.runtime.image import connect
+
+    return remove_labelled(connect(settings.docker_host), labels)
 
 
 def _read_secret_file(path: Path, what: str) -> str:

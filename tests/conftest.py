@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.services.azurite",
     "tests.services.keyvault_emulator",
     "tests.services.netcut",
+    "tests.containers.podman",
 ]
 
 

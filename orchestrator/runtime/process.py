@@ -45,6 +45,21 @@ class LocalProcess:
 class ProcessRuntime:
     """Starts nodes as child processes of the calling (supervisor) process."""
 
+    def run_once(
+        self, argv: Sequence[str], *, name: str, timeout: float = 120.0
+    ) -> tuple[int, str]:
+        try:
+            done = subprocess.run(
+                list(argv), capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise NodeError(
+                f"cannot run `{' '.join(argv[1:4])} ...`: {e}",
+                obj=name,
+                hint=f"check that {argv[0]} exists and is executable",
+            ) from e
+        return done.returncode, done.stdout + done.stderr
+
     def start(self, argv: Sequence[str], *, name: str, log_file: Path) -> LocalProcess:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         try:

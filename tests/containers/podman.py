@@ -8,7 +8,7 @@ the session. `geth_image` builds the FROM-scratch geth image
 (`scripts/build_geth_image.sh`); `test_labels` gives per-test `io.poactl.*` labels and
 removes the containers carrying them after the test.
 
-Test modules load these with `pytest_plugins = ["tests.containers.podman"]`.
+tests/conftest.py registers these fixtures for every test module.
 """
 
 from __future__ import annotations

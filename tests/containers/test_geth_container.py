@@ -15,7 +15,6 @@ import pytest
 
 from tests.conftest import free_port_bases
 
-pytest_plugins = ["tests.containers.podman"]  # docker_host, geth_image, test_labels
 pytestmark = pytest.mark.geth
 
 

@@ -37,7 +37,6 @@ from orchestrator.runtime.image import GETH_IN_IMAGE, check_image, connect
 from orchestrator.runtime.process import ProcessRuntime
 from tests.conftest import free_port_bases
 
-pytest_plugins = ["tests.containers.podman"]  # docker_client, geth_image, test_labels
 pytestmark = pytest.mark.geth
 CHAIN_ID = 4242
 
