@@ -33,6 +33,7 @@ import json
 import logging
 import math
 import os
+import random
 import signal
 import threading
 import time
@@ -87,6 +88,7 @@ LOOP_SECONDS = 0.5
 ACQUIRE_EVERY = 1.0
 PEERS_EVERY = 5.0
 LEADER_DUTIES_EVERY = 2.0
+MAX_BACKOFF_SECONDS = 4.0
 
 
 class AgentState(enum.StrEnum):
@@ -419,6 +421,7 @@ class Agent:
     # -- the lease loop ------------------------------------------------------------------
     def _lease_loop(self) -> None:
         next_acquire = next_peers = next_duties = next_heartbeat = 0.0
+        failures = 0  # store/vault calls failed in a row: back off, warn once
         while not self._stop.is_set():
             now = time.monotonic()
             try:
@@ -437,10 +440,21 @@ class Agent:
                     self._heartbeat()
                     next_heartbeat = now + self.settings.heartbeat_seconds
             except ServiceUnavailable as e:
+                failures += 1
                 self.metrics.store_error()
                 self._last_problem = str(e).replace("\n", " ")
-                log.warning("%s: %s (will retry)", self.name, self._last_problem)
-            self._stop.wait(LOOP_SECONDS)
+                if failures == 1:
+                    log.warning("%s: %s (retrying with backoff)", self.name, self._last_problem)
+                else:
+                    log.debug("%s: still failing (%d): %s", self.name, failures, e.what)
+            else:
+                if failures:
+                    log.info("%s: store and vault answer again after %d tries", self.name, failures)
+                failures = 0
+            # Back off while they fail; the watchdog fences on time whatever this waits.
+            pause = min(LOOP_SECONDS * 2**failures, MAX_BACKOFF_SECONDS)
+            jitter = random.uniform(0.8, 1.2) if failures else 1.0  # noqa: S311 - not crypto
+            self._stop.wait(pause * jitter)
 
     def _keep_identity(self, *, acquire: bool) -> None:
         keeper = self.identity_keeper

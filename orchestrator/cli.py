@@ -64,6 +64,7 @@ def main(verbose: int) -> None:
     """Run a bank consortium's private Clique (proof-of-authority) network on stock geth."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("azure").setLevel(max(level, logging.WARNING))  # the SDK logs each request
 
 
 @main.command()

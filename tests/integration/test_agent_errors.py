@@ -14,7 +14,6 @@ and the enode case brings the consortium back up if it finds it stopped.
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import shutil
@@ -52,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MEMBER = "bank-a"
 BOOT_TIMEOUT = 6.0
 PYTHON_START = 3.0  # the interpreter and poactl's imports, on a busy 2-core machine
-RETRY_WARNING = re.compile(r" WARNING .*(\(will retry\)|gave up after)")
+RETRY_WARNING = re.compile(r" WARNING .*(\(retrying with backoff\)|\(will retry\)|gave up after)")
 
 
 # -- running the agent -------------------------------------------------------------------
@@ -211,11 +210,8 @@ def test_wrong_vault_url_gives_up_at_the_boot_timeout_naming_the_url(
     assert_clear_error(run, url)
     assert re.search(r"did not answer|could not be reached|unreachable", run.error), run.error
     assert BOOT_TIMEOUT <= run.seconds <= BOOT_TIMEOUT + PYTHON_START + 3, run.seconds
-    # It retried (the vault might have come back), but never back to back.
-    stamps = [_stamp(line) for line in run.retry_warnings]
-    assert len(stamps) >= 2, run.tail
-    gaps = [b - a for a, b in itertools.pairwise(stamps)]
-    assert min(gaps) >= 0.3, f"retries {min(gaps):.3f}s apart: a tight loop"
+    # It retried with backoff (the vault might have come back), warning once, not per try.
+    assert len(run.retry_warnings) == 1, run.tail
     node = local.layout.node(f"{MEMBER}-1")
     assert json.loads(node.agent_status.read_text())["state"] == "FATAL"
     assert_no_identity_keystore(node.root)
@@ -223,25 +219,11 @@ def test_wrong_vault_url_gives_up_at_the_boot_timeout_naming_the_url(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="the agent's lease loop retries the leader duties on every 0.5 s tick while the "
-    "vault is unreachable (a failed _keep_leader does not move next_duties, and there is "
-    "no backoff) and logs one WARNING per try: 2 a second, 600 over the default 300 s "
-    "boot timeout, each after an INFO block of the SDK's request headers",
-)
 def test_wrong_vault_url_logs_at_most_one_retry_warning_a_second(
     wrong_vault_url: tuple[AgentRun, str, LocalConsortium],
 ) -> None:
     run, _url, _local = wrong_vault_url
     assert len(run.retry_warnings) <= run.seconds, "\n".join(run.retry_warnings)
-
-
-def _stamp(line: str) -> float:
-    """Seconds of the day of a log line ('2026-01-01 12:00:00,123 ...')."""
-    clock = line.split()[1]
-    h, m, s = clock.split(":")
-    return int(h) * 3600 + int(m) * 60 + float(s.replace(",", "."))
 
 
 # -- 2. bad vault credentials ------------------------------------------------------------
