@@ -195,6 +195,20 @@ class LocalConsortium:
         try:
             layout = StateLayout(staging)
             layout.config.write_text(consortium.canonical())
+            # Credit records: one consortium pseudonym secret in every bank's vault (the
+            # members agree it out of band; here `up` plays that part). Local vaults are
+            # written in the staging dir, so a failed `up` leaves none behind.
+            from orchestrator.credit.pseudonym import share_secret
+            from orchestrator.wiring import make_vault
+
+            vaults = {}
+            for member in consortium.members():
+                vault = self._vault(member)
+                if vault.kind == "local" and vault.path and vault.path.is_relative_to(root):
+                    staged = staging / vault.path.relative_to(root)
+                    vault = vault.model_copy(update={"path": staged})
+                vaults[member] = make_vault(vault)
+            share_secret(vaults)
             for node in consortium.nodes:
                 paths = layout.node(node.name)
                 paths.root.mkdir(parents=True)
