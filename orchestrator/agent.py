@@ -228,7 +228,7 @@ class Agent:
                 "last_fence": self.last_fence,
                 "sealing": self.sealer.sealing,
                 "fences": self.fences,
-                "rpc_url": f"http://{self.settings.host}:{self.settings.ports.http}",
+                "rpc_url": f"http://{self.settings.rpc_host}:{self.settings.ports.http}",
                 "health_url": f"http://{self.settings.host}:{self.settings.ports.health}/health",
                 "message": self.message,
             },
@@ -374,6 +374,8 @@ class Agent:
                 max_peers=max(16, 2 * len(self._peers) + 4),
                 signer=follower,
                 gas_limit=s.gas_limit,
+                rpc_host=self.settings.rpc_host,
+                peer_network=self.settings.peer_network,
             ),
         )
         self.supervisor = Supervisor(
@@ -605,7 +607,9 @@ class Agent:
             ipc_call(self.paths.ipc, "admin_addPeer", [enode])
         self._peers = peers
         self.paths.geth_config.write_text(
-            geth_config_toml(self.settings.ports.p2p, sorted(peers.values()))
+            geth_config_toml(
+                self.settings.ports.p2p, sorted(peers.values()), listen_host=self.settings.host
+            )
         )
 
     def _heartbeat(self) -> None:

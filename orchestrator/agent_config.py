@@ -10,6 +10,7 @@ one such file per local agent; the VM extension (`scripts/install_agent.sh`) wri
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -80,7 +81,9 @@ class AgentFile(_Strict):
     role: Literal["validator", "rpc"] = "validator"
     state_dir: FilePath
     consortium_file: FilePath  # the consortium's agreed settings (the same file at every bank)
-    host: str = "127.0.0.1"  # the address geth listens on and advertises to peers
+    host: str = "127.0.0.1"  # the address geth's p2p listens on and advertises to peers
+    peer_network: str = "127.0.0.0/8"  # CIDR of the members' nodes (geth --netrestrict)
+    rpc_host: str = "127.0.0.1"  # where JSON-RPC listens (for the member's balancer)
     ports: AgentPorts
     lease_seconds: Annotated[int, Field(ge=LEASE_MIN_SECONDS, le=LEASE_MAX_SECONDS)] = 15
     heartbeat_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
@@ -90,6 +93,16 @@ class AgentFile(_Strict):
     store: StoreSettings
     vault: VaultSettings
     runtime: RuntimeSettings = RuntimeSettings()
+
+    @model_validator(mode="after")
+    def _addresses(self) -> AgentFile:
+        try:
+            ipaddress.ip_network(self.peer_network, strict=False)
+            ipaddress.ip_address(self.rpc_host)
+            ipaddress.ip_address(self.host)
+        except ValueError as e:
+            raise ValueError(f"{e}: host and rpc_host are IP addresses, peer_network a CIDR") from e
+        return self
 
 
 def load_agent_config(path: Path) -> AgentFile:

@@ -38,6 +38,8 @@ class GethNode:
     max_peers: int
     signer: str | None = None  # set on validators: seal with this address
     gas_limit: int | None = None
+    rpc_host: str = "127.0.0.1"  # where JSON-RPC listens (the member's balancer reaches it)
+    peer_network: str = LOOPBACK_NET  # --netrestrict: the CIDR the member nodes live in
 
 
 def geth_argv(geth: str, node: GethNode) -> list[str]:
@@ -49,12 +51,12 @@ def geth_argv(geth: str, node: GethNode) -> list[str]:
         "--networkid", str(node.network_id),
         "--syncmode", "full",
         "--nodiscover",
-        "--netrestrict", LOOPBACK_NET,
+        "--netrestrict", node.peer_network,
         "--nat", "none",
         "--maxpeers", str(node.max_peers),
         "--ipcpath", str(node.ipc_path),
         "--http",
-        "--http.addr", "127.0.0.1",
+        "--http.addr", node.rpc_host,
         "--http.port", str(node.http_port),
         "--http.api", HTTP_APIS,
         "--authrpc.addr", "127.0.0.1",
@@ -77,10 +79,12 @@ def geth_argv(geth: str, node: GethNode) -> list[str]:
     return argv
 
 
-def geth_config_toml(listen_port: int, static_nodes: Sequence[str]) -> str:
+def geth_config_toml(
+    listen_port: int, static_nodes: Sequence[str], *, listen_host: str = "127.0.0.1"
+) -> str:
     """geth's TOML config: p2p on loopback and the static peers (1.13 ignores static-nodes.json)."""
     peers = ", ".join(json.dumps(e) for e in sorted(static_nodes))
-    return f'[Node.P2P]\nListenAddr = "127.0.0.1:{listen_port}"\nStaticNodes = [{peers}]\n'
+    return f'[Node.P2P]\nListenAddr = "{listen_host}:{listen_port}"\nStaticNodes = [{peers}]\n'
 
 
 def locate_geth(explicit: str | None) -> str:
