@@ -152,8 +152,8 @@ BAD = [
         LOCAL + "nod: bank-a-9\n",
         [
             "nod: unknown key",
-            "allowed here: member, node, role, state_dir, consortium_file, host, peer_network, rpc_host, ports, "
-            "lease_seconds, heartbeat_seconds, boot_timeout_seconds, store, vault, runtime",
+            "allowed here: member, node, role, state_dir, consortium_file, host, peer_network, "
+            "rpc_host, ports, lease_seconds, heartbeat_seconds, boot_timeout_seconds, store, vault, runtime",
         ],
         id="unknown-top-level-key",
     ),
