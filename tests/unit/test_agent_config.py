@@ -153,7 +153,8 @@ BAD = [
         [
             "nod: unknown key",
             "allowed here: member, node, role, state_dir, consortium_file, host, peer_network, "
-            "rpc_host, ports, lease_seconds, heartbeat_seconds, boot_timeout_seconds, store, vault, runtime",
+            "rpc_host, ports, lease_seconds, heartbeat_seconds, boot_timeout_seconds, store, "
+            "vault, runtime",
         ],
         id="unknown-top-level-key",
     ),
