@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 import click
 
 from orchestrator import __version__
+from orchestrator.contracts import contracts, demo, deploy_after_up, local_resolver
+from orchestrator.credit.cli import RESOLVER_FACTORY_KEY, credit
 from orchestrator.errors import PoaError
 from orchestrator.layout import default_state_dir
 from orchestrator.local import UP_TIMEOUT_SECONDS, LocalConsortium, UpResult
@@ -60,11 +62,13 @@ def handles_errors(fn: F) -> F:
 @click.group()
 @click.version_option(__version__, prog_name="poactl")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-def main(verbose: int) -> None:
+@click.pass_context
+def main(ctx: click.Context, verbose: int) -> None:
     """Run a bank consortium's private Clique (proof-of-authority) network on stock geth."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("azure").setLevel(max(level, logging.WARNING))  # the SDK logs each request
+    ctx.meta[RESOLVER_FACTORY_KEY] = local_resolver  # `credit --bank` names a local bank
 
 
 @main.command()
@@ -83,11 +87,22 @@ def main(verbose: int) -> None:
     show_default=True,
     help="Seconds to wait for every validator to seal a block.",
 )
+@click.option(
+    "--deploy/--no-deploy",
+    default=True,
+    show_default=True,
+    help="Deploy the credit registry once the network is ready (idempotent).",
+)
 @handles_errors
-def up(config: Path | None, state_dir: Path, geth: str | None, timeout: float) -> None:
+def up(
+    config: Path | None, state_dir: Path, geth: str | None, timeout: float, deploy: bool
+) -> None:
     """Start the local consortium in the background; return once every validator sealed."""
-    result = LocalConsortium(state_dir, geth=geth).up(config, timeout=timeout)
+    local = LocalConsortium(state_dir, geth=geth)
+    result = local.up(config, timeout=timeout)
     click.echo(_render_up(result, state_dir))
+    if deploy:
+        click.echo(deploy_after_up(local))  # the CreditRegistry, recorded in the store
 
 
 def _render_up(r: UpResult, state_dir: Path) -> str:
@@ -194,6 +209,12 @@ def logs(state_dir: Path, node: str, follow: bool, lines: int, which: str | None
     if follow:
         for line in follow_file(path):
             click.echo(line)
+
+
+# -- credit records: the registry, the demo, and `credit` on the local consortium's banks
+main.add_command(contracts)
+main.add_command(demo)
+main.add_command(credit)
 
 
 if __name__ == "__main__":

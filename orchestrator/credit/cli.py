@@ -1,9 +1,11 @@
 """`credit` commands: report, get, history, dispute, resolve. Parse, call the SDK, render.
 
-Which endpoint, registry and keys a bank uses comes from a `BankResolver`. The main CLI
-can put one in `ctx.meta[RESOLVER_KEY]` (pointing at the consortium's state and the
-bank's vault); explicit options (`--rpc-url`, `--registry`, `--key-file`,
-`--secret-file`) override it field by field, and alone they are enough.
+Which endpoint, registry and keys a bank uses comes from a `BankResolver`. A parent
+command can put one in `ctx.meta[RESOLVER_KEY]`, or a factory in
+`ctx.meta[RESOLVER_FACTORY_KEY]` that makes one for a state dir (the main CLI's: the
+local consortium in `--state-dir`, given to `credit` or to its command); explicit options
+(`--rpc-url`, `--registry`, `--key-file`, `--secret-file`) override it field by field,
+and alone they are enough (the resolver is then not consulted at all).
 
 `--subject` takes a national ID, which is turned into the pseudonym here and never sent,
 or a pseudonym itself (0x + 64 hex digits).
@@ -40,7 +42,10 @@ from orchestrator.credit.records import (
 from orchestrator.credit.txsender import PendingTx
 from orchestrator.errors import ConfigError, PoaError
 
-RESOLVER_KEY = "poactl.credit.resolver"
+RESOLVER_KEY = "poactl.credit.resolver"  # a BankResolver
+RESOLVER_FACTORY_KEY = "poactl.credit.resolver_factory"  # ResolverFactory
+STATE_DIR_KEY = "poactl.credit.state_dir"  # the --state-dir given, if any
+_OPTIONS_KEY = "poactl.credit.options"  # the OptionsResolver the commands use
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -58,6 +63,9 @@ class BankAccess:
 class BankResolver(Protocol):
     def resolve(self, bank: str) -> BankAccess:
         """The endpoint, registry and keys of `bank`; ConfigError if it cannot tell."""
+
+
+ResolverFactory = Callable[[Path | None], BankResolver]  # state dir (None: default) -> it
 
 
 def read_secret_file(path: Path, option: str) -> Secret:
@@ -82,16 +90,23 @@ def read_secret_file(path: Path, option: str) -> Secret:
 
 @dataclass(frozen=True)
 class OptionsResolver:
-    """Explicit options first, then the `fallback` resolver (if any) for what is missing."""
+    """Explicit options first, then the fallback resolver (if any) for what is missing.
+
+    `fallback` is called (and its resolver asked) only when an option is missing.
+    """
 
     rpc_url: str | None = None
     registry: str | None = None
     key_file: Path | None = None
     secret_file: Path | None = None
-    fallback: BankResolver | None = None
+    fallback: Callable[[], BankResolver | None] | None = None
 
     def resolve(self, bank: str) -> BankAccess:
-        base = self.fallback.resolve(bank) if self.fallback is not None else None
+        given = (self.rpc_url, self.registry, self.key_file, self.secret_file)
+        resolver = None
+        if self.fallback is not None and any(v is None for v in given):
+            resolver = self.fallback()
+        base = resolver.resolve(bank) if resolver is not None else None
 
         def need(value: Any, option: str, from_base: Any) -> Any:
             if value is not None:
@@ -139,7 +154,7 @@ def handles_errors(fn: F) -> F:
 
 
 def _access(bank: str) -> tuple[CreditClient, BankAccess]:
-    resolver: BankResolver = click.get_current_context().meta[RESOLVER_KEY]
+    resolver: BankResolver = click.get_current_context().meta[_OPTIONS_KEY]
     access = resolver.resolve(bank)
     client = CreditClient(
         access.rpc_url,
@@ -274,6 +289,40 @@ format_option = click.option(
 )
 
 
+def _remember_state_dir(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.meta[STATE_DIR_KEY] = value
+
+
+state_dir_option = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    envvar="POACTL_STATE_DIR",
+    expose_value=False,
+    callback=_remember_state_dir,
+    help="The local consortium whose banks --bank names [default: $POACTL_STATE_DIR, "
+    "else poactl's default state dir].",
+)
+
+
+def _fallback(ctx: click.Context) -> BankResolver | None:
+    """The parent's resolver, or one made by its factory for the --state-dir given."""
+    ready: BankResolver | None = ctx.meta.get(RESOLVER_KEY)
+    if ready is not None:
+        return ready
+    factory: ResolverFactory | None = ctx.meta.get(RESOLVER_FACTORY_KEY)
+    return None if factory is None else factory(ctx.meta.get(STATE_DIR_KEY))
+
+
+own_furnisher_option = click.option(
+    "--furnisher",
+    default=None,
+    help="The tradeline's bank (name or address) [default: this bank]. The registry lets "
+    "a bank write only its own: another bank is refused (NotFurnisher).",
+)
+
+
 def wait_options(fn: F) -> F:
     fn = click.option("--timeout", type=float, default=60.0, show_default=True)(fn)
     fn = click.option("--confirmations", type=click.IntRange(min=0), default=0, show_default=True)(
@@ -297,6 +346,7 @@ def wait_options(fn: F) -> F:
     envvar="POACTL_CREDIT_SECRET_FILE",
     help="File with the consortium's pseudonym secret (mode 600).",
 )
+@state_dir_option
 @click.pass_context
 def credit(
     ctx: click.Context,
@@ -306,18 +356,19 @@ def credit(
     secret_file: Path | None,
 ) -> None:
     """Credit records: report, read, dispute and resolve tradelines."""
-    ctx.meta[RESOLVER_KEY] = OptionsResolver(
+    ctx.meta[_OPTIONS_KEY] = OptionsResolver(
         rpc_url=rpc_url,
         registry=registry,
         key_file=key_file,
         secret_file=secret_file,
-        fallback=ctx.meta.get(RESOLVER_KEY),
+        fallback=functools.partial(_fallback, ctx),
     )
 
 
 @credit.command()
 @bank_option
 @subject_option
+@state_dir_option
 @click.option(
     "--file",
     "record_file",
@@ -325,15 +376,24 @@ def credit(
     type=click.Path(dir_okay=False, path_type=Path),
     help="The record (YAML or JSON; fields as in docs/credit.md).",
 )
+@own_furnisher_option
 @wait_options
 @handles_errors
 def report(
-    *, bank: str, subject: str, record_file: Path, wait: bool, confirmations: int, timeout: float
+    *,
+    bank: str,
+    subject: str,
+    record_file: Path,
+    furnisher: str | None,
+    wait: bool,
+    confirmations: int,
+    timeout: float,
 ) -> None:
     """Create or update the bank's own tradeline for a subject."""
     record = load_record_file(record_file)
-    client, _ = _access(bank)
-    pending = client.report(_subject(client, subject), record)
+    client, access = _access(bank)
+    owner = None if furnisher is None else _furnisher(furnisher, access)
+    pending = client.report(_subject(client, subject), record, furnisher=owner)
     click.echo(
         f"{bank} reported {record.account_ref}: {_finish(pending, wait, confirmations, timeout)}"
     )
@@ -342,6 +402,7 @@ def report(
 @credit.command()
 @bank_option
 @subject_option
+@state_dir_option
 @format_option
 @handles_errors
 def get(bank: str, subject: str, fmt: str) -> None:
@@ -363,6 +424,7 @@ def get(bank: str, subject: str, fmt: str) -> None:
 @credit.command()
 @bank_option
 @subject_option
+@state_dir_option
 @click.option("--furnisher", default=None, help="Only this bank's tradelines (name or address).")
 @click.option("--account-ref", default=None, help="Only this account reference.")
 @format_option
@@ -396,6 +458,7 @@ def history(
 @credit.command()
 @bank_option
 @subject_option
+@state_dir_option
 @click.option("--furnisher", required=True, help="The bank that furnished the tradeline.")
 @click.option("--account-ref", required=True, help="Its account reference.")
 @click.option(
@@ -429,6 +492,7 @@ def dispute(
 @credit.command()
 @bank_option
 @subject_option
+@state_dir_option
 @click.option("--account-ref", required=True, help="The bank's own account reference.")
 @click.option(
     "--code",
@@ -437,6 +501,7 @@ def dispute(
     show_default=True,
     help="XH investigated; XC/XE/XG consumer disagrees; XR remove the code.",
 )
+@own_furnisher_option
 @wait_options
 @handles_errors
 def resolve(
@@ -445,13 +510,15 @@ def resolve(
     subject: str,
     account_ref: str,
     code: str,
+    furnisher: str | None,
     wait: bool,
     confirmations: int,
     timeout: float,
 ) -> None:
     """Close the open dispute on one of the bank's own tradelines."""
-    client, _ = _access(bank)
-    pending = client.resolve(_subject(client, subject), account_ref, code)
+    client, access = _access(bank)
+    owner = None if furnisher is None else _furnisher(furnisher, access)
+    pending = client.resolve(_subject(client, subject), account_ref, code, furnisher=owner)
     click.echo(
         f"{bank} resolved {account_ref} ({code}): {_finish(pending, wait, confirmations, timeout)}"
     )

@@ -11,8 +11,10 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import requests
 from eth_abi.abi import decode as abi_decode
 from eth_account import Account
 from eth_typing import ChecksumAddress
@@ -25,7 +27,7 @@ from web3.contract import Contract
 from orchestrator.boundaries import Secret
 from orchestrator.credit.artifact import Artifact, load_artifact
 from orchestrator.credit.errors import ContractRevert, CreditError
-from orchestrator.credit.txsender import TxSender
+from orchestrator.credit.txsender import TxSender, transport_error
 from orchestrator.errors import ConfigError
 from orchestrator.web3client import http_web3
 
@@ -146,6 +148,69 @@ def sender_for(w3: Web3, key: Secret, *, url: str) -> TxSender:
     return TxSender(w3, account, decode_revert=decode_revert, url=url)
 
 
+@dataclass(frozen=True)
+class Deployment:
+    """A registry deployed by one transaction."""
+
+    address: str
+    admin: str
+    members: tuple[str, ...]
+    tx_hash: str
+    block_number: int
+    gas_used: int
+
+
+def registry_code_at(rpc_url: str, address: str) -> str:
+    """What is at `address`: "registry" (our runtime code), "none" or "other"."""
+    w3 = http_web3(rpc_url)
+    checked = check_address("registry address", address)
+    try:
+        code = HexBytes(w3.eth.get_code(checked))
+    except (requests.ConnectionError, requests.Timeout, OSError) as e:
+        raise transport_error(e, rpc_url) from e
+    if code == HexBytes(registry_artifact().deployed_bytecode):
+        return "registry"
+    return "other" if len(code) > 0 else "none"
+
+
+def deploy_new_registry(
+    rpc_url: str,
+    admin_key: Secret,
+    *,
+    members: Sequence[str] = (),
+    confirmations: int = 0,
+    timeout: float = 60.0,
+) -> Deployment:
+    """Deploy a new registry (one transaction): the deploying account becomes the admin,
+    `members` the first member banks. Waits for inclusion and `confirmations`."""
+    w3 = http_web3(rpc_url)
+    sender = sender_for(w3, admin_key, url=rpc_url)
+    banks = [check_address(f"members[{i}]", m) for i, m in enumerate(members)]
+    factory = w3.eth.contract(abi=registry_artifact().abi, bytecode=registry_artifact().bytecode)
+    data = HexBytes(factory.constructor(banks).data_in_transaction)
+    inclusion = sender.send(to=None, data=bytes(data), what="registry deployment").wait(
+        confirmations=confirmations, timeout=timeout
+    )
+    receipt = sender.rpc(lambda: w3.eth.get_transaction_receipt(HexBytes(inclusion.tx_hash)))
+    deployed = to_checksum_address(receipt["contractAddress"])
+    runtime = HexBytes(registry_artifact().deployed_bytecode)
+    if HexBytes(sender.rpc(lambda: w3.eth.get_code(deployed))) != runtime:
+        raise CreditError(
+            "the deployed registry's code differs from the artifact",
+            obj=deployed,
+            hint="the node may not support evmVersion london; check geth's version",
+        )
+    log.info("CreditRegistry deployed at %s in block %d", deployed, inclusion.block_number)
+    return Deployment(
+        address=str(deployed),
+        admin=str(sender.address),
+        members=tuple(str(b) for b in banks),
+        tx_hash=inclusion.tx_hash,
+        block_number=inclusion.block_number,
+        gas_used=inclusion.gas_used,
+    )
+
+
 def deploy_registry(
     rpc_url: str,
     admin_key: Secret,
@@ -159,36 +224,21 @@ def deploy_registry(
 
     The deploying account becomes the admin; `members` are the first member banks.
     """
-    w3 = http_web3(rpc_url)
-    sender = sender_for(w3, admin_key, url=rpc_url)
-    runtime = HexBytes(registry_artifact().deployed_bytecode)
     if address is not None:
-        recorded = check_address("registry address", address)
-        code = HexBytes(sender.rpc(lambda: w3.eth.get_code(recorded)))
-        if code == runtime:
+        recorded = str(check_address("registry address", address))
+        found = registry_code_at(rpc_url, recorded)
+        if found == "registry":
             log.info("CreditRegistry already deployed at %s", recorded)
-            return str(recorded)
-        if len(code) > 0:
+            return recorded
+        if found == "other":
             raise CreditError(
                 "another contract's code is at the recorded registry address",
-                obj=str(recorded),
+                obj=recorded,
                 hint="check the network information; to start over, clear the recorded "
                 "address and deploy again",
             )
         log.warning("no code at the recorded registry address %s; deploying again", recorded)
-    banks = [check_address(f"members[{i}]", m) for i, m in enumerate(members)]
-    factory = w3.eth.contract(abi=registry_artifact().abi, bytecode=registry_artifact().bytecode)
-    data = HexBytes(factory.constructor(banks).data_in_transaction)
-    inclusion = sender.send(to=None, data=bytes(data), what="registry deployment").wait(
-        confirmations=confirmations, timeout=timeout
+    deployment = deploy_new_registry(
+        rpc_url, admin_key, members=members, confirmations=confirmations, timeout=timeout
     )
-    receipt = sender.rpc(lambda: w3.eth.get_transaction_receipt(HexBytes(inclusion.tx_hash)))
-    deployed = to_checksum_address(receipt["contractAddress"])
-    if HexBytes(sender.rpc(lambda: w3.eth.get_code(deployed))) != runtime:
-        raise CreditError(
-            "the deployed registry's code differs from the artifact",
-            obj=deployed,
-            hint="the node may not support evmVersion london; check geth's version",
-        )
-    log.info("CreditRegistry deployed at %s in block %d", deployed, inclusion.block_number)
-    return deployed
+    return deployment.address

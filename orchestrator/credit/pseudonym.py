@@ -8,6 +8,10 @@ dash removed (ASCII and Unicode whitespace, hyphen-minus and Unicode dash punctu
 then upper-cased. What remains must be 4 to 32 ASCII letters or digits. The national ID,
 names and dates of birth never leave the client; without the secret a pseudonym cannot
 be tested against a guessed ID, which is why the secret lives in each bank's vault.
+
+The banks agree the secret out of band and each keeps it in its own vault under
+`PSEUDONYM_SECRET_NAME`; `share_secret` plays that part where one operator reaches every
+bank's vault (a local consortium: `poactl up`).
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import secrets
 import unicodedata
+from collections.abc import Mapping
 
-from orchestrator.boundaries import Secret
+from orchestrator.boundaries import Secret, Vault
 from orchestrator.credit.errors import InvalidRecord
-from orchestrator.errors import ConfigError
+from orchestrator.errors import ConfigError, StateError
+from orchestrator.network import PSEUDONYM_SECRET_NAME
 
 SUBJECT_BYTES = 32
 MIN_SECRET_CHARS = 32  # e.g. secrets.token_hex(32) gives 64
@@ -87,3 +94,30 @@ def check_subject(subject: object) -> bytes:
 
 def _shown(value: object) -> str:
     return _masked(value) if isinstance(value, str) else type(value).__name__
+
+
+def share_secret(vaults: Mapping[str, Vault], name: str = PSEUDONYM_SECRET_NAME) -> bool:
+    """Make every vault hold the same consortium secret under `name`; True if one was made.
+
+    Idempotent and convergent: a secret some vaults already hold (an earlier, interrupted
+    call) is copied to the others; only when none holds one is a new one generated.
+    Vaults that hold different secrets are refused (StateError): their banks would derive
+    different subjects for the same person.
+    """
+    held = {member: vault.get_secret(name) for member, vault in vaults.items()}
+    values = {s.value for s in held.values() if s is not None}
+    if len(values) > 1:
+        raise StateError(
+            "the banks' vaults hold different consortium pseudonym secrets: their subjects "
+            "for the same person would differ",
+            obj=name,
+            hint="agree one secret and store it in every bank's vault "
+            f"({', '.join(sorted(held))}); existing tradelines stay under their old subjects",
+        )
+    created = not values
+    secret = Secret(secrets.token_hex(32)) if created else Secret(next(iter(values)))
+    check_secret(secret)
+    for member, vault in vaults.items():
+        if held[member] is None:
+            vault.set_secret(name, secret)
+    return created and bool(vaults)
