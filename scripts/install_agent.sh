@@ -3,7 +3,8 @@
 # at boot. Idempotent: a second run with the same arguments changes nothing.
 #
 #   install_agent.sh --source PATH --member NAME --node NAME --vault-url URL \
-#     --storage-account-url URL [--container NAME] [--host ADDRESS] [--role validator|rpc]
+#     --storage-account-url URL [--container NAME] [--host ADDRESS] [--rpc-host ADDRESS]
+#     [--peer-network CIDR] [--role validator|rpc]
 #     [--consortium FILE] [--runtime docker|process] [--image IMAGE] [--p2p-port N]
 #     [--http-port N] [--authrpc-port N] [--health-port N] [--state-dir DIR] [--user NAME]
 #     [--wheelhouse DIR] [--python PYTHON] [--prefix DIR]
@@ -23,6 +24,7 @@ die() { printf '[install] error: %s\n' "$*" >&2; exit 2; }
 usage() { sed -n '2,19s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 prefix=/ source= member= node= vault_url= account_url= container=poactl host=127.0.0.1
+peer_network=127.0.0.0/8 rpc_host=
 role=validator consortium= runtime=docker image= state_dir=/var/lib/poactl user=poactl
 wheelhouse= python=python3 p2p_port=30303 http_port=8545 authrpc_port=8651 health_port=8745
 while [ $# -gt 0 ]; do
@@ -30,7 +32,7 @@ while [ $# -gt 0 ]; do
     -h|--help) usage; exit 0 ;;
     --prefix|--source|--member|--node|--vault-url|--storage-account-url|--container|\
     --host|--role|--consortium|--runtime|--image|--state-dir|--user|--wheelhouse|--python|\
-    --p2p-port|--http-port|--authrpc-port|--health-port)
+    --p2p-port|--http-port|--authrpc-port|--health-port|--peer-network|--rpc-host)
       [ $# -ge 2 ] && [ -n "$2" ] || die "$1: needs a value"
       case "$1" in
         --prefix) prefix=$2 ;; --source) source=$2 ;; --member) member=$2 ;;
@@ -41,6 +43,7 @@ while [ $# -gt 0 ]; do
         --user) user=$2 ;; --wheelhouse) wheelhouse=$2 ;; --python) python=$2 ;;
         --p2p-port) p2p_port=$2 ;; --http-port) http_port=$2 ;;
         --authrpc-port) authrpc_port=$2 ;; --health-port) health_port=$2 ;;
+        --peer-network) peer_network=$2 ;; --rpc-host) rpc_host=$2 ;;
       esac
       shift 2 ;;
     *) die "$1: unknown argument (see --help)" ;;
@@ -64,6 +67,9 @@ url_re='^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?$'
 { [[ $container =~ ^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$ ]] && [[ $container != *--* ]]; } \
   || die "--container: '$container' is not a blob container name (3-63 lowercase letters, digits, single '-')"
 [[ $host =~ ^[A-Za-z0-9.:-]+$ ]] || die "--host: '$host' is not an address (this VM's address its peers reach)"
+rpc_host=${rpc_host:-$host}
+[[ $rpc_host =~ ^[A-Za-z0-9.:-]+$ ]] || die "--rpc-host: '$rpc_host' is not an address (where JSON-RPC listens for the balancer)"
+[[ $peer_network =~ ^[0-9A-Fa-f.:]+/[0-9]{1,3}$ ]] || die "--peer-network: '$peer_network' is not a CIDR (the members' node network, e.g. 10.0.0.0/8)"
 case "$role" in validator|rpc) ;; *) die "--role: '$role' is not validator or rpc" ;; esac
 for port_arg in p2p_port http_port authrpc_port health_port; do
   port=${!port_arg}
@@ -180,6 +186,8 @@ role: $role
 state_dir: "$state_dir"
 consortium_file: "$consortium_file"
 host: "$host"
+peer_network: "$peer_network"
+rpc_host: "$rpc_host"
 ports:
   p2p: $p2p_port
   http: $http_port
