@@ -31,6 +31,7 @@ from orchestrator.credit.deployment import (
     ConsortiumResolver,
     DeployOutcome,
     deploy,
+    read_registry,
 )
 from orchestrator.credit.pseudonym import share_secret
 from orchestrator.errors import ConfigError, PoaError, StateError
@@ -213,20 +214,18 @@ def demo(state_dir: Path) -> None:
     (a, (a_node, a_url)), (b, (b_node, b_url)) = [(m, nodes[m]) for m in members[:2]]
     _require_answering(a_node, a_url)
     _require_answering(b_node, b_url)
-    resolver = ConsortiumResolver(
-        local.store(), endpoints={a: a_url, b: b_url}, vault=_vaults(local, consortium).__getitem__
-    )
-    try:
-        bank_a = DemoBank(a, a_node, resolver.resolve(a))
-        bank_b = DemoBank(b, b_node, resolver.resolve(b))
-    except StateError as e:
-        if e.obj != CONTRACTS_BLOB:
-            raise
+    store = local.store()
+    if read_registry(store) is None:
         raise StateError(
-            f"the credit registry is not deployed: {e.what}",
-            obj=e.obj,
-            hint=f"{DEPLOY_HINT}",
-        ) from e
+            "the credit registry is not deployed",
+            obj=CONTRACTS_BLOB,
+            hint=f"deploy it: {DEPLOY_HINT}",
+        )
+    resolver = ConsortiumResolver(
+        store, endpoints={a: a_url, b: b_url}, vault=_vaults(local, consortium).__getitem__
+    )
+    bank_a = DemoBank(a, a_node, resolver.resolve(a))
+    bank_b = DemoBank(b, b_node, resolver.resolve(b))
     holders = {s.lower(): n for n, s in local.signers().items()}
     ipc = local.layout.node(a_node).ipc
 
