@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import click
+from eth_utils.address import to_checksum_address
 
 from orchestrator.boundaries import Vault
 from orchestrator.config import Consortium
@@ -233,7 +234,7 @@ def demo(state_dir: Path) -> None:
         signer = ipc_call(ipc, "clique_getSigner", [hex(number)])
         if not isinstance(signer, str):
             return None
-        return f"{holders.get(signer.lower(), 'signer')} ({signer})"
+        return f"{holders.get(signer.lower(), 'signer')} ({to_checksum_address(signer)})"
 
     click.echo(
         f"The seed's scenario on chain {network.chain_id} (a block every "

@@ -5,9 +5,10 @@
     bank.report(bank.subject("123-45-6789"), record).wait(confirmations=1)
 
 Modules: `records` (the tradeline model and client-side validation), `codes` (Metro 2
-code tables), `pseudonym` (subjects), `contract` (artifact, errors, deployment),
-`txsender` (local signing, nonces, inclusion), `client` (the SDK), `cli` (`credit`).
-See docs/credit.md.
+code tables), `pseudonym` (subjects, the shared secret), `contract` (artifact, errors,
+deployment transactions), `txsender` (local signing, nonces, inclusion), `client` (the
+SDK), `cli` (`credit`), `deployment` (the consortium's registry: `network/contracts.json`,
+the banks' resolver), `demo` (the seed's five steps). See docs/credit.md.
 """
 
 from orchestrator.credit.client import CreditClient

@@ -4,6 +4,9 @@
 runtime code is at that address it returns it unchanged (no transaction); if the address
 holds no code (a new chain, a reset) it deploys again and returns the new address; if
 some other code is there it refuses, since members' SDKs would talk to the wrong thing.
+`deploy_new_registry` always deploys and returns the `Deployment` (block, transaction);
+`registry_code_at` tells what is at an address. Recording the address for a consortium is
+`orchestrator.credit.deployment`'s job.
 """
 
 from __future__ import annotations

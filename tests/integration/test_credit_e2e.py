@@ -204,7 +204,9 @@ def test_demo_prints_the_five_steps(running: LocalConsortium) -> None:
     starts = [line.split(" ", 1)[0] for line in out.splitlines() if line.startswith("[")]
     assert starts == ["[1]", "[2]", "[3]", "[4]", "[5]"]
     assert re.search(r"sent raw to bank-a-1 \(http://127\.0\.0\.1:\d+\)", out)
-    included = re.search(r"included in block (\d+), sealed by bank-\w-1 \(0x[0-9a-f]{40}\)", out)
+    included = re.search(
+        r"included in block (\d+), sealed by bank-\w-\d \(0x[0-9a-fA-F]{40}\)", out
+    )
     assert included, out
     read = re.search(r"from bank-b-1 \(http://[\d.:]+\) at block (\d+): (\d+) blocks after", out)
     assert read, out
