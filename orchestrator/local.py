@@ -199,6 +199,7 @@ class LocalConsortium:
             # members agree it out of band; here `up` plays that part). Local vaults are
             # written in the staging dir, so a failed `up` leaves none behind.
             from orchestrator.credit.pseudonym import share_secret
+            from orchestrator.retry import retry_transient
             from orchestrator.wiring import make_vault
 
             vaults = {}
@@ -208,7 +209,7 @@ class LocalConsortium:
                     staged = staging / vault.path.relative_to(root)
                     vault = vault.model_copy(update={"path": staged})
                 vaults[member] = make_vault(vault)
-            share_secret(vaults)
+            retry_transient(lambda: share_secret(vaults), what="pseudonym secret", timeout=30)
             for node in consortium.nodes:
                 paths = layout.node(node.name)
                 paths.root.mkdir(parents=True)
