@@ -12,8 +12,15 @@ from click.testing import CliRunner, Result
 
 from orchestrator.boundaries import Secret
 from orchestrator.credit import CreditClient, record_from_mapping
-from orchestrator.credit.cli import RESOLVER_KEY, BankAccess, credit
+from orchestrator.credit.cli import (
+    RESOLVER_FACTORY_KEY,
+    RESOLVER_KEY,
+    BankAccess,
+    BankResolver,
+    credit,
+)
 from orchestrator.credit.records import record_to_mapping
+from orchestrator.errors import StateError
 from tests.credit.conftest import Chain, record
 
 pytestmark = [pytest.mark.geth, pytest.mark.slow]
@@ -224,3 +231,38 @@ def test_a_resolver_from_the_main_cli_is_used_and_options_override_it(
     )
     assert result.exit_code == 1
     assert "registry: '0x12' is not an account address" in result.output
+
+
+def test_a_resolver_factory_gets_the_state_dir_and_only_when_needed(
+    chain: Chain, registry: str, files: dict[str, Path], tmp_path: Path
+) -> None:
+    """The main CLI puts a factory (state dir -> resolver) in ctx.meta; explicit options
+    alone never open a state dir."""
+    asked: list[Path | None] = []
+
+    def factory(state_dir: Path | None) -> BankResolver:
+        asked.append(state_dir)
+        raise StateError("no consortium here", obj=str(state_dir), hint="run `poactl up`")
+
+    @click.group()
+    @click.pass_context
+    def main(ctx: click.Context) -> None:
+        ctx.meta[RESOLVER_FACTORY_KEY] = factory
+
+    main.add_command(credit)
+    options = [
+        "--rpc-url", chain.rpc_url, "--registry", registry,
+        "--key-file", str(files["bank_b"]), "--secret-file", str(files["secret"]),
+    ]  # fmt: skip
+    get = ["get", "--bank", "bank-b", "--subject", NATIONAL_ID]
+    result = CliRunner().invoke(main, ["credit", *options, *get])
+    assert result.exit_code == 0, result.output
+    assert asked == []
+
+    state = tmp_path / "state"
+    result = CliRunner().invoke(main, ["credit", *get, "--state-dir", str(state)])
+    assert result.exit_code == 1
+    assert f"error: {state}: no consortium here" in result.output
+    result = CliRunner().invoke(main, ["credit", "--state-dir", str(state), *get])
+    assert result.exit_code == 1
+    assert asked == [state, state]
