@@ -44,7 +44,7 @@ def retry_transient(
     retrying = Retrying(
         retry=retry_if_exception_type(ServiceUnavailable),
         stop=stop_before_delay(timeout),
-        wait=wait_exponential_jitter(initial=first_wait, max=max_wait, jitter=first_wait),
+        wait=wait_exponential_jitter(multiplier=first_wait, max=max_wait, jitter=first_wait),
         reraise=True,
     )
     try:
