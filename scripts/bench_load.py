@@ -55,6 +55,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -62,7 +63,6 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import coincurve
 import psutil
 import requests
 import rlp  # type: ignore[import-untyped]
@@ -88,6 +88,11 @@ from orchestrator.local import LocalConsortium
 from orchestrator.proc import runs_with_arg
 from orchestrator.statefile import read_json
 from orchestrator.web3client import http_web3
+
+try:  # libsecp256k1 from PyPI (`pip install coincurve`); eth_keys also uses it when present
+    import coincurve
+except ImportError:  # pragma: no cover - the slower eth_account path below
+    coincurve = None  # type: ignore[assignment]
 
 BEGIN, END = "<!-- bench_load:begin -->", "<!-- bench_load:end -->"
 GOAL_WRITES = 1000.0
@@ -117,11 +122,12 @@ BISECTIONS = 2
 
 class Signer:
     """EIP-1559 transactions signed with coincurve (libsecp256k1) and rlp, the same bytes as
-    eth_account's `sign_transaction` (checked on a sample at start), about 5x faster."""
+    eth_account's `sign_transaction` (checked on a sample at start), about 5x faster; without
+    coincurve, eth_account signs (slower pre-signing, same transactions)."""
 
     def __init__(self, key_hex: str, chain_id: int, to: str, gas: int) -> None:
-        self.key = coincurve.PrivateKey(bytes(HexBytes(key_hex)))
-        self.key_hex = key_hex
+        self.key = coincurve.PrivateKey(bytes(HexBytes(key_hex))) if coincurve else None
+        self.account = Account.from_key(key_hex)
         self.chain_id = chain_id
         self.to = bytes(HexBytes(to))
         self.to_hex = to
@@ -129,6 +135,9 @@ class Signer:
 
     def sign(self, nonce: int, data: bytes) -> tuple[bytes, str]:
         """(raw transaction, 0x hash)."""
+        if self.key is None:
+            signed = self.account.sign_transaction(self._tx(nonce, data))
+            return bytes(signed.raw_transaction), "0x" + bytes(signed.hash).hex()
         fields: list[Any] = [
             self.chain_id, nonce, TIP_WEI, MAX_FEE_WEI, self.gas, self.to, 0, data, [],
         ]  # fmt: skip
@@ -137,14 +146,16 @@ class Signer:
         raw = b"\x02" + rlp.encode([*fields, v, r, s])
         return raw, "0x" + keccak(raw).hex()
 
-    def check_against_eth_account(self, data: bytes) -> None:
-        tx = {
-            "type": 2, "chainId": self.chain_id, "nonce": 7, "gas": self.gas,
+    def _tx(self, nonce: int, data: bytes) -> dict[str, Any]:
+        return {
+            "type": 2, "chainId": self.chain_id, "nonce": nonce, "gas": self.gas,
             "maxFeePerGas": MAX_FEE_WEI, "maxPriorityFeePerGas": TIP_WEI, "value": 0,
             "data": data, "to": self.to_hex,
         }  # fmt: skip
+
+    def check_against_eth_account(self, data: bytes) -> None:
         ours = self.sign(7, data)
-        theirs = Account.from_key(self.key_hex).sign_transaction(tx)
+        theirs = self.account.sign_transaction(self._tx(7, data))
         if ours[0] != bytes(theirs.raw_transaction):
             raise SystemExit("the fast signer disagrees with eth_account: refusing to run")
 
@@ -400,6 +411,7 @@ def reader_main(
     session.post(access.rpc_url, json=body, timeout=10).raise_for_status()
     sdk: list[float] = []
     raw: list[float] = []
+    errors: Counter[str] = Counter()
     accounts = -1
     start = max(start, time.monotonic())
     k = 0
@@ -408,16 +420,21 @@ def reader_main(
         if due > time.monotonic():
             time.sleep(due - time.monotonic())
         t = time.perf_counter()
-        found = client.get(subject)
-        sdk.append(time.perf_counter() - t)
-        accounts = found.summary.accounts
+        try:
+            found = client.get(subject)
+        except Exception as e:  # counted and shown: e.g. "header not found" in a Clique reorg
+            errors[f"{type(e).__name__}: {e}"[:120]] += 1
+        else:
+            sdk.append(time.perf_counter() - t)
+            accounts = found.summary.accounts
         t = time.perf_counter()
         answer = session.post(access.rpc_url, json=body, timeout=10).json()
-        raw.append(time.perf_counter() - t)
-        if "result" not in answer:
-            accounts = -1
+        if "result" in answer:
+            raw.append(time.perf_counter() - t)
+        else:
+            errors[f"raw eth_call: {answer.get('error')}"[:120]] += 1
         k += 1
-    conn.send((sdk, raw, accounts))
+    conn.send((sdk, raw, dict(errors), accounts))
     conn.close()
 
 
@@ -429,14 +446,18 @@ class Reader:
         self.proc.start()
         send.close()
 
-    def result(self, timeout: float) -> tuple[list[float], list[float], int]:
-        """(SDK get latencies, raw eth_call latencies, accounts the last get found)."""
-        if self.recv.poll(timeout):
-            sdk, raw, accounts = self.recv.recv()
-            self.proc.join(5)
-            return list(sdk), list(raw), int(accounts)
+    def result(self, timeout: float) -> tuple[list[float], list[float], dict[str, int], int]:
+        """(SDK get latencies, raw eth_call latencies, errors, accounts the last get found)."""
+        try:
+            if self.recv.poll(timeout):
+                sdk, raw, errors, accounts = self.recv.recv()
+                self.proc.join(5)
+                return list(sdk), list(raw), dict(errors), int(accounts)
+        except (EOFError, OSError) as e:
+            self.kill()
+            return [], [], {f"the reader process died: {e!r}": 1}, -1
         self.kill()
-        return [], [], -1
+        return [], [], {"the reader process did not answer": 1}, -1
 
     def kill(self) -> None:
         if self.proc.is_alive():
@@ -481,6 +502,7 @@ class Step:
     txpool: dict[str, str] = field(default_factory=dict)  # node -> pending/queued at end
     reads: list[float] = field(default_factory=list)  # SDK get, seconds
     raw_reads: list[float] = field(default_factory=list)  # the same as one raw eth_call
+    read_errors: dict[str, int] = field(default_factory=dict)
     read_accounts: int = -1
     hashes: list[str] = field(default_factory=list)
     kept_up: bool = False
@@ -547,6 +569,7 @@ class Run:
         self.read_subject = b""
         self.idle_reads: list[float] = []
         self.idle_raw: list[float] = []
+        self.idle_read_errors: dict[str, int] = {}
         self.gas: list[int] = []
         self.receipt_failures = 0
         self.rss_idle: dict[str, int] = {}
@@ -668,12 +691,15 @@ class Run:
     def idle_read_phase(self, seconds: float) -> None:
         assert self.reader_access is not None
         reader = Reader(self.reader_access, self.read_subject, time.monotonic() + 3.0, seconds)
-        self.idle_reads, self.idle_raw, accounts = reader.result(seconds + 60)
+        self.idle_reads, self.idle_raw, self.idle_read_errors, accounts = reader.result(
+            seconds + 60
+        )
         assert self.sampler is not None
         self.sampler.sample()
         self.rss_idle = dict(self.sampler.last_rss)
         print(f"[{self.name}] idle reads ({accounts} accounts) from {self.reader_node}: "
-              f"{fmt_reads(self.idle_reads, self.idle_raw)}", flush=True)  # fmt: skip
+              f"{fmt_reads(self.idle_reads, self.idle_raw)}; errors {self.idle_read_errors}",
+              flush=True)  # fmt: skip
 
     # -- a step --------------------------------------------------------------------------
 
@@ -701,7 +727,7 @@ class Run:
             st.mean_txs_block = statistics.mean(b.txs for b in blocks)
             st.max_gas_fill = max(b.gas_used / b.gas_limit for b in blocks)
         if reader is not None:
-            st.reads, st.raw_reads, st.read_accounts = reader.result(seconds + 60)
+            st.reads, st.raw_reads, st.read_errors, st.read_accounts = reader.result(seconds + 60)
         self._judge(st)
         self.steps.append(st)
         print(f"[{self.name}] {fmt_step(st)}", flush=True)
@@ -895,11 +921,18 @@ def fmt_step(st: Step) -> str:
         + ("KEPT UP" if st.kept_up else f"FELL BEHIND ({st.why})")
     )
     if st.reads:
-        out += f"; reads ({st.read_accounts} accounts) {fmt_reads(st.reads, st.raw_reads)}"
+        out += (
+            f"; reads ({st.read_accounts} accounts) {fmt_reads(st.reads, st.raw_reads)}, "
+            f"errors {st.read_errors or 'none'}"
+        )
     return out
 
 
-def mb(n: int) -> str:
+def fmt_errors(errors: dict[str, int]) -> str:
+    return ", ".join(f"{k} (x{v})" for k, v in errors.items()) or "none"
+
+
+def mb(n: float) -> str:
     return f"{n / 2**20:.0f}"
 
 
@@ -909,24 +942,24 @@ def mb(n: int) -> str:
 @dataclass
 class Outcome:
     run: Run
-    saturation: float | None
-    measured: dict[int, Step]
+    saturation: float | None = None
+    measured: dict[int, Step] = field(default_factory=dict)
+    error: str = ""  # why the configuration's run stopped early
 
 
-def measure(run: Run, args: argparse.Namespace) -> Outcome:
+def measure(out: Outcome, args: argparse.Namespace) -> None:
+    run = out.run
     run.up()
     run.idle_read_phase(args.idle_read_seconds)
-    saturation = run.find_saturation(args.start_rate, args.max_rate, args.step_seconds)
-    print(f"[{run.name}] saturation: {saturation} writes/s", flush=True)
-    measured: dict[int, Step] = {}
-    if saturation:
+    out.saturation = run.find_saturation(args.start_rate, args.max_rate, args.step_seconds)
+    print(f"[{run.name}] saturation: {out.saturation} writes/s", flush=True)
+    if out.saturation:
         for share in (50, 70, 90):
-            rate = round(saturation * share / 100, 1)
-            measured[share] = run.step(f"{share} %", rate, args.measure_seconds, reads=True)
+            rate = round(out.saturation * share / 100, 1)
+            out.measured[share] = run.step(f"{share} %", rate, args.measure_seconds, reads=True)
     run.gas_per_write()
     assert run.sampler is not None
     run.sampler.sample()
-    return Outcome(run, saturation, measured)
 
 
 def section(outcomes: list[Outcome], args: argparse.Namespace, command: str) -> str:
@@ -942,7 +975,13 @@ def section(outcomes: list[Outcome], args: argparse.Namespace, command: str) -> 
         "Load: `report` transactions of the CreditRegistry, each a new tradeline of a new "
         "subject, signed locally with bank-a's and bank-b's transaction keys (alternating) "
         "and sent raw to each bank's own first node; all transactions of a step are signed "
-        "before it (coincurve/libsecp256k1 + rlp, byte-identical to eth_account), then sent "
+        "before it ("
+        + (
+            "coincurve/libsecp256k1 + rlp, byte-identical to eth_account"
+            if coincurve
+            else "eth_account; coincurve not installed"
+        )
+        + "), then sent "
         "open loop (transaction i due at i / rate) in one JSON-RPC batch per bank every "
         f"{TICK_S * 1000:.0f} ms. Latency: send -> the transaction seen in a block on the "
         f"submitting bank's node (head polled every {POLL_S * 1000:.0f} ms). A step keeps up "
@@ -992,6 +1031,8 @@ def section(outcomes: list[Outcome], args: argparse.Namespace, command: str) -> 
                 f"{st.cpu_machine:.0f} % | {st.cpu_geths:.0f} % | {st.cpu_generator:.0f} % | "
                 f"{pool} | {verdict} |"
             )
+        if o.error:
+            lines += ["", f"**This configuration's run stopped early: {o.error}**"]
         lines += ["", f"Saturation: **{o.saturation if o.saturation else 'not found'} writes/s**."]
         if r.gas:
             per_block = r.gas_limit // round(statistics.mean(r.gas))
@@ -1002,30 +1043,33 @@ def section(outcomes: list[Outcome], args: argparse.Namespace, command: str) -> 
             )
         if o.measured:
             lines += ["", "| load | rate/s | write p50 | write p99 | SDK get p50 | get p99 | "
-                      "get max | raw eth_call p50 | eth_call p99 |",
-                      "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+                      "get max | raw eth_call p50 | eth_call p99 | read errors |",
+                      "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
             lines.append(
                 f"| idle (no writes) | 0 | - | - | {ms(pct(r.idle_reads, 50))} | "
                 f"{ms(pct(r.idle_reads, 99))} | {ms(max(r.idle_reads, default=math.nan))} | "
-                f"{ms(pct(r.idle_raw, 50))} | {ms(pct(r.idle_raw, 99))} |"
+                f"{ms(pct(r.idle_raw, 50))} | {ms(pct(r.idle_raw, 99))} | "
+                f"{fmt_errors(r.idle_read_errors)} |"
             )
             for share, st in o.measured.items():
                 lines.append(
                     f"| {share} % of saturation | {st.rate:g} | {sec(st.p50)} | {sec(st.p99)} | "
                     f"{ms(pct(st.reads, 50))} | {ms(pct(st.reads, 99))} | "
                     f"{ms(max(st.reads, default=math.nan))} | {ms(pct(st.raw_reads, 50))} | "
-                    f"{ms(pct(st.raw_reads, 99))} |"
+                    f"{ms(pct(st.raw_reads, 99))} | {fmt_errors(st.read_errors)} |"
                 )
-        assert r.sampler is not None
+        sampler = r.sampler
         lines += [
             "",
             "RSS per geth node, MB (idle after `up` / max during the run / at the end): "
             + "; ".join(
                 f"{n}{' (signer)' if n in r.signers else ''} {mb(r.rss_idle.get(n, 0))} / "
-                f"{mb(r.sampler.max_rss[n])} / {mb(r.sampler.last_rss[n])}"
-                for n in r.sampler.max_rss
+                f"{mb(sampler.max_rss[n])} / {mb(sampler.last_rss[n])}"
+                for n in sampler.max_rss
             )
-            + ".",
+            + "."
+            if sampler
+            else "RSS: not sampled.",
             "",
             (
                 f"Gas per write (receipts of {len(r.gas)} sampled writes): mean "
@@ -1058,8 +1102,7 @@ def goals(outcomes: list[Outcome]) -> list[str]:
     sat = main.saturation or 0.0
     st70 = main.measured.get(70)
     reads = [x for st in main.measured.values() for x in st.reads]
-    assert r.sampler is not None
-    rss = max(r.sampler.max_rss.values())
+    rss = max(r.sampler.max_rss.values()) if r.sampler else math.inf
 
     def verdict(ok: bool) -> str:
         return "**met**" if ok else "**NOT met**"
@@ -1093,7 +1136,7 @@ def goals(outcomes: list[Outcome]) -> list[str]:
     ]  # fmt: skip
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
         "--configs",
@@ -1111,7 +1154,11 @@ def main() -> None:
     parser.add_argument(
         "--record", action="store_true", help="rewrite this benchmark's section of the doc"
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     flags = [f"--configs {args.configs}", f"--gas-limit {args.gas_limit}",
              f"--start-rate {args.start_rate:g}", f"--max-rate {args.max_rate:g}",
              f"--step-seconds {args.step_seconds:g}",
@@ -1139,8 +1186,13 @@ def main() -> None:
             run = Run(name, gas, work, 42000 + 500 * i, sealer_flags=sealer)
             runs.append(run)
             t_run = time.monotonic()
+            outcome = Outcome(run)
+            outcomes.append(outcome)
             try:
-                outcomes.append(measure(run, args))
+                measure(outcome, args)
+            except Exception as e:  # shown in the doc; the other configurations still run
+                traceback.print_exc()
+                outcome.error = f"{type(e).__name__}: {e}"[:300]
             finally:
                 run.down()
                 durations.append(time.monotonic() - t_run)
