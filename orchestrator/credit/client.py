@@ -14,7 +14,7 @@ from typing import Any
 
 from eth_typing import ChecksumAddress
 from hexbytes import HexBytes
-from web3.exceptions import ContractLogicError
+from web3.exceptions import ContractLogicError, Web3RPCError
 from web3.types import BlockIdentifier
 
 from orchestrator.boundaries import Secret
@@ -38,6 +38,9 @@ from orchestrator.credit.txsender import PendingTx, TxSender
 from orchestrator.web3client import http_web3
 
 CHANGES = ("reported", "disputed", "resolved")  # the contract's Change enum, in order
+
+
+READ_ATTEMPTS = 3  # a read at a block a reorg dropped is asked again
 
 
 class CreditClient:
@@ -158,8 +161,16 @@ class CreditClient:
     def get(self, subject: bytes | str) -> CreditFile:
         """Every tradeline of `subject` across all banks, and their summary, at one block."""
         subject_bytes = check_subject(subject)
-        block = int(self._sender.rpc(lambda: self._w3.eth.block_number))
-        raw = self._read("tradelinesOf", [subject_bytes], block)
+        for attempt in range(READ_ATTEMPTS):
+            block = int(self._sender.rpc(lambda: self._w3.eth.block_number))
+            try:
+                raw = self._read("tradelinesOf", [subject_bytes], block)
+                break
+            except Web3RPCError as e:
+                # A short Clique reorg can drop the block we just asked about ("header not
+                # found"): ask again at the new head.
+                if "header not found" not in str(e) or attempt == READ_ATTEMPTS - 1:
+                    raise
         tradelines = tuple(tradeline_from_contract(subject_bytes, t) for t in raw)
         return CreditFile(
             subject=subject_bytes,
