@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import logging
+import os
 import shutil
 import signal
 import socket
@@ -28,7 +29,13 @@ from pathlib import Path
 
 import yaml
 
-from orchestrator.agent_config import AgentFile, AgentPorts, StoreSettings, VaultSettings
+from orchestrator.agent_config import (
+    AgentFile,
+    AgentPorts,
+    StoreSettings,
+    VaultSettings,
+    load_agent_config,
+)
 from orchestrator.boundaries import Store
 from orchestrator.config import (
     Consortium,
@@ -248,10 +255,22 @@ class LocalConsortium:
         )
 
     def _runtime(self, consortium: Consortium) -> RuntimeSettings:
+        """The consortium's runtime as the agents get it: the geth binary given to
+        `poactl`, and the Docker API the caller uses now (recorded in every agent.yaml,
+        so agents and a later `down` in another shell reach the same one)."""
         runtime = consortium.settings.runtime
         if runtime.kind == "process" and self._geth:
             return runtime.model_copy(update={"geth": self._geth})
+        if runtime.kind == "docker" and runtime.docker_host is None:
+            return runtime.model_copy(update={"docker_host": os.environ.get("DOCKER_HOST")})
         return runtime
+
+    def _recorded_runtime(self, consortium: Consortium) -> RuntimeSettings:
+        """The runtime the agents were given (their agent.yaml), else the consortium's."""
+        first = self.layout.node(consortium.nodes[0].name).agent_config
+        if first.exists():
+            return load_agent_config(first).runtime
+        return self._runtime(consortium)
 
     def _labels(self) -> dict[str, str]:
         """What the agents label their containers with (`down` removes exactly those)."""
@@ -443,7 +462,7 @@ class LocalConsortium:
         """Stop every agent and its geth; keep all data. Returns the nodes stopped."""
         consortium = self.load()
         stopped = self._stop_nodes([n.name for n in consortium.nodes])
-        removed = remove_containers(self._runtime(consortium), labels=self._labels())
+        removed = remove_containers(self._recorded_runtime(consortium), labels=self._labels())
         if removed:
             log.info("removed containers left behind: %s", ", ".join(removed))
         return stopped
