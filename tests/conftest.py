@@ -31,11 +31,16 @@ def geth() -> str:
     return path
 
 
+EPHEMERAL_PORTS_START = 32768
+
+
 def free_port_bases(count: int, span: int) -> list[int]:
     """`count` base ports, each followed by `span` free ports, ranges not overlapping."""
     bases: list[int] = []
     while len(bases) < count:
-        base = random.randrange(20000, 60000 - span)
+        # Below Linux's ephemeral range (32768+), where a client's outgoing connection
+        # could take a port between our check and a node's (re)start.
+        base = random.randrange(20000, EPHEMERAL_PORTS_START - span)
         taken = any(abs(base - b) < span for b in bases)
         if not taken and all(port_is_free(p) for p in range(base, base + span)):
             bases.append(base)

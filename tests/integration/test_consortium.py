@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -83,11 +84,17 @@ def test_blocks_every_two_seconds_and_every_signer_seals(running: LocalConsortiu
 
 
 def test_status_json_lists_every_node(running: LocalConsortium) -> None:
-    result = CliRunner().invoke(
-        main, ["status", "--state-dir", str(running.layout.root), "--format", "json"]
-    )
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    def status() -> dict[str, Any]:
+        result = CliRunner().invoke(
+            main, ["status", "--state-dir", str(running.layout.root), "--format", "json"]
+        )
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)  # type: ignore[no-any-return]
+
+    # An agent adds the peers it finds in the store every 5 s, so a node may still be
+    # short of its last peer right after `up`.
+    wait_for(lambda: all(n["peers"] == 3 for n in status()["nodes"]), 20, "a full mesh")
+    report = status()
     assert report["chain_id"] == running.load().settings.chain_id
     names = [n["name"] for n in report["nodes"]]
     assert names == ["bank-a-1", "bank-a-2", "bank-b-1", "bank-b-2"]
