@@ -23,7 +23,8 @@ stalled chain is set moving again. All of it over geth's IPC socket.
   peer now is. So when the head has not moved for `stall_after` seconds, the node
   re-handshakes its static peers (`admin_removePeer` + `admin_addPeer`): the fresh eth
   Status carries each side's true total difficulty, and the next sync round moves the
-  lighter side onto the heavier chain.
+  lighter side onto the heavier chain. It also authorizes the identity again, in case a
+  `miner_start` did not take.
 """
 
 from __future__ import annotations
@@ -131,6 +132,12 @@ class Sealer:
                 return False
             if self._needs_peers() and not self._ready():
                 return False
+            # geth's account manager learns of a new keystore file asynchronously; until
+            # it lists the account, miner_start cannot authorize it (Clique keeps the
+            # follower as signer and the node silently never seals). Wait for it.
+            accounts: Any = ipc_call(self.ipc_path, "eth_accounts", [])
+            if identity.address.lower() not in (str(a).lower() for a in accounts or []):
+                return False
             unlocked = ipc_call(
                 self.ipc_path,
                 "personal_unlockAccount",
@@ -180,3 +187,4 @@ class Sealer:
             ipc_call(self.ipc_path, "admin_removePeer", [enode])
             ipc_call(self.ipc_path, "admin_addPeer", [enode])
         self._head_since = now
+        self.sealing = False  # and authorize again on the next tick, in case it did not take
