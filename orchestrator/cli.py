@@ -5,21 +5,17 @@ Exit codes: 0 ok (all healthy), 1 error, 2 degraded (`status` with an unhealthy 
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
 from orchestrator import __version__
+from orchestrator.cli_common import handles_errors, state_dir_option
 from orchestrator.contracts import contracts, demo, deploy_after_up, local_resolver
 from orchestrator.credit.cli import RESOLVER_FACTORY_KEY, credit
-from orchestrator.errors import PoaError
-from orchestrator.layout import default_state_dir
 from orchestrator.local import UP_TIMEOUT_SECONDS, LocalConsortium, UpResult
 from orchestrator.logs import follow_file
 from orchestrator.report import ConsortiumStatus
@@ -27,36 +23,13 @@ from orchestrator.supervisor import log_tail
 from orchestrator.wiring import run_agent
 
 EXIT_OK, EXIT_ERROR, EXIT_DEGRADED = 0, 1, 2
-F = TypeVar("F", bound=Callable[..., Any])
 
-state_dir_option = click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=default_state_dir,
-    envvar="POACTL_STATE_DIR",
-    show_default="$XDG_STATE_HOME/poactl/default (~/.local/state/poactl/default)",
-    help="Where the local consortium keeps its keys, chain data and logs.",
-)
 geth_option = click.option(
     "--geth",
     envvar="POACTL_GETH",
     default=None,
     help="geth 1.13.15 binary [default: .tools/bin/geth from scripts/setup.sh, else PATH].",
 )
-
-
-def handles_errors(fn: F) -> F:
-    """The one mapping from poactl's errors to a message and an exit code."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except PoaError as e:
-            click.secho(f"error: {e}", fg="red", err=True)
-            sys.exit(e.exit_code)
-
-    return wrapper  # type: ignore[return-value]
 
 
 @click.group()

@@ -23,8 +23,8 @@ import click
 from eth_utils.address import to_checksum_address
 
 from orchestrator.boundaries import Vault
+from orchestrator.cli_common import handles_errors, state_dir_option
 from orchestrator.config import Consortium
-from orchestrator.credit.cli import handles_errors
 from orchestrator.credit.demo import DemoBank, run_demo
 from orchestrator.credit.deployment import (
     CONTRACTS_BLOB,
@@ -46,15 +46,6 @@ from orchestrator.wiring import make_vault
 log = logging.getLogger(__name__)
 
 UP_HINT = "start it with `poactl up` (and check `poactl status`)"
-
-state_dir_option = click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=default_state_dir,
-    envvar="POACTL_STATE_DIR",
-    show_default="$XDG_STATE_HOME/poactl/default (~/.local/state/poactl/default)",
-    help="The local consortium's state dir.",
-)
 
 
 # -- the local consortium's banks ----------------------------------------------------

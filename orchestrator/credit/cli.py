@@ -17,16 +17,16 @@ import dataclasses
 import functools
 import json
 import stat
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import click
 import yaml
 
 from orchestrator.boundaries import Secret
+from orchestrator.cli_common import F, handles_errors
 from orchestrator.credit import codes
 from orchestrator.credit.client import CreditClient
 from orchestrator.credit.contract import check_address
@@ -40,13 +40,12 @@ from orchestrator.credit.records import (
     record_to_mapping,
 )
 from orchestrator.credit.txsender import PendingTx
-from orchestrator.errors import ConfigError, PoaError
+from orchestrator.errors import ConfigError
 
 RESOLVER_KEY = "poactl.credit.resolver"  # a BankResolver
 RESOLVER_FACTORY_KEY = "poactl.credit.resolver_factory"  # ResolverFactory
 STATE_DIR_KEY = "poactl.credit.state_dir"  # the --state-dir given, if any
 _OPTIONS_KEY = "poactl.credit.options"  # the OptionsResolver the commands use
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -137,20 +136,6 @@ class OptionsResolver:
 
 
 # -- plumbing -------------------------------------------------------------------------
-
-
-def handles_errors(fn: F) -> F:
-    """poactl's errors as a red message and their exit code (as the main CLI does)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except PoaError as e:
-            click.secho(f"error: {e}", fg="red", err=True)
-            sys.exit(e.exit_code)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _access(bank: str) -> tuple[CreditClient, BankAccess]:
