@@ -29,6 +29,7 @@ from eth_keys import keys as eth_keys  # type: ignore[attr-defined]
 from eth_utils.address import to_checksum_address
 
 from orchestrator.boundaries import Secret
+from orchestrator.statefile import write_bytes_atomic
 
 KEYSTORE_SCRYPT_N = 1 << 12  # geth's "light" scrypt work factor
 
@@ -57,13 +58,7 @@ def write_identity_keystore(keystore_dir: Path, key: Secret, password: Secret) -
     """
     address = Account.from_key(key.value).address
     final = keystore_dir / f"{IDENTITY_PREFIX}{address[2:].lower()}"
-    temp = keystore_dir / f".{final.name}.{secrets.token_hex(4)}.tmp"
-    try:
-        _write_private(temp, _encrypted(key.value, password.value))
-        os.replace(temp, final)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(final, _encrypted(key.value, password.value).encode())
     return final
 
 

@@ -39,7 +39,6 @@ import logging
 import os
 import secrets
 import stat
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,6 +48,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from orchestrator.boundaries import Secret, check_secret_name
 from orchestrator.errors import AccessDenied, ConfigError, StateError
+from orchestrator.statefile import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -211,20 +211,10 @@ class LocalVault:
         self._atomic_write(self.secrets_path, text.encode())
 
     def _atomic_write(self, path: Path, content: bytes) -> None:
-        # mkstemp creates the file with mode 0600, so it is never readable by others.
-        fd, tmp = tempfile.mkstemp(dir=self._dir, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(content)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_bytes_atomic(path, content)  # its temporary file is 0600 from the start
         dir_fd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            os.fsync(dir_fd)
+            os.fsync(dir_fd)  # the rename itself survives a crash
         finally:
             os.close(dir_fd)
 
