@@ -325,7 +325,7 @@ class Agent:
             what="read the genesis",
             timeout=60,
         )
-        marker = self.paths.root / "genesis.sha256"
+        marker = self.paths.genesis_marker
         recorded = marker.read_text().strip() if marker.exists() else None
         if recorded is not None and recorded != self.network.genesis_sha256:
             raise StateError(

@@ -4,7 +4,7 @@
 <state>/store.sqlite          the local store: network info, enodes, leases, heartbeats
 <state>/vaults/<member>/      each bank's local encrypted vault
 <state>/nodes/<node>/         one agent: agent.yaml, agent.json (its state), agent.log,
-                              datadir/, config.toml, genesis.json, geth.log,
+                              datadir/, config.toml, genesis.json, genesis.sha256, geth.log,
                               status.json (geth's supervision), agent.lock
 
 On a VM the agent's own state dir has the layout of one `nodes/<node>/`.
@@ -42,8 +42,9 @@ class NodePaths:
         return self.datadir / "geth" / "nodekey"
 
     @property
-    def chaindata(self) -> Path:
-        return self.datadir / "geth" / "chaindata"
+    def genesis_marker(self) -> Path:
+        """sha256 of the genesis this node's chain was initialised from."""
+        return self.root / "genesis.sha256"
 
     @property
     def ipc(self) -> Path:
