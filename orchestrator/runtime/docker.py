@@ -120,7 +120,9 @@ class ContainerNode:
         with unreachable_is_unavailable(self._client):
             try:
                 self._container.reload()
-            except NotFound:
+            except APIError as e:
+                if not is_gone(e):
+                    raise
                 self._exit_code = GONE
                 return self._exit_code
         state: dict[str, Any] = self._container.attrs.get("State", {})
@@ -297,7 +299,9 @@ class DockerRuntime:
         to touch one that carries other labels (not ours)."""
         try:
             stale = self._client.containers.get(cname)
-        except NotFound:
+        except APIError as e:
+            if not is_gone(e):
+                raise
             return
         theirs = {k: v for k, v in (stale.labels or {}).items() if k.startswith(LABEL_PREFIX)}
         if any(theirs.get(k) != v for k, v in labels.items()):
@@ -311,6 +315,12 @@ class DockerRuntime:
         ContainerNode(self._client, stale, labels[NODE_LABEL]).stop()
 
 
+def is_gone(e: APIError) -> bool:
+    """Whether `e` says the container no longer exists: a 404, or Podman's 500 "no such
+    container" for one removed while the request was under way."""
+    return isinstance(e, NotFound) or "no such container" in str(e.explanation or "").lower()
+
+
 def _remove(container: Container) -> None:
     """Remove a container (killing it if it still runs), once its log follower in this
     process, if any, has written everything out."""
@@ -318,8 +328,11 @@ def _remove(container: Container) -> None:
         follower = _followers.pop(str(container.id), None)
     if follower is not None:
         follower.join(_LOG_JOIN_SECONDS)
-    with contextlib.suppress(NotFound):
+    try:
         container.remove(force=True)
+    except APIError as e:
+        if not is_gone(e):
+            raise
 
 
 def _follow_logs(container: Container, log_file: Path) -> None:

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from orchestrator.cli import main
 from orchestrator.local import LocalConsortium
+from orchestrator.runtime.docker import is_gone
 from tests.conftest import consortium_yaml, free_port_bases
 from tests.integration.test_fencing import (
     agent,
@@ -77,7 +78,9 @@ def test_a_stopped_container_is_restarted_by_its_agent_and_catches_up(
     def back() -> bool:
         try:
             running = docker_client.containers.get(f"poactl-{victim}").status == "running"
-        except docker.errors.NotFound:
+        except docker.errors.APIError as e:  # the agent is removing the stopped one
+            if not is_gone(e):
+                raise
             return False
         return running and head(in_containers, victim) >= head(in_containers, "bank-a-1") - 1
 
