@@ -374,6 +374,7 @@ class Agent:
                 max_peers=max(16, 2 * len(self._peers) + 4),
                 signer=follower,
                 gas_limit=s.gas_limit,
+                tuning=s.tuning.flags(),
                 rpc_host=self.settings.rpc_host,
                 peer_network=self.settings.peer_network,
             ),

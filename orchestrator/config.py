@@ -50,6 +50,41 @@ class Supervision(_Strict):
     heartbeat_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
 
 
+TxpoolSlots = Annotated[int, Field(ge=1, le=1_000_000)]
+
+
+class Tuning(_Strict):
+    """geth flags every node gets, for throughput and memory; None keeps geth's default.
+
+    `cache_mb` is `--cache` (geth's default 1024: trie, snapshot and database caches; the
+    largest part of a node's memory); `recommit_seconds` is `--miner.recommit` (how often
+    a sealer refills the block it is about to seal; geth's default 2 s, its minimum 1 s);
+    the `txpool_*` keys are `--txpool.accountslots/globalslots/accountqueue/globalqueue`.
+    """
+
+    cache_mb: Annotated[int, Field(ge=16, le=1_048_576)] | None = None
+    recommit_seconds: Annotated[float, Field(ge=1, le=60)] | None = None
+    txpool_account_slots: TxpoolSlots | None = None
+    txpool_global_slots: TxpoolSlots | None = None
+    txpool_account_queue: TxpoolSlots | None = None
+    txpool_global_queue: TxpoolSlots | None = None
+
+    def flags(self) -> tuple[str, ...]:
+        """The geth flags these settings stand for, in a fixed order."""
+        pairs = (
+            ("--cache", self.cache_mb),
+            (
+                "--miner.recommit",
+                None if self.recommit_seconds is None else f"{self.recommit_seconds:g}s",
+            ),
+            ("--txpool.accountslots", self.txpool_account_slots),
+            ("--txpool.globalslots", self.txpool_global_slots),
+            ("--txpool.accountqueue", self.txpool_account_queue),
+            ("--txpool.globalqueue", self.txpool_global_queue),
+        )
+        return tuple(x for flag, value in pairs if value is not None for x in (flag, str(value)))
+
+
 class RuntimeSettings(_Strict):
     """`process`: geth as a child process. `docker`: a geth container (Docker or Podman)."""
 
@@ -69,6 +104,7 @@ class ConsortiumFile(_Strict):
     ports: Ports = Ports()
     members: Annotated[dict[MemberName, Member], Field(min_length=1)]
     supervision: Supervision = Supervision()
+    tuning: Tuning = Tuning()
     runtime: RuntimeSettings = RuntimeSettings()
 
 

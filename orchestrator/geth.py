@@ -40,6 +40,7 @@ class GethNode:
     gas_limit: int | None = None
     rpc_host: str = "127.0.0.1"  # where JSON-RPC listens (the member's balancer reaches it)
     peer_network: str = LOOPBACK_NET  # --netrestrict: the CIDR the member nodes live in
+    tuning: tuple[str, ...] = ()  # cache, miner and txpool flags (config.Tuning.flags)
 
 
 def geth_argv(geth: str, node: GethNode) -> list[str]:
@@ -64,6 +65,7 @@ def geth_argv(geth: str, node: GethNode) -> list[str]:
     ]  # fmt: skip
     if node.gas_limit is not None:
         argv += ["--miner.gaslimit", str(node.gas_limit)]
+    argv += node.tuning
     if node.signer is not None:
         # --mine with the key still locked: geth accepts peers' blocks from the start
         # but cannot seal until the supervisor unlocks the key over IPC, once the node

@@ -7,7 +7,8 @@ under /tmp, through the real CLI (`poactl up`, which also deploys the CreditRegi
 once per configuration:
 
 * `tuned`: the default consortium with a larger block gas limit (`gas_limit` in the
-  consortium file, which sets the genesis gas limit and every node's --miner.gaslimit);
+  consortium file, which sets the genesis gas limit and every node's --miner.gaslimit)
+  and the file's `tuning` section (--tuning: geth's cache, --miner.recommit, txpool);
 * `baseline`: the same nodes as geth's private-network documentation sets them up:
   30M gas limit, geth's default txpool (which is also the shipped default file).
 
@@ -33,7 +34,7 @@ write comes from receipts. Prints everything measured; `--record` rewrites this
 benchmark's section of docs/benchmarks.md. Goals (issue 5): >= 1,000 writes/s sustained,
 p99 <= 2.5 s at 70 %, reads p99 <= 10 ms, <= 300 MB RSS per node.
 
-    .venv/bin/python scripts/bench_load.py [--gas-limit 500000000] [--record]
+    .venv/bin/python scripts/bench_load.py [--gas-limit 500000000] [--tuning '{...}'] [--record]
     .venv/bin/python scripts/bench_load.py --configs tuned --start-rate 10 --max-rate 20 \\
         --step-seconds 4 --measure-seconds 4      # a smoke run
 """
@@ -47,6 +48,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import hmac
+import json
 import math
 import multiprocessing as mp
 import shutil
@@ -110,10 +112,22 @@ READ_RATE = 20.0  # reads per second in the reader process
 UP_TIMEOUT_S = 180.0
 DRAIN_MAX_S = 120.0  # wait this long at most for a backlog to clear between steps
 STEP_FACTOR = 1.5
-# The preview: geth's miner re-fills the block it is sealing only every --miner.recommit
-# (default 2 s, the block period), so a write that misses the work committed at the last
-# head waits for the block after next; 1 s is geth's minimum.
-PREVIEW_FLAGS = ("--miner.recommit", "1s")
+# The tuned configuration's `tuning` section (orchestrator.config.Tuning):
+# * cache_mb: geth's --cache (default 1024 MB) is most of a node's memory, and this chain's
+#   state is tiny; 128 MB holds it.
+# * recommit_seconds: geth's miner re-fills the block it is sealing only every
+#   --miner.recommit (default 2 s, the block period), so a write that misses the work
+#   committed at the last head waits for the block after next; 1 s is geth's minimum.
+# * txpool: each bank sends hundreds of transactions per block from one account; geth's
+#   64 queued per account (nonce gaps while a batch arrives) drops the rest.
+TUNED = {
+    "cache_mb": 128,
+    "recommit_seconds": 1,
+    "txpool_account_slots": 4096,
+    "txpool_global_slots": 16384,
+    "txpool_account_queue": 4096,
+    "txpool_global_queue": 8192,
+}
 BISECTIONS = 2
 
 
@@ -532,28 +546,14 @@ class Run:
         gas_limit: int,
         work: Path,
         port_base: int,
-        sealer_flags: Sequence[str] = (),
+        tuning: dict[str, Any] | None = None,
     ) -> None:
-        self.name, self.gas_limit, self.sealer_flags = name, gas_limit, list(sealer_flags)
+        self.name, self.gas_limit, self.tuning = name, gas_limit, dict(tuning or {})
         self.state = work / f"state-{name}"
         self.config_file = work / f"consortium-{name}.yaml"
         config = yaml.safe_load((ROOT / "orchestrator" / "consortium.yaml").read_text())
         config["gas_limit"] = gas_limit
-        if self.sealer_flags:
-            # A preview of an orchestrator change: the consortium file's runtime.geth names
-            # a wrapper that execs the pinned geth (same pid) with extra flags on sealers.
-            wrapper = work / f"geth-{name}.sh"
-            real = str((ROOT / ".tools" / "bin" / "geth").resolve())
-            extra = " ".join(self.sealer_flags)
-            wrapper.write_text(
-                "#!/bin/sh\n"
-                'for a in "$@"; do\n'
-                f'  if [ "$a" = "--mine" ]; then exec {real} "$@" {extra}; fi\n'
-                "done\n"
-                f'exec {real} "$@"\n'
-            )
-            wrapper.chmod(0o755)
-            config["runtime"] = {"kind": "process", "geth": str(wrapper)}
+        config["tuning"] = self.tuning
         move_ports(config, port_base)
         self.config_file.write_text(yaml.safe_dump(config, sort_keys=False))
         self.consortium = parse_config(self.config_file.read_text(), source=str(self.config_file))
@@ -596,14 +596,10 @@ class Run:
             if not (isinstance(pid, int) and runs_with_arg(pid, str(paths.datadir))):
                 raise SystemExit(f"no running geth for {node.name} (pid {pid})")
             pids[node.name] = pid
-        if self.sealer_flags:
-            for name, signer in sorted(self.signers.items()):
-                argv = psutil.Process(pids[name]).cmdline()
-                has = " ".join(self.sealer_flags) in " ".join(argv)
-                print(f"[{self.name}] {name} seals as {signer}; its geth has "
-                      f"{' '.join(self.sealer_flags)}: {has}", flush=True)  # fmt: skip
-                if not has:
-                    raise SystemExit(f"the wrapper did not add {self.sealer_flags} on {name}")
+        flags = self.consortium.settings.tuning.flags()
+        for name, pid in sorted(pids.items()):
+            if " ".join(flags) not in " ".join(psutil.Process(pid).cmdline()):
+                raise SystemExit(f"{name}'s geth does not run with {' '.join(flags)}")
         self.sampler = Sampler(pids)
         self.sampler.start()
         resolver = local_resolver(self.state)
@@ -997,16 +993,15 @@ def section(outcomes: list[Outcome], args: argparse.Namespace, command: str) -> 
         r = o.run
         what = (
             f"gas_limit {r.gas_limit:,} in the consortium file (genesis + --miner.gaslimit), "
-            "geth's default txpool and caches (the orchestrator passes no txpool or cache flags)"
+            + (
+                f"`tuning: {json.dumps(r.tuning)}` (every geth gets "
+                f"`{' '.join(r.consortium.settings.tuning.flags())}`)"
+                if r.tuning
+                else "no `tuning` section (geth's default cache, recommit and txpool)"
+            )
         )
         if r.name == "baseline":
             what += ": geth's private-network documentation settings"
-        if r.sealer_flags:
-            what += (
-                f", plus `{' '.join(r.sealer_flags)}` on the sealers: NOT something the "
-                "orchestrator does today; a preview of a proposed change, through a wrapper "
-                "script named in the consortium file's runtime.geth that execs the pinned geth"
-            )
         lines += [
             f"### {r.name}: {what}",
             "",
@@ -1107,17 +1102,6 @@ def goals(outcomes: list[Outcome]) -> list[str]:
     def verdict(ok: bool) -> str:
         return "**met**" if ok else "**NOT met**"
 
-    preview = next((o for o in outcomes if o.run.name == "preview"), None)
-    p70 = preview.measured.get(70) if preview else None
-    extra = (
-        [
-            f"- (preview, not the orchestrator today: `{' '.join(PREVIEW_FLAGS)}`) saturation "
-            f"{preview.saturation or 0:g} writes/s, p99 at 70 % {sec(p70.p99)} at {p70.rate:g}/s.",
-        ]
-        if preview and p70
-        else []
-    )
-
     return [
         f"Goals (issue 5), {r.name} configuration:",
         "",
@@ -1131,7 +1115,6 @@ def goals(outcomes: list[Outcome]) -> list[str]:
            if reads else "not measured: **NOT met**."),
         f"- <= {GOAL_RSS_MB:.0f} MB RSS per node: max {mb(rss)} MB: "
         f"{verdict(rss / 2**20 <= GOAL_RSS_MB)}.",
-        *extra,
         "",
     ]  # fmt: skip
 
@@ -1140,12 +1123,16 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
         "--configs",
-        default="tuned,baseline,preview",
-        help="tuned: --gas-limit; baseline: 30M, geth defaults; preview: tuned plus "
-        f"{' '.join(PREVIEW_FLAGS)} on sealers (run only if --budget-minutes allows)",
+        default="tuned,baseline",
+        help="tuned: --gas-limit and --tuning; baseline: 30M gas, geth's defaults",
     )
-    parser.add_argument("--budget-minutes", type=float, default=19.0)
     parser.add_argument("--gas-limit", type=int, default=500_000_000, help="tuned gas_limit")
+    parser.add_argument(
+        "--tuning",
+        type=json.loads,
+        default=TUNED,
+        help=f"tuned: the consortium file's tuning section, as JSON [{json.dumps(TUNED)}]",
+    )
     parser.add_argument("--start-rate", type=float, default=50.0)
     parser.add_argument("--max-rate", type=float, default=2000.0)
     parser.add_argument("--step-seconds", type=float, default=15.0)
@@ -1162,8 +1149,9 @@ def main() -> None:
     flags = [f"--configs {args.configs}", f"--gas-limit {args.gas_limit}",
              f"--start-rate {args.start_rate:g}", f"--max-rate {args.max_rate:g}",
              f"--step-seconds {args.step_seconds:g}",
-             f"--measure-seconds {args.measure_seconds:g}",
-             f"--budget-minutes {args.budget_minutes:g}"]  # fmt: skip
+             f"--measure-seconds {args.measure_seconds:g}"]  # fmt: skip
+    if args.tuning != TUNED:
+        flags.append(f"--tuning '{json.dumps(args.tuning)}'")
     command = " ".join(
         [".venv/bin/python scripts/bench_load.py", *flags, *(["--record"] if args.record else [])]
     )
@@ -1174,16 +1162,12 @@ def main() -> None:
     durations: list[float] = []
     try:
         for i, name in enumerate(args.configs.split(",")):
-            if name not in ("tuned", "baseline", "preview"):
-                raise SystemExit(f"unknown configuration {name!r}: tuned, baseline or preview")
-            elapsed = time.monotonic() - started
-            if name == "preview" and elapsed + max(durations, default=0) > 60 * args.budget_minutes:
-                print(f"[preview] skipped: {elapsed:.0f} s gone, the budget is "
-                      f"{args.budget_minutes:g} min", flush=True)  # fmt: skip
-                continue
-            gas = BASELINE_GAS if name == "baseline" else args.gas_limit
-            sealer = PREVIEW_FLAGS if name == "preview" else ()
-            run = Run(name, gas, work, 42000 + 500 * i, sealer_flags=sealer)
+            if name not in ("tuned", "baseline"):
+                raise SystemExit(f"unknown configuration {name!r}: tuned or baseline")
+            if name == "baseline":
+                run = Run(name, BASELINE_GAS, work, 42000 + 500 * i)
+            else:
+                run = Run(name, args.gas_limit, work, 42000 + 500 * i, tuning=args.tuning)
             runs.append(run)
             t_run = time.monotonic()
             outcome = Outcome(run)

@@ -157,6 +157,21 @@ BAD_DOCUMENTS = [
         id="unknown-supervision-key",
     ),
     pytest.param(
+        ONE_MEMBER + "tuning: {recommit_seconds: 0.5}\n",
+        ["tuning.recommit_seconds", "0.5 is not allowed", "greater than or equal to 1"],
+        id="recommit-below-geths-minimum",
+    ),
+    pytest.param(
+        ONE_MEMBER + "tuning: {cache: 256}\n",
+        ["tuning.cache", "unknown key", "cache_mb"],
+        id="unknown-tuning-key",
+    ),
+    pytest.param(
+        ONE_MEMBER + "tuning: {txpool_global_slots: 0}\n",
+        ["tuning.txpool_global_slots", "0 is not allowed"],
+        id="empty-txpool",
+    ),
+    pytest.param(
         "members: {bank-a: {validators: 0, rpc_nodes: 1}, bank-b: {validators: 0}}\n",
         ["members", "no validator", "validators: 1"],
         id="no-validators",

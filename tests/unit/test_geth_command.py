@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import stat
+import subprocess
 import tomllib
 from pathlib import Path
 
 import pytest
 
+from orchestrator.config import parse_config
 from orchestrator.errors import ToolError
 from orchestrator.geth import (
     GETH_VERSION,
@@ -51,6 +54,49 @@ def _value(argv: list[str], flag: str) -> str:
 @pytest.fixture(params=["validator", "rpc"])
 def argv(request: pytest.FixtureRequest, tmp_path: Path) -> list[str]:
     return geth_argv("/opt/geth", _node(tmp_path, validator=request.param == "validator"))
+
+
+def test_the_shipped_default_passes_no_tuning_flags(argv: list[str]) -> None:
+    assert not [a for a in argv if a.startswith(("--cache", "--txpool.", "--miner.recommit"))]
+
+
+def test_tuning_flags_follow_the_consortium_file(tmp_path: Path) -> None:
+    tuning = parse_config(
+        "members: {bank-a: {validators: 1}}\n"
+        "tuning: {cache_mb: 128, recommit_seconds: 1, txpool_account_queue: 1024}\n",
+        source="c.yaml",
+    ).settings.tuning
+    node = dataclasses.replace(_node(tmp_path, validator=True), tuning=tuning.flags())
+    argv = geth_argv("/opt/geth", node)
+    assert _value(argv, "--cache") == "128"
+    assert _value(argv, "--miner.recommit") == "1s"
+    assert _value(argv, "--txpool.accountqueue") == "1024"
+    assert "--txpool.globalslots" not in argv  # left out: geth's default
+
+
+@pytest.mark.geth
+def test_pinned_geth_reads_the_tuning_flags_as_meant(geth: str) -> None:
+    """geth 1.13.15 itself parses the flags (`dumpconfig` prints the config it would run
+    with): a misspelt or renamed flag fails here, not on a bank's VM."""
+    tuning = parse_config(
+        "members: {bank-a: {validators: 1}}\n"
+        "tuning: {cache_mb: 128, recommit_seconds: 1.5, txpool_account_slots: 32,\n"
+        "         txpool_global_slots: 20000, txpool_account_queue: 1024,\n"
+        "         txpool_global_queue: 4096}\n",
+        source="c.yaml",
+    ).settings.tuning
+    out = subprocess.run(
+        [geth, *tuning.flags(), "dumpconfig"], capture_output=True, text=True, check=True
+    ).stdout
+    eth = tomllib.loads(out)["Eth"]
+    assert eth["DatabaseCache"] == 64  # geth gives half of --cache to the database
+    assert eth["Miner"]["Recommit"] == 1_500_000_000  # nanoseconds
+    assert (
+        eth["TxPool"]["AccountSlots"],
+        eth["TxPool"]["GlobalSlots"],
+        eth["TxPool"]["AccountQueue"],
+        eth["TxPool"]["GlobalQueue"],
+    ) == (32, 20000, 1024, 4096)
 
 
 def test_argv_is_pure(tmp_path: Path) -> None:
