@@ -388,6 +388,7 @@ class Agent:
                 status_file=self.paths.status,
                 lock_file=None,  # the agent holds the node's lock
                 sealer=self.sealer,
+                env=s.tuning.environment(),
             ),
             self.runtime,
             RestartPolicy(

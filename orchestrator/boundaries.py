@@ -14,7 +14,7 @@ and a failed write condition are `None`/`False`. An exception means we could not
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -142,8 +142,16 @@ class NodeProcess(Protocol):
 
 
 class Runtime(Protocol):
-    def start(self, argv: Sequence[str], *, name: str, log_file: Path) -> NodeProcess:
-        """Start `argv` for node `name`, appending its output to `log_file`."""
+    def start(
+        self,
+        argv: Sequence[str],
+        *,
+        name: str,
+        log_file: Path,
+        env: Mapping[str, str] | None = None,
+    ) -> NodeProcess:
+        """Start `argv` for node `name`, appending its output to `log_file`; `env` is added
+        to geth's environment (e.g. GOMEMLIMIT)."""
 
     def run_once(
         self, argv: Sequence[str], *, name: str, timeout: float = 120.0

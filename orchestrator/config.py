@@ -54,15 +54,18 @@ TxpoolSlots = Annotated[int, Field(ge=1, le=1_000_000)]
 
 
 class Tuning(_Strict):
-    """geth flags every node gets, for throughput and memory; None keeps geth's default.
+    """geth settings every node gets, for throughput and memory; None keeps geth's default.
 
-    `cache_mb` is `--cache` (geth's default 1024: trie, snapshot and database caches; the
-    largest part of a node's memory); `recommit_seconds` is `--miner.recommit` (how often
-    a sealer refills the block it is about to seal; geth's default 2 s, its minimum 1 s);
+    `cache_mb` is `--cache` (geth's default 1024 MB of trie, snapshot and database caches);
+    `memory_limit_mb` is Go's soft memory limit for geth (GOMEMLIMIT in its environment:
+    the garbage collector works harder as the heap nears it); `recommit_seconds` is
+    `--miner.recommit` (how often a sealer refills the block it is about to seal; geth's
+    default 2 s, its minimum 1 s);
     the `txpool_*` keys are `--txpool.accountslots/globalslots/accountqueue/globalqueue`.
     """
 
     cache_mb: Annotated[int, Field(ge=16, le=1_048_576)] | None = None
+    memory_limit_mb: Annotated[int, Field(ge=64, le=1_048_576)] | None = None
     recommit_seconds: Annotated[float, Field(ge=1, le=60)] | None = None
     txpool_account_slots: TxpoolSlots | None = None
     txpool_global_slots: TxpoolSlots | None = None
@@ -83,6 +86,12 @@ class Tuning(_Strict):
             ("--txpool.globalqueue", self.txpool_global_queue),
         )
         return tuple(x for flag, value in pairs if value is not None for x in (flag, str(value)))
+
+    def environment(self) -> dict[str, str]:
+        """What these settings add to geth's environment."""
+        if self.memory_limit_mb is None:
+            return {}
+        return {"GOMEMLIMIT": f"{self.memory_limit_mb}MiB"}
 
 
 class RuntimeSettings(_Strict):

@@ -19,9 +19,9 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -91,6 +91,7 @@ class SupervisedNode:
     status_file: Path
     lock_file: Path | None  # None: the caller (the agent) holds the node's lock
     sealer: SealingSwitch | None = None  # starts sealing once ready
+    env: Mapping[str, str] = field(default_factory=dict)  # added to geth's environment
 
 
 class GethExited(Exception):
@@ -215,7 +216,7 @@ class Supervisor:
         self._transition(State.STARTING)
         try:
             self._proc = self.runtime.start(
-                self.node.argv, name=self.node.name, log_file=self.node.log_file
+                self.node.argv, name=self.node.name, log_file=self.node.log_file, env=self.node.env
             )
         except NodeError as e:
             raise GethExited(-1, 0.0) from e

@@ -113,8 +113,10 @@ UP_TIMEOUT_S = 180.0
 DRAIN_MAX_S = 120.0  # wait this long at most for a backlog to clear between steps
 STEP_FACTOR = 1.5
 # The tuned configuration's `tuning` section (orchestrator.config.Tuning):
-# * cache_mb: geth's --cache (default 1024 MB) is most of a node's memory, and this chain's
-#   state is tiny; 128 MB holds it.
+# * cache_mb: geth's --cache (default 1024 MB); this chain's state is tiny, 128 MB holds it.
+# * memory_limit_mb: GOMEMLIMIT for geth. Without it a node's RSS reached ~1 GB under this
+#   load whatever --cache said (garbage the Go collector had not yet reclaimed: with
+#   GOMEMLIMIT=200MiB the same nodes stayed at 222 MB), against a goal of 300 MB.
 # * recommit_seconds: geth's miner re-fills the block it is sealing only every
 #   --miner.recommit (default 2 s, the block period), so a write that misses the work
 #   committed at the last head waits for the block after next; 1 s is geth's minimum.
@@ -122,6 +124,7 @@ STEP_FACTOR = 1.5
 #   64 queued per account (nonce gaps while a batch arrives) drops the rest.
 TUNED = {
     "cache_mb": 128,
+    "memory_limit_mb": 256,
     "recommit_seconds": 1,
     "txpool_account_slots": 4096,
     "txpool_global_slots": 16384,
@@ -596,10 +599,13 @@ class Run:
             if not (isinstance(pid, int) and runs_with_arg(pid, str(paths.datadir))):
                 raise SystemExit(f"no running geth for {node.name} (pid {pid})")
             pids[node.name] = pid
-        flags = self.consortium.settings.tuning.flags()
+        tuning = self.consortium.settings.tuning
+        flags, limit = " ".join(tuning.flags()), tuning.environment().get("GOMEMLIMIT")
         for name, pid in sorted(pids.items()):
-            if " ".join(flags) not in " ".join(psutil.Process(pid).cmdline()):
-                raise SystemExit(f"{name}'s geth does not run with {' '.join(flags)}")
+            if flags not in " ".join(psutil.Process(pid).cmdline()):
+                raise SystemExit(f"{name}'s geth does not run with {flags}")
+            if psutil.Process(pid).environ().get("GOMEMLIMIT") != limit:
+                raise SystemExit(f"{name}'s geth does not run with GOMEMLIMIT={limit}")
         self.sampler = Sampler(pids)
         self.sampler.start()
         resolver = local_resolver(self.state)
@@ -995,9 +1001,14 @@ def section(outcomes: list[Outcome], args: argparse.Namespace, command: str) -> 
             f"gas_limit {r.gas_limit:,} in the consortium file (genesis + --miner.gaslimit), "
             + (
                 f"`tuning: {json.dumps(r.tuning)}` (every geth gets "
-                f"`{' '.join(r.consortium.settings.tuning.flags())}`)"
+                f"`{' '.join(r.consortium.settings.tuning.flags())}`"
+                + "".join(
+                    f" and {k}={v} in its environment"
+                    for k, v in r.consortium.settings.tuning.environment().items()
+                )
+                + ")"
                 if r.tuning
-                else "no `tuning` section (geth's default cache, recommit and txpool)"
+                else "no `tuning` section (geth's default cache, memory limit, recommit and txpool)"
             )
         )
         if r.name == "baseline":

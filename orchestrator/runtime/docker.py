@@ -198,7 +198,14 @@ class DockerRuntime:
             )
         return full
 
-    def start(self, argv: Sequence[str], *, name: str, log_file: Path) -> ContainerNode:
+    def start(
+        self,
+        argv: Sequence[str],
+        *,
+        name: str,
+        log_file: Path,
+        env: Mapping[str, str] | None = None,
+    ) -> ContainerNode:
         cname = self.container_name(name)
         labels = {**self.labels, NODE_LABEL: name}
         dirs = mount_dirs(argv, self._binds)
@@ -217,6 +224,7 @@ class DockerRuntime:
                     user=self._user,
                     network_mode="host",
                     volumes={str(d): {"bind": str(d), "mode": "rw"} for d in dirs},
+                    environment=dict(env or {}),
                     stdin_open=False,
                     tty=False,
                 )

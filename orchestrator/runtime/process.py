@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from orchestrator.errors import NodeError
@@ -60,12 +61,23 @@ class ProcessRuntime:
             ) from e
         return done.returncode, done.stdout + done.stderr
 
-    def start(self, argv: Sequence[str], *, name: str, log_file: Path) -> LocalProcess:
+    def start(
+        self,
+        argv: Sequence[str],
+        *,
+        name: str,
+        log_file: Path,
+        env: Mapping[str, str] | None = None,
+    ) -> LocalProcess:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         try:
             with log_file.open("ab") as out:
                 popen = subprocess.Popen(
-                    list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+                    list(argv),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env={**os.environ, **env} if env else None,
                 )
         except OSError as e:
             raise NodeError(

@@ -141,6 +141,19 @@ def test_pid_is_the_running_geth(started: tuple[Node, NodeProcess]) -> None:
     assert psutil.Process(proc.pid).name() == "geth"
 
 
+def test_env_reaches_geths_environment(runtime: Runtime, make_node: MakeNode) -> None:
+    """How a consortium file's tuning.memory_limit_mb reaches geth (as GOMEMLIMIT)."""
+    node = make_node(f"n-{uuid.uuid4().hex[:6]}")
+    proc = runtime.start(
+        node.argv, name=node.name, log_file=node.log_file, env={"GOMEMLIMIT": "123MiB"}
+    )
+    try:
+        wait_for(lambda: ipc_call(node.ipc, "eth_blockNumber", []) == "0x0", what="IPC answer")
+        assert psutil.Process(proc.pid).environ().get("GOMEMLIMIT") == "123MiB"
+    finally:
+        proc.stop()
+
+
 def test_stop_ends_it_and_poll_returns_the_exit_code(started: tuple[Node, NodeProcess]) -> None:
     node, proc = started
     code = proc.stop()

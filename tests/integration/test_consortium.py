@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import requests
 from click.testing import CliRunner
@@ -31,12 +32,26 @@ from tests.conftest import consortium_yaml
 
 pytestmark = [pytest.mark.geth, pytest.mark.slow]
 
+TUNING = "tuning: {cache_mb: 256, memory_limit_mb: 512, recommit_seconds: 1}\n"
+TUNED_ARGV = ["--cache", "256", "--miner.recommit", "1s"]
+
+
+def runs_tuned(pid: int) -> bool:
+    """Whether the geth of `pid` runs with the file's tuning flags and memory limit."""
+    proc = psutil.Process(pid)
+    argv = proc.cmdline()
+    flags = [argv[i : i + 2] for i in range(len(argv) - 1)]
+    return (
+        all(pair in flags for pair in (TUNED_ARGV[:2], TUNED_ARGV[2:]))
+        and proc.environ().get("GOMEMLIMIT") == "512MiB"
+    )
+
 
 @pytest.fixture(scope="module")
 def running(geth: str) -> Iterator[LocalConsortium]:
     root = Path(tempfile.mkdtemp(prefix="poa-", dir="/tmp"))
     config = root / "consortium.yaml"
-    config.write_text(consortium_yaml({"bank-a": 2, "bank-b": 2}))
+    config.write_text(consortium_yaml({"bank-a": 2, "bank-b": 2}, extra=TUNING))
     local = LocalConsortium(root / "state", geth=geth)
     try:
         result = local.up(config, timeout=90)
@@ -113,6 +128,12 @@ def test_status_json_lists_every_node(running: LocalConsortium) -> None:
         assert node["rpc_url"].startswith("http://127.0.0.1:")
 
 
+def test_every_geth_runs_with_the_files_tuning(running: LocalConsortium) -> None:
+    for node in running.load().nodes:
+        pid = json.loads(running.layout.node(node.name).status.read_text())["geth_pid"]
+        assert runs_tuned(pid), f"{node.name}: {psutil.Process(pid).cmdline()}"
+
+
 def test_kill_9_one_validator_is_restarted_and_catches_up(running: LocalConsortium) -> None:
     victim = "bank-b-2"
     status_file = running.layout.node(victim).status
@@ -132,6 +153,7 @@ def test_kill_9_one_validator_is_restarted_and_catches_up(running: LocalConsorti
 
     wait_for(restarted, 30, "the supervisor to restart geth")
     assert json.loads(status_file.read_text())["restarts"] >= before["restarts"] + 1
+    assert runs_tuned(json.loads(status_file.read_text())["geth_pid"])  # as the first one
 
     # It catches up to the head and seals again.
     wait_for(lambda: head(running, victim) >= head(running, "bank-a-1") - 1, 45, "victim catch-up")

@@ -74,6 +74,16 @@ def test_tuning_flags_follow_the_consortium_file(tmp_path: Path) -> None:
     assert "--txpool.globalslots" not in argv  # left out: geth's default
 
 
+def test_memory_limit_goes_into_geths_environment_not_its_argv() -> None:
+    tuning = parse_config(
+        "members: {bank-a: {validators: 1}}\ntuning: {memory_limit_mb: 256}\n", source="c.yaml"
+    ).settings.tuning
+    assert tuning.environment() == {"GOMEMLIMIT": "256MiB"}
+    assert tuning.flags() == ()
+    default = parse_config("members: {bank-a: {validators: 1}}\n", source="c.yaml")
+    assert default.settings.tuning.environment() == {}
+
+
 @pytest.mark.geth
 def test_pinned_geth_reads_the_tuning_flags_as_meant(geth: str) -> None:
     """geth 1.13.15 itself parses the flags (`dumpconfig` prints the config it would run

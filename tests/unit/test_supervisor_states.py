@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -73,14 +73,28 @@ class ChildRuntime(ProcessRuntime):
     def __init__(self) -> None:
         self.started: list[LocalProcess] = []
 
-    def start(self, argv: Sequence[str], *, name: str, log_file: Path) -> LocalProcess:
-        proc = super().start(argv, name=name, log_file=log_file)
+    def start(
+        self,
+        argv: Sequence[str],
+        *,
+        name: str,
+        log_file: Path,
+        env: Mapping[str, str] | None = None,
+    ) -> LocalProcess:
+        proc = super().start(argv, name=name, log_file=log_file, env=env)
         self.started.append(proc)
         return proc
 
 
 class FailingRuntime:
-    def start(self, argv: Sequence[str], *, name: str, log_file: Path) -> LocalProcess:
+    def start(
+        self,
+        argv: Sequence[str],
+        *,
+        name: str,
+        log_file: Path,
+        env: Mapping[str, str] | None = None,
+    ) -> LocalProcess:
         raise NodeError("cannot start geth", obj=name)
 
 
