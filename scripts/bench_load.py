@@ -115,8 +115,11 @@ STEP_FACTOR = 1.5
 # The tuned configuration's `tuning` section (orchestrator.config.Tuning):
 # * cache_mb: geth's --cache (default 1024 MB); this chain's state is tiny, 128 MB holds it.
 # * memory_limit_mb: GOMEMLIMIT for geth. Without it a node's RSS reached ~1 GB under this
-#   load whatever --cache said (garbage the Go collector had not yet reclaimed: with
-#   GOMEMLIMIT=200MiB the same nodes stayed at 222 MB), against a goal of 300 MB.
+#   load whatever --cache said: garbage the Go collector had not yet reclaimed. 200 MiB
+#   held the nodes at 222 MB up to 118 writes/s, but 256 MiB after an overload (thousands
+#   of transactions in every pool, 256 recent blocks of up to 2,000 writes in geth's block
+#   caches, which no flag sizes) kept the collector busy: the nodes then fell behind even
+#   at 84 writes/s. 512 MiB leaves that live heap room.
 # * recommit_seconds: geth's miner re-fills the block it is sealing only every
 #   --miner.recommit (default 2 s, the block period), so a write that misses the work
 #   committed at the last head waits for the block after next; 1 s is geth's minimum.
@@ -124,7 +127,7 @@ STEP_FACTOR = 1.5
 #   64 queued per account (nonce gaps while a batch arrives) drops the rest.
 TUNED = {
     "cache_mb": 128,
-    "memory_limit_mb": 256,
+    "memory_limit_mb": 512,
     "recommit_seconds": 1,
     "txpool_account_slots": 4096,
     "txpool_global_slots": 16384,
