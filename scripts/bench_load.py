@@ -605,9 +605,10 @@ class Run:
         tuning = self.consortium.settings.tuning
         flags, limit = " ".join(tuning.flags()), tuning.environment().get("GOMEMLIMIT")
         for name, pid in sorted(pids.items()):
-            if flags not in " ".join(psutil.Process(pid).cmdline()):
+            geth = psutil.Process(pid)
+            if flags not in " ".join(geth.cmdline()):
                 raise SystemExit(f"{name}'s geth does not run with {flags}")
-            if psutil.Process(pid).environ().get("GOMEMLIMIT") != limit:
+            if geth.environ().get("GOMEMLIMIT") != limit:
                 raise SystemExit(f"{name}'s geth does not run with GOMEMLIMIT={limit}")
         self.sampler = Sampler(pids)
         self.sampler.start()
@@ -967,6 +968,13 @@ def measure(out: Outcome, args: argparse.Namespace) -> None:
     run.sampler.sample()
 
 
+def given(r: Run) -> str:
+    """What the tuning section gives every geth: its flags and its environment."""
+    tuning = r.consortium.settings.tuning
+    env = "".join(f" and {k}={v} in its environment" for k, v in tuning.environment().items())
+    return f"`{' '.join(tuning.flags())}`{env}"
+
+
 def section(outcomes: list[Outcome], args: argparse.Namespace, command: str) -> str:
     lines = [
         BEGIN,
@@ -1003,13 +1011,7 @@ def section(outcomes: list[Outcome], args: argparse.Namespace, command: str) -> 
         what = (
             f"gas_limit {r.gas_limit:,} in the consortium file (genesis + --miner.gaslimit), "
             + (
-                f"`tuning: {json.dumps(r.tuning)}` (every geth gets "
-                f"`{' '.join(r.consortium.settings.tuning.flags())}`"
-                + "".join(
-                    f" and {k}={v} in its environment"
-                    for k, v in r.consortium.settings.tuning.environment().items()
-                )
-                + ")"
+                f"`tuning: {json.dumps(r.tuning)}` (every geth gets {given(r)})"
                 if r.tuning
                 else "no `tuning` section (geth's default cache, memory limit, recommit and txpool)"
             )
