@@ -24,11 +24,13 @@ MAX_NODES = 64
 Role = Literal["validator", "rpc"]
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
+    """A frozen model that refuses unknown keys and coercion: every settings file uses it."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-class Ports(_Strict):
+class Ports(Strict):
     """Base ports; node k (0-based, in file order) listens on base + k."""
 
     p2p: Port = 30303
@@ -37,13 +39,13 @@ class Ports(_Strict):
     health: Port = 8745
 
 
-class Member(_Strict):
+class Member(Strict):
     validators: Annotated[int, Field(ge=0, le=MAX_NODES)] = 2  # identities in the genesis
     spares: Annotated[int, Field(ge=0, le=8)] = 1  # agents that take over an identity
     rpc_nodes: Annotated[int, Field(ge=0, le=MAX_NODES)] = 0
 
 
-class Supervision(_Strict):
+class Supervision(Strict):
     max_restarts: Annotated[int, Field(ge=1, le=100)] = 5
     backoff_max_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0
     lease_seconds: Annotated[int, Field(ge=15, le=60)] = 15  # Azure Blob lease range
@@ -53,7 +55,7 @@ class Supervision(_Strict):
 TxpoolSlots = Annotated[int, Field(ge=1, le=1_000_000)]
 
 
-class Tuning(_Strict):
+class Tuning(Strict):
     """geth settings every node gets, for throughput and memory; None keeps geth's default.
 
     `cache_mb` is `--cache` (geth's default 1024 MB of trie, snapshot and database caches);
@@ -94,7 +96,7 @@ class Tuning(_Strict):
         return {"GOMEMLIMIT": f"{self.memory_limit_mb}MiB"}
 
 
-class RuntimeSettings(_Strict):
+class RuntimeSettings(Strict):
     """`process`: geth as a child process. `docker`: a geth container (Docker or Podman)."""
 
     kind: Literal["process", "docker"] = "process"
@@ -103,7 +105,7 @@ class RuntimeSettings(_Strict):
     docker_host: str | None = None  # docker [default: DOCKER_HOST, else the local socket]
 
 
-class ConsortiumFile(_Strict):
+class ConsortiumFile(Strict):
     """The schema of consortium.yaml (field docs live in the shipped example)."""
 
     chain_id: Annotated[int, Field(ge=1, le=2**63 - 1)] = 7272

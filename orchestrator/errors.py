@@ -2,7 +2,7 @@
 
 Every error says what happened, names the object it happened to (a node, a file, a
 config key) and gives a hint with the operator's next step. The CLI maps the tree to
-exit codes in one place (`orchestrator.cli`). Normal answers (a node that is down, a
+exit codes in one place (`orchestrator.cli.common`). Normal answers (a node that is down, a
 lease someone else holds) are return values, never exceptions.
 """
 
@@ -41,6 +41,15 @@ class ToolError(PoaError):
 
 class NodeError(PoaError):
     """A node could not be initialised, started or stopped."""
+
+
+class NodeUnreachable(NodeError):
+    """geth could not be asked: its IPC socket is missing, refuses, or did not answer in
+    time. (An answer of `null` is an answer, not this error.)"""
+
+
+class RpcRefused(NodeError):
+    """geth answered a JSON-RPC call with an error object."""
 
 
 class ServiceUnavailable(PoaError):

@@ -1,11 +1,23 @@
-"""Following a log file as it grows (`poactl logs --follow`), for either runtime: both
-append geth's output to the node's `geth.log`."""
+"""Reading log files: the last lines of one (`poactl logs`, error messages that show
+what a node said last) and following one as it grows (`poactl logs --follow`). Both
+runtimes append geth's output to the node's `geth.log`."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+
+def log_tail(path: Path, lines: int = 15) -> list[str]:
+    """The last `lines` lines of `path` (from its last 16 KiB); none if it is unreadable."""
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 16384))
+            return f.read().decode(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return []
 
 
 def follow_file(path: Path, *, poll: float = 0.5) -> Iterator[str]:

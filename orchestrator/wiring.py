@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
-from orchestrator.agent_config import StoreSettings, VaultSettings
+from orchestrator.agent.settings import StoreSettings, VaultSettings
 from orchestrator.boundaries import Runtime, Store, Vault
 from orchestrator.config import RuntimeSettings
 from orchestrator.errors import ConfigError
@@ -67,8 +67,8 @@ def make_vault(settings: VaultSettings) -> Vault:
 
 def run_agent(config: Path) -> int:
     """Build the agent of `config` with its backends and run it (`poactl agent`)."""
-    from orchestrator.agent import Agent
-    from orchestrator.agent_config import load_agent_config
+    from orchestrator.agent.machine import Agent
+    from orchestrator.agent.settings import load_agent_config
 
     settings = load_agent_config(config)
     labels = {"consortium": str(settings.consortium_file.absolute()), "member": settings.member}
@@ -86,7 +86,7 @@ def geth_command(settings: RuntimeSettings) -> str:
     """argv[0] for geth: the checked binary, or (in a container) the image's own geth."""
     if settings.kind == "docker":
         return "geth"  # the Docker runtime runs the image's geth whatever argv[0] says
-    from orchestrator.geth import locate_geth
+    from orchestrator.geth.command import locate_geth
 
     return locate_geth(settings.geth)
 

@@ -40,12 +40,12 @@ from typing import Any
 import yaml
 from bench_startup import POACTL, geth_version, machine, move_ports, record
 
+from orchestrator.agent.leases import holder_of
 from orchestrator.boundaries import Store
-from orchestrator.health import ipc_call
-from orchestrator.leases import holder_of
-from orchestrator.local import LocalConsortium
-from orchestrator.network import identity_lease, leader_lease
-from orchestrator.proc import runs_with_arg
+from orchestrator.geth.ipc import ipc_probe
+from orchestrator.geth.proc import runs_with_arg
+from orchestrator.local.consortium import LocalConsortium
+from orchestrator.network.names import identity_lease, leader_lease
 from orchestrator.statefile import read_json
 
 BEGIN, END = "<!-- bench_failover:begin -->", "<!-- bench_failover:end -->"
@@ -121,14 +121,14 @@ def identity_holders(local: LocalConsortium, store: Store) -> dict[str, tuple[in
 
 
 def latest(ipc: Path) -> tuple[int, str] | None:
-    block = ipc_call(ipc, "eth_getBlockByNumber", ["latest", False], timeout=2.0)
+    block = ipc_probe(ipc, "eth_getBlockByNumber", ["latest", False], timeout=2.0)
     return (int(block["number"], 16), str(block["hash"])) if isinstance(block, dict) else None
 
 
 def sealed_by(ipc: Path, height: int) -> tuple[str, float] | None:
     """(signer, block timestamp) of the canonical block at `height`."""
-    block = ipc_call(ipc, "eth_getBlockByNumber", [hex(height), False], timeout=2.0)
-    signer = ipc_call(ipc, "clique_getSigner", [hex(height)], timeout=2.0)
+    block = ipc_probe(ipc, "eth_getBlockByNumber", [hex(height), False], timeout=2.0)
+    signer = ipc_probe(ipc, "clique_getSigner", [hex(height)], timeout=2.0)
     if not isinstance(block, dict) or not isinstance(signer, str):
         return None
     return signer.lower(), float(int(block["timestamp"], 16))
@@ -184,8 +184,8 @@ def double_seals(local: LocalConsortium) -> tuple[int, list[str]]:
         ipc = local.layout.node(node).ipc
         top = latest(ipc)
         for height in range(1, (top[0] if top else 0) + 1):
-            block = ipc_call(ipc, "eth_getBlockByNumber", [hex(height), False], timeout=2.0)
-            signer = ipc_call(ipc, "clique_getSigner", [hex(height)], timeout=2.0)
+            block = ipc_probe(ipc, "eth_getBlockByNumber", [hex(height), False], timeout=2.0)
+            signer = ipc_probe(ipc, "clique_getSigner", [hex(height)], timeout=2.0)
             if isinstance(block, dict) and isinstance(signer, str):
                 seen.setdefault((height, signer.lower()), set()).add(str(block["hash"]))
         heights = max(heights, top[0] if top else 0)

@@ -76,8 +76,7 @@ from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 
 from orchestrator.config import NodeSpec, parse_config
-from orchestrator.contracts import local_resolver
-from orchestrator.credit.cli import BankAccess
+from orchestrator.credit.access import BankAccess
 from orchestrator.credit.client import CreditClient
 from orchestrator.credit.contract import registry_contract
 from orchestrator.credit.demo import demo_record
@@ -85,11 +84,12 @@ from orchestrator.credit.deployment import ConsortiumResolver
 from orchestrator.credit.pseudonym import pseudonym
 from orchestrator.credit.records import record_to_contract
 from orchestrator.errors import StateError
-from orchestrator.health import ipc_call
-from orchestrator.local import LocalConsortium
-from orchestrator.proc import runs_with_arg
+from orchestrator.geth.client import http_web3
+from orchestrator.geth.ipc import ipc_probe
+from orchestrator.geth.proc import runs_with_arg
+from orchestrator.local.consortium import LocalConsortium
+from orchestrator.local.registry import local_resolver
 from orchestrator.statefile import read_json
-from orchestrator.web3client import http_web3
 
 try:  # libsecp256k1 from PyPI (`pip install coincurve`); eth_keys also uses it when present
     import coincurve
@@ -762,7 +762,7 @@ class Run:
         st.cpu_generator = 100 * ((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)) / span
         st.cpu_geths = 100 * (self.sampler.cpu_seconds() - geth0) / span
         for node in self.consortium.nodes:
-            pool = ipc_call(self.local.layout.node(node.name).ipc, "txpool_status", [])
+            pool = ipc_probe(self.local.layout.node(node.name).ipc, "txpool_status", [])
             if isinstance(pool, dict):
                 st.txpool[node.name] = f"{int(pool['pending'], 16)}/{int(pool['queued'], 16)}"
         errors: Counter[str] = Counter()

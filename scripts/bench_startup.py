@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 
 from orchestrator.config import Ports, parse_config
-from orchestrator.local import port_is_free
+from orchestrator.local.ports import port_is_free
 
 ROOT = Path(__file__).resolve().parents[1]
 POACTL = str(ROOT / ".venv" / "bin" / "poactl")

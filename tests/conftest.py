@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.geth import GETH_VERSION, locate_geth
-from orchestrator.local import LocalConsortium, port_is_free
+from orchestrator.geth.command import GETH_VERSION, locate_geth
+from orchestrator.local.consortium import LocalConsortium
+from orchestrator.local.ports import port_is_free
 
 pytest_plugins = [
     "tests.services.azurite",

@@ -35,7 +35,7 @@ from orchestrator.credit.records import (
     validate_record,
 )
 from orchestrator.credit.txsender import PendingTx, TxSender
-from orchestrator.web3client import http_web3
+from orchestrator.geth.client import http_web3
 
 CHANGES = ("reported", "disputed", "resolved")  # the contract's Change enum, in order
 

@@ -32,7 +32,7 @@ from orchestrator.credit.artifact import Artifact, load_artifact
 from orchestrator.credit.errors import ContractRevert, CreditError
 from orchestrator.credit.txsender import TxSender, transport_error
 from orchestrator.errors import ConfigError
-from orchestrator.web3client import http_web3
+from orchestrator.geth.client import http_web3
 
 log = logging.getLogger(__name__)
 

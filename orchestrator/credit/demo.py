@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from orchestrator.credit import codes
-from orchestrator.credit.cli import BankAccess
+from orchestrator.credit.access import BankAccess
 from orchestrator.credit.client import CreditClient
 from orchestrator.credit.records import CreditFile, Record, Summary, Tradeline
 from orchestrator.errors import WaitTimeout

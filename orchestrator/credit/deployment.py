@@ -29,16 +29,11 @@ from typing import Any
 from eth_account import Account
 
 from orchestrator.boundaries import Secret, Store, Vault
-from orchestrator.credit.cli import BankAccess
+from orchestrator.credit.access import BankAccess
 from orchestrator.credit.contract import deploy_new_registry, registry_artifact, registry_code_at
 from orchestrator.errors import ConfigError, StateError
-from orchestrator.network import (
-    NETWORK_INFO,
-    PSEUDONYM_SECRET_NAME,
-    NetworkInfo,
-    read_network,
-    tx_key_name,
-)
+from orchestrator.network.create import NetworkInfo, read_network
+from orchestrator.network.names import NETWORK_INFO, PSEUDONYM_SECRET_NAME, tx_key_name
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from orchestrator.boundaries import Secret, Vault
 from orchestrator.credit.errors import InvalidRecord
 from orchestrator.errors import ConfigError, StateError
-from orchestrator.network import PSEUDONYM_SECRET_NAME
+from orchestrator.network.names import PSEUDONYM_SECRET_NAME
 
 SUBJECT_BYTES = 32
 MIN_SECRET_CHARS = 32  # e.g. secrets.token_hex(32) gives 64

@@ -37,7 +37,7 @@ from docker.errors import (  # type: ignore[import-untyped,unused-ignore]
 from docker.models.containers import Container  # type: ignore[import-untyped,unused-ignore]
 
 from orchestrator.errors import ConfigError, NodeError, ToolError
-from orchestrator.proc import STOP_SEQUENCE
+from orchestrator.geth.proc import STOP_SEQUENCE
 from orchestrator.runtime.image import (
     DEFAULT_IMAGE,
     GETH_IN_IMAGE,

@@ -21,7 +21,7 @@ import requests
 from docker.errors import DockerException, ImageNotFound  # type: ignore[import-untyped,unused-ignore]
 
 from orchestrator.errors import ServiceUnavailable, ToolError
-from orchestrator.geth import GETH_VERSION
+from orchestrator.geth.command import GETH_VERSION
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from orchestrator.errors import NodeError
-from orchestrator.proc import STOP_SEQUENCE
+from orchestrator.geth.proc import STOP_SEQUENCE
 
 log = logging.getLogger(__name__)
 

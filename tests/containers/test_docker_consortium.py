@@ -16,8 +16,8 @@ import docker
 import pytest
 from click.testing import CliRunner
 
-from orchestrator.cli import main
-from orchestrator.local import LocalConsortium
+from orchestrator.cli.main import main
+from orchestrator.local.consortium import LocalConsortium
 from orchestrator.runtime.docker import is_gone
 from tests.conftest import consortium_yaml, free_port_bases
 from tests.integration.test_fencing import (

@@ -9,7 +9,7 @@ from pathlib import Path
 import docker
 from click.testing import CliRunner
 
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 from tests.conftest import consortium_yaml
 from tests.integration.test_failures import processes_mentioning
 

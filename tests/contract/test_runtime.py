@@ -30,8 +30,8 @@ from docker.errors import NotFound
 from genesis import CliqueSpec, build_genesis, canonical_json
 from orchestrator.boundaries import NodeProcess, Runtime
 from orchestrator.errors import NodeError, ServiceUnavailable, ToolError
-from orchestrator.geth import GethNode, geth_argv, geth_config_toml
-from orchestrator.health import ipc_call
+from orchestrator.geth.command import GethNode, geth_argv, geth_config_toml
+from orchestrator.geth.ipc import ipc_probe
 from orchestrator.runtime.docker import DockerRuntime, remove_labelled
 from orchestrator.runtime.image import GETH_IN_IMAGE, check_image, connect
 from orchestrator.runtime.process import ProcessRuntime
@@ -105,7 +105,7 @@ def started(runtime: Runtime, make_node: MakeNode) -> Iterator[tuple[Node, NodeP
     node = make_node(f"n-{uuid.uuid4().hex[:6]}")
     proc = runtime.start(node.argv, name=node.name, log_file=node.log_file)
     try:
-        wait_for(lambda: ipc_call(node.ipc, "eth_blockNumber", []) == "0x0", what="IPC answer")
+        wait_for(lambda: ipc_probe(node.ipc, "eth_blockNumber", []) == "0x0", what="IPC answer")
         yield node, proc
     finally:
         proc.stop()
@@ -131,7 +131,7 @@ def test_started_node_answers_over_ipc_and_logs_to_its_file(
 ) -> None:
     node, proc = started
     assert proc.poll() is None
-    assert ipc_call(node.ipc, "eth_chainId", []) == hex(CHAIN_ID)
+    assert ipc_probe(node.ipc, "eth_chainId", []) == hex(CHAIN_ID)
     wait_for(lambda: "IPC endpoint opened" in log_text(node), what="geth's log lines")
     assert f"url={node.ipc}" in log_text(node)  # the host path, valid in both runtimes
 
@@ -148,7 +148,7 @@ def test_env_reaches_geths_environment(runtime: Runtime, make_node: MakeNode) ->
         node.argv, name=node.name, log_file=node.log_file, env={"GOMEMLIMIT": "123MiB"}
     )
     try:
-        wait_for(lambda: ipc_call(node.ipc, "eth_blockNumber", []) == "0x0", what="IPC answer")
+        wait_for(lambda: ipc_probe(node.ipc, "eth_blockNumber", []) == "0x0", what="IPC answer")
         assert psutil.Process(proc.pid).environ().get("GOMEMLIMIT") == "123MiB"
     finally:
         proc.stop()
@@ -187,7 +187,7 @@ def test_restart_on_the_same_datadir_appends_to_the_log(
     for _ in range(2):
         proc = runtime.start(node.argv, name=node.name, log_file=node.log_file)
         try:
-            wait_for(lambda: ipc_call(node.ipc, "eth_blockNumber", []) == "0x0", what="IPC")
+            wait_for(lambda: ipc_probe(node.ipc, "eth_blockNumber", []) == "0x0", what="IPC")
         finally:
             proc.stop()
     assert log_text(node).count("Maximum peer count") == 2
@@ -236,14 +236,14 @@ def test_a_stale_container_of_ours_is_replaced(
 ) -> None:
     node = make_node("stale")
     first = docker_runtime.start(node.argv, name=node.name, log_file=node.log_file)
-    wait_for(lambda: ipc_call(node.ipc, "eth_blockNumber", []) == "0x0", what="IPC")
+    wait_for(lambda: ipc_probe(node.ipc, "eth_blockNumber", []) == "0x0", what="IPC")
     old_id = docker_client.containers.get("poactl-stale").id
     # The agent that started `first` is killed: the container goes on running. A new
     # agent starts the same node.
     second = docker_runtime.start(node.argv, name=node.name, log_file=node.log_file)
     try:
         assert docker_client.containers.get("poactl-stale").id != old_id
-        wait_for(lambda: ipc_call(node.ipc, "eth_blockNumber", []) == "0x0", what="IPC")
+        wait_for(lambda: ipc_probe(node.ipc, "eth_blockNumber", []) == "0x0", what="IPC")
         assert first.poll() == -1  # its container is gone
     finally:
         second.stop()
@@ -275,7 +275,7 @@ def test_remove_labelled_removes_exactly_the_labelled_containers(
 ) -> None:
     node = make_node("ours")
     running = docker_runtime.start(node.argv, name=node.name, log_file=node.log_file)
-    wait_for(lambda: ipc_call(node.ipc, "eth_blockNumber", []) == "0x0", what="IPC")
+    wait_for(lambda: ipc_probe(node.ipc, "eth_blockNumber", []) == "0x0", what="IPC")
     suffix = uuid.uuid4().hex[:6]
     created = docker_client.containers.create(
         geth_image, ["version"], name=f"ours-created-{suffix}", labels=test_labels
@@ -324,7 +324,7 @@ def test_run_once_inits_a_datadir_with_the_geth_in_the_image(
     assert {c.id for c in docker_client.containers.list(all=True)} == before
     proc = docker_runtime.start(["geth", *node.argv[1:]], name=node.name, log_file=node.log_file)
     try:
-        wait_for(lambda: ipc_call(node.ipc, "eth_chainId", []) == hex(CHAIN_ID), what="IPC")
+        wait_for(lambda: ipc_probe(node.ipc, "eth_chainId", []) == hex(CHAIN_ID), what="IPC")
     finally:
         proc.stop()
     code, out = docker_runtime.run_once(["geth", "--datadir", datadir, "bogus"], name=node.name)

@@ -28,9 +28,9 @@ from web3 import Web3
 from genesis import CliqueSpec, build_genesis, canonical_json
 from orchestrator.boundaries import Secret
 from orchestrator.credit import CreditClient, Record, deploy_registry
-from orchestrator.geth import GethNode, geth_argv, geth_config_toml
+from orchestrator.geth.client import http_web3
+from orchestrator.geth.command import GethNode, geth_argv, geth_config_toml
 from orchestrator.runtime.process import LocalProcess, ProcessRuntime
-from orchestrator.web3client import http_web3
 from tests.conftest import free_port_bases
 
 CHAIN_ID = 7331

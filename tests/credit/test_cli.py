@@ -11,14 +11,9 @@ import yaml
 from click.testing import CliRunner, Result
 
 from orchestrator.boundaries import Secret
+from orchestrator.cli.credit import RESOLVER_FACTORY_KEY, RESOLVER_KEY, credit
 from orchestrator.credit import CreditClient, record_from_mapping
-from orchestrator.credit.cli import (
-    RESOLVER_FACTORY_KEY,
-    RESOLVER_KEY,
-    BankAccess,
-    BankResolver,
-    credit,
-)
+from orchestrator.credit.access import BankAccess, BankResolver
 from orchestrator.credit.records import record_to_mapping
 from orchestrator.errors import StateError
 from tests.credit.conftest import Chain, record

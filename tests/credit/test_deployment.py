@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.agent_config import StoreSettings, VaultSettings
+from orchestrator.agent.settings import StoreSettings, VaultSettings
 from orchestrator.boundaries import Secret, Store, Vault
 from orchestrator.config import load_config
 from orchestrator.credit.deployment import (
@@ -19,8 +19,8 @@ from orchestrator.credit.deployment import (
 )
 from orchestrator.credit.pseudonym import share_secret
 from orchestrator.errors import ConfigError, StateError
-from orchestrator.local import LocalConsortium
-from orchestrator.network import NETWORK_INFO, PSEUDONYM_SECRET_NAME
+from orchestrator.local.consortium import LocalConsortium
+from orchestrator.network.names import NETWORK_INFO, PSEUDONYM_SECRET_NAME
 from orchestrator.wiring import make_store, make_vault
 from tests.conftest import consortium_yaml
 

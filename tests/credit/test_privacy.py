@@ -9,8 +9,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from orchestrator.cli.credit import credit
 from orchestrator.credit import CreditClient
-from orchestrator.credit.cli import credit
 from orchestrator.credit.records import record_to_mapping
 from tests.credit.conftest import NATIONAL_IDS, Chain, record
 from tests.credit.scan import scan

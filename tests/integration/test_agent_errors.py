@@ -29,19 +29,15 @@ import psutil
 import pytest
 import yaml
 
-from orchestrator.agent_config import AgentFile, AgentPorts, VaultSettings
+from orchestrator.agent.leases import holder_of
+from orchestrator.agent.settings import AgentFile, AgentPorts, VaultSettings
 from orchestrator.config import Consortium, load_config
-from orchestrator.health import ipc_call
-from orchestrator.keys import IDENTITY_PREFIX
-from orchestrator.leases import holder_of
-from orchestrator.local import LocalConsortium
-from orchestrator.network import (
-    identity_lease,
-    leader_lease,
-    read_network,
-    validator_key_name,
-)
-from orchestrator.proc import runs_with_arg, stop_pid
+from orchestrator.geth.ipc import ipc_probe
+from orchestrator.geth.keys import IDENTITY_PREFIX
+from orchestrator.geth.proc import runs_with_arg, stop_pid
+from orchestrator.local.consortium import LocalConsortium
+from orchestrator.network.create import read_network
+from orchestrator.network.names import identity_lease, leader_lease, validator_key_name
 from orchestrator.statefile import read_json
 from orchestrator.store.local import LocalStore
 from tests.conftest import consortium_yaml, free_port_bases
@@ -358,7 +354,7 @@ def test_malformed_enode_blobs_are_reported_once_and_ignored(running: Running) -
 
 
 def _head(local: LocalConsortium, node: str) -> int:
-    answer = ipc_call(local.layout.node(node).ipc, "eth_blockNumber", [])
+    answer = ipc_probe(local.layout.node(node).ipc, "eth_blockNumber", [])
     return int(answer, 16) if isinstance(answer, str) else -1
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.local import LocalConsortium
+from orchestrator.local.consortium import LocalConsortium
 from tests.conftest import free_port_bases
 from tests.integration.test_fencing import (
     agent,

@@ -24,10 +24,10 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from orchestrator.cli import main
-from orchestrator.health import ipc_call
-from orchestrator.local import LocalConsortium
-from orchestrator.web3client import http_web3
+from orchestrator.cli.main import main
+from orchestrator.geth.client import http_web3
+from orchestrator.geth.ipc import ipc_probe
+from orchestrator.local.consortium import LocalConsortium
 from tests.conftest import consortium_yaml
 
 pytestmark = [pytest.mark.geth, pytest.mark.slow]
@@ -76,7 +76,7 @@ def head(local: LocalConsortium, node: str) -> int:
 
 
 def sealer(local: LocalConsortium, node: str, number: int) -> str:
-    signer = ipc_call(local.layout.node(node).ipc, "clique_getSigner", [hex(number)])
+    signer = ipc_probe(local.layout.node(node).ipc, "clique_getSigner", [hex(number)])
     assert signer is not None, f"no clique_getSigner answer from {node}"
     return str(signer).lower()
 

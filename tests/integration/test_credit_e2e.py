@@ -23,15 +23,15 @@ import yaml
 from click.testing import CliRunner, Result
 
 from orchestrator.boundaries import Secret
-from orchestrator.cli import main
-from orchestrator.contracts import local_resolver
+from orchestrator.cli.main import main
 from orchestrator.credit import CreditClient
-from orchestrator.credit.cli import BankAccess
+from orchestrator.credit.access import BankAccess
 from orchestrator.credit.deployment import CONTRACTS_BLOB, read_registry
 from orchestrator.credit.records import record_to_mapping
-from orchestrator.local import LocalConsortium
-from orchestrator.network import PSEUDONYM_SECRET_NAME
-from orchestrator.web3client import http_web3
+from orchestrator.geth.client import http_web3
+from orchestrator.local.consortium import LocalConsortium
+from orchestrator.local.registry import local_resolver
+from orchestrator.network.names import PSEUDONYM_SECRET_NAME
 from orchestrator.wiring import make_vault
 from tests.conftest import consortium_yaml
 from tests.credit.conftest import record

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from genesis import CliqueSpec, build_genesis, canonical_json
-from orchestrator.cli import main
-from orchestrator.local import LocalConsortium
+from orchestrator.cli.main import main
+from orchestrator.local.consortium import LocalConsortium
 from tests.conftest import consortium_yaml
 
 pytestmark = pytest.mark.geth

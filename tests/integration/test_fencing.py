@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.agent_config import StoreSettings, VaultSettings
-from orchestrator.health import ipc_call
-from orchestrator.local import LocalConsortium
+from orchestrator.agent.settings import StoreSettings, VaultSettings
+from orchestrator.geth.ipc import ipc_probe
+from orchestrator.local.consortium import LocalConsortium
 from tests.conftest import free_port_bases
 from tests.services.azurite import Azurite, unique_container
 from tests.services.keyvault_emulator import KeyVaultService
@@ -50,7 +50,7 @@ def agent(local: LocalConsortium, node: str) -> dict[str, object]:
 
 
 def head(local: LocalConsortium, node: str) -> int:
-    answer = ipc_call(local.layout.node(node).ipc, "eth_blockNumber", [])
+    answer = ipc_probe(local.layout.node(node).ipc, "eth_blockNumber", [])
     return int(answer, 16) if isinstance(answer, str) else -1
 
 
@@ -59,8 +59,8 @@ def chain_of(local: LocalConsortium, node: str) -> dict[int, tuple[str, str]]:
     ipc = local.layout.node(node).ipc
     chain = {}
     for n in range(1, head(local, node) + 1):
-        block = ipc_call(ipc, "eth_getBlockByNumber", [hex(n), False])
-        signer = ipc_call(ipc, "clique_getSigner", [hex(n)])
+        block = ipc_probe(ipc, "eth_getBlockByNumber", [hex(n), False])
+        signer = ipc_probe(ipc, "clique_getSigner", [hex(n)])
         if block and signer:
             chain[n] = (str(signer).lower(), str(block["hash"]))
     return chain

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from orchestrator.cli import main
-from orchestrator.local import LocalConsortium
+from orchestrator.cli.main import main
+from orchestrator.local.consortium import LocalConsortium
 from tests.conftest import consortium_yaml
 from tests.integration.test_failures import processes_mentioning
 

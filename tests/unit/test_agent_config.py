@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator.agent_config import AgentFile, load_agent_config
+from orchestrator.agent.settings import AgentFile, load_agent_config
 from orchestrator.config import validate_yaml
 from orchestrator.errors import ConfigError
 

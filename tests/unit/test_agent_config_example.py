@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from orchestrator.agent_config import AgentFile, load_agent_config
+from orchestrator.agent.settings import AgentFile, load_agent_config
 
 
 def test_the_shipped_example_is_valid_and_documents_every_top_level_key(tmp_path: Path) -> None:

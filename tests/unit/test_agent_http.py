@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.agent_http import AgentMetrics, HealthServer
+from orchestrator.agent.endpoint import AgentMetrics, HealthServer
 from orchestrator.errors import ConfigError
 
 HOST = "127.0.0.1"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.agent import ALLOWED, AgentState, fence_margin
-from orchestrator.agent_config import AgentFile
+from orchestrator.agent.fencing import fence_margin
+from orchestrator.agent.settings import AgentFile
+from orchestrator.agent.status import ALLOWED, AgentState, AgentStatus
 from orchestrator.boundaries import LEASE_MAX_SECONDS, LEASE_MIN_SECONDS
 from orchestrator.config import load_config
 
@@ -82,13 +83,29 @@ def test_fenced_is_entered_only_from_sealing() -> None:
     assert [s for s, targets in ALLOWED.items() if S.FENCED in targets] == [S.SEALING]
 
 
-def test_every_state_is_reachable_from_booting() -> None:
+def test_every_state_but_dead_is_reachable_from_booting() -> None:
     seen, todo = {S.BOOTING}, [S.BOOTING]
     while todo:
         for nxt in ALLOWED[todo.pop()] - seen:
             seen.add(nxt)
             todo.append(nxt)
-    assert seen == set(AgentState)
+    assert seen == set(AgentState) - {S.DEAD}
+
+
+def test_dead_is_never_a_transition_only_what_a_reader_sees() -> None:
+    """An agent never writes DEAD; a record naming a live state whose agent is gone
+    reads as DEAD, and a record that ended stays what it was."""
+    assert not any(S.DEAD in targets for targets in ALLOWED.values())
+    record = AgentStatus(
+        node="bank-a-1", member="bank-a", role="validator", state=S.SEALING,
+        since="2026-01-01T00:00:00+00:00", pid=1, leader=False, identity=None,
+        last_fence=None, sealing=True, fences=0, rpc_url="http://127.0.0.1:8545",
+        health_url="http://127.0.0.1:8745/health", message="",
+    )  # fmt: skip
+    assert record.seen(running=True) is S.SEALING
+    assert record.seen(running=False) is S.DEAD
+    stopped = record.model_copy(update={"state": S.STOPPED})
+    assert stopped.seen(running=False) is S.STOPPED
 
 
 # -- fence_margin ------------------------------------------------------------------------
@@ -152,7 +169,7 @@ def test_with_period_2_and_4_signers_every_allowed_lease_renews_before_it_fences
 
 
 def test_a_lease_too_short_for_the_fence_margin_is_refused_with_the_length_needed() -> None:
-    from orchestrator.agent import check_lease_fits
+    from orchestrator.agent.fencing import check_lease_fits
     from orchestrator.errors import ConfigError
 
     check_lease_fits(2, 4, 15)  # the default fits

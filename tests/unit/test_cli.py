@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 from orchestrator.config import load_config
 
 Invoke = Callable[..., Result]

@@ -12,7 +12,7 @@ import pytest
 
 from orchestrator.config import parse_config
 from orchestrator.errors import ToolError
-from orchestrator.geth import (
+from orchestrator.geth.command import (
     GETH_VERSION,
     GethNode,
     check_geth_version,

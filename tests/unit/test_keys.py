@@ -12,7 +12,7 @@ from eth_account import Account
 from eth_keys import keys as eth_keys
 
 from orchestrator.boundaries import Secret
-from orchestrator.keys import (
+from orchestrator.geth.keys import (
     FOLLOWER_PREFIX,
     create_node_key,
     enode_id,

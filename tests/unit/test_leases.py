@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.agent.leases import HolderInfo, LeaseKeeper, holder_of
 from orchestrator.boundaries import Blob, Lease, Store
-from orchestrator.leases import HolderInfo, LeaseKeeper, holder_of
 from orchestrator.store.local import LocalStore
 
 NAME = "leases/bank-a/identity-0"

@@ -14,24 +14,24 @@ from eth_account import Account
 from orchestrator.boundaries import Blob, Lease, Store
 from orchestrator.config import Consortium, parse_config
 from orchestrator.errors import StateError
-from orchestrator.network import (
-    ENODE,
-    GENESIS,
-    NETWORK_INFO,
+from orchestrator.network.create import (
     MemberInfo,
     create_network,
     ensure_member_identities,
-    member_blob,
-    publish_enode,
     publish_member,
-    read_enodes,
     read_genesis,
     read_member,
     read_network,
+)
+from orchestrator.network.names import (
+    GENESIS,
+    NETWORK_INFO,
+    member_blob,
     tx_key_name,
     validator_key_name,
     validator_password_name,
 )
+from orchestrator.network.peers import ENODE, publish_enode, read_enodes
 from orchestrator.store.local import LocalStore
 from orchestrator.vault.local import LocalVault
 

@@ -18,16 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import NodeError
-from orchestrator.runtime.process import LocalProcess, ProcessRuntime
-from orchestrator.supervisor import (
-    ALLOWED,
+from orchestrator.agent.status import GETH_ALLOWED, GethState
+from orchestrator.agent.supervisor import (
     RestartPolicy,
-    State,
     SupervisedNode,
     Supervisor,
     node_lock,
 )
+from orchestrator.errors import NodeError
+from orchestrator.runtime.process import LocalProcess, ProcessRuntime
 
 EXIT_3 = [sys.executable, "-c", "import sys; print('booting', flush=True); sys.exit(3)"]
 SLEEPS = [sys.executable, "-c", "import time; time.sleep(60)"]
@@ -38,30 +37,31 @@ FAST = RestartPolicy(max_restarts=2, backoff_initial=0.01, backoff_max=0.05, sta
 
 
 def test_every_state_has_a_row() -> None:
-    assert set(ALLOWED) == set(State)
-    for targets in ALLOWED.values():
-        assert targets <= set(State)
+    assert set(GETH_ALLOWED) == set(GethState)
+    for targets in GETH_ALLOWED.values():
+        assert targets <= set(GethState)
 
 
 def test_fatal_is_terminal() -> None:
-    assert ALLOWED[State.FATAL] == frozenset()
+    assert GETH_ALLOWED[GethState.FATAL] == frozenset()
 
 
 def test_stopping_only_goes_to_stopped() -> None:
-    assert ALLOWED[State.STOPPING] == frozenset({State.STOPPED})
+    assert GETH_ALLOWED[GethState.STOPPING] == frozenset({GethState.STOPPED})
 
 
 def test_stopped_only_goes_to_starting() -> None:
-    assert ALLOWED[State.STOPPED] == frozenset({State.STARTING})
+    assert GETH_ALLOWED[GethState.STOPPED] == frozenset({GethState.STARTING})
 
 
 def test_no_state_skips_starting_to_reach_running() -> None:
-    assert [s for s, targets in ALLOWED.items() if State.RUNNING in targets] == [State.STARTING]
+    into_running = [s for s, targets in GETH_ALLOWED.items() if GethState.RUNNING in targets]
+    assert into_running == [GethState.STARTING]
 
 
 def test_every_state_but_fatal_and_stopped_can_reach_fatal_or_stop() -> None:
-    for state in (State.STARTING, State.RUNNING, State.BACKOFF):
-        assert {State.FATAL, State.STOPPING} <= ALLOWED[state]
+    for state in (GethState.STARTING, GethState.RUNNING, GethState.BACKOFF):
+        assert {GethState.FATAL, GethState.STOPPING} <= GETH_ALLOWED[state]
 
 
 # -- a real Runtime -------------------------------------------------------------------
@@ -127,7 +127,7 @@ def _status(tmp_path: Path) -> dict[str, object]:
 def _transitions(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
     pairs = []
     for record in caplog.records:
-        if record.name == "orchestrator.supervisor" and " -> " in record.getMessage():
+        if record.name == "orchestrator.agent.supervisor" and " -> " in record.getMessage():
             _, rest = record.getMessage().split(": ", 1)
             before, after = rest.split(" -> ", 1)
             pairs.append((before, after.split()[0]))
@@ -137,7 +137,7 @@ def _transitions(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
 def test_quick_exits_end_in_fatal_after_max_restarts(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="orchestrator.supervisor")
+    caplog.set_level(logging.INFO, logger="orchestrator.agent.supervisor")
     runtime = ChildRuntime()
     supervisor = Supervisor(_node(tmp_path, EXIT_3), runtime, FAST)
 
@@ -152,7 +152,7 @@ def test_quick_exits_end_in_fatal_after_max_restarts(
     assert status["geth_pid"] is None
     assert "gave up after 2 restarts" in str(status["message"])
     assert str(tmp_path / "geth.log") in str(status["message"])
-    assert supervisor.state is State.FATAL
+    assert supervisor.state is GethState.FATAL
 
     assert len(runtime.started) == 3  # the first start plus max_restarts restarts
     assert all(p.poll() == 3 for p in runtime.started)
@@ -167,7 +167,7 @@ def test_quick_exits_end_in_fatal_after_max_restarts(
         ("RUNNING", "FATAL"),
     ]
     for before, after in _transitions(caplog):
-        assert State(after) in ALLOWED[State(before)]
+        assert GethState(after) in GETH_ALLOWED[GethState(before)]
 
 
 def test_a_runtime_that_cannot_start_also_ends_in_fatal(tmp_path: Path) -> None:
@@ -201,8 +201,8 @@ def test_stop_request_stops_the_child_and_ends_stopped(tmp_path: Path) -> None:
 def test_illegal_transition_is_refused(tmp_path: Path) -> None:
     supervisor = Supervisor(_node(tmp_path, EXIT_3), ChildRuntime(), FAST)
     with pytest.raises(RuntimeError, match="illegal transition STOPPED -> RUNNING"):
-        supervisor._transition(State.RUNNING)
-    assert supervisor.state is State.STOPPED
+        supervisor._transition(GethState.RUNNING)
+    assert supervisor.state is GethState.STOPPED
     assert not (tmp_path / "status.json").exists()
 
 
@@ -252,7 +252,7 @@ def test_a_supervisor_without_a_lock_file_runs_under_its_agents_lock(tmp_path: P
 def test_stop_request_during_backoff_ends_stopped(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="orchestrator.supervisor")
+    caplog.set_level(logging.INFO, logger="orchestrator.agent.supervisor")
     slow = RestartPolicy(max_restarts=5, backoff_initial=5, backoff_max=5, stable_after=60)
     runtime = ChildRuntime()
     supervisor = Supervisor(_node(tmp_path, EXIT_3), runtime, slow)
@@ -265,7 +265,7 @@ def test_stop_request_during_backoff_ends_stopped(
         stopper.cancel()
     assert time.monotonic() - t0 < 4.5  # the stop cut the 5 s backoff short
     assert code == 0
-    assert supervisor.state is State.STOPPED
+    assert supervisor.state is GethState.STOPPED
     status = _status(tmp_path)
     assert status["state"] == "STOPPED"
     assert status["geth_pid"] is None
@@ -278,7 +278,7 @@ def test_stop_request_during_backoff_ends_stopped(
         ("STOPPING", "STOPPED"),
     ]
     for before, after in transitions:
-        assert State(after) in ALLOWED[State(before)]
+        assert GethState(after) in GETH_ALLOWED[GethState(before)]
 
 
 def test_a_node_without_a_sealer_reports_not_sealing(tmp_path: Path) -> None:
@@ -345,7 +345,7 @@ def test_the_sealer_is_reset_on_start_and_ticked_while_geth_runs(
     assert sealer.resets == 1
     assert sealer.ticks >= 3
     assert sealing_status == [True]  # status.json was rewritten when sealing began
-    assert supervisor.state is State.STOPPED
+    assert supervisor.state is GethState.STOPPED
 
 
 def test_kill_geth_kills_the_running_child_and_the_supervisor_restarts_it(
@@ -380,7 +380,7 @@ def test_kill_geth_kills_the_running_child_and_the_supervisor_restarts_it(
 def test_kill_geth_without_a_running_geth_does_nothing(tmp_path: Path) -> None:
     supervisor = Supervisor(_node(tmp_path, SLEEPS), ChildRuntime(), FAST)
     supervisor.kill_geth()
-    assert supervisor.state is State.STOPPED
+    assert supervisor.state is GethState.STOPPED
 
 
 def test_run_without_signal_handling_leaves_the_handlers_alone(tmp_path: Path) -> None:

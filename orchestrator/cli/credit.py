@@ -17,17 +17,18 @@ import dataclasses
 import functools
 import json
 import stat
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import click
 import yaml
 
 from orchestrator.boundaries import Secret
-from orchestrator.cli_common import F, handles_errors
+from orchestrator.cli.common import F, handles_errors
 from orchestrator.credit import codes
+from orchestrator.credit.access import BankAccess, BankResolver
 from orchestrator.credit.client import CreditClient
 from orchestrator.credit.contract import check_address
 from orchestrator.credit.pseudonym import check_subject
@@ -46,22 +47,6 @@ RESOLVER_KEY = "poactl.credit.resolver"  # a BankResolver
 RESOLVER_FACTORY_KEY = "poactl.credit.resolver_factory"  # ResolverFactory
 STATE_DIR_KEY = "poactl.credit.state_dir"  # the --state-dir given, if any
 _OPTIONS_KEY = "poactl.credit.options"  # the OptionsResolver the commands use
-
-
-@dataclass(frozen=True)
-class BankAccess:
-    """What one bank's client needs."""
-
-    rpc_url: str
-    registry: str
-    account_key: Secret
-    pseudonym_secret: Secret
-    names: Mapping[str, str] = field(default_factory=dict)  # address -> bank name (display)
-
-
-class BankResolver(Protocol):
-    def resolve(self, bank: str) -> BankAccess:
-        """The endpoint, registry and keys of `bank`; ConfigError if it cannot tell."""
 
 
 ResolverFactory = Callable[[Path | None], BankResolver]  # state dir (None: default) -> it

@@ -1,13 +1,5 @@
-"""The consortium's shared data in the store, and the leader duties that create it.
-
-    members/<member>.json          a member's signer addresses (identity order) and its
-                                   transaction account; its leader publishes them
-    network/genesis.json           the canonical Clique genesis (the founder's leader)
-    network/networkinfo.json       chain id, period, members, signers, genesis sha256
-    enodes/<node>.json             a node's enode URL (its agent)
-    leases/<member>/leader         the member's leader lease
-    leases/<member>/identity-<i>   validator identity i's lease; the holder in the blob
-    heartbeats/<node>.json         an agent's heartbeat
+"""Creating the network: each member's identities, the genesis and the network
+information, as the leaders publish them in the store (names in `network.names`).
 
 Every write is conditional (`if_absent`), so two leaders racing, or a leader that died
 half-way and its successor, never publish two different genesis files. Keys never enter
@@ -19,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -30,51 +21,17 @@ from genesis import CliqueSpec, InvalidGenesisSpec, build_genesis, canonical_jso
 from orchestrator.boundaries import Secret, Store, Vault
 from orchestrator.config import Consortium
 from orchestrator.errors import ConfigError, StateError
+from orchestrator.network.names import (
+    GENESIS,
+    NETWORK_INFO,
+    NETWORK_INFO_VERSION,
+    member_blob,
+    tx_key_name,
+    validator_key_name,
+    validator_password_name,
+)
 
-GENESIS = "network/genesis.json"
-NETWORK_INFO = "network/networkinfo.json"
-NETWORK_INFO_VERSION = 1
 TX_ACCOUNT_FUNDS = 10**24  # wei in the genesis for each bank's transaction account
-ENODE = re.compile(r"^enode://[0-9a-f]{128}@[0-9A-Za-z.:\[\]-]+:\d{1,5}$")
-
-
-def member_blob(member: str) -> str:
-    return f"members/{member}.json"
-
-
-def enode_blob(node: str) -> str:
-    return f"enodes/{node}.json"
-
-
-def heartbeat_blob(node: str) -> str:
-    return f"heartbeats/{node}.json"
-
-
-def leader_lease(member: str) -> str:
-    return f"leases/{member}/leader"
-
-
-def identity_lease(member: str, index: int) -> str:
-    return f"leases/{member}/identity-{index}"
-
-
-# -- secret names in a bank's vault ----------------------------------------------------
-
-
-def validator_key_name(member: str, index: int) -> str:
-    return f"{member}-validator-{index}-key"
-
-
-def validator_password_name(member: str, index: int) -> str:
-    return f"{member}-validator-{index}-password"
-
-
-def tx_key_name(member: str) -> str:
-    return f"{member}-tx-key"
-
-
-PSEUDONYM_SECRET_NAME = "consortium-pseudonym-secret"  # noqa: S105 - a name
-
 
 # -- a member's identities -------------------------------------------------------------
 
@@ -249,37 +206,6 @@ def read_genesis(store: Store, info: NetworkInfo) -> bytes:
             hint="the store is damaged; restore network/ from a member's copy",
         )
     return blob.data
-
-
-# -- enodes ----------------------------------------------------------------------------
-
-
-def publish_enode(store: Store, node: str, member: str, enode: str) -> None:
-    body = json.dumps({"node": node, "member": member, "enode": enode}, sort_keys=True)
-    current = store.read(enode_blob(node))
-    if current is None or current.data != body.encode():
-        store.write(enode_blob(node), body.encode())
-
-
-def read_enodes(store: Store) -> tuple[dict[str, str], list[str]]:
-    """node -> enode for every well-formed enode blob, and a problem line per bad one."""
-    enodes: dict[str, str] = {}
-    problems: list[str] = []
-    for name in store.list("enodes/"):
-        blob = store.read(name)
-        if blob is None:
-            continue
-        try:
-            doc = json.loads(blob.data)
-            node, enode = str(doc["node"]), str(doc["enode"])
-        except (ValueError, KeyError, TypeError) as e:
-            problems.append(f"{name}: not an enode record ({type(e).__name__})")
-            continue
-        if not ENODE.match(enode):
-            problems.append(f"{name}: malformed enode URL {enode[:80]!r}")
-            continue
-        enodes[node] = enode
-    return enodes, problems
 
 
 def _json(data: bytes, name: str) -> Any:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from orchestrator.errors import PoaError
-from orchestrator.layout import default_state_dir
+from orchestrator.local.layout import default_state_dir
 
 F = TypeVar("F", bound=Callable[..., Any])
 

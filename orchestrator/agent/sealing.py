@@ -2,7 +2,7 @@
 stalled chain is set moving again. All of it over geth's IPC socket.
 
 * geth always runs `--mine` with the node's *follower* key as etherbase (see
-  `orchestrator.keys`): mining marks the node synced, so it accepts peers' blocks from
+  `orchestrator.geth.keys`): mining marks the node synced, so it accepts peers' blocks from
   its first second (a node that is neither mining nor synced discards them), yet it
   cannot seal. When the agent holds an identity's lease it writes that identity's
   keystore and calls `authorize`; `tick` (twice a second, from the supervisor) then
@@ -14,7 +14,7 @@ stalled chain is set moving again. All of it over geth's IPC socket.
   geth 1.13 signs a block *before* Clique's delay (up to one period plus the
   out-of-turn wiggle) and `miner_stop` does not cancel that delay, so a block signed
   just before the fence can still appear that much later. The agent therefore fences
-  `fence_margin` seconds before its lease could expire (`orchestrator.leases`). If
+  `fence_margin` seconds before its lease could expire (`orchestrator.agent.fencing`). If
   geth does not answer, `fence` returns False and the agent stops geth outright.
 * Clique can still fork at one height (block 1 especially: its timestamp lies in the
   past, so out-of-turn signers seal without waiting). geth then wedges: a broadcast
@@ -38,8 +38,10 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.boundaries import Secret
-from orchestrator.health import ipc_call, is_behind
-from orchestrator.keys import remove_identity_keystores, write_identity_keystore
+from orchestrator.errors import NodeError
+from orchestrator.geth.health import is_behind
+from orchestrator.geth.ipc import ipc_probe, ipc_request
+from orchestrator.geth.keys import remove_identity_keystores, write_identity_keystore
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +108,16 @@ class Sealer:
             remove_identity_keystores(self.keystore_dir)
             if identity is None:
                 return True
-            stopped = ipc_call(self.ipc_path, "miner_stop", [], timeout=1.0)
-            locked = ipc_call(
-                self.ipc_path, "personal_lockAccount", [identity.address], timeout=1.0
-            )
-            confirmed = stopped is not None or locked is not None or not self.ipc_path.exists()
+            confirmed = not self.ipc_path.exists()
+            for method, params in (
+                ("miner_stop", []),
+                ("personal_lockAccount", [identity.address]),
+            ):
+                try:
+                    ipc_request(self.ipc_path, method, params, timeout=1.0)
+                    confirmed = True  # geth answered (miner_stop answers null)
+                except NodeError as e:
+                    log.debug("fence: %s", e)
             log.warning(
                 "fenced identity %d (%s)%s%s",
                 identity.index,
@@ -135,10 +142,10 @@ class Sealer:
             # geth's account manager learns of a new keystore file asynchronously; until
             # it lists the account, miner_start cannot authorize it (Clique keeps the
             # follower as signer and the node silently never seals). Wait for it.
-            accounts: Any = ipc_call(self.ipc_path, "eth_accounts", [])
+            accounts: Any = ipc_probe(self.ipc_path, "eth_accounts", [])
             if identity.address.lower() not in (str(a).lower() for a in accounts or []):
                 return False
-            unlocked = ipc_call(
+            unlocked = ipc_probe(
                 self.ipc_path,
                 "personal_unlockAccount",
                 [identity.address, identity.password.value, 0],
@@ -150,24 +157,28 @@ class Sealer:
             # has seen is skipped. So: a new vanity (new seal hash), the identity as
             # etherbase (Clique's signer), then restart the miner, which commits fresh
             # work that the unlocked key can sign.
-            ipc_call(self.ipc_path, "miner_setExtra", [BLOCK_VANITY])
-            ipc_call(self.ipc_path, "miner_setEtherbase", [identity.address])
-            ipc_call(self.ipc_path, "miner_stop", [])
-            ipc_call(self.ipc_path, "miner_start", [])
+            try:
+                ipc_request(self.ipc_path, "miner_setExtra", [BLOCK_VANITY])
+                ipc_request(self.ipc_path, "miner_setEtherbase", [identity.address])
+                ipc_request(self.ipc_path, "miner_stop", [])
+                ipc_request(self.ipc_path, "miner_start", [])
+            except NodeError as e:  # try again on the next tick
+                log.info("could not start sealing yet: %s", e.what)
+                return False
             self.sealing = True
         self._on_change()
         return True
 
     def _ready(self) -> bool:
-        peers: Any = ipc_call(self.ipc_path, "admin_peers", [])
-        syncing: Any = ipc_call(self.ipc_path, "eth_syncing", [])
+        peers: Any = ipc_probe(self.ipc_path, "admin_peers", [])
+        syncing: Any = ipc_probe(self.ipc_path, "eth_syncing", [])
         eth_peers = [
             p for p in peers or [] if isinstance(p.get("protocols", {}).get("eth"), dict)
         ]  # "handshake" while the eth Status exchange is still under way
         return len(eth_peers) > 0 and not is_behind(syncing)
 
     def _heal_if_stalled(self) -> None:
-        head: Any = ipc_call(self.ipc_path, "eth_blockNumber", [])
+        head: Any = ipc_probe(self.ipc_path, "eth_blockNumber", [])
         if not isinstance(head, str):
             return
         now = time.monotonic()
@@ -184,7 +195,7 @@ class Sealer:
             len(peers),
         )
         for enode in peers:
-            ipc_call(self.ipc_path, "admin_removePeer", [enode])
-            ipc_call(self.ipc_path, "admin_addPeer", [enode])
+            ipc_probe(self.ipc_path, "admin_removePeer", [enode])  # True, or None: next stall
+            ipc_probe(self.ipc_path, "admin_addPeer", [enode])
         self._head_since = now
         self.sealing = False  # and authorize again on the next tick, in case it did not take

@@ -1,9 +1,9 @@
-"""Is a node healthy? Asked through web3: HTTP for eth/net, IPC for clique.
+"""Health probes: is a node healthy? Asked through web3: HTTP for eth/net, IPC for clique.
 
 A node is healthy when it answers, is not syncing, it has a peer (if it has any to
 have), and, for a validator, its address is among the Clique signers. Whether the
 chain advances and whether a node lags are judged across nodes, by the caller
-(`LocalConsortium.status`). Unreachable is a normal answer, not an exception.
+(`orchestrator.local.report`). Unreachable is a normal answer, not an exception.
 """
 
 from __future__ import annotations
@@ -13,13 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from requests.exceptions import RequestException
-from web3.exceptions import Web3Exception
 from web3.types import RPCEndpoint
 
-from orchestrator.web3client import http_web3, ipc_web3
-
-_QUERY_ERRORS = (RequestException, Web3Exception, OSError, ValueError, TimeoutError)
+from orchestrator.geth.client import http_web3
+from orchestrator.geth.ipc import TRANSPORT_ERRORS, ipc_probe
 
 
 @dataclass(frozen=True)
@@ -50,7 +47,7 @@ def check_node(
         head = w3.eth.get_block("latest")
         peers = int(w3.net.peer_count)
         syncing = is_behind(w3.provider.make_request(RPCEndpoint("eth_syncing"), []).get("result"))
-    except _QUERY_ERRORS as e:
+    except TRANSPORT_ERRORS as e:
         return NodeHealth(reachable=False, problems=[f"RPC unreachable: {type(e).__name__}"])
     block = int(head["number"])
     head_age = max(0.0, time.time() - int(head["timestamp"]))
@@ -86,18 +83,5 @@ def is_behind(syncing: Any) -> bool:
 
 def clique_signers(ipc_path: Path, *, timeout: float = 3.0) -> list[str] | None:
     """clique_getSigners over IPC, or None if the node cannot be asked."""
-    result = ipc_call(ipc_path, "clique_getSigners", [], timeout=timeout)
+    result = ipc_probe(ipc_path, "clique_getSigners", [], timeout=timeout)
     return [str(s) for s in result] if isinstance(result, list) else None
-
-
-def ipc_call(ipc_path: Path, method: str, params: list[Any], *, timeout: float = 3.0) -> Any:
-    """One raw JSON-RPC call over IPC; None when the node cannot be asked."""
-    if not ipc_path.exists():
-        return None
-    try:
-        response = ipc_web3(ipc_path, timeout=timeout).provider.make_request(
-            RPCEndpoint(method), params
-        )
-    except _QUERY_ERRORS:
-        return None
-    return response.get("result")

@@ -7,7 +7,7 @@
                               datadir/, config.toml, genesis.json, genesis.sha256, geth.log,
                               status.json (geth's supervision), agent.lock
 
-On a VM the agent's own state dir has the layout of one `nodes/<node>/`.
+Each `nodes/<node>/` is an agent's own state dir (`orchestrator.agent.paths`), as on a VM.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.agent.paths import NodePaths
+
 UNIX_SOCKET_PATH_MAX = 107
 
 
@@ -23,64 +25,6 @@ def default_state_dir() -> Path:
     """$XDG_STATE_HOME/poactl/default, i.e. ~/.local/state/poactl/default."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "poactl" / "default"
-
-
-@dataclass(frozen=True)
-class NodePaths:
-    root: Path
-
-    @property
-    def datadir(self) -> Path:
-        return self.root / "datadir"
-
-    @property
-    def keystore(self) -> Path:
-        return self.datadir / "keystore"
-
-    @property
-    def nodekey(self) -> Path:
-        return self.datadir / "geth" / "nodekey"
-
-    @property
-    def genesis_marker(self) -> Path:
-        """sha256 of the genesis this node's chain was initialised from."""
-        return self.root / "genesis.sha256"
-
-    @property
-    def ipc(self) -> Path:
-        return self.datadir / "geth.ipc"
-
-    @property
-    def genesis(self) -> Path:
-        return self.root / "genesis.json"
-
-    @property
-    def agent_config(self) -> Path:
-        return self.root / "agent.yaml"
-
-    @property
-    def agent_status(self) -> Path:
-        return self.root / "agent.json"
-
-    @property
-    def agent_log(self) -> Path:
-        return self.root / "agent.log"
-
-    @property
-    def geth_config(self) -> Path:
-        return self.root / "config.toml"
-
-    @property
-    def geth_log(self) -> Path:
-        return self.root / "geth.log"
-
-    @property
-    def status(self) -> Path:
-        return self.root / "status.json"
-
-    @property
-    def lock(self) -> Path:
-        return self.root / "agent.lock"
 
 
 @dataclass(frozen=True)

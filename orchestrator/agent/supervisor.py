@@ -12,7 +12,6 @@ resets the count. One supervisor per node is enforced with an advisory file lock
 
 from __future__ import annotations
 
-import enum
 import fcntl
 import logging
 import os
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import Protocol
 
 from tenacity import (
     RetryCallState,
@@ -35,33 +34,14 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from orchestrator.agent import status
+from orchestrator.agent.status import GETH_ALLOWED, GethState, GethStatus
 from orchestrator.boundaries import NodeProcess, Runtime
 from orchestrator.errors import NodeError
-from orchestrator.proc import runs_with_arg, stop_pid
-from orchestrator.statefile import read_json, write_json_atomic
+from orchestrator.geth.proc import runs_with_arg, stop_pid
+from orchestrator.logs import log_tail
 
 log = logging.getLogger(__name__)
-
-STATUS_VERSION = 1
-
-
-class State(enum.StrEnum):
-    STOPPED = "STOPPED"
-    STARTING = "STARTING"
-    RUNNING = "RUNNING"
-    BACKOFF = "BACKOFF"
-    STOPPING = "STOPPING"
-    FATAL = "FATAL"
-
-
-ALLOWED: dict[State, frozenset[State]] = {
-    State.STOPPED: frozenset({State.STARTING}),
-    State.STARTING: frozenset({State.RUNNING, State.BACKOFF, State.STOPPING, State.FATAL}),
-    State.RUNNING: frozenset({State.BACKOFF, State.STOPPING, State.STARTING, State.FATAL}),
-    State.BACKOFF: frozenset({State.STARTING, State.FATAL, State.STOPPING}),
-    State.STOPPING: frozenset({State.STOPPED}),
-    State.FATAL: frozenset(),
-}
 
 
 @dataclass(frozen=True)
@@ -101,47 +81,37 @@ class GethExited(Exception):
         super().__init__(f"geth exited with code {code} after {uptime:.1f}s")
 
 
-def log_tail(path: Path, lines: int = 15) -> list[str]:
-    try:
-        with path.open("rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - 16384))
-            return f.read().decode(errors="replace").splitlines()[-lines:]
-    except OSError:
-        return []
-
-
 class Supervisor:
     def __init__(self, node: SupervisedNode, runtime: Runtime, policy: RestartPolicy) -> None:
         self.node = node
         self.runtime = runtime
         self.policy = policy
-        self.state = State.STOPPED
+        self.state = GethState.STOPPED
         self.restarts = 0
         self.last_exit_code: int | None = None
         self._proc: NodeProcess | None = None
         self._stop = threading.Event()
 
     # -- state machine -------------------------------------------------------------
-    def _transition(self, new: State, message: str = "") -> None:
-        if new not in ALLOWED[self.state]:
+    def _transition(self, new: GethState, message: str = "") -> None:
+        if new not in GETH_ALLOWED[self.state]:
             raise RuntimeError(f"illegal transition {self.state} -> {new}")
         log.info("%s: %s -> %s %s", self.node.name, self.state, new, message)
         self.state = new
-        write_json_atomic(self.node.status_file, self._status(message))
+        status.write(self.node.status_file, self._status(message))
 
-    def _status(self, message: str) -> dict[str, Any]:
-        return {
-            "version": STATUS_VERSION,
-            "node": self.node.name,
-            "state": self.state.value,
-            "since": datetime.now(UTC).isoformat(timespec="seconds"),
-            "supervisor_pid": os.getpid(),
-            "geth_pid": self._proc.pid if self._proc and self._proc.poll() is None else None,
-            "restarts": self.restarts,
-            "sealing": bool(self.node.sealer and self.node.sealer.sealing),
-            "last_exit_code": self.last_exit_code,
-            "message": message,
-        }
+    def _status(self, message: str) -> GethStatus:
+        return GethStatus(
+            node=self.node.name,
+            state=self.state,
+            since=datetime.now(UTC).isoformat(timespec="seconds"),
+            supervisor_pid=os.getpid(),
+            geth_pid=self._proc.pid if self._proc and self._proc.poll() is None else None,
+            restarts=self.restarts,
+            sealing=bool(self.node.sealer and self.node.sealer.sealing),
+            last_exit_code=self.last_exit_code,
+            message=message,
+        )
 
     # -- public --------------------------------------------------------------------
     def request_stop(self, *_: object) -> None:
@@ -165,15 +135,15 @@ class Supervisor:
                     self._run_with_restarts()
                 except GethExited as e:
                     self._transition(
-                        State.FATAL,
+                        GethState.FATAL,
                         f"gave up after {self.restarts} restarts: {e}; see {self.node.log_file}",
                     )
                     for line in log_tail(self.node.log_file):
                         log.error("%s geth: %s", self.node.name, line)
                     return 1
-            if self.state is not State.STOPPED:  # stopped while waiting in BACKOFF
-                self._transition(State.STOPPING)
-                self._transition(State.STOPPED, "stopped during backoff")
+            if self.state is not GethState.STOPPED:  # stopped while waiting in BACKOFF
+                self._transition(GethState.STOPPING)
+                self._transition(GethState.STOPPED, "stopped during backoff")
             return 0
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
@@ -206,14 +176,14 @@ class Supervisor:
         wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
         self.restarts += 1
         self._transition(
-            State.BACKOFF,
+            GethState.BACKOFF,
             f"{retry_state.outcome.exception() if retry_state.outcome else ''}; "
             f"restart {retry_state.attempt_number}/{self.policy.max_restarts} in {wait:.1f}s",
         )
 
     def _run_once(self) -> None:
         """Start geth and watch it; raise GethExited on a quick exit, return otherwise."""
-        self._transition(State.STARTING)
+        self._transition(GethState.STARTING)
         try:
             self._proc = self.runtime.start(
                 self.node.argv, name=self.node.name, log_file=self.node.log_file, env=self.node.env
@@ -223,14 +193,14 @@ class Supervisor:
         started = time.monotonic()
         if self.node.sealer is not None:
             self.node.sealer.reset()
-        self._transition(State.RUNNING, f"geth pid {self._proc.pid}")
+        self._transition(GethState.RUNNING, f"geth pid {self._proc.pid}")
         while (code := self._proc.poll()) is None:
             self._tend_sealing()
             if self._stop.wait(0.5):
-                self._transition(State.STOPPING)
+                self._transition(GethState.STOPPING)
                 self.last_exit_code = self._proc.stop()
                 self._proc = None
-                self._transition(State.STOPPED, f"geth exited with {self.last_exit_code}")
+                self._transition(GethState.STOPPED, f"geth exited with {self.last_exit_code}")
                 return
         uptime = time.monotonic() - started
         self.last_exit_code = code
@@ -250,7 +220,7 @@ class Supervisor:
             log.exception("%s: sealing gate failed; will ask again", self.node.name)
             return
         log.info("%s: peered and caught up; sealing started", self.node.name)
-        write_json_atomic(self.node.status_file, self._status("sealing"))
+        status.write(self.node.status_file, self._status("sealing"))
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
@@ -262,9 +232,9 @@ class Supervisor:
 
     def _reap_stale_geth(self) -> None:
         """Stop a geth left behind by a supervisor that was killed (it holds the datadir)."""
-        previous = read_json(self.node.status_file) or {}
-        pid = previous.get("geth_pid")
-        if not isinstance(pid, int) or not runs_with_arg(pid, str(self.node.datadir)):
+        previous = status.read(self.node.status_file, GethStatus)
+        pid = previous.geth_pid if previous is not None else None
+        if pid is None or not runs_with_arg(pid, str(self.node.datadir)):
             return
         log.warning("%s: stopping geth pid %d left by a previous supervisor", self.node.name, pid)
         stop_pid(pid)

@@ -20,18 +20,16 @@
 
 A lease loop thread renews, acquires and publishes; a watchdog thread fences on time
 even while a store call hangs; the main thread supervises geth (restarts with backoff).
-Every transition is logged and written atomically to `agent.json`. Transient store and
-vault errors are retried (the loop's own schedule, or `retry_transient` with a
-deadline); access and configuration errors end the agent (FATAL, exit 1) with a
-message naming the problem and the fix.
+Every transition is logged and written atomically to `agent.json` (`status.AgentStatus`).
+Transient store and vault errors are retried (the loop's own schedule, or
+`retry_transient` with a deadline); access and configuration errors end the agent
+(FATAL, exit 1) with a message naming the problem and the fix.
 """
 
 from __future__ import annotations
 
-import enum
 import json
 import logging
-import math
 import os
 import random
 import signal
@@ -42,100 +40,48 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
-from eth_account import Account
-
-from orchestrator.agent_config import AgentFile
-from orchestrator.agent_http import AgentMetrics, HealthServer
-from orchestrator.boundaries import Runtime, Secret, Store, Vault
-from orchestrator.config import Consortium, load_config
-from orchestrator.errors import (
-    ConfigError,
-    NodeError,
-    PoaError,
-    ServiceUnavailable,
-    StateError,
-    WaitTimeout,
+from orchestrator.agent import status
+from orchestrator.agent.endpoint import AgentMetrics, HealthServer
+from orchestrator.agent.fencing import check_lease_fits, fence_margin
+from orchestrator.agent.identity import load_identity
+from orchestrator.agent.leases import LeaseKeeper
+from orchestrator.agent.node import init_chain, node_enode, supervise_geth
+from orchestrator.agent.paths import NodePaths
+from orchestrator.agent.peers import StaticPeers
+from orchestrator.agent.sealing import Sealer
+from orchestrator.agent.settings import AgentFile
+from orchestrator.agent.status import (
+    ALLOWED,
+    ENDING,
+    AgentState,
+    AgentStatus,
+    FenceRecord,
+    IdentityStatus,
 )
-from orchestrator.geth import GethNode, geth_argv, geth_config_toml, geth_init_argv
-from orchestrator.health import ipc_call
-from orchestrator.keys import create_node_key, enode_url, follower_address
-from orchestrator.layout import NodePaths
-from orchestrator.leases import LeaseKeeper
-from orchestrator.network import (
+from orchestrator.agent.supervisor import Supervisor, node_lock
+from orchestrator.boundaries import Runtime, Store, Vault
+from orchestrator.config import Consortium, load_config
+from orchestrator.errors import PoaError, ServiceUnavailable, StateError, WaitTimeout
+from orchestrator.geth.ipc import ipc_probe
+from orchestrator.network.create import (
     NetworkInfo,
     create_network,
     ensure_member_identities,
-    heartbeat_blob,
-    identity_lease,
-    leader_lease,
-    publish_enode,
     publish_member,
-    read_enodes,
     read_genesis,
     read_network,
-    validator_key_name,
-    validator_password_name,
 )
+from orchestrator.network.names import heartbeat_blob, identity_lease, leader_lease
+from orchestrator.network.peers import publish_enode
 from orchestrator.retry import retry_transient
-from orchestrator.sealing import Identity, Sealer
-from orchestrator.statefile import write_json_atomic
-from orchestrator.supervisor import RestartPolicy, SupervisedNode, Supervisor, node_lock
 
 log = logging.getLogger(__name__)
 
-STATUS_VERSION = 1
 LOOP_SECONDS = 0.5
 ACQUIRE_EVERY = 1.0
 PEERS_EVERY = 5.0
 LEADER_DUTIES_EVERY = 2.0
 MAX_BACKOFF_SECONDS = 4.0
-
-
-class AgentState(enum.StrEnum):
-    BOOTING = "BOOTING"
-    WAITING_FOR_NETWORK = "WAITING_FOR_NETWORK"
-    FOLLOWING = "FOLLOWING"
-    SEALING = "SEALING"
-    FENCED = "FENCED"
-    STOPPING = "STOPPING"
-    STOPPED = "STOPPED"
-    FATAL = "FATAL"
-
-
-_ENDINGS = frozenset({AgentState.STOPPING, AgentState.FATAL})
-ALLOWED: dict[AgentState, frozenset[AgentState]] = {
-    AgentState.BOOTING: frozenset({AgentState.WAITING_FOR_NETWORK}) | _ENDINGS,
-    AgentState.WAITING_FOR_NETWORK: frozenset({AgentState.FOLLOWING}) | _ENDINGS,
-    AgentState.FOLLOWING: frozenset({AgentState.SEALING}) | _ENDINGS,
-    AgentState.SEALING: frozenset({AgentState.FENCED, AgentState.FOLLOWING}) | _ENDINGS,
-    AgentState.FENCED: frozenset({AgentState.SEALING, AgentState.FOLLOWING}) | _ENDINGS,
-    AgentState.STOPPING: frozenset({AgentState.STOPPED, AgentState.FATAL}),
-    AgentState.STOPPED: frozenset(),
-    AgentState.FATAL: frozenset(),
-}
-
-
-def fence_margin(block_period: int, signers: int) -> float:
-    """How long before its lease could expire an agent stops sealing: geth may publish a
-    block it signed up to one period plus Clique's out-of-turn wiggle (500 ms per
-    signers/2+1) after `miner_stop`, and the fence's own IPC calls take up to 2 s."""
-    return block_period + 0.5 * (signers // 2 + 1) + 3.0
-
-
-def check_lease_fits(block_period: int, signers: int, lease_seconds: int) -> None:
-    """The fence must leave room for at least one renewal (due after a third of the
-    lease) plus a second try; else an agent would fence right after every acquire."""
-    margin = fence_margin(block_period, signers)
-    if margin > lease_seconds * 2 / 3 - 1:
-        needed = math.ceil(1.5 * (margin + 1))
-        raise ConfigError(
-            f"a {lease_seconds}s lease is too short for {block_period}s blocks and "
-            f"{signers} signers: an agent must stop sealing {margin:.1f}s before its lease "
-            "can expire, which leaves no time to renew it",
-            obj="supervision.lease_seconds",
-            hint=f"set lease_seconds to at least {needed}"
-            + (" (leases last at most 60 s: shorten block_period)" if needed > 60 else ""),
-        )
 
 
 class Agent:
@@ -166,10 +112,11 @@ class Agent:
         self.network: NetworkInfo | None = None
         self._stop = threading.Event()
         self._lock = threading.RLock()  # the identity lease and the sealer move together
-        self._peers: dict[str, str] = {}
-        self._bad_enode_blobs: set[str] = set()
+        self.peers = StaticPeers(
+            self.paths, node=self.name, host=settings.host, p2p_port=settings.ports.p2p
+        )
         self.fences = 0
-        self.last_fence: dict[str, Any] | None = None  # when, which lease, its expiry
+        self.last_fence: FenceRecord | None = None
         duration = settings.lease_seconds
         self.leader = LeaseKeeper(
             store, leader_lease(self.member), duration=duration, holder=self.name, margin=0.0
@@ -179,7 +126,7 @@ class Agent:
             self.paths.ipc,
             self.paths.keystore,
             needs_peers=lambda: len(self.network.all_signers) > 1 if self.network else True,
-            static_peers=lambda: list(self._peers.values()),
+            static_peers=self.peers.enodes,
             stall_after=max(8.0, 4.0 * self.consortium.settings.block_period),
             on_change=self.write_status,
         )
@@ -205,33 +152,33 @@ class Agent:
 
     def write_status(self) -> None:
         identity, keeper = self.sealer.identity, self.identity_keeper
-        write_json_atomic(
+        held = None
+        if identity is not None and keeper is not None:
+            held = IdentityStatus(
+                index=identity.index,
+                signer=identity.address,
+                lease_renewed_at=keeper.renewed_wall,
+                fence_at=keeper.renewed_wall + keeper.duration - keeper.margin,
+                lease_expires_by=keeper.renewed_wall + keeper.duration,
+            )
+        status.write(
             self.paths.agent_status,
-            {
-                "version": STATUS_VERSION,
-                "node": self.name,
-                "member": self.member,
-                "role": self.settings.role,
-                "state": self.state.value,
-                "since": datetime.now(UTC).isoformat(timespec="seconds"),
-                "pid": os.getpid(),
-                "leader": self.leader.held,
-                "identity": None
-                if identity is None or keeper is None
-                else {
-                    "index": identity.index,
-                    "signer": identity.address,
-                    "lease_renewed_at": keeper.renewed_wall,  # unix time the renewal was sent
-                    "fence_at": keeper.renewed_wall + keeper.duration - keeper.margin,
-                    "lease_expires_by": keeper.renewed_wall + keeper.duration,
-                },
-                "last_fence": self.last_fence,
-                "sealing": self.sealer.sealing,
-                "fences": self.fences,
-                "rpc_url": f"http://{self.settings.rpc_host}:{self.settings.ports.http}",
-                "health_url": f"http://{self.settings.host}:{self.settings.ports.health}/health",
-                "message": self.message,
-            },
+            AgentStatus(
+                node=self.name,
+                member=self.member,
+                role=self.settings.role,
+                state=self.state,
+                since=datetime.now(UTC).isoformat(timespec="seconds"),
+                pid=os.getpid(),
+                leader=self.leader.held,
+                identity=held,
+                last_fence=self.last_fence,
+                sealing=self.sealer.sealing,
+                fences=self.fences,
+                rpc_url=f"http://{self.settings.rpc_host}:{self.settings.ports.http}",
+                health_url=f"http://{self.settings.host}:{self.settings.ports.health}/health",
+                message=self.message,
+            ),
         )
 
     # -- run ---------------------------------------------------------------------------
@@ -325,76 +272,28 @@ class Agent:
             what="read the genesis",
             timeout=60,
         )
-        marker = self.paths.genesis_marker
-        recorded = marker.read_text().strip() if marker.exists() else None
-        if recorded is not None and recorded != self.network.genesis_sha256:
-            raise StateError(
-                f"this node's chain was created from genesis {recorded[:12]}…, but the "
-                f"store publishes genesis {self.network.genesis_sha256[:12]}…",
-                obj=str(self.paths.datadir),
-                hint="point the agent at the store of the network this node belongs to, "
-                "or delete its datadir to join the published network afresh",
-            )
-        self.paths.root.mkdir(parents=True, exist_ok=True)
-        self.paths.genesis.write_bytes(genesis)
-        if recorded is None:
-            argv = geth_init_argv(self.geth, self.paths.datadir, self.paths.genesis)
-            code, output = self.runtime.run_once(argv, name=self.name)
-            if code != 0:
-                raise NodeError(
-                    "`geth init` failed: " + " | ".join(output.strip().splitlines()[-3:]),
-                    obj=self.name,
-                    hint="a datadir made from another genesis must be deleted to join this network",
-                )
-            marker.write_text(self.network.genesis_sha256 + "\n")
-        if not self.paths.nodekey.exists():
-            create_node_key(self.paths.nodekey)
-        ports = self.settings.ports
-        enode = enode_url(self.paths.nodekey, self.settings.host, ports.p2p)
+        init_chain(
+            self.paths, self.network, genesis, name=self.name, runtime=self.runtime, geth=self.geth
+        )
+        enode = node_enode(self.paths, self.settings.host, self.settings.ports.p2p)
         retry_transient(
             lambda: publish_enode(self.store, self.name, self.member, enode),
             what="publish the enode",
             timeout=60,
         )
-        self._refresh_peers()
+        self.peers.refresh(self.store)
 
     def _supervise(self) -> None:
         assert self.network is not None
-        follower = follower_address(self.paths.keystore)
-        s = self.consortium.settings
-        argv = geth_argv(
-            self.geth,
-            GethNode(
-                datadir=self.paths.datadir,
-                config_file=self.paths.geth_config,
-                ipc_path=self.paths.ipc,
-                network_id=self.network.chain_id,
-                http_port=self.settings.ports.http,
-                authrpc_port=self.settings.ports.authrpc,
-                max_peers=max(16, 2 * len(self._peers) + 4),
-                signer=follower,
-                gas_limit=s.gas_limit,
-                tuning=s.tuning.flags(),
-                rpc_host=self.settings.rpc_host,
-                peer_network=self.settings.peer_network,
-            ),
-        )
-        self.supervisor = Supervisor(
-            SupervisedNode(
-                name=self.name,
-                argv=argv,
-                datadir=self.paths.datadir,
-                log_file=self.paths.geth_log,
-                status_file=self.paths.status,
-                lock_file=None,  # the agent holds the node's lock
-                sealer=self.sealer,
-                env=s.tuning.environment(),
-            ),
-            self.runtime,
-            RestartPolicy(
-                max_restarts=s.supervision.max_restarts,
-                backoff_max=s.supervision.backoff_max_seconds,
-            ),
+        self.supervisor = supervise_geth(
+            self.paths,
+            self.settings,
+            self.consortium.settings,
+            chain_id=self.network.chain_id,
+            peers=len(self.peers.enodes()),
+            geth=self.geth,
+            runtime=self.runtime,
+            sealer=self.sealer,
         )
         if self._stop.is_set():
             return
@@ -438,7 +337,7 @@ class Agent:
                 if self.network is None:
                     self.network = read_network(self.store)
                 elif now >= next_peers and self.state is not AgentState.WAITING_FOR_NETWORK:
-                    self._refresh_peers()
+                    self.peers.refresh(self.store)
                     next_peers = now + PEERS_EVERY
                 if now >= next_heartbeat and self.supervisor is not None:
                     self._heartbeat()
@@ -496,7 +395,7 @@ class Agent:
             if not keeper.try_acquire():
                 continue
             try:
-                identity = self._load_identity(i, signers[i])
+                identity = load_identity(self.vault, self.member, i, signers[i])
             except BaseException:
                 keeper.release()
                 raise
@@ -513,33 +412,6 @@ class Agent:
         digits = "".join(c for c in self.name.rsplit("-", 1)[-1] if c.isdigit())
         first = (int(digits) - 1) % count if digits and count else 0
         return [(first + k) % count for k in range(count)]
-
-    def _secret(self, name: str) -> Secret:
-        value = retry_transient(
-            lambda: self.vault.get_secret(name), what=f"read {name} from the vault", timeout=5
-        )
-        if value is None:
-            raise StateError(
-                "the secret is missing from the bank's vault",
-                obj=name,
-                hint="the member's leader creates it; restore it from the vault's backup "
-                "(soft-deleted secrets can be recovered), or check the vault URL",
-            )
-        return value
-
-    def _load_identity(self, index: int, expected: str) -> Identity:
-        key = self._secret(validator_key_name(self.member, index))
-        password = self._secret(validator_password_name(self.member, index))
-        address: str = Account.from_key(key.value).address
-        if address.lower() != expected.lower():
-            raise StateError(
-                f"the vault's key for identity {index} is {address}, but the network's "
-                f"genesis names signer {expected}",
-                obj=validator_key_name(self.member, index),
-                hint="the vault belongs to another consortium, or the key was replaced; "
-                "restore the original key",
-            )
-        return Identity(index, address, key, password)
 
     def _keep_leader(self) -> None:
         if self.leader.held:
@@ -578,11 +450,11 @@ class Agent:
         keeper = self.identity_keeper
         if keeper is not None:
             keeper.forget()
-            self.last_fence = {
-                "at": time.time(),
-                "lease": keeper.name,
-                "lease_expires_by": keeper.renewed_wall + keeper.duration,
-            }
+            self.last_fence = FenceRecord(
+                at=time.time(),
+                lease=keeper.name,
+                lease_expires_by=keeper.renewed_wall + keeper.duration,
+            )
         self.identity_keeper = None
         if not self.sealer.fence() and self.supervisor is not None:
             self.supervisor.kill_geth()  # SIGKILL: a geth that does not answer may not stop
@@ -591,32 +463,9 @@ class Agent:
         self._transition(AgentState.FENCED, why)
 
     # -- peers, heartbeat, health ---------------------------------------------------------
-    def _refresh_peers(self) -> None:
-        enodes, problems = read_enodes(self.store)
-        for problem in problems:
-            if problem not in self._bad_enode_blobs:
-                self._bad_enode_blobs.add(problem)
-                log.error(
-                    "%s: ignoring a bad enode record: %s (hint: the agent that owns it "
-                    "rewrites it on its next start; delete it if that node is gone)",
-                    self.name,
-                    problem,
-                )
-        peers = {n: e for n, e in enodes.items() if n != self.name}
-        if peers == self._peers and self.paths.geth_config.exists():
-            return
-        for enode in set(peers.values()) - set(self._peers.values()):
-            ipc_call(self.paths.ipc, "admin_addPeer", [enode])
-        self._peers = peers
-        self.paths.geth_config.write_text(
-            geth_config_toml(
-                self.settings.ports.p2p, sorted(peers.values()), listen_host=self.settings.host
-            )
-        )
-
     def _heartbeat(self) -> None:
-        block = ipc_call(self.paths.ipc, "eth_blockNumber", [], timeout=2.0)
-        peers = ipc_call(self.paths.ipc, "net_peerCount", [], timeout=2.0)
+        block = ipc_probe(self.paths.ipc, "eth_blockNumber", [], timeout=2.0)
+        peers = ipc_probe(self.paths.ipc, "net_peerCount", [], timeout=2.0)
         identity = self.sealer.identity
         body: dict[str, Any] = {
             "node": self.name,
@@ -635,8 +484,8 @@ class Agent:
 
     def _health(self) -> tuple[bool, dict[str, Any]]:
         running = self.supervisor is not None and self.supervisor.state.value == "RUNNING"
-        block = ipc_call(self.paths.ipc, "eth_blockNumber", [], timeout=1.0) if running else None
-        healthy = running and isinstance(block, str) and self.state not in _ENDINGS
+        block = ipc_probe(self.paths.ipc, "eth_blockNumber", [], timeout=1.0) if running else None
+        healthy = running and isinstance(block, str) and self.state not in ENDING
         return healthy, {
             "node": self.name,
             "state": self.state.value,

@@ -22,7 +22,7 @@ from orchestrator.errors import ToolError
 GETH_VERSION = "1.13.15"
 HTTP_APIS = "eth,net,web3"
 LOOPBACK_NET = "127.0.0.0/8"
-_REPO_GETH = Path(__file__).resolve().parents[1] / ".tools" / "bin" / "geth"
+_REPO_GETH = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "geth"
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.agent.status import AgentState
 from orchestrator.config import NodeSpec
-from orchestrator.health import NodeHealth
+from orchestrator.geth.health import NodeHealth
 
 MAX_LAG_BLOCKS = 2  # a node further behind the highest node is not healthy
-WORKING_STATES = ("FOLLOWING", "SEALING")  # agent states of a node that does its job
+WORKING_STATES = (AgentState.FOLLOWING, AgentState.SEALING)  # a node that does its job
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class LeaseRow:
 class NodeStatus:
     spec: NodeSpec
     signer: str | None
-    state: str
+    state: AgentState
     sealing: bool
     health: NodeHealth
     behind: int = 0  # blocks behind the highest node of the consortium
@@ -61,7 +62,7 @@ class NodeStatus:
             "block": self.health.block,
             "peers": self.health.peers,
             "healthy": self.healthy,
-            "state": self.state,
+            "state": self.state.value,
             "sealing": self.sealing,
             "leader": self.leader,
             "problems": self.problems,

@@ -17,7 +17,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,14 +28,18 @@ from pathlib import Path
 
 import yaml
 
-from orchestrator.agent_config import (
+from orchestrator.agent import status
+from orchestrator.agent.leases import holder_of
+from orchestrator.agent.paths import NodePaths
+from orchestrator.agent.settings import (
     AgentFile,
     AgentPorts,
     StoreSettings,
     VaultSettings,
     load_agent_config,
 )
-from orchestrator.boundaries import Store
+from orchestrator.agent.status import ENDED, AgentState, AgentStatus, GethStatus
+from orchestrator.boundaries import Store, Vault
 from orchestrator.config import (
     Consortium,
     NodeSpec,
@@ -44,16 +47,22 @@ from orchestrator.config import (
     load_config,
     parse_config,
 )
-from orchestrator.errors import ConfigError, StateError, WaitTimeout
-from orchestrator.health import check_node, ipc_call
-from orchestrator.layout import UNIX_SOCKET_PATH_MAX, NodePaths, StateLayout
-from orchestrator.leases import holder_of
-from orchestrator.network import NetworkInfo, identity_lease, leader_lease, read_network
-from orchestrator.proc import runs_with_arg, stop_pid
-from orchestrator.report import MAX_LAG_BLOCKS, ConsortiumStatus, LeaseRow, NodeStatus
-from orchestrator.statefile import read_json
-from orchestrator.supervisor import log_tail
-from orchestrator.wiring import geth_command, make_runtime, make_store, remove_containers
+from orchestrator.errors import StateError
+from orchestrator.geth.health import check_node
+from orchestrator.geth.proc import runs_with_arg, stop_pid
+from orchestrator.local.layout import UNIX_SOCKET_PATH_MAX, StateLayout
+from orchestrator.local.ports import check_ports_free
+from orchestrator.local.readiness import wait_until_ready
+from orchestrator.local.report import ConsortiumStatus, LeaseRow, NodeStatus
+from orchestrator.network.create import NetworkInfo, read_network
+from orchestrator.network.names import identity_lease, leader_lease
+from orchestrator.wiring import (
+    geth_command,
+    make_runtime,
+    make_store,
+    make_vault,
+    remove_containers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +122,10 @@ class LocalConsortium:
     def store(self) -> Store:
         return make_store(self._store)
 
+    def vault(self, member: str) -> Vault:
+        """`member`'s own vault (on one machine the operator reaches every bank's)."""
+        return make_vault(self._vault(member))
+
     def network(self) -> NetworkInfo | None:
         if self._store.kind == "local" and not self.layout.store.exists():
             return None
@@ -122,9 +135,9 @@ class LocalConsortium:
         """Node -> the signer address of the identity its agent holds right now."""
         found = {}
         for name in (n.name for n in self.load().nodes):
-            identity = (read_json(self.layout.node(name).agent_status) or {}).get("identity")
-            if isinstance(identity, dict) and self._agent_running(name):
-                found[name] = str(identity["signer"])
+            record = status.read(self.layout.node(name).agent_status, AgentStatus)
+            if record is not None and record.identity is not None and self._agent_running(name):
+                found[name] = record.identity.signer
         return found
 
     # -- up --------------------------------------------------------------------------
@@ -138,7 +151,7 @@ class LocalConsortium:
         self._check_socket_paths(consortium)
         running = [n.name for n in consortium.nodes if self._agent_running(n.name)]
         to_start = [n for n in consortium.nodes if n.name not in running]
-        _check_ports_free(to_start)
+        check_ports_free(to_start)
         created = not self.exists
         if created:
             self._create(consortium, geth)
@@ -146,7 +159,9 @@ class LocalConsortium:
         try:
             for node in to_start:
                 spawned[node.name] = self._spawn_agent(node.name)
-            head, sealed = self._wait_until_ready(consortium, spawned, t0 + timeout, t0)
+            head, sealed = wait_until_ready(
+                self.layout, consortium, self.network, spawned, deadline=t0 + timeout, t0=t0
+            )
         except BaseException:
             log.warning("up failed; stopping the %d agent(s) it started", len(spawned))
             self._stop_nodes(list(spawned), {n: p.pid for n, p in spawned.items()})
@@ -207,7 +222,6 @@ class LocalConsortium:
             # written in the staging dir, so a failed `up` leaves none behind.
             from orchestrator.credit.pseudonym import share_secret
             from orchestrator.retry import retry_transient
-            from orchestrator.wiring import make_vault
 
             vaults = {}
             for member in consortium.members():
@@ -305,96 +319,6 @@ class LocalConsortium:
                 start_new_session=True,  # outlives `poactl up`, untouched by its Ctrl-C
             )
 
-    def _wait_until_ready(
-        self,
-        consortium: Consortium,
-        started: Mapping[str, subprocess.Popen[bytes]],
-        deadline: float,
-        t0: float,
-    ) -> tuple[int, dict[str, int]]:
-        """Wait until every identity is held and has sealed a block after we first see
-        the chain, and every node is within MAX_LAG_BLOCKS of the head."""
-        network: NetworkInfo | None = None
-        sealed: dict[str, int] = {}  # signer -> first block seen sealed by it
-        baseline: int | None = None
-        checked = 0
-        last = "waiting for the agents to publish the network"
-        while True:
-            self._raise_if_agent_died(started, t0)
-            if network is None:
-                network = self.network()
-            if network is not None:
-                wanted = {a.lower(): a for a in network.all_signers}
-                for node in consortium.nodes:
-                    ipc = self.layout.node(node.name).ipc
-                    head = ipc_call(ipc, "eth_blockNumber", [], timeout=2.0)
-                    if head is None:
-                        continue
-                    head_n = int(head, 16)
-                    if baseline is None:
-                        baseline = checked = head_n
-                    while checked < head_n:
-                        signer = ipc_call(ipc, "clique_getSigner", [hex(checked + 1)], timeout=2.0)
-                        if signer is None:
-                            break
-                        checked += 1
-                        if str(signer).lower() in wanted:
-                            sealed.setdefault(wanted[str(signer).lower()], checked)
-                    break
-                missing = sorted(set(wanted.values()) - set(sealed))
-                lagging = [] if missing else self._lagging(consortium)
-                if baseline is not None:
-                    last = (
-                        f"head {checked}, {len(sealed)}/{len(wanted)} signers sealed since "
-                        f"block {baseline}"
-                        + (f"; waiting for: {', '.join(missing)}" if missing else "")
-                        + (f"; catching up: {', '.join(lagging)}" if lagging else "")
-                    )
-                if baseline is not None and not missing and not lagging:
-                    return checked, sealed
-            if time.monotonic() > deadline:
-                raise WaitTimeout(
-                    "the consortium did not become ready in time",
-                    elapsed=time.monotonic() - t0,
-                    last_state=last,
-                    log_tail=[
-                        f"[{n}] {line}"
-                        for n in started
-                        for line in log_tail(self.layout.node(n).agent_log, 3)
-                    ],
-                    obj=str(self.layout.root),
-                    hint="see each node's agent.log and geth.log under nodes/<name>/; "
-                    "a slow machine may need a longer --timeout",
-                )
-            time.sleep(0.25)
-
-    def _lagging(self, consortium: Consortium) -> list[str]:
-        """Nodes that do not answer or are more than MAX_LAG_BLOCKS behind the highest."""
-        heads = {
-            n.name: ipc_call(self.layout.node(n.name).ipc, "eth_blockNumber", [], timeout=2.0)
-            for n in consortium.nodes
-        }
-        numbers = {name: int(h, 16) for name, h in heads.items() if isinstance(h, str)}
-        top = max(numbers.values(), default=0)
-        return [n for n in heads if numbers.get(n, -1) < top - MAX_LAG_BLOCKS]
-
-    def _raise_if_agent_died(
-        self, started: Mapping[str, subprocess.Popen[bytes]], t0: float
-    ) -> None:
-        for name, process in started.items():
-            paths = self.layout.node(name)
-            status = read_json(paths.agent_status) or {}
-            if status.get("state") == "FATAL" or process.poll() is not None:
-                raise WaitTimeout(
-                    f"the agent of {name} exited: "
-                    + str(status.get("message") or f"exit code {process.poll()}"),
-                    elapsed=time.monotonic() - t0,
-                    last_state="FATAL",
-                    log_tail=log_tail(paths.agent_log, 10),
-                    obj=name,
-                    hint=f"read {paths.agent_log} and {paths.geth_log}",
-                )
-
     # -- status ----------------------------------------------------------------------
     def status(self) -> ConsortiumStatus:
         consortium = self.load()
@@ -403,18 +327,22 @@ class LocalConsortium:
 
         def one(node: NodeSpec) -> NodeStatus:
             paths = self.layout.node(node.name)
-            agent = read_json(paths.agent_status) or {}
-            state = self._agent_state(node.name, agent)
-            identity = agent.get("identity") if state not in ("STOPPED", "FATAL", "DEAD") else None
-            signer = identity.get("signer") if isinstance(identity, dict) else None
+            agent = status.read(paths.agent_status, AgentStatus)
+            state = (
+                agent.seen(running=self._agent_running(node.name))
+                if agent is not None
+                else AgentState.STOPPED
+            )
+            live = agent is not None and state not in ENDED
+            signer = agent.identity.signer if live and agent and agent.identity else None
             health = check_node(node.rpc_url, paths.ipc, signer=signer, expect_peers=many)
             return NodeStatus(
                 node,
                 signer,
                 state,
-                bool(agent.get("sealing")) and state == "SEALING",
+                bool(agent and agent.sealing) and state is AgentState.SEALING,
                 health,
-                leader=bool(agent.get("leader")) and state not in ("STOPPED", "FATAL", "DEAD"),
+                leader=live and bool(agent and agent.leader),
             )
 
         with ThreadPoolExecutor(max_workers=8) as pool:
@@ -451,12 +379,6 @@ class LocalConsortium:
                 )
         return rows
 
-    def _agent_state(self, name: str, agent: Mapping[str, object]) -> str:
-        state = str(agent.get("state", "STOPPED"))
-        if state in ("STOPPED", "FATAL"):
-            return state
-        return state if self._agent_running(name) else "DEAD"
-
     # -- down / destroy --------------------------------------------------------------
     def down(self) -> list[str]:
         """Stop every agent and its geth; keep all data. Returns the nodes stopped."""
@@ -476,12 +398,14 @@ class LocalConsortium:
         def stop(name: str) -> str | None:
             paths = self.layout.node(name)
             stopped = False
-            pid = (agent_pids or {}).get(name, (read_json(paths.agent_status) or {}).get("pid"))
-            if isinstance(pid, int) and runs_with_arg(pid, str(paths.agent_config)):
+            record = status.read(paths.agent_status, AgentStatus)
+            pid = (agent_pids or {}).get(name, record.pid if record else None)
+            if pid is not None and runs_with_arg(pid, str(paths.agent_config)):
                 stop_pid(pid, AGENT_STOP)
                 stopped = True
-            geth_pid = (read_json(paths.status) or {}).get("geth_pid")
-            if isinstance(geth_pid, int) and runs_with_arg(geth_pid, str(paths.datadir)):
+            geth = status.read(paths.status, GethStatus)
+            geth_pid = geth.geth_pid if geth else None
+            if geth_pid is not None and runs_with_arg(geth_pid, str(paths.datadir)):
                 stop_pid(geth_pid)
                 stopped = True
             return name if stopped else None
@@ -506,27 +430,3 @@ class LocalConsortium:
     def node_paths(self, name: str) -> NodePaths:
         self.load().node(name)  # raises for an unknown node
         return self.layout.node(name)
-
-
-def _check_ports_free(nodes: Sequence[NodeSpec]) -> None:
-    for node in nodes:
-        for kind, port in node.ports():
-            if not port_is_free(port):
-                raise ConfigError(
-                    f"port clash: {kind} port {port} of node {node.name} is already in use "
-                    "on 127.0.0.1",
-                    obj=f"ports.{kind}",
-                    hint="stop what listens there (another consortium? `poactl down`), "
-                    "or change the base port in the consortium file",
-                )
-
-
-def port_is_free(port: int) -> bool:
-    """Whether a TCP listener could bind 127.0.0.1:`port` right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True

@@ -13,13 +13,13 @@ from pathlib import Path
 import click
 
 from orchestrator import __version__
-from orchestrator.cli_common import handles_errors, state_dir_option
-from orchestrator.contracts import contracts, demo, deploy_after_up, local_resolver
-from orchestrator.credit.cli import RESOLVER_FACTORY_KEY, credit
-from orchestrator.local import UP_TIMEOUT_SECONDS, LocalConsortium, UpResult
-from orchestrator.logs import follow_file
-from orchestrator.report import ConsortiumStatus
-from orchestrator.supervisor import log_tail
+from orchestrator.cli.common import handles_errors, state_dir_option
+from orchestrator.cli.contracts import contracts, demo, deploy_after_up
+from orchestrator.cli.credit import RESOLVER_FACTORY_KEY, credit
+from orchestrator.local.consortium import UP_TIMEOUT_SECONDS, LocalConsortium, UpResult
+from orchestrator.local.registry import local_resolver
+from orchestrator.local.report import ConsortiumStatus
+from orchestrator.logs import follow_file, log_tail
 from orchestrator.wiring import run_agent
 
 EXIT_OK, EXIT_ERROR, EXIT_DEGRADED = 0, 1, 2
@@ -188,7 +188,3 @@ def logs(state_dir: Path, node: str, follow: bool, lines: int, which: str | None
 main.add_command(contracts)
 main.add_command(demo)
 main.add_command(credit)
-
-
-if __name__ == "__main__":
-    main()

@@ -17,14 +17,14 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from orchestrator.boundaries import LEASE_MAX_SECONDS, LEASE_MIN_SECONDS
-from orchestrator.config import MemberName, Port, RuntimeSettings, _Strict, validate_yaml
+from orchestrator.config import MemberName, Port, RuntimeSettings, Strict, validate_yaml
 from orchestrator.errors import ConfigError
 
 FilePath = Annotated[Path, Field(strict=False)]  # YAML gives strings
 NodeName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,40}[a-z0-9]$")]
 
 
-class StoreSettings(_Strict):
+class StoreSettings(Strict):
     """`local`: a SQLite file on this machine. `azure`: a Blob Storage container."""
 
     kind: Literal["local", "azure"]
@@ -44,7 +44,7 @@ class StoreSettings(_Strict):
         return self
 
 
-class VaultSettings(_Strict):
+class VaultSettings(Strict):
     """`local`: an encrypted vault directory. `azure`: Key Vault."""
 
     kind: Literal["local", "azure"]
@@ -64,14 +64,14 @@ class VaultSettings(_Strict):
         return self
 
 
-class AgentPorts(_Strict):
+class AgentPorts(Strict):
     p2p: Port
     http: Port
     authrpc: Port
     health: Port  # /health and /metrics
 
 
-class AgentFile(_Strict):
+class AgentFile(Strict):
     """The schema of agent.yaml."""
 
     member: MemberName

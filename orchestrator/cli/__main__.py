@@ -1,0 +1,5 @@
+"""`python -m orchestrator.cli`: the same `poactl`."""
+
+from orchestrator.cli.main import main
+
+main()

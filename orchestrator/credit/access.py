@@ -1,0 +1,31 @@
+"""What a bank's credit client needs to reach the registry, and who can say so.
+
+`BankAccess` is one bank's endpoint, registry address and keys; a `BankResolver` (the
+local consortium's, or the one built from the store's network information in
+`credit.deployment`) answers it for a bank's name. The CLI, the demo and the
+deployment share these types, so none of them depends on another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from orchestrator.boundaries import Secret
+
+
+@dataclass(frozen=True)
+class BankAccess:
+    """What one bank's client needs."""
+
+    rpc_url: str
+    registry: str
+    account_key: Secret
+    pseudonym_secret: Secret
+    names: Mapping[str, str] = field(default_factory=dict)  # address -> bank name (display)
+
+
+class BankResolver(Protocol):
+    def resolve(self, bank: str) -> BankAccess:
+        """The endpoint, registry and keys of `bank`; ConfigError if it cannot tell."""

@@ -1,0 +1,116 @@
+"""When is a freshly started local consortium ready? Every validator identity is held
+and has sealed a block after `up` first saw the chain, and every node is within
+MAX_LAG_BLOCKS of the head. An agent that dies on the way ends the wait at once, with
+its last log lines.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+
+from orchestrator.agent import status
+from orchestrator.agent.status import AgentState, AgentStatus
+from orchestrator.config import Consortium
+from orchestrator.errors import WaitTimeout
+from orchestrator.geth.ipc import ipc_probe
+from orchestrator.local.layout import StateLayout
+from orchestrator.local.report import MAX_LAG_BLOCKS
+from orchestrator.logs import log_tail
+from orchestrator.network.create import NetworkInfo
+
+
+def wait_until_ready(
+    layout: StateLayout,
+    consortium: Consortium,
+    network_of: Callable[[], NetworkInfo | None],
+    started: Mapping[str, subprocess.Popen[bytes]],
+    *,
+    deadline: float,
+    t0: float,
+) -> tuple[int, dict[str, int]]:
+    """Wait until every identity is held and has sealed a block after we first see
+    the chain, and every node is within MAX_LAG_BLOCKS of the head."""
+    network: NetworkInfo | None = None
+    sealed: dict[str, int] = {}  # signer -> first block seen sealed by it
+    baseline: int | None = None
+    checked = 0
+    last = "waiting for the agents to publish the network"
+    while True:
+        _raise_if_agent_died(layout, started, t0)
+        if network is None:
+            network = network_of()
+        if network is not None:
+            wanted = {a.lower(): a for a in network.all_signers}
+            for node in consortium.nodes:
+                ipc = layout.node(node.name).ipc
+                head = ipc_probe(ipc, "eth_blockNumber", [], timeout=2.0)
+                if head is None:
+                    continue
+                head_n = int(head, 16)
+                if baseline is None:
+                    baseline = checked = head_n
+                while checked < head_n:
+                    signer = ipc_probe(ipc, "clique_getSigner", [hex(checked + 1)], timeout=2.0)
+                    if signer is None:
+                        break
+                    checked += 1
+                    if str(signer).lower() in wanted:
+                        sealed.setdefault(wanted[str(signer).lower()], checked)
+                break
+            missing = sorted(set(wanted.values()) - set(sealed))
+            lagging = [] if missing else lagging_nodes(layout, consortium)
+            if baseline is not None:
+                last = (
+                    f"head {checked}, {len(sealed)}/{len(wanted)} signers sealed since "
+                    f"block {baseline}"
+                    + (f"; waiting for: {', '.join(missing)}" if missing else "")
+                    + (f"; catching up: {', '.join(lagging)}" if lagging else "")
+                )
+            if baseline is not None and not missing and not lagging:
+                return checked, sealed
+        if time.monotonic() > deadline:
+            raise WaitTimeout(
+                "the consortium did not become ready in time",
+                elapsed=time.monotonic() - t0,
+                last_state=last,
+                log_tail=[
+                    f"[{n}] {line}"
+                    for n in started
+                    for line in log_tail(layout.node(n).agent_log, 3)
+                ],
+                obj=str(layout.root),
+                hint="see each node's agent.log and geth.log under nodes/<name>/; "
+                "a slow machine may need a longer --timeout",
+            )
+        time.sleep(0.25)
+
+
+def lagging_nodes(layout: StateLayout, consortium: Consortium) -> list[str]:
+    """Nodes that do not answer or are more than MAX_LAG_BLOCKS behind the highest."""
+    heads = {
+        n.name: ipc_probe(layout.node(n.name).ipc, "eth_blockNumber", [], timeout=2.0)
+        for n in consortium.nodes
+    }
+    numbers = {name: int(h, 16) for name, h in heads.items() if isinstance(h, str)}
+    top = max(numbers.values(), default=0)
+    return [n for n in heads if numbers.get(n, -1) < top - MAX_LAG_BLOCKS]
+
+
+def _raise_if_agent_died(
+    layout: StateLayout, started: Mapping[str, subprocess.Popen[bytes]], t0: float
+) -> None:
+    for name, process in started.items():
+        paths = layout.node(name)
+        record = status.read(paths.agent_status, AgentStatus)
+        if (record and record.state is AgentState.FATAL) or process.poll() is not None:
+            raise WaitTimeout(
+                f"the agent of {name} exited: "
+                + ((record and record.message) or f"exit code {process.poll()}"),
+                elapsed=time.monotonic() - t0,
+                last_state="FATAL",
+                log_tail=log_tail(paths.agent_log, 10),
+                obj=name,
+                hint=f"read {paths.agent_log} and {paths.geth_log}",
+            )

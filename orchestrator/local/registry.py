@@ -1,0 +1,164 @@
+"""Credit records on the local consortium: the registry's deployment, the demo's banks
+and the `credit` commands' resolver, wired to the state dir's store and the banks' vaults.
+
+The deployer and admin is the founding member (the first member of the consortium file),
+with its transaction key from its vault; every bank's transaction account is a member.
+The address goes into the store as `network/contracts.json`, where every bank's resolver
+finds it. A bank's endpoint is its first node (its own node). The services are
+`orchestrator.credit.deployment` and `orchestrator.credit.demo`; the commands that call
+this module are in `orchestrator.cli.contracts`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from eth_utils.address import to_checksum_address
+
+from orchestrator.boundaries import Vault
+from orchestrator.config import Consortium
+from orchestrator.credit.demo import DemoBank
+from orchestrator.credit.deployment import (
+    CONTRACTS_BLOB,
+    DEPLOY_HINT,
+    ConsortiumResolver,
+    DeployOutcome,
+    deploy,
+    read_registry,
+)
+from orchestrator.credit.pseudonym import share_secret
+from orchestrator.errors import ConfigError, StateError
+from orchestrator.geth.client import http_web3
+from orchestrator.geth.ipc import ipc_probe
+from orchestrator.local.consortium import LocalConsortium
+from orchestrator.local.layout import default_state_dir
+from orchestrator.network.create import NetworkInfo
+from orchestrator.network.names import tx_key_name
+
+log = logging.getLogger(__name__)
+
+UP_HINT = "start it with `poactl up` (and check `poactl status`)"
+
+
+def endpoints(consortium: Consortium) -> dict[str, tuple[str, str]]:
+    """Bank -> (its first node, that node's RPC URL): the bank's own endpoint."""
+    out: dict[str, tuple[str, str]] = {}
+    for node in consortium.nodes:
+        out.setdefault(node.member, (node.name, node.rpc_url))
+    return {m: out[m] for m in consortium.members()}
+
+
+def _vaults(local: LocalConsortium, consortium: Consortium) -> dict[str, Vault]:
+    return {m: local.vault(m) for m in consortium.members()}
+
+
+def running_network(local: LocalConsortium) -> NetworkInfo:
+    network = local.network()
+    if network is None:
+        raise StateError(
+            "the consortium has not published its network yet: it is not running",
+            obj=str(local.layout.root),
+            hint=UP_HINT,
+        )
+    return network
+
+
+def require_answering(node: str, rpc_url: str) -> int:
+    """The node's head block; StateError (not running) if it does not answer."""
+    try:
+        return int(http_web3(rpc_url, timeout=3).eth.block_number)
+    except Exception as e:  # any failure to answer means the same thing here
+        raise StateError(
+            f"the consortium is not running: node {node} does not answer at {rpc_url}",
+            obj=node,
+            hint=UP_HINT,
+        ) from e
+
+
+def local_resolver(state_dir: Path | None) -> ConsortiumResolver:
+    """The `credit` commands' resolver for the local consortium in `state_dir`."""
+    local = LocalConsortium(state_dir or default_state_dir())
+    consortium = local.load()
+    running_network(local)
+    return ConsortiumResolver(
+        local.store(),
+        endpoints={m: url for m, (_, url) in endpoints(consortium).items()},
+        vault=local.vault,
+    )
+
+
+def deploy_local(local: LocalConsortium, *, replace: bool = False) -> DeployOutcome:
+    """Deploy (or find) the consortium's registry through the founder's own node."""
+    consortium = local.load()
+    network = running_network(local)
+    founder = network.founder
+    vaults = _vaults(local, consortium)
+    # The banks' shared pseudonym secret: `up` creates it with a new consortium; this
+    # covers state dirs made before it did (idempotent: an existing secret is kept).
+    if share_secret(vaults):
+        log.info("created the consortium pseudonym secret in %s", ", ".join(vaults))
+    admin_key = vaults[founder].get_secret(tx_key_name(founder))
+    if admin_key is None:
+        raise StateError(
+            f"no transaction key for the founding member {founder} in its vault",
+            obj=tx_key_name(founder),
+            hint="its leader agent creates it when the consortium starts: " + UP_HINT,
+        )
+    node, rpc_url = endpoints(consortium)[founder]
+    require_answering(node, rpc_url)
+    return deploy(local.store(), rpc_url=rpc_url, admin_key=admin_key, replace=replace)
+
+
+@dataclass(frozen=True)
+class DemoSetup:
+    """The demo's two banks on the running consortium, and who sealed a block."""
+
+    network: NetworkInfo
+    bank_a: DemoBank
+    bank_b: DemoBank
+    sealer_of: Callable[[int], str | None]  # block number -> "node (signer)"
+
+
+def demo_setup(local: LocalConsortium) -> DemoSetup:
+    """The first two banks, each on its own first node, with the registry deployed."""
+    consortium = local.load()
+    members = consortium.members()
+    if len(members) < 2:
+        raise ConfigError(
+            f"the demo needs two banks; this consortium has {', '.join(members)}",
+            obj=str(local.layout.config),
+            hint="create a consortium with two members (the default has bank-a and bank-b)",
+        )
+    network = running_network(local)
+    nodes = endpoints(consortium)
+    (a, (a_node, a_url)), (b, (b_node, b_url)) = [(m, nodes[m]) for m in members[:2]]
+    require_answering(a_node, a_url)
+    require_answering(b_node, b_url)
+    store = local.store()
+    if read_registry(store) is None:
+        raise StateError(
+            "the credit registry is not deployed",
+            obj=CONTRACTS_BLOB,
+            hint=f"deploy it: {DEPLOY_HINT}",
+        )
+    resolver = ConsortiumResolver(
+        store, endpoints={a: a_url, b: b_url}, vault=_vaults(local, consortium).__getitem__
+    )
+    holders = {s.lower(): n for n, s in local.signers().items()}
+    ipc = local.layout.node(a_node).ipc
+
+    def sealer_of(number: int) -> str | None:
+        signer = ipc_probe(ipc, "clique_getSigner", [hex(number)])
+        if not isinstance(signer, str):
+            return None
+        return f"{holders.get(signer.lower(), 'signer')} ({to_checksum_address(signer)})"
+
+    return DemoSetup(
+        network,
+        DemoBank(a, a_node, resolver.resolve(a)),
+        DemoBank(b, b_node, resolver.resolve(b)),
+        sealer_of,
+    )

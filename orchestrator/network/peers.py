@@ -1,0 +1,44 @@
+"""Peers: each node publishes its enode; every agent reads the others' to peer with them.
+
+Static peering only (no discovery): the enodes in the store are the whole peer list.
+A malformed record is reported and skipped, never fatal, so one bad blob cannot keep
+a consortium from peering.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from orchestrator.boundaries import Store
+from orchestrator.network.names import enode_blob
+
+ENODE = re.compile(r"^enode://[0-9a-f]{128}@[0-9A-Za-z.:\[\]-]+:\d{1,5}$")
+
+
+def publish_enode(store: Store, node: str, member: str, enode: str) -> None:
+    body = json.dumps({"node": node, "member": member, "enode": enode}, sort_keys=True)
+    current = store.read(enode_blob(node))
+    if current is None or current.data != body.encode():
+        store.write(enode_blob(node), body.encode())
+
+
+def read_enodes(store: Store) -> tuple[dict[str, str], list[str]]:
+    """node -> enode for every well-formed enode blob, and a problem line per bad one."""
+    enodes: dict[str, str] = {}
+    problems: list[str] = []
+    for name in store.list("enodes/"):
+        blob = store.read(name)
+        if blob is None:
+            continue
+        try:
+            doc = json.loads(blob.data)
+            node, enode = str(doc["node"]), str(doc["enode"])
+        except (ValueError, KeyError, TypeError) as e:
+            problems.append(f"{name}: not an enode record ({type(e).__name__})")
+            continue
+        if not ENODE.match(enode):
+            problems.append(f"{name}: malformed enode URL {enode[:80]!r}")
+            continue
+        enodes[node] = enode
+    return enodes, problems
