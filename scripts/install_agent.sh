@@ -51,7 +51,7 @@ while [ $# -gt 0 ]; do
 done
 
 # -- check every argument before touching anything ----------------------------------
-# (the rules of orchestrator/agent_config.py, so the agent accepts what is written here)
+# (the rules of orchestrator/agent/settings.py, so the agent accepts what is written here)
 [ -n "$source" ] || die "--source: missing (a poactl wheel, or the poactl source directory)"
 [ -n "$member" ] || die "--member: missing (this bank's member name, e.g. bank-a)"
 [ -n "$node" ] || die "--node: missing (this VM's node name, e.g. bank-a-1)"

@@ -8,7 +8,9 @@ stalled chain is set moving again. All of it over geth's IPC socket.
   keystore and calls `authorize`; `tick` (twice a second, from the supervisor) then
   waits until the node has a peer whose eth handshake is done and is not behind
   (`eth_syncing`), unlocks the key with the password from the vault, makes it the
-  etherbase and restarts the miner. Sealing before peering lets signers seal competing
+  etherbase and restarts the miner (waiting until `eth_mining` is false in between:
+  geth stops its miner asynchronously, and a `miner_start` before that is a no-op
+  that leaves Clique signing as the follower). Sealing before peering lets signers seal competing
   blocks at one height. A consortium's only signer starts at once.
 * `fence` undoes it: `miner_stop`, `personal_lockAccount`, delete the keystore file.
   geth 1.13 signs a block *before* Clique's delay (up to one period plus the
@@ -46,6 +48,7 @@ from orchestrator.geth.keys import remove_identity_keystores, write_identity_key
 log = logging.getLogger(__name__)
 
 BLOCK_VANITY = "poactl"  # the first bytes of extraData in every block we seal
+MINER_STOP_WAIT = 2.0  # seconds to wait for geth's miner to stop before restarting it
 
 
 @dataclass(frozen=True)
@@ -161,12 +164,26 @@ class Sealer:
                 ipc_request(self.ipc_path, "miner_setExtra", [BLOCK_VANITY])
                 ipc_request(self.ipc_path, "miner_setEtherbase", [identity.address])
                 ipc_request(self.ipc_path, "miner_stop", [])
+                # miner_stop only signals the miner; a miner_start that comes before it
+                # has stopped is a no-op, and Clique keeps the old (follower) signer.
+                if not self._miner_stopped():
+                    log.info("the miner has not stopped yet; will start sealing next tick")
+                    return False
                 ipc_request(self.ipc_path, "miner_start", [])
             except NodeError as e:  # try again on the next tick
                 log.info("could not start sealing yet: %s", e.what)
                 return False
             self.sealing = True
         self._on_change()
+        return True
+
+    def _miner_stopped(self, timeout: float = MINER_STOP_WAIT) -> bool:
+        """Wait until `eth_mining` answers false (geth stops its miner asynchronously)."""
+        deadline = time.monotonic() + timeout
+        while ipc_request(self.ipc_path, "eth_mining", []) is not False:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
         return True
 
     def _ready(self) -> bool:

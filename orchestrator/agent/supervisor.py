@@ -53,7 +53,7 @@ class RestartPolicy:
 
 
 class SealingSwitch(Protocol):
-    """What the supervisor tends while geth runs (`orchestrator.sealing.Sealer`)."""
+    """What the supervisor tends while geth runs (`orchestrator.agent.sealing.Sealer`)."""
 
     sealing: bool
 

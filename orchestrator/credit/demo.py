@@ -11,7 +11,7 @@
 
 `run_demo` takes each bank's `BankAccess` and prints through `emit`; it returns the
 figures as a `DemoResult`. Where the banks' endpoints and keys come from is the caller's
-business (`orchestrator.contracts` for the local consortium).
+business (`orchestrator.local.registry` for the local consortium).
 """
 
 from __future__ import annotations

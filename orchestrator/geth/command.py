@@ -69,7 +69,7 @@ def geth_argv(geth: str, node: GethNode) -> list[str]:
     if node.signer is not None:
         # --mine with the key still locked: geth accepts peers' blocks from the start
         # but cannot seal until the supervisor unlocks the key over IPC, once the node
-        # is peered (orchestrator.sealing). No password reaches argv or geth's files.
+        # is peered (orchestrator.agent.sealing). No password reaches argv or geth's files.
         # geth calls any unlock "insecure" while HTTP is on; HTTP stays on loopback
         # with eth,net,web3 only.
         argv += [

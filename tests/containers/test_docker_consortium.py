@@ -19,14 +19,9 @@ from click.testing import CliRunner
 from orchestrator.cli.main import main
 from orchestrator.local.consortium import LocalConsortium
 from orchestrator.runtime.docker import is_gone
-from tests.conftest import consortium_yaml, free_port_bases
-from tests.integration.test_fencing import (
-    agent,
-    assert_no_signer_sealed_twice_at_one_height,
-    chain_of,
-    head,
-    wait_for,
-)
+from tests.helpers.chain import agent, assert_no_signer_sealed_twice_at_one_height, chain_of, head
+from tests.helpers.ports import consortium_yaml, free_port_bases
+from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.geth, pytest.mark.slow]
 

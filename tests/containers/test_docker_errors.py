@@ -10,8 +10,8 @@ import docker
 from click.testing import CliRunner
 
 from orchestrator.cli.main import main
-from tests.conftest import consortium_yaml
-from tests.integration.test_failures import processes_mentioning
+from tests.helpers.ports import consortium_yaml
+from tests.helpers.processes import processes_mentioning
 
 
 def up(short_dir: Path, runtime: str) -> tuple[int, str, Path]:

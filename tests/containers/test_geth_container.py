@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port_bases
+from tests.helpers.ports import free_port_bases
 
 pytestmark = pytest.mark.geth
 

@@ -2,7 +2,7 @@
 process) and `DockerRuntime` (geth in a container, through Podman's Docker API here).
 
 Each test starts a real geth 1.13.15 on a datadir `geth init`-ed from a tiny Clique
-genesis, with the argv `orchestrator.geth.geth_argv` builds and a real config.toml, on
+genesis, with the argv `orchestrator.geth.command.geth_argv` builds and a real config.toml, on
 free ports. Then the Docker backend's own promises: labels and mounts, stale containers,
 `remove_labelled`, and its ways of failing (missing image, wrong geth, no Docker API).
 """
@@ -10,6 +10,7 @@ free ports. Then the Docker backend's own promises: labels and mounts, stale con
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -19,7 +20,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -27,66 +27,30 @@ import psutil
 import pytest
 from docker.errors import NotFound
 
-from genesis import CliqueSpec, build_genesis, canonical_json
+from genesis import CliqueSpec
 from orchestrator.boundaries import NodeProcess, Runtime
 from orchestrator.errors import NodeError, ServiceUnavailable, ToolError
-from orchestrator.geth.command import GethNode, geth_argv, geth_config_toml
 from orchestrator.geth.ipc import ipc_probe
 from orchestrator.runtime.docker import DockerRuntime, remove_labelled
 from orchestrator.runtime.image import GETH_IN_IMAGE, check_image, connect
 from orchestrator.runtime.process import ProcessRuntime
-from tests.conftest import free_port_bases
+from tests.helpers.geth import DevNode, dev_node
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.geth
 CHAIN_ID = 4242
 
 
-@dataclass
-class Node:
-    """A `geth init`-ed datadir and everything needed to start it."""
-
-    name: str
-    argv: list[str]
-    ipc: Path
-    log_file: Path
-    http_port: int
-
-
-MakeNode = Callable[..., Node]  # (name, *, init=True) -> Node
+MakeNode = Callable[..., DevNode]  # (name, *, init=True) -> DevNode
 
 
 @pytest.fixture
 def make_node(short_dir: Path, geth: str) -> MakeNode:
-    genesis = short_dir / "genesis.json"
-    genesis.write_bytes(canonical_json(build_genesis(CliqueSpec(CHAIN_ID, ["0x" + "11" * 20]))))
+    spec = CliqueSpec(CHAIN_ID, ["0x" + "11" * 20])
 
-    def make(name: str, *, init: bool = True) -> Node:
-        home = short_dir / name
-        home.mkdir(parents=True)
-        datadir, ipc = home / "data", home / "geth.ipc"
-        if init:
-            subprocess.run(
-                [geth, "--datadir", str(datadir), "init", str(genesis)],
-                capture_output=True,
-                check=True,
-                timeout=60,
-            )
-        p2p, http, authrpc = free_port_bases(3, 1)
-        config = home / "config.toml"
-        config.write_text(geth_config_toml(p2p, []))
-        argv = geth_argv(
-            geth,
-            GethNode(
-                datadir=datadir,
-                config_file=config,
-                ipc_path=ipc,
-                network_id=CHAIN_ID,
-                http_port=http,
-                authrpc_port=authrpc,
-                max_peers=1,
-            ),
-        )
-        return Node(name, argv, ipc, home / "logs" / "geth.log", http)
+    def make(name: str, *, init: bool = True) -> DevNode:
+        node = dev_node(geth, short_dir / name, spec, init=init)
+        return dataclasses.replace(node, log_file=node.home / "logs" / "geth.log")
 
     return make
 
@@ -101,7 +65,7 @@ def runtime(request: pytest.FixtureRequest) -> Runtime:
 
 
 @pytest.fixture
-def started(runtime: Runtime, make_node: MakeNode) -> Iterator[tuple[Node, NodeProcess]]:
+def started(runtime: Runtime, make_node: MakeNode) -> Iterator[tuple[DevNode, NodeProcess]]:
     node = make_node(f"n-{uuid.uuid4().hex[:6]}")
     proc = runtime.start(node.argv, name=node.name, log_file=node.log_file)
     try:
@@ -111,15 +75,7 @@ def started(runtime: Runtime, make_node: MakeNode) -> Iterator[tuple[Node, NodeP
         proc.stop()
 
 
-def wait_for(check: Callable[[], bool], *, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.2)
-
-
-def log_text(node: Node) -> str:
+def log_text(node: DevNode) -> str:
     return node.log_file.read_text(errors="replace") if node.log_file.exists() else ""
 
 
@@ -127,7 +83,7 @@ def log_text(node: Node) -> str:
 
 
 def test_started_node_answers_over_ipc_and_logs_to_its_file(
-    started: tuple[Node, NodeProcess],
+    started: tuple[DevNode, NodeProcess],
 ) -> None:
     node, proc = started
     assert proc.poll() is None
@@ -136,7 +92,7 @@ def test_started_node_answers_over_ipc_and_logs_to_its_file(
     assert f"url={node.ipc}" in log_text(node)  # the host path, valid in both runtimes
 
 
-def test_pid_is_the_running_geth(started: tuple[Node, NodeProcess]) -> None:
+def test_pid_is_the_running_geth(started: tuple[DevNode, NodeProcess]) -> None:
     _, proc = started
     assert psutil.Process(proc.pid).name() == "geth"
 
@@ -154,7 +110,7 @@ def test_env_reaches_geths_environment(runtime: Runtime, make_node: MakeNode) ->
         proc.stop()
 
 
-def test_stop_ends_it_and_poll_returns_the_exit_code(started: tuple[Node, NodeProcess]) -> None:
+def test_stop_ends_it_and_poll_returns_the_exit_code(started: tuple[DevNode, NodeProcess]) -> None:
     node, proc = started
     code = proc.stop()
     assert code == 0  # geth stops cleanly on SIGINT
@@ -164,7 +120,7 @@ def test_stop_ends_it_and_poll_returns_the_exit_code(started: tuple[Node, NodePr
     assert proc.stop() == code  # stopping again is harmless
 
 
-def test_a_node_killed_from_outside_is_seen_by_poll(started: tuple[Node, NodeProcess]) -> None:
+def test_a_node_killed_from_outside_is_seen_by_poll(started: tuple[DevNode, NodeProcess]) -> None:
     _, proc = started
     os.kill(proc.pid, signal.SIGKILL)
     wait_for(lambda: proc.poll() is not None, what="poll() to see the kill", timeout=10)
@@ -173,7 +129,7 @@ def test_a_node_killed_from_outside_is_seen_by_poll(started: tuple[Node, NodePro
     assert proc.stop() == code
 
 
-def test_kill_ends_it_without_waiting(started: tuple[Node, NodeProcess]) -> None:
+def test_kill_ends_it_without_waiting(started: tuple[DevNode, NodeProcess]) -> None:
     _, proc = started
     proc.kill()
     wait_for(lambda: proc.poll() is not None, what="poll() to see the kill", timeout=10)
@@ -317,7 +273,7 @@ def test_run_once_inits_a_datadir_with_the_geth_in_the_image(
     datadir = node.argv[node.argv.index("--datadir") + 1]
     before = {c.id for c in docker_client.containers.list(all=True)}
     # argv[0] need not exist on the host: the geth in the image runs.
-    init = ["geth", "--datadir", datadir, "init", str(short_dir / "genesis.json")]
+    init = ["geth", "--datadir", datadir, "init", str(node.home / "genesis.json")]
     code, out = docker_runtime.run_once(init, name=node.name)
     assert code == 0, out
     assert "Successfully wrote genesis state" in out

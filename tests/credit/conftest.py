@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import secrets
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,13 +24,13 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
-from genesis import CliqueSpec, build_genesis, canonical_json
+from genesis import CliqueSpec
 from orchestrator.boundaries import Secret
 from orchestrator.credit import CreditClient, Record, deploy_registry
 from orchestrator.geth.client import http_web3
-from orchestrator.geth.command import GethNode, geth_argv, geth_config_toml
+from orchestrator.logs import log_tail
 from orchestrator.runtime.process import LocalProcess, ProcessRuntime
-from tests.conftest import free_port_bases
+from tests.helpers.geth import dev_node
 
 CHAIN_ID = 7331
 FUNDS = 10**24  # a million ether each
@@ -60,27 +59,14 @@ class Chain:
         )
 
 
-def _log_tail(path: Path, lines: int = 30) -> str:
-    return (
-        "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
-    )
+def _log_tail(path: Path) -> str:
+    return "\n".join(log_tail(path, 30))
 
 
 @pytest.fixture(scope="session")
 def chain(geth: str) -> Iterator[Chain]:
     root = Path(tempfile.mkdtemp(prefix="poa-credit-", dir="/tmp"))
-    datadir = root / "node"
     signer = Account.create()
-    password = secrets.token_urlsafe(24)
-    keystore = Account.encrypt(signer.key, password, kdf="scrypt", iterations=1 << 12)
-    (datadir / "keystore").mkdir(parents=True)
-    (datadir / "keystore" / f"UTC--test--{signer.address[2:].lower()}").write_text(
-        json.dumps(keystore)
-    )
-    password_file = root / "password"
-    password_file.write_text(password)
-    password_file.chmod(0o600)
-
     accounts = {name: Account.create() for name in ACCOUNTS}
     spec = CliqueSpec(
         chain_id=CHAIN_ID,
@@ -88,28 +74,18 @@ def chain(geth: str) -> Iterator[Chain]:
         period=1,
         alloc={a.address: FUNDS for a in accounts.values()},
     )
-    genesis_file = root / "genesis.json"
-    genesis_file.write_bytes(canonical_json(build_genesis(spec)))
-    subprocess.run(
-        [geth, "--datadir", str(datadir), "init", str(genesis_file)],
-        check=True,
-        capture_output=True,
+    node = dev_node(geth, root / "node", spec, signer=signer.address, max_peers=0)
+    password = secrets.token_urlsafe(24)
+    keystore = Account.encrypt(signer.key, password, kdf="scrypt", iterations=1 << 12)
+    (node.datadir / "keystore").mkdir(parents=True, exist_ok=True)
+    (node.datadir / "keystore" / f"UTC--test--{signer.address[2:].lower()}").write_text(
+        json.dumps(keystore)
     )
-    p2p, http, authrpc = free_port_bases(3, 1)
-    config = root / "config.toml"
-    config.write_text(geth_config_toml(p2p, []))
-    node = GethNode(
-        datadir=datadir,
-        config_file=config,
-        ipc_path=root / "geth.ipc",
-        network_id=CHAIN_ID,
-        http_port=http,
-        authrpc_port=authrpc,
-        max_peers=0,
-        signer=signer.address,
-    )
+    password_file = root / "password"
+    password_file.write_text(password)
+    password_file.chmod(0o600)
     argv = [
-        *geth_argv(geth, node),
+        *node.argv,
         "--unlock", signer.address,
         "--password", str(password_file),
         "--verbosity", "2",
@@ -117,7 +93,7 @@ def chain(geth: str) -> Iterator[Chain]:
     log_file = root / "geth.log"
     process: LocalProcess = ProcessRuntime().start(argv, name="credit-geth", log_file=log_file)
     try:
-        rpc_url = f"http://127.0.0.1:{http}"
+        rpc_url = node.rpc_url
         w3 = http_web3(rpc_url, timeout=2)
         deadline = time.monotonic() + 60
         while True:

@@ -22,7 +22,7 @@ from orchestrator.errors import ConfigError, StateError
 from orchestrator.local.consortium import LocalConsortium
 from orchestrator.network.names import NETWORK_INFO, PSEUDONYM_SECRET_NAME
 from orchestrator.wiring import make_store, make_vault
-from tests.conftest import consortium_yaml
+from tests.helpers.ports import consortium_yaml
 
 A = "0x" + "aa" * 20
 B = "0x" + "bb" * 20

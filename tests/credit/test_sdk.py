@@ -21,8 +21,8 @@ from orchestrator.credit import (
 from orchestrator.credit.contract import registry_artifact, sender_for
 from orchestrator.errors import ConfigError, ServiceUnavailable, WaitTimeout
 from orchestrator.local.ports import port_is_free
-from tests.conftest import free_port_bases
 from tests.credit.conftest import NATIONAL_IDS, Chain, record
+from tests.helpers.ports import free_port_bases
 
 pytestmark = [pytest.mark.geth, pytest.mark.slow]
 

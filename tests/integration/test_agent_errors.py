@@ -40,7 +40,7 @@ from orchestrator.network.create import read_network
 from orchestrator.network.names import identity_lease, leader_lease, validator_key_name
 from orchestrator.statefile import read_json
 from orchestrator.store.local import LocalStore
-from tests.conftest import consortium_yaml, free_port_bases
+from tests.helpers.ports import consortium_yaml, free_port_bases
 from tests.services.keyvault_emulator import KeyVaultService
 
 ROOT = Path(__file__).resolve().parents[2]

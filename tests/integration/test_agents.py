@@ -19,14 +19,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.local.consortium import LocalConsortium
-from tests.conftest import free_port_bases
-from tests.integration.test_fencing import (
-    agent,
-    assert_no_signer_sealed_twice_at_one_height,
-    chain_of,
-    head,
-    wait_for,
-)
+from tests.helpers.chain import agent, assert_no_signer_sealed_twice_at_one_height, chain_of, head
+from tests.helpers.ports import free_port_bases
+from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.geth, pytest.mark.slow]
 

@@ -14,8 +14,7 @@ import shutil
 import signal
 import statistics
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,8 @@ from orchestrator.cli.main import main
 from orchestrator.geth.client import http_web3
 from orchestrator.geth.ipc import ipc_probe
 from orchestrator.local.consortium import LocalConsortium
-from tests.conftest import consortium_yaml
+from tests.helpers.ports import consortium_yaml
+from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.geth, pytest.mark.slow]
 
@@ -61,14 +61,6 @@ def running(geth: str) -> Iterator[LocalConsortium]:
         if local.exists:
             local.down()
         shutil.rmtree(root, ignore_errors=True)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.5)
 
 
 def head(local: LocalConsortium, node: str) -> int:

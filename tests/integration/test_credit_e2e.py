@@ -33,9 +33,9 @@ from orchestrator.local.consortium import LocalConsortium
 from orchestrator.local.registry import local_resolver
 from orchestrator.network.names import PSEUDONYM_SECRET_NAME
 from orchestrator.wiring import make_vault
-from tests.conftest import consortium_yaml
 from tests.credit.conftest import record
 from tests.credit.scan import scan
+from tests.helpers.ports import consortium_yaml
 
 pytestmark = [pytest.mark.geth, pytest.mark.slow]
 

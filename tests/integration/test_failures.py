@@ -8,26 +8,18 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-import psutil
 import pytest
 from click.testing import CliRunner
 
 from genesis import CliqueSpec, build_genesis, canonical_json
 from orchestrator.cli.main import main
 from orchestrator.local.consortium import LocalConsortium
-from tests.conftest import consortium_yaml
+from tests.helpers.ports import consortium_yaml
+from tests.helpers.processes import processes_mentioning
 
 pytestmark = pytest.mark.geth
 
 MakeConsortium = Callable[..., tuple[LocalConsortium, Path]]
-
-
-def processes_mentioning(text: str) -> list[psutil.Process]:
-    found = []
-    for p in psutil.process_iter(["cmdline"]):
-        if any(text in arg for arg in p.info["cmdline"] or []):
-            found.append(p)
-    return found
 
 
 def test_geth_init_accepts_a_generated_genesis(geth: str, short_dir: Path) -> None:

@@ -8,7 +8,6 @@ partitioned from storage while the others are not; pausing Azurite cuts them all
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -18,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from orchestrator.agent.settings import StoreSettings, VaultSettings
-from orchestrator.geth.ipc import ipc_probe
 from orchestrator.local.consortium import LocalConsortium
-from tests.conftest import free_port_bases
+from tests.helpers.chain import agent, assert_no_signer_sealed_twice_at_one_height, chain_of, head
+from tests.helpers.ports import free_port_bases
+from tests.helpers.waiting import wait_for
 from tests.services.azurite import Azurite, unique_container
 from tests.services.keyvault_emulator import KeyVaultService
 from tests.services.netcut import CuttableLink
@@ -33,46 +33,6 @@ LEASE = 15
 # wiggle (0.5 s per signers/2+1 = 1 s for three signers) later. The agent fences early
 # enough for that; the tests allow exactly that much.
 IN_FLIGHT = 2 + 1.0
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> float:
-    """Wait until `predicate()`; the seconds it took."""
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.25)
-    return time.monotonic() - started
-
-
-def agent(local: LocalConsortium, node: str) -> dict[str, object]:
-    return json.loads(local.layout.node(node).agent_status.read_text())  # type: ignore[no-any-return]
-
-
-def head(local: LocalConsortium, node: str) -> int:
-    answer = ipc_probe(local.layout.node(node).ipc, "eth_blockNumber", [])
-    return int(answer, 16) if isinstance(answer, str) else -1
-
-
-def chain_of(local: LocalConsortium, node: str) -> dict[int, tuple[str, str]]:
-    """height -> (signer, block hash) of `node`'s canonical chain."""
-    ipc = local.layout.node(node).ipc
-    chain = {}
-    for n in range(1, head(local, node) + 1):
-        block = ipc_probe(ipc, "eth_getBlockByNumber", [hex(n), False])
-        signer = ipc_probe(ipc, "clique_getSigner", [hex(n)])
-        if block and signer:
-            chain[n] = (str(signer).lower(), str(block["hash"]))
-    return chain
-
-
-def assert_no_signer_sealed_twice_at_one_height(local: LocalConsortium) -> None:
-    seen: dict[tuple[int, str], set[str]] = {}
-    for node in (n.name for n in local.load().nodes):
-        for height, (signer, block_hash) in chain_of(local, node).items():
-            seen.setdefault((height, signer), set()).add(block_hash)
-    twice = {k: v for k, v in seen.items() if len(v) > 1}
-    assert not twice, f"a signer sealed two blocks at one height: {twice}"
 
 
 def sealed_after(geth_log: Path, moment: float) -> list[str]:

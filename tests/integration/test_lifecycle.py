@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from orchestrator.cli.main import main
 from orchestrator.local.consortium import LocalConsortium
-from tests.conftest import consortium_yaml
-from tests.integration.test_failures import processes_mentioning
+from tests.helpers.ports import consortium_yaml
+from tests.helpers.processes import processes_mentioning
 
 pytestmark = pytest.mark.geth
 

@@ -1,4 +1,4 @@
-"""Holding a blob lease (orchestrator.leases) on the real embedded store."""
+"""Holding a blob lease (orchestrator.agent.leases) on the real embedded store."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.agent.leases import HolderInfo, LeaseKeeper, holder_of
-from orchestrator.boundaries import Blob, Lease, Store
+from orchestrator.boundaries import Lease, Store
 from orchestrator.store.local import LocalStore
+from tests.helpers.stores import DelegatingStore
 
 NAME = "leases/bank-a/identity-0"
 SLOW = 0.3  # seconds the slow store takes to answer
@@ -25,44 +26,18 @@ def keeper(store: Store, holder: str, *, margin: float = 6.5) -> LeaseKeeper:
     return LeaseKeeper(store, NAME, duration=15, holder=holder, margin=margin)
 
 
-class SlowStore:
+class SlowStore(DelegatingStore):
     """The real store, answering lease calls `SLOW` seconds late (a slow network)."""
-
-    def __init__(self, inner: Store) -> None:
-        self.inner = inner
-
-    def read(self, name: str) -> Blob | None:
-        return self.inner.read(name)
-
-    def write(
-        self,
-        name: str,
-        data: bytes,
-        *,
-        if_match: str | None = None,
-        if_absent: bool = False,
-        lease: Lease | None = None,
-    ) -> str | None:
-        return self.inner.write(name, data, if_match=if_match, if_absent=if_absent, lease=lease)
-
-    def list(self, prefix: str) -> list[str]:
-        return self.inner.list(prefix)
 
     def acquire_lease(
         self, name: str, duration: int, *, lease_id: str | None = None
     ) -> Lease | None:
         time.sleep(SLOW)
-        return self.inner.acquire_lease(name, duration, lease_id=lease_id)
+        return super().acquire_lease(name, duration, lease_id=lease_id)
 
     def renew_lease(self, lease: Lease) -> bool:
         time.sleep(SLOW)
-        return self.inner.renew_lease(lease)
-
-    def release_lease(self, lease: Lease) -> None:
-        self.inner.release_lease(lease)
-
-    def break_lease(self, name: str) -> None:
-        self.inner.break_lease(name)
+        return super().renew_lease(lease)
 
 
 # -- acquire, renew and when to fence --------------------------------------------------

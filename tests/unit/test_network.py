@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from orchestrator.boundaries import Blob, Lease, Store
+from orchestrator.boundaries import Lease, Store
 from orchestrator.config import Consortium, parse_config
 from orchestrator.errors import StateError
 from orchestrator.network.create import (
@@ -34,6 +34,7 @@ from orchestrator.network.names import (
 from orchestrator.network.peers import ENODE, publish_enode, read_enodes
 from orchestrator.store.local import LocalStore
 from orchestrator.vault.local import LocalVault
+from tests.helpers.stores import DelegatingStore
 
 CONSORTIUM = "chain_id: 4242\nblock_period: 3\nmembers: {bank-a: {validators: 2}, bank-b: {}}\n"
 ENODE_A = "enode://" + "a1" * 64 + "@127.0.0.1:30303"
@@ -174,17 +175,14 @@ def test_create_network_waits_until_every_member_has_published(
     assert store.read(GENESIS) == genesis
 
 
-class RacingStore:
+class RacingStore(DelegatingStore):
     """A real store whose genesis writes wait until `parties` callers are about to write,
     so racing leaders really race; it counts the writes that took effect."""
 
     def __init__(self, inner: Store, barrier: threading.Barrier) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.barrier = barrier
         self.genesis_writes: list[str | None] = []
-
-    def read(self, name: str) -> Blob | None:
-        return self.inner.read(name)
 
     def write(
         self,
@@ -197,27 +195,10 @@ class RacingStore:
     ) -> str | None:
         if name == GENESIS:
             self.barrier.wait(timeout=10)
-        etag = self.inner.write(name, data, if_match=if_match, if_absent=if_absent, lease=lease)
+        etag = super().write(name, data, if_match=if_match, if_absent=if_absent, lease=lease)
         if name == GENESIS:
             self.genesis_writes.append(etag)
         return etag
-
-    def list(self, prefix: str) -> list[str]:
-        return self.inner.list(prefix)
-
-    def acquire_lease(
-        self, name: str, duration: int, *, lease_id: str | None = None
-    ) -> Lease | None:
-        return self.inner.acquire_lease(name, duration, lease_id=lease_id)
-
-    def renew_lease(self, lease: Lease) -> bool:
-        return self.inner.renew_lease(lease)
-
-    def release_lease(self, lease: Lease) -> None:
-        self.inner.release_lease(lease)
-
-    def break_lease(self, name: str) -> None:
-        self.inner.break_lease(name)
 
 
 def test_two_concurrent_create_network_calls_publish_one_genesis(

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: cold start and warm restart of the default consortium (six agents).
 
 The shipped default (orchestrator/consortium.yaml) is two banks, each with two validator
@@ -14,57 +13,26 @@ subprocess, on ports that are free right now. Prints the figures; with `--record
 rewrites its section of docs/benchmarks.md with the date and machine. Goal (issue 2):
 cold start <= 15 s with geth already built.
 
-    .venv/bin/python scripts/bench_startup.py [--trials 5] [--record]
+    .venv/bin/python -m scripts.bench.startup [--trials 5] [--record]
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import platform
-import re
 import shutil
 import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from orchestrator.config import Ports, parse_config
-from orchestrator.local.ports import port_is_free
+from .common import DOC, POACTL, ROOT, geth_version, machine, move_ports, record, summary
 
-ROOT = Path(__file__).resolve().parents[1]
-POACTL = str(ROOT / ".venv" / "bin" / "poactl")
-GETH = ROOT / ".tools" / "bin" / "geth"
-DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench_startup:begin -->", "<!-- bench_startup:end -->"
 GOAL_COLD_S = 15.0
-
-
-def free_base(span: int, start: int) -> int:
-    """The first port >= start followed by `span` ports free on 127.0.0.1."""
-    base = start
-    while True:
-        taken = [p for p in range(base, base + span) if not port_is_free(p)]
-        if not taken:
-            return base
-        base = taken[-1] + 1
-
-
-def move_ports(config: dict[str, Any], start: int) -> None:
-    """Give every kind of base port the consortium file knows (p2p, http, authrpc,
-    health, ... whether or not `config` lists it) its own range of one free port per
-    node, the ranges not overlapping."""
-    span = len(parse_config(yaml.safe_dump(config), source="bench").nodes)
-    ports = config.setdefault("ports", {})
-    base = start
-    for kind in Ports.model_fields:
-        ports[kind] = base = free_base(span, base)
-        base += span + 10
 
 
 def bench_config(path: Path) -> None:
@@ -80,49 +48,10 @@ def timed(*args: str) -> float:
     return time.perf_counter() - t0
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), {mem:.0f} GiB"
-    )
-
-
-def geth_version() -> str:
-    out = subprocess.run([str(GETH), "version"], check=False, capture_output=True, text=True).stdout
-    found = re.search(r"^Version: (\S+)", out, re.M)
-    return found.group(1) if found else "unknown"
-
-
-def summary(xs: list[float]) -> str:
-    return f"median {statistics.median(xs):.1f} s, min {min(xs):.1f} s, max {max(xs):.1f} s"
-
-
-def record(begin: str, end: str, section: str) -> None:
-    """Replace the text between `begin` and `end` in docs/benchmarks.md (or append)."""
-    DOC.parent.mkdir(exist_ok=True)
-    text = (
-        DOC.read_text()
-        if DOC.exists()
-        else "# Benchmarks\n\nFigures from `scripts/bench_*.py`; rerun them to refresh.\n"
-    )
-    if begin in text:
-        text = text[: text.index(begin)] + section + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.write_text(text)
-    print(f"recorded in {DOC}")
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {__spec__.name}", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument(
         "--record", action="store_true", help="rewrite this benchmark's section of the doc"
@@ -154,7 +83,7 @@ def main() -> None:
         f"Measured {dt.date.today().isoformat()} on {machine()}; geth {geth_version()}, "
         "default consortium (2 banks x (2 validators + 1 spare) = 6 agents, 4 signers, "
         f"period 2 s, local store and vaults), {args.trials} trials, real CLI as a "
-        f"subprocess. Command: `.venv/bin/python scripts/bench_startup.py {flags}`.",
+        f"subprocess. Command: `.venv/bin/python -m scripts.bench.startup {flags}`.",
         "",
         "| phase | figures |",
         "|---|---|",

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: identity failover and leader failover when an agent's VM dies.
 
 Runs a consortium on free ports where losing one signer does not stop the chain:
@@ -18,7 +17,7 @@ CLI; leases and blocks are read through LocalConsortium, the store and geth's IP
 the figures; with `--record` it rewrites its section of docs/benchmarks.md.
 Goal (issue 3): each failover <= lease duration + 5 s.
 
-    .venv/bin/python scripts/bench_failover.py [--trials 10] [--lease-seconds 15] [--record]
+    .venv/bin/python -m scripts.bench.failover [--trials 10] [--lease-seconds 15] [--record]
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ import datetime as dt
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import tempfile
 import time
@@ -38,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from bench_startup import POACTL, geth_version, machine, move_ports, record
 
 from orchestrator.agent.leases import holder_of
 from orchestrator.boundaries import Store
@@ -47,6 +44,8 @@ from orchestrator.geth.proc import runs_with_arg
 from orchestrator.local.consortium import LocalConsortium
 from orchestrator.network.names import identity_lease, leader_lease
 from orchestrator.statefile import read_json
+
+from .common import POACTL, geth_version, machine, move_ports, record, summary
 
 BEGIN, END = "<!-- bench_failover:begin -->", "<!-- bench_failover:end -->"
 MEMBERS = {"bank-a": {"validators": 2, "spares": 1}, "bank-b": {"validators": 1, "spares": 0}}
@@ -194,11 +193,7 @@ def double_seals(local: LocalConsortium) -> tuple[int, list[str]]:
 
 def figures(trials: list[Trial], timeout: float) -> str:
     done = [t.seconds for t in trials if t.seconds is not None]
-    text = (
-        f"median {statistics.median(done):.1f} s, min {min(done):.1f} s, max {max(done):.1f} s"
-        if done
-        else "no trial failed over"
-    )
+    text = summary(done) if done else "no trial failed over"
     missed = len(trials) - len(done)
     if missed:
         text += f"; {missed} of {len(trials)} trials did not fail over within {timeout:.0f} s"
@@ -233,7 +228,9 @@ def run_trials(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {__spec__.name}", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--lease-seconds", type=int, default=15, help="15 .. 60 (Azure's range)")
     parser.add_argument(
@@ -276,7 +273,7 @@ def main() -> None:
         f"free ports), lease {args.lease_seconds} s; {args.trials} "
         "trials of each; a VM dies as `kill -9` of an agent and its geth; `poactl up` "
         "brings it back as a spare between trials. Command: "
-        f"`.venv/bin/python scripts/bench_failover.py {flags} --record`.",
+        f"`.venv/bin/python -m scripts.bench.failover {flags} --record`.",
         "",
         "| failover | figures |",
         "|---|---|",

@@ -1,0 +1,96 @@
+"""What the benchmarks share: where the repository, `poactl` and geth are, free ports for a
+consortium file, the machine and geth version a figure was measured on, small statistics,
+and `record`, which rewrites a benchmark's section of docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import re
+import statistics
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestrator.config import Ports, parse_config
+from orchestrator.local.ports import port_is_free
+
+ROOT = Path(__file__).resolve().parents[2]  # scripts/bench/common.py -> the repository
+POACTL = str(ROOT / ".venv" / "bin" / "poactl")
+GETH = ROOT / ".tools" / "bin" / "geth"
+DOC = ROOT / "docs" / "benchmarks.md"
+
+
+def free_base(span: int, start: int) -> int:
+    """The first port >= start followed by `span` ports free on 127.0.0.1."""
+    base = start
+    while True:
+        taken = [p for p in range(base, base + span) if not port_is_free(p)]
+        if not taken:
+            return base
+        base = taken[-1] + 1
+
+
+def move_ports(config: dict[str, Any], start: int) -> None:
+    """Give every kind of base port the consortium file knows (p2p, http, authrpc,
+    health, ... whether or not `config` lists it) its own range of one free port per
+    node, the ranges not overlapping."""
+    span = len(parse_config(yaml.safe_dump(config), source="bench").nodes)
+    ports = config.setdefault("ports", {})
+    base = start
+    for kind in Ports.model_fields:
+        ports[kind] = base = free_base(span, base)
+        base += span + 10
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), {mem:.0f} GiB"
+    )
+
+
+def geth_version() -> str:
+    out = subprocess.run([str(GETH), "version"], check=False, capture_output=True, text=True).stdout
+    found = re.search(r"^Version: (\S+)", out, re.M)
+    return found.group(1) if found else "unknown"
+
+
+def summary(xs: list[float]) -> str:
+    return f"median {statistics.median(xs):.1f} s, min {min(xs):.1f} s, max {max(xs):.1f} s"
+
+
+def pct(xs: Sequence[float], q: float) -> float:
+    if not xs:
+        return math.nan
+    s = sorted(xs)
+    return s[min(len(s) - 1, max(0, math.ceil(q / 100 * len(s)) - 1))]
+
+
+def record(begin: str, end: str, section: str) -> None:
+    """Replace the text between `begin` and `end` in docs/benchmarks.md (or append)."""
+    DOC.parent.mkdir(exist_ok=True)
+    text = (
+        DOC.read_text()
+        if DOC.exists()
+        else "# Benchmarks\n\nFigures from `scripts/bench/` (`.venv/bin/python -m "
+        "scripts.bench.<benchmark>`); rerun them to refresh.\n"
+    )
+    if begin in text:
+        text = text[: text.index(begin)] + section + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    DOC.write_text(text)
+    print(f"recorded in {DOC}")

@@ -1,0 +1,40 @@
+"""Reading a local consortium's chain and agents in a test: each node's head and
+canonical chain over its IPC socket, an agent's status record, and the safety check
+every failover test ends with (no signer sealed twice at one height)."""
+
+from __future__ import annotations
+
+import json
+
+from orchestrator.geth.ipc import ipc_probe
+from orchestrator.local.consortium import LocalConsortium
+
+
+def agent(local: LocalConsortium, node: str) -> dict[str, object]:
+    return json.loads(local.layout.node(node).agent_status.read_text())  # type: ignore[no-any-return]
+
+
+def head(local: LocalConsortium, node: str) -> int:
+    answer = ipc_probe(local.layout.node(node).ipc, "eth_blockNumber", [])
+    return int(answer, 16) if isinstance(answer, str) else -1
+
+
+def chain_of(local: LocalConsortium, node: str) -> dict[int, tuple[str, str]]:
+    """height -> (signer, block hash) of `node`'s canonical chain."""
+    ipc = local.layout.node(node).ipc
+    chain = {}
+    for n in range(1, head(local, node) + 1):
+        block = ipc_probe(ipc, "eth_getBlockByNumber", [hex(n), False])
+        signer = ipc_probe(ipc, "clique_getSigner", [hex(n)])
+        if block and signer:
+            chain[n] = (str(signer).lower(), str(block["hash"]))
+    return chain
+
+
+def assert_no_signer_sealed_twice_at_one_height(local: LocalConsortium) -> None:
+    seen: dict[tuple[int, str], set[str]] = {}
+    for node in (n.name for n in local.load().nodes):
+        for height, (signer, block_hash) in chain_of(local, node).items():
+            seen.setdefault((height, signer), set()).add(block_hash)
+    twice = {k: v for k, v in seen.items() if len(v) > 1}
+    assert not twice, f"a signer sealed two blocks at one height: {twice}"
