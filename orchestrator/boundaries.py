@@ -49,13 +49,27 @@ def check_secret_name(name: str) -> str:
 
 
 class Vault(Protocol):
-    """Named secrets of one bank (its validator identities and its own keys)."""
+    """One bank's vault: named secrets, and signing keys that never leave it.
+
+    Signing keys are secp256k1 (Key Vault's EC P-256K): the vault signs a 32-byte
+    digest (ES256K) and answers the raw 64-byte r‖s, with `s` in either half of the
+    curve order and no recovery id; public keys are the 64-byte x‖y.
+    """
 
     def get_secret(self, name: str) -> Secret | None:
         """The secret's current value, or None when there is no secret of that name."""
 
     def set_secret(self, name: str, value: Secret) -> None:
         """Create the secret or store a new version of it."""
+
+    def create_signing_key(self, name: str) -> bytes:
+        """Create the signing key `name` unless it exists; its public key."""
+
+    def signing_key(self, name: str) -> bytes | None:
+        """The public key of the signing key `name`, or None when there is none."""
+
+    def sign_digest(self, name: str, digest: bytes) -> bytes:
+        """r‖s over `digest` with the key `name`; StateError when there is no such key."""
 
 
 # -- blobs and leases ----------------------------------------------------------------

@@ -39,10 +39,16 @@ class Ports(Strict):
     health: Port = 8745
 
 
+Custody = Literal["secrets", "keys"]
+
+
 class Member(Strict):
     validators: Annotated[int, Field(ge=0, le=MAX_NODES)] = 2  # identities in the genesis
     spares: Annotated[int, Field(ge=0, le=8)] = 1  # agents that take over an identity
     rpc_nodes: Annotated[int, Field(ge=0, le=MAX_NODES)] = 0
+    # How the bank's vault holds its validator keys: `secrets` (read into the agent's
+    # memory only) or `keys` (vault keys that sign and never leave the vault).
+    custody: Custody = "secrets"
 
 
 class Supervision(Strict):

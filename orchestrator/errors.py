@@ -52,6 +52,10 @@ class RpcRefused(NodeError):
     """geth answered a JSON-RPC call with an error object."""
 
 
+class SignerError(PoaError):
+    """geth's external signer (the agent) refused a request or could not sign it."""
+
+
 class ServiceUnavailable(PoaError):
     """A backend (store, vault, container API) did not answer or answered with a transient
     error. Callers retry it with a deadline (`orchestrator.retry`)."""

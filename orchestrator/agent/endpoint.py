@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from orchestrator.errors import ConfigError
@@ -39,6 +39,13 @@ class AgentMetrics:
         self._store_errors = Counter(
             "poactl_store_errors", "Transient store or vault errors", registry=r
         )
+        self._signing = Histogram(
+            "poactl_signer_seconds",
+            "Time the external signer took to answer geth, by result (signed, refused)",
+            ["result"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0),
+            registry=r,
+        )
 
     def chain(self, block: int, peers: int) -> None:
         self._block.set(block)
@@ -59,6 +66,9 @@ class AgentMetrics:
 
     def store_error(self) -> None:
         self._store_errors.inc()
+
+    def signer_answered(self, result: str, seconds: float) -> None:
+        self._signing.labels(result=result).observe(seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

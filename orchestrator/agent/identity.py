@@ -1,18 +1,28 @@
-"""A validator identity's secrets, read from the bank's vault when its lease is taken.
+"""A validator identity's key, from the bank's vault, when its lease is taken.
 
-The key must be the one the network's genesis names for that identity: a vault of
+In `secrets` custody the key is read from the vault into this process's memory only
+(`KeyInMemory`); in `keys` custody the vault keeps it and signs (`KeyInVault`). Either
+way the key must be the one the network's genesis names for that identity: a vault of
 another consortium, or a replaced key, is refused before anything is signed.
 """
 
 from __future__ import annotations
 
-from eth_account import Account
+from eth_utils.address import to_checksum_address
 
 from orchestrator.agent.sealing import Identity
 from orchestrator.boundaries import Secret, Vault
+from orchestrator.config import Custody
 from orchestrator.errors import StateError
-from orchestrator.network.names import validator_key_name, validator_password_name
+from orchestrator.geth.keys import address_of_public_key
+from orchestrator.network.names import validator_key_name
 from orchestrator.retry import retry_transient
+from orchestrator.signer.keys import KeyInMemory, KeyInVault, ValidatorKey
+
+MISSING_HINT = (
+    "the member's leader creates it; restore it from the vault's backup "
+    "(soft-deleted secrets and keys can be recovered), or check the vault URL"
+)
 
 
 def read_secret(vault: Vault, name: str) -> Secret:
@@ -21,26 +31,32 @@ def read_secret(vault: Vault, name: str) -> Secret:
         lambda: vault.get_secret(name), what=f"read {name} from the vault", timeout=5
     )
     if value is None:
-        raise StateError(
-            "the secret is missing from the bank's vault",
-            obj=name,
-            hint="the member's leader creates it; restore it from the vault's backup "
-            "(soft-deleted secrets can be recovered), or check the vault URL",
-        )
+        raise StateError("the secret is missing from the bank's vault", obj=name, hint=MISSING_HINT)
     return value
 
 
-def load_identity(vault: Vault, member: str, index: int, expected: str) -> Identity:
+def load_identity(
+    vault: Vault, member: str, index: int, expected: str, *, custody: Custody
+) -> Identity:
     """Identity `index` of `member`, checked against the signer the genesis names."""
-    key = read_secret(vault, validator_key_name(member, index))
-    password = read_secret(vault, validator_password_name(member, index))
-    address: str = Account.from_key(key.value).address
-    if address.lower() != expected.lower():
-        raise StateError(
-            f"the vault's key for identity {index} is {address}, but the network's "
-            f"genesis names signer {expected}",
-            obj=validator_key_name(member, index),
-            hint="the vault belongs to another consortium, or the key was replaced; "
-            "restore the original key",
+    name = validator_key_name(member, index)
+    key: ValidatorKey
+    if custody == "keys":
+        public = retry_transient(
+            lambda: vault.signing_key(name), what=f"read key {name} from the vault", timeout=5
         )
-    return Identity(index, address, key, password)
+        if public is None:
+            raise StateError("the signing key is missing from the bank's vault", obj=name,
+                             hint=MISSING_HINT)  # fmt: skip
+        key = KeyInVault(name, address_of_public_key(public), lambda d: vault.sign_digest(name, d))
+    else:
+        key = KeyInMemory(read_secret(vault, name))
+    if to_checksum_address(key.address) != to_checksum_address(expected):
+        raise StateError(
+            f"the vault's key for identity {index} is {key.address}, but the network's "
+            f"genesis names signer {expected}",
+            obj=name,
+            hint="the vault belongs to another consortium, or the key was replaced (or the "
+            "member's custody setting changed); restore the original key",
+        )
+    return Identity(index, key)

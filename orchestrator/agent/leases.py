@@ -6,6 +6,11 @@ later than the store's. `fence_at` is that expiry minus a margin long enough for
 to finish (or drop) a block it signed before the fence: the agent stops sealing at
 `fence_at` unless a renewal got through, so the lease cannot expire, and a spare cannot
 take the identity, while this node could still seal.
+
+An identity's lease blob also carries the identity's high-water mark: the highest block
+number any holder signed with it (`signed`). The signer records a new height there,
+under the lease, before it returns the signature (`record_height`); a new holder reads
+it when it takes the lease (`inherited_height`) and never signs at or below it.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ class LeaseKeeper:
         self.lease: Lease | None = None
         self.renewed_at = 0.0  # monotonic time the last successful acquire/renew was sent
         self.renewed_wall = 0.0  # the same moment on the wall clock (for status files)
+        self.inherited_height = -1  # the blob's `signed` mark when we took the lease
+        self._since = ""
 
     @property
     def held(self) -> bool:
@@ -48,6 +55,10 @@ class LeaseKeeper:
     @property
     def fence_at(self) -> float:
         return self.renewed_at + self.duration - self.margin
+
+    def proven(self) -> bool:
+        """Held, and not yet at the moment the agent fences: a signature may leave."""
+        return self.lease is not None and time.monotonic() < self.fence_at
 
     @property
     def renew_due(self) -> bool:
@@ -60,11 +71,24 @@ class LeaseKeeper:
         if lease is None:
             return False
         self.lease, self.renewed_at, self.renewed_wall = lease, sent, wall
-        since = datetime.now(UTC).isoformat(timespec="seconds")
-        body = json.dumps({"holder": self.holder, "since": since}).encode()
-        self.store.write(self.name, body, lease=lease)
+        # Nobody else can write the blob while we hold its lease: its mark is final.
+        self.inherited_height = _signed_mark(self.store, self.name)
+        self._since = datetime.now(UTC).isoformat(timespec="seconds")
+        if not self._write(self.inherited_height):
+            log.warning("%s: lease %s was lost right after acquiring it", self.holder, self.name)
+            self.lease = None
+            return False
         log.info("%s: acquired lease %s", self.holder, self.name)
         return True
+
+    def record_height(self, height: int) -> bool:
+        """Record `height` as signed with this identity, under the lease (the write only
+        the lease's holder can make); False when the lease is lost."""
+        return self.lease is not None and self._write(height)
+
+    def _write(self, signed: int) -> bool:
+        body = {"holder": self.holder, "since": self._since, "signed": signed}
+        return self.store.write(self.name, json.dumps(body).encode(), lease=self.lease) is not None
 
     def renew(self) -> bool:
         """Renew; False (and the lease forgotten) when it was lost to someone else."""
@@ -86,6 +110,17 @@ class LeaseKeeper:
             self.store.release_lease(self.lease)
             log.info("%s: released lease %s", self.holder, self.name)
             self.lease = None
+
+
+def _signed_mark(store: Store, name: str) -> int:
+    """The highest height signed under the lease `name` (-1: none recorded)."""
+    blob = store.read(name)
+    try:
+        doc = json.loads(blob.data) if blob is not None and blob.data else {}
+    except ValueError:
+        doc = {}
+    signed = doc.get("signed") if isinstance(doc, dict) else None
+    return signed if isinstance(signed, int) else -1
 
 
 def holder_of(store: Store, name: str) -> HolderInfo:

@@ -13,8 +13,9 @@
   publishes its enode and starts geth as a follower.
 * FOLLOWING: geth runs and follows the chain; a validator agent tries to take a free
   identity lease every second (a *spare* is a validator agent that finds none free).
-* SEALING: the agent holds identity i's lease; it read the identity's key and
-  password from the vault, wrote geth's keystore and authorized the `Sealer`.
+* SEALING: the agent holds identity i's lease; the identity's key (in its memory, or
+  in the vault in `keys` custody) signs geth's Clique headers through the agent's
+  external signer, which checks the lease on every request (`orchestrator.signer`).
 * FENCED: a renewal did not get through before `fence_at`; sealing was stopped
   before the lease could expire. The agent seals again only after holding a lease.
 
@@ -60,9 +61,10 @@ from orchestrator.agent.status import (
 )
 from orchestrator.agent.supervisor import Supervisor, node_lock
 from orchestrator.boundaries import Runtime, Store, Vault
-from orchestrator.config import Consortium, load_config
+from orchestrator.config import Consortium, Custody, load_config
 from orchestrator.errors import PoaError, ServiceUnavailable, StateError, WaitTimeout
 from orchestrator.geth.ipc import ipc_probe
+from orchestrator.geth.keys import follower_address
 from orchestrator.network.create import (
     NetworkInfo,
     create_network,
@@ -74,6 +76,8 @@ from orchestrator.network.create import (
 from orchestrator.network.names import heartbeat_blob, identity_lease, leader_lease
 from orchestrator.network.peers import publish_enode
 from orchestrator.retry import retry_transient
+from orchestrator.signer.policy import SigningPolicy
+from orchestrator.signer.server import SignerServer
 
 log = logging.getLogger(__name__)
 
@@ -122,19 +126,28 @@ class Agent:
             store, leader_lease(self.member), duration=duration, holder=self.name, margin=0.0
         )
         self.identity_keeper: LeaseKeeper | None = None
+        self.metrics = AgentMetrics()
+        self.signing = SigningPolicy(
+            follower=follower_address(self.name),
+            block_period=self.consortium.settings.block_period,
+            observe=self.metrics.signer_answered,
+        )
         self.sealer = Sealer(
             self.paths.ipc,
-            self.paths.keystore,
+            self.signing,
             needs_peers=lambda: len(self.network.all_signers) > 1 if self.network else True,
             static_peers=self.peers.enodes,
             stall_after=max(8.0, 4.0 * self.consortium.settings.block_period),
             on_change=self.write_status,
         )
         self.supervisor: Supervisor | None = None
-        self.metrics = AgentMetrics()
         self._fatal: PoaError | None = None
         self._duties_done = False
         self._last_problem: str | None = None  # the last transient error, for messages
+
+    @property
+    def _custody(self) -> Custody:
+        return self.consortium.settings.members[self.member].custody
 
     # -- state machine -------------------------------------------------------------
     def _transition(self, new: AgentState, message: str = "") -> None:
@@ -200,7 +213,7 @@ class Agent:
             health = HealthServer(
                 self.settings.host, self.settings.ports.health, self._health, self.metrics
             )
-            with health:
+            with health, SignerServer(self.paths.signer_ipc, self.signing):
                 loops = [
                     threading.Thread(target=self._guard(self._lease_loop), name="leases"),
                     threading.Thread(target=self._guard(self._watchdog), name="watchdog"),
@@ -395,13 +408,15 @@ class Agent:
             if not keeper.try_acquire():
                 continue
             try:
-                identity = load_identity(self.vault, self.member, i, signers[i])
+                identity = load_identity(
+                    self.vault, self.member, i, signers[i], custody=self._custody
+                )
             except BaseException:
                 keeper.release()
                 raise
             with self._lock:
                 self.identity_keeper = keeper
-                self.sealer.authorize(identity)
+                self.sealer.authorize(identity, keeper)
                 self._transition(AgentState.SEALING, f"holds identity {i} ({identity.address})")
             return
         if self.state is AgentState.FENCED:  # the store answers again; every identity is held
@@ -428,7 +443,9 @@ class Agent:
         """Create what is missing of the member's identities and (founder) the network;
         True when nothing is left to do."""
         member_spec = self.consortium.settings.members[self.member]
-        info = ensure_member_identities(self.vault, self.member, member_spec.validators)
+        info = ensure_member_identities(
+            self.vault, self.member, member_spec.validators, custody=member_spec.custody
+        )
         publish_member(self.store, info)
         if self.member == self.consortium.members()[0] and self.network is None:
             self.network = create_network(self.store, self.consortium)
@@ -456,8 +473,7 @@ class Agent:
                 lease_expires_by=keeper.renewed_wall + keeper.duration,
             )
         self.identity_keeper = None
-        if not self.sealer.fence() and self.supervisor is not None:
-            self.supervisor.kill_geth()  # SIGKILL: a geth that does not answer may not stop
+        self.sealer.fence()  # the signer refuses from now on, whatever geth does
         self.fences += 1
         self.metrics.fenced()
         self._transition(AgentState.FENCED, why)

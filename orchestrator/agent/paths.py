@@ -2,7 +2,7 @@
 
 <root>/agent.yaml      the agent's settings      <root>/agent.json   its status record
 <root>/agent.log       its log                   <root>/agent.lock   one agent per node
-<root>/datadir/        geth's datadir (keystore, nodekey, chain, geth.ipc)
+<root>/datadir/        geth's datadir (nodekey, chain, geth.ipc, signer.ipc)
 <root>/config.toml     geth's static peers       <root>/geth.log     geth's output
 <root>/genesis.json    the published genesis     <root>/genesis.sha256  what init used
 <root>/status.json     geth's supervision record
@@ -27,7 +27,13 @@ class NodePaths:
 
     @property
     def keystore(self) -> Path:
+        """geth's keystore: with an external signer geth never writes a key here."""
         return self.datadir / "keystore"
+
+    @property
+    def signer_ipc(self) -> Path:
+        """The agent's external-signer socket (mode 0600), which only geth dials."""
+        return self.datadir / "signer.ipc"
 
     @property
     def nodekey(self) -> Path:

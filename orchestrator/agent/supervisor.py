@@ -117,13 +117,6 @@ class Supervisor:
     def request_stop(self, *_: object) -> None:
         self._stop.set()
 
-    def kill_geth(self) -> None:
-        """Stop the running geth at once (a fence geth did not answer); it is restarted."""
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            log.warning("%s: killing geth pid %d to fence it", self.node.name, proc.pid)
-            proc.kill()
-
     def run(self, *, handle_signals: bool = True) -> int:
         """Supervise until asked to stop (0) or until giving up (1)."""
         with self._exclusive():

@@ -3,7 +3,7 @@
 `geth_argv` and `geth_config_toml` are pure: the same node gives the same argv and
 TOML on every machine, and tests compare them directly. JSON-RPC listens on loopback
 with only `eth,net,web3` over HTTP; `clique`, `admin` and `personal` stay on IPC for the
-supervisor. Peering is static only: no discovery, `--netrestrict`, and p2p listens on
+agent. Peering is static only: no discovery, `--netrestrict`, and p2p listens on
 127.0.0.1 (set in the TOML, since `--port` would listen on every interface).
 """
 
@@ -36,7 +36,8 @@ class GethNode:
     http_port: int
     authrpc_port: int
     max_peers: int
-    signer: str | None = None  # set on validators: seal with this address
+    etherbase: str | None = None  # set on validators: mine as this address
+    external_signer: Path | None = None  # the agent's signer socket (`--signer`)
     gas_limit: int | None = None
     rpc_host: str = "127.0.0.1"  # where JSON-RPC listens (the member's balancer reaches it)
     peer_network: str = LOOPBACK_NET  # --netrestrict: the CIDR the member nodes live in
@@ -66,18 +67,13 @@ def geth_argv(geth: str, node: GethNode) -> list[str]:
     if node.gas_limit is not None:
         argv += ["--miner.gaslimit", str(node.gas_limit)]
     argv += node.tuning
-    if node.signer is not None:
-        # --mine with the key still locked: geth accepts peers' blocks from the start
-        # but cannot seal until the supervisor unlocks the key over IPC, once the node
-        # is peered (orchestrator.agent.sealing). No password reaches argv or geth's files.
-        # geth calls any unlock "insecure" while HTTP is on; HTTP stays on loopback
-        # with eth,net,web3 only.
-        argv += [
-            "--mine",
-            "--miner.etherbase", node.signer,
-            "--allow-insecure-unlock",
-            "--rpc.enabledeprecatedpersonal",  # personal_unlockAccount, on IPC only
-        ]  # fmt: skip
+    if node.external_signer is not None:
+        # The agent signs: geth's keystore is off and it never holds a validator key.
+        argv += ["--signer", str(node.external_signer)]
+    if node.etherbase is not None:
+        # --mine from the start (as the keyless follower until the agent switches it to
+        # an identity it holds): geth then counts as synced and accepts peers' blocks.
+        argv += ["--mine", "--miner.etherbase", node.etherbase]
     return argv
 
 

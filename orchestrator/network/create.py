@@ -19,8 +19,9 @@ from eth_account import Account
 
 from genesis import CliqueSpec, InvalidGenesisSpec, build_genesis, canonical_json
 from orchestrator.boundaries import Secret, Store, Vault
-from orchestrator.config import Consortium
+from orchestrator.config import Consortium, Custody
 from orchestrator.errors import ConfigError, StateError
+from orchestrator.geth.keys import address_of_public_key
 from orchestrator.network.names import (
     GENESIS,
     NETWORK_INFO,
@@ -28,7 +29,6 @@ from orchestrator.network.names import (
     member_blob,
     tx_key_name,
     validator_key_name,
-    validator_password_name,
 )
 
 TX_ACCOUNT_FUNDS = 10**24  # wei in the genesis for each bank's transaction account
@@ -60,18 +60,22 @@ def _key_in_vault(vault: Vault, name: str) -> Secret:
     return key
 
 
-def ensure_member_identities(vault: Vault, member: str, validators: int) -> MemberInfo:
+def ensure_member_identities(
+    vault: Vault, member: str, validators: int, *, custody: Custody = "secrets"
+) -> MemberInfo:
     """Create what is missing of the member's keys in its vault; return their addresses.
 
     Idempotent: a second call (or a new leader after a crash) finds the keys and
-    creates nothing. A password is independent of its key (the keystore is rewritten
-    from both), so a crash between the two writes loses nothing.
+    creates nothing. In `keys` custody the validator keys are made inside the vault and
+    only their public keys come out.
     """
     signers = []
     for i in range(validators):
-        if vault.get_secret(validator_password_name(member, i)) is None:
-            vault.set_secret(validator_password_name(member, i), Secret(secrets.token_urlsafe(32)))
-        signers.append(_address(_key_in_vault(vault, validator_key_name(member, i))))
+        name = validator_key_name(member, i)
+        if custody == "keys":
+            signers.append(address_of_public_key(vault.create_signing_key(name)))
+        else:
+            signers.append(_address(_key_in_vault(vault, name)))
     tx_account = _address(_key_in_vault(vault, tx_key_name(member)))
     return MemberInfo(member, tuple(signers), tx_account)
 

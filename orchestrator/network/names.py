@@ -44,11 +44,8 @@ def identity_lease(member: str, index: int) -> str:
 
 
 def validator_key_name(member: str, index: int) -> str:
+    """Identity `index`'s key: a secret (`secrets` custody) or a signing key (`keys`)."""
     return f"{member}-validator-{index}-key"
-
-
-def validator_password_name(member: str, index: int) -> str:
-    return f"{member}-validator-{index}-password"
 
 
 def tx_key_name(member: str) -> str:

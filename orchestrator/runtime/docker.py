@@ -56,7 +56,7 @@ NODE_LABEL = f"{LABEL_PREFIX}node"
 GONE = -1  # poll()/stop() of a container that was removed behind our back
 # geth flags whose value is a host path: bind-mounted (the directory, or a file's directory).
 DIR_FLAGS = frozenset({"--datadir", "--keystore"})
-FILE_FLAGS = frozenset({"--config", "--ipcpath", "--password", "--log.file"})
+FILE_FLAGS = frozenset({"--config", "--ipcpath", "--password", "--log.file", "--signer"})
 _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _LOG_JOIN_SECONDS = 5.0
 # Log followers of the containers this process started, by container id: joined before a

@@ -1,9 +1,14 @@
-"""Azure Key Vault as the bank's vault, through `azure-keyvault-secrets`.
+"""Azure Key Vault as the bank's vault: secrets through `azure-keyvault-secrets`, and
+validator keys that only sign through `azure-keyvault-keys` (`keys` custody: EC P-256K
+keys created in the vault, ES256K signatures over a 32-byte digest; the private key
+never leaves the vault, which has no export operation for them).
 
 In production the credential is `azure.identity.DefaultAzureCredential()`, which on a VM
 resolves to the VM's managed identity; that identity needs the "Key Vault Secrets
 Officer" role on the vault (or "Key Vault Secrets User" for an agent that only reads),
-or an access policy granting get and set on secrets.
+or an access policy granting get and set on secrets; in `keys` custody also "Key Vault
+Crypto Officer" for the leader that creates the keys and "Key Vault Crypto User" (get,
+sign) for the agents that seal.
 
 The SDK never retries here (`retry_total=0`) and waits at most `connection_timeout` to
 connect and `read_timeout` for an answer: callers retry `ServiceUnavailable` with a
@@ -36,6 +41,8 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.keyvault.keys import KeyClient, KeyCurveName, KeyVaultKey
+from azure.keyvault.keys.crypto import CryptographyClient, SignatureAlgorithm
 from azure.keyvault.secrets import SecretClient
 
 from orchestrator.boundaries import Secret, check_secret_name
@@ -45,8 +52,9 @@ log = logging.getLogger(__name__)
 
 ROLE_HINT = (
     "give this machine's identity the 'Key Vault Secrets Officer' role on the vault "
-    "('Key Vault Secrets User' if it only reads), or an access policy with get and set "
-    "on secrets; check which identity DefaultAzureCredential picked"
+    "('Key Vault Secrets User' if it only reads; with keys custody also 'Key Vault Crypto "
+    "Officer', or 'Crypto User' to sign only), or an access policy with get and set on "
+    "secrets; check which identity DefaultAzureCredential picked"
 )
 
 
@@ -71,15 +79,17 @@ class AzureKeyVault:
                 hint="use the vault's https URL, e.g. https://<vault-name>.vault.azure.net",
             )
         self._url = vault_url.rstrip("/")
-        self._client = SecretClient(
-            self._url,
-            credential,
-            retry_total=0,
-            connection_timeout=connection_timeout,
-            read_timeout=read_timeout,
-            verify_challenge_resource=verify_challenge_resource,
-            connection_verify=connection_verify,
-        )
+        self._credential = credential
+        self._options = {
+            "retry_total": 0,
+            "connection_timeout": connection_timeout,
+            "read_timeout": read_timeout,
+            "verify_challenge_resource": verify_challenge_resource,
+            "connection_verify": connection_verify,
+        }
+        self._client = SecretClient(self._url, credential, **self._options)
+        self._keys = KeyClient(self._url, credential, **self._options)
+        self._crypto: dict[str, CryptographyClient] = {}  # key name -> its client
 
     @property
     def vault_url(self) -> str:
@@ -90,6 +100,9 @@ class AzureKeyVault:
 
     def close(self) -> None:
         self._client.close()
+        self._keys.close()
+        for crypto in self._crypto.values():
+            crypto.close()
 
     def __enter__(self) -> AzureKeyVault:
         return self
@@ -128,6 +141,59 @@ class AzureKeyVault:
             raise self._challenge_error(e, name) from e
         log.debug("stored secret %s in %s", name, self._url)
 
+    # -- signing keys (`keys` custody) --------------------------------------------------
+
+    def create_signing_key(self, name: str) -> bytes:
+        existing = self.signing_key(name)
+        if existing is not None:
+            return existing
+        try:
+            key = self._keys.create_ec_key(
+                name, curve=KeyCurveName.p_256_k, key_operations=["sign", "verify"]
+            )
+        except AzureError as e:
+            raise self._error(e, "create", name) from e
+        except ValueError as e:
+            raise self._challenge_error(e, name) from e
+        log.info("created signing key %s in %s", name, self._url)
+        return _public_key(key, name)
+
+    def signing_key(self, name: str) -> bytes | None:
+        check_secret_name(name)
+        try:
+            key = self._keys.get_key(name)
+        except ResourceNotFoundError:
+            return None
+        except AzureError as e:
+            raise self._error(e, "read", name) from e
+        except ValueError as e:
+            raise self._challenge_error(e, name) from e
+        return _public_key(key, name)
+
+    def sign_digest(self, name: str, digest: bytes) -> bytes:
+        if len(digest) != 32:
+            raise ConfigError(f"a digest has 32 bytes, not {len(digest)}", obj=name)
+        try:
+            crypto = self._crypto.get(name)
+            if crypto is None:
+                key = self._keys.get_key(name)
+                crypto = self._crypto[name] = CryptographyClient(
+                    key, self._credential, **self._options
+                )
+            result = crypto.sign(SignatureAlgorithm.es256_k, digest)
+        except ResourceNotFoundError as e:
+            raise StateError(
+                "no signing key of that name in the vault",
+                obj=f"{self._url} [{name}]",
+                hint="the member's leader creates it; check the vault URL, or recover a "
+                "deleted key (az keyvault key recover)",
+            ) from e
+        except AzureError as e:
+            raise self._error(e, "sign with", name) from e
+        except ValueError as e:
+            raise self._challenge_error(e, name) from e
+        return bytes(result.signature)
+
     # -- errors -------------------------------------------------------------------------
 
     def _error(self, e: AzureError, verb: str, name: str) -> PoaError:
@@ -147,7 +213,7 @@ class AzureKeyVault:
             )
         if isinstance(e, ClientAuthenticationError) or status in (401, 403):
             return AccessDenied(
-                f"Key Vault refused to let us {verb} the secret: {reason}", obj=obj, hint=ROLE_HINT
+                f"Key Vault refused to let us {verb} {name}: {reason}", obj=obj, hint=ROLE_HINT
             )
         if _certificate_rejected(e):
             return ConfigError(
@@ -180,7 +246,7 @@ class AzureKeyVault:
                 )
             return StateError(f"Key Vault reported a conflict: {reason}", obj=obj)
         return ConfigError(
-            f"Key Vault rejected the request to {verb} the secret: {reason}",
+            f"Key Vault rejected the request to {verb} {name}: {reason}",
             obj=obj,
             hint="check the vault URL and the secret (Key Vault limits a value to 25 KiB)",
         )
@@ -192,6 +258,20 @@ class AzureKeyVault:
             hint="use the vault's own URL (https://<name>.vault.azure.net); only a test "
             "emulator needs verify_challenge_resource=False",
         )
+
+
+def _public_key(key: KeyVaultKey, name: str) -> bytes:
+    """x‖y of an EC P-256K key; ConfigError for a key of another type or curve."""
+    jwk = key.key  # JsonWebKey sets its fields dynamically
+    kty, crv, x, y = (getattr(jwk, f, None) for f in ("kty", "crv", "x", "y"))
+    if crv != KeyCurveName.p_256_k or not x or not y:
+        raise ConfigError(
+            f"the vault's key is {kty} {crv}, not an EC P-256K (secp256k1) key",
+            obj=name,
+            hint="a validator key must be EC P-256K; remove the key of that name or pick "
+            "another vault",
+        )
+    return bytes(x).rjust(32, b"\0") + bytes(y).rjust(32, b"\0")
 
 
 def _certificate_rejected(e: BaseException) -> bool:

@@ -6,7 +6,8 @@ Layout of the vault directory (mode 0700, created on first write):
   only thing that can decrypt the secrets; whoever can read it can read every secret,
   so like ssh with a private key we refuse to use it while group or others can read it.
   Back it up separately from the secrets file: without it the secrets are lost.
-- `secrets.json`: `{"format", "key_id", "secrets": {name: token}}`, mode 0600. Each value
+- `secrets.json`: `{"format", "key_id", "secrets": {name: token}, "keys": {name: token}}`,
+  mode 0600. Each value
   is encrypted on its own with AES-256-GCM (a fresh 96-bit nonce per write), with the
   secret's name bound in as associated data: a value moved to another name does not
   decrypt. `key_id` is an HMAC of a fixed label under the master key, so a wrong master
@@ -22,6 +23,11 @@ or altered without detection. What it does not: an attacker running as the same 
 (who can read `master.key`), or deletion and rollback of the whole file. In production
 the Azure backend (`orchestrator.vault.azure_kv`) replaces this one: keys stay in Key
 Vault and a VM reaches them with its managed identity.
+
+Signing keys (`keys` custody) are secp256k1 keys made here and kept under `keys`,
+encrypted the same way but bound to a different label: `get_secret` never returns one,
+and the vault only signs digests with them (ECDSA, a fresh random nonce per signature,
+as Key Vault's ES256K does, so `s` may land in either half of the curve order).
 
 Names are case-insensitive (Key Vault's rule): they are stored lower-cased.
 """
@@ -44,6 +50,9 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from orchestrator.boundaries import Secret, check_secret_name
@@ -59,6 +68,7 @@ MASTER_KEY_FILE = "master.key"
 SECRETS_FILE = "secrets.json"
 LOCK_FILE = ".lock"
 _AAD_PREFIX = b"poactl-local-vault/1 secret:"
+_KEY_AAD_PREFIX = b"poactl-local-vault/1 key:"
 _KEY_ID_LABEL = b"poactl-local-vault/1 key-id"
 
 
@@ -116,6 +126,65 @@ class LocalVault:
             data["secrets"][key_name] = _encrypt(master, key_name, value.value)
             self._write(data)
         log.debug("stored secret %s in %s", key_name, self.secrets_path)
+
+    # -- signing keys: they sign, and never leave ---------------------------------------
+
+    def create_signing_key(self, name: str) -> bytes:
+        key_name = _key_name(name)
+        with self._write_lock():
+            data = self._load()
+            master = self._master_key(create=data is None)
+            if master is None:
+                raise self._missing_master_key()
+            if data is None:
+                data = {"format": FORMAT, "key_id": _key_id(master), "secrets": {}}
+            self._check_key_id(data, master)
+            keys = data.setdefault("keys", {})
+            if key_name not in keys:
+                private = ec.generate_private_key(ec.SECP256K1())
+                scalar = private.private_numbers().private_value.to_bytes(32, "big")
+                keys[key_name] = _encrypt(master, key_name, scalar.hex(), _KEY_AAD_PREFIX)
+                self._write(data)
+                log.info("created signing key %s in %s", key_name, self.secrets_path)
+        public = self.signing_key(name)
+        assert public is not None
+        return public
+
+    def signing_key(self, name: str) -> bytes | None:
+        private = self._private_key(name)
+        if private is None:
+            return None
+        numbers = private.public_key().public_numbers()
+        return numbers.x.to_bytes(32, "big") + numbers.y.to_bytes(32, "big")
+
+    def sign_digest(self, name: str, digest: bytes) -> bytes:
+        if len(digest) != 32:
+            raise ConfigError(f"a digest has 32 bytes, not {len(digest)}", obj=name)
+        private = self._private_key(name)
+        if private is None:
+            raise StateError(
+                "no signing key of that name in the vault",
+                obj=f"{self.secrets_path} [{_key_name(name)}]",
+                hint="the member's leader creates it; restore the vault from its backup",
+            )
+        der = private.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+        r, s = decode_dss_signature(der)
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+    def _private_key(self, name: str) -> ec.EllipticCurvePrivateKey | None:
+        key_name = _key_name(name)
+        data = self._load()
+        if data is None:
+            return None
+        master = self._master_key(create=False)
+        if master is None:
+            raise self._missing_master_key()
+        self._check_key_id(data, master)
+        token = data.get("keys", {}).get(key_name)
+        if token is None:
+            return None
+        scalar = int(self._decrypt(master, key_name, token, _KEY_AAD_PREFIX), 16)
+        return ec.derive_private_key(scalar, ec.SECP256K1())
 
     # -- files ------------------------------------------------------------------------
 
@@ -202,6 +271,7 @@ class LocalVault:
             and isinstance(data.get("key_id"), str)
             and isinstance(data.get("secrets"), dict)
             and all(isinstance(v, str) for v in data["secrets"].values())
+            and isinstance(data.get("keys", {}), dict)
         ):
             raise self._corrupt(f"not a {FORMAT} file")
         return data
@@ -229,11 +299,11 @@ class LocalVault:
                 "a different key cannot read these secrets",
             )
 
-    def _decrypt(self, master: bytes, key_name: str, token: str) -> str:
+    def _decrypt(self, master: bytes, key_name: str, token: str, label: bytes = _AAD_PREFIX) -> str:
         try:
             blob = base64.urlsafe_b64decode(token.encode("ascii"))
             nonce, sealed = blob[:NONCE_BYTES], blob[NONCE_BYTES:]
-            plain = AESGCM(master).decrypt(nonce, sealed, _aad(key_name))
+            plain = AESGCM(master).decrypt(nonce, sealed, label + key_name.encode("ascii"))
             return plain.decode("utf-8")
         except (InvalidTag, binascii.Error, ValueError) as e:
             # The key itself is right (key_id matched): the entry was altered or moved.
@@ -256,15 +326,11 @@ def _key_name(name: str) -> str:
     return check_secret_name(name).lower()
 
 
-def _aad(key_name: str) -> bytes:
-    return _AAD_PREFIX + key_name.encode("ascii")
-
-
 def _key_id(master: bytes) -> str:
     return hmac.new(master, _KEY_ID_LABEL, hashlib.sha256).hexdigest()[:32]
 
 
-def _encrypt(master: bytes, key_name: str, plain: str) -> str:
+def _encrypt(master: bytes, key_name: str, plain: str, label: bytes = _AAD_PREFIX) -> str:
     nonce = secrets.token_bytes(NONCE_BYTES)
-    sealed = AESGCM(master).encrypt(nonce, plain.encode("utf-8"), _aad(key_name))
+    sealed = AESGCM(master).encrypt(nonce, plain.encode("utf-8"), label + key_name.encode("ascii"))
     return base64.urlsafe_b64encode(nonce + sealed).decode("ascii")

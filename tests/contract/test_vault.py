@@ -6,6 +6,7 @@ become the error class the caller acts on, within the client's timeouts."""
 from __future__ import annotations
 
 import logging
+import secrets
 import socket
 import threading
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from azure.identity import ManagedIdentityCredential
+from eth_keys import keys as eth_keys
 
 from orchestrator.boundaries import Secret, Vault
 from orchestrator.errors import AccessDenied, ConfigError, ServiceUnavailable, StateError
@@ -122,6 +124,79 @@ def test_values_never_show_in_repr_or_logs(vault: Vault, caplog: pytest.LogCaptu
         assert value not in shown
     assert caplog.records, "expected the backend (or the SDK) to log something at DEBUG"
     assert value not in caplog.text
+
+
+# -- signing keys: they sign, and never leave -----------------------------------------
+
+
+def _recovers_to(public: bytes, digest: bytes, rs: bytes) -> bool:
+    """Whether r‖s over `digest` verifies for `public` with either recovery id."""
+    r, s_ = int.from_bytes(rs[:32], "big"), int.from_bytes(rs[32:], "big")
+    for v in (0, 1):
+        try:
+            key = eth_keys.Signature(vrs=(v, r, s_)).recover_public_key_from_msg_hash(digest)
+        except Exception:
+            continue
+        if key.to_bytes() == public:
+            return True
+    return False
+
+
+def test_a_missing_signing_key_is_none(vault: Vault) -> None:
+    assert vault.signing_key(fresh()) is None
+
+
+def test_a_created_key_signs_digests_that_verify(vault: Vault) -> None:
+    name = fresh()
+    public = vault.create_signing_key(name)
+    assert len(public) == 64
+    assert vault.signing_key(name) == public
+    assert vault.create_signing_key(name) == public  # a second create keeps the key
+    for _ in range(4):  # a random nonce each time; s may land in either half
+        digest = secrets.token_bytes(32)
+        rs = vault.sign_digest(name, digest)
+        assert len(rs) == 64
+        assert _recovers_to(public, digest, rs)
+
+
+def test_a_signing_key_is_not_a_secret(vault: Vault) -> None:
+    name = fresh()
+    vault.create_signing_key(name)
+    assert vault.get_secret(name) is None
+
+
+def test_signing_with_a_missing_key_is_a_state_error(vault: Vault) -> None:
+    with pytest.raises(StateError, match="no signing key"):
+        vault.sign_digest(fresh(), bytes(32))
+
+
+def test_keys_are_separate(vault: Vault) -> None:
+    assert vault.create_signing_key(fresh()) != vault.create_signing_key(fresh())
+
+
+def test_the_local_vault_keeps_no_key_in_clear(tmp_path: Path) -> None:
+    local = LocalVault(tmp_path / "vault")
+    name = fresh()
+    local.create_signing_key(name)
+    private = local._private_key(name)
+    assert private is not None
+    scalar = private.private_numbers().private_value.to_bytes(32, "big")
+    for file in (tmp_path / "vault").iterdir():
+        data = file.read_bytes()
+        assert scalar not in data and scalar.hex().encode() not in data, file
+
+
+def test_an_emulated_key_vault_signs_through_the_sdks_cryptography_client(
+    kv: KeyVaultService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator = emulator_of(kv)
+    with kv.open_vault(monkeypatch) as azure_vault:
+        name = fresh()
+        public = azure_vault.create_signing_key(name)
+        before = emulator.sign_requests
+        digest = secrets.token_bytes(32)
+        assert _recovers_to(public, digest, azure_vault.sign_digest(name, digest))
+        assert emulator.sign_requests == before + 1  # signed by the vault, not locally
 
 
 # -- the Azure backend's error paths ---------------------------------------------------------

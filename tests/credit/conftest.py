@@ -84,10 +84,11 @@ def chain(geth: str) -> Iterator[Chain]:
     password_file = root / "password"
     password_file.write_text(password)
     password_file.chmod(0o600)
-    argv = [
+    argv = [  # a test chain whose geth holds its one key (never how poactl runs geth)
         *node.argv,
         "--unlock", signer.address,
         "--password", str(password_file),
+        "--allow-insecure-unlock",
         "--verbosity", "2",
     ]  # fmt: skip
     log_file = root / "geth.log"

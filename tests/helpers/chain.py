@@ -5,8 +5,10 @@ every failover test ends with (no signer sealed twice at one height)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from orchestrator.geth.ipc import ipc_probe
+from orchestrator.geth.sealed import sealed_blocks
 from orchestrator.local.consortium import LocalConsortium
 
 
@@ -38,3 +40,15 @@ def assert_no_signer_sealed_twice_at_one_height(local: LocalConsortium) -> None:
             seen.setdefault((height, signer), set()).add(block_hash)
     twice = {k: v for k, v in seen.items() if len(v) > 1}
     assert not twice, f"a signer sealed two blocks at one height: {twice}"
+
+
+def keystore_files(local: LocalConsortium, node: str) -> list[str]:
+    """Every file in `node`'s geth keystore: with the agent as geth's external signer
+    there is never one, not even the temporary file of a half-written key."""
+    keystore = local.layout.node(node).datadir / "keystore"
+    return sorted(p.name for p in keystore.iterdir()) if keystore.is_dir() else []
+
+
+def sealed_heights(geth_log: Path, moment: float) -> set[int]:
+    """Block numbers `geth_log` says were sealed after unix time `moment`."""
+    return {number for _, number in sealed_blocks(geth_log, after=moment)}

@@ -41,7 +41,7 @@ def dev_node(
     max_peers: int = 1,
 ) -> DevNode:
     """`home/data` initialised from `spec` (unless `init` is False); `signer` makes it
-    mine as that address (its key must be in `home/data/keystore` and unlocked)."""
+    mine as that address (the caller unlocks its key from `home/data/keystore`)."""
     home.mkdir(parents=True, exist_ok=True)
     datadir, genesis = home / "data", home / "genesis.json"
     genesis.write_bytes(canonical_json(build_genesis(spec)))
@@ -63,7 +63,7 @@ def dev_node(
         http_port=http,
         authrpc_port=authrpc,
         max_peers=max_peers,
-        signer=signer,
+        etherbase=signer,
     )
     return DevNode(
         home.name, home, datadir, geth_argv(geth, node), node.ipc_path, home / "geth.log", http

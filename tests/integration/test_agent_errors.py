@@ -1,5 +1,5 @@
 """Bad input to `poactl agent`: each gives a clear error, no tight retry loop and no
-half-written keystore.
+key in geth's keystore.
 
 Every case runs the real command line (`python -m orchestrator.cli agent --config X`) in a
 subprocess, so the exit code, the wall time and the operator's output are the real ones.
@@ -33,7 +33,6 @@ from orchestrator.agent.leases import holder_of
 from orchestrator.agent.settings import AgentFile, AgentPorts, VaultSettings
 from orchestrator.config import Consortium, load_config
 from orchestrator.geth.ipc import ipc_probe
-from orchestrator.geth.keys import IDENTITY_PREFIX
 from orchestrator.geth.proc import runs_with_arg, stop_pid
 from orchestrator.local.consortium import LocalConsortium
 from orchestrator.network.create import read_network
@@ -151,9 +150,8 @@ def assert_clear_error(run: AgentRun, *names: str) -> None:
 
 def assert_no_identity_keystore(node_root: Path) -> None:
     keystore = node_root / "datadir" / "keystore"
-    leftovers = sorted(p.name for p in keystore.glob(f"{IDENTITY_PREFIX}*"))
-    leftovers += sorted(p.name for p in keystore.glob("*.tmp"))  # pathlib's * matches .x
-    assert leftovers == [], f"key material left in {keystore}: {leftovers}"
+    leftovers = sorted(p.name for p in keystore.iterdir()) if keystore.is_dir() else []
+    assert leftovers == [], f"key material in {keystore}: {leftovers}"
 
 
 def geth_processes(datadir: Path) -> list[list[str]]:

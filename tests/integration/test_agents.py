@@ -19,7 +19,14 @@ from pathlib import Path
 import pytest
 
 from orchestrator.local.consortium import LocalConsortium
-from tests.helpers.chain import agent, assert_no_signer_sealed_twice_at_one_height, chain_of, head
+from tests.helpers.chain import (
+    agent,
+    assert_no_signer_sealed_twice_at_one_height,
+    chain_of,
+    head,
+    keystore_files,
+    sealed_heights,
+)
 from tests.helpers.ports import free_port_bases
 from tests.helpers.waiting import wait_for
 
@@ -61,11 +68,6 @@ def kill_agent_and_geth(local: LocalConsortium, node: str) -> float:
     return time.time()
 
 
-def identity_files(local: LocalConsortium, node: str) -> list[str]:
-    keystore = local.layout.node(node).datadir / "keystore"
-    return sorted(p.name for p in keystore.glob("UTC--poactl--*"))
-
-
 def test_three_agents_race_for_two_identities_and_each_key_runs_once(
     running: LocalConsortium,
 ) -> None:
@@ -76,9 +78,8 @@ def test_three_agents_race_for_two_identities_and_each_key_runs_once(
     assert indices == [0, 1]
     (spare,) = set(BANK_A) - set(holders)
     assert agent(running, spare)["state"] == "FOLLOWING"
-    assert identity_files(running, spare) == []
-    for node, signer in holders.items():
-        assert identity_files(running, node) == [f"UTC--poactl--{signer[2:].lower()}"]
+    for node in BANK_A:  # the agents sign for geth: no key in any keystore
+        assert keystore_files(running, node) == []
     network = running.network()
     assert network is not None
     assert sorted(network.signers("bank-a")) == sorted(holders.values())
@@ -129,4 +130,51 @@ def test_up_restarts_the_dead_agents_as_spares_and_the_chain_is_whole(
     wait_for(lambda: running.status().healthy, 30, "a healthy consortium")
     states = sorted(str(agent(running, n)["state"]) for n in BANK_A)
     assert states == ["FOLLOWING", "SEALING", "SEALING"]
+    assert_no_signer_sealed_twice_at_one_height(running)
+
+
+def test_a_frozen_holder_wakes_up_unable_to_sign_any_height_its_successor_signs(
+    running: LocalConsortium,
+) -> None:
+    """A VM paused longer than the lease (agent and geth frozen with SIGSTOP), a spare
+    takes the identity, then the VM resumes: whatever the frozen geth had signed before
+    the pause may still come out late, but no height is signed by both."""
+    holders = {n: s for n, s in running.signers().items() if n.startswith("bank-a-")}
+    victim = next(n for n in holders if not agent(running, n)["leader"])
+    (spare,) = set(BANK_A) - set(holders)
+    signer = holders[victim].lower()
+    paths = running.layout.node(victim)
+    pids = [
+        json.loads(paths.agent_status.read_text())["pid"],
+        json.loads(paths.status.read_text())["geth_pid"],
+    ]
+    paused_at = time.time()
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_for(
+            lambda: agent(running, spare)["state"] == "SEALING",
+            LEASE + 15,
+            "the spare to take the frozen holder's identity",
+        )
+        taken = head(running, "bank-b-1")
+        wait_for(
+            lambda: any(
+                s == signer and n > taken for n, (s, _) in chain_of(running, "bank-b-1").items()
+            ),
+            30,
+            "the spare to seal with the identity",
+        )
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    wait_for(lambda: agent(running, victim)["state"] != "SEALING", 10, "the woken holder to fence")
+    resumed = head(running, "bank-b-1")
+    wait_for(lambda: head(running, "bank-b-1") >= resumed + 4, 30, "four more blocks")
+    by_victim = sealed_heights(paths.geth_log, paused_at - 10)
+    by_spare = sealed_heights(running.layout.node(spare).geth_log, paused_at)
+    assert by_spare, "the spare sealed nothing"
+    assert not by_victim & by_spare, (
+        f"one identity sealed these heights twice: {by_victim & by_spare}"
+    )
     assert_no_signer_sealed_twice_at_one_height(running)

@@ -8,17 +8,22 @@ partitioned from storage while the others are not; pausing Azurite cuts them all
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from orchestrator.agent.settings import StoreSettings, VaultSettings
 from orchestrator.local.consortium import LocalConsortium
-from tests.helpers.chain import agent, assert_no_signer_sealed_twice_at_one_height, chain_of, head
+from tests.helpers.chain import (
+    agent,
+    assert_no_signer_sealed_twice_at_one_height,
+    chain_of,
+    head,
+    keystore_files,
+    sealed_heights,
+)
 from tests.helpers.ports import free_port_bases
 from tests.helpers.waiting import wait_for
 from tests.services.azurite import Azurite, unique_container
@@ -33,20 +38,6 @@ LEASE = 15
 # wiggle (0.5 s per signers/2+1 = 1 s for three signers) later. The agent fences early
 # enough for that; the tests allow exactly that much.
 IN_FLIGHT = 2 + 1.0
-
-
-def sealed_after(geth_log: Path, moment: float) -> list[str]:
-    """geth's 'Successfully sealed' lines stamped after unix time `moment`."""
-    year = datetime.now().year
-    found = []
-    for line in geth_log.read_text(errors="replace").splitlines():
-        stamp = re.match(r"INFO \[(\d\d)-(\d\d)\|(\d\d:\d\d:\d\d\.\d+)\] Successfully sealed", line)
-        if stamp:
-            month, day, clock = stamp.groups()
-            when = datetime.strptime(f"{year}-{month}-{day} {clock}", "%Y-%m-%d %H:%M:%S.%f")
-            if when.timestamp() > moment:
-                found.append(line)
-    return found
 
 
 @pytest.fixture
@@ -132,7 +123,7 @@ def test_a_cut_off_holder_fences_before_expiry_and_a_spare_takes_over(
     assert isinstance(fence, dict)
     assert fence["lease"] == "leases/bank-a/identity-0"
     assert cut_at < fence["at"] < fence["lease_expires_by"] - 3, fence
-    assert not list((local.layout.node(holder).datadir / "keystore").glob("UTC--poactl--*"))
+    assert keystore_files(local, holder) == []
 
     # 2. The spare takes the identity once the lease expired, and seals with it.
     def spare_sealed() -> bool:
@@ -145,7 +136,7 @@ def test_a_cut_off_holder_fences_before_expiry_and_a_spare_takes_over(
     head_at_cut = head(local, spare)
     took = wait_for(spare_sealed, LEASE + 10, "the spare to seal with the identity")
     assert time.time() - cut_at <= LEASE + 10, took
-    assert sealed_after(local.layout.node(holder).geth_log, fence["at"] + IN_FLIGHT) == []
+    assert sealed_heights(local.layout.node(holder).geth_log, fence["at"] + IN_FLIGHT) == set()
 
     # 3. Storage back: the old holder finds every identity held and follows.
     links[holder].restore()
@@ -170,7 +161,7 @@ def test_a_cut_off_holder_fences_before_expiry_and_a_spare_takes_over(
     assert head(local, spare) == stopped_at, "blocks were sealed while every agent was fenced"
     for n in sealing:
         fenced_at = agent(local, n)["last_fence"]["at"]  # type: ignore[index]
-        assert sealed_after(local.layout.node(n).geth_log, fenced_at + IN_FLIGHT) == []
+        assert sealed_heights(local.layout.node(n).geth_log, fenced_at + IN_FLIGHT) == set()
 
     # 5. Storage back: the identities are taken again and the chain moves on.
     azurite.resume()

@@ -23,6 +23,12 @@ which is what we need to test the Azure backend end to end:
   found";
 - secrets: versions on set, names case-insensitive, 404 `SecretNotFound`, soft delete
   (`soft_delete(name)`) after which set answers 409 "deleted but recoverable";
+- keys: `POST /keys/{name}/create` makes an EC P-256K (secp256k1) key here, `GET
+  /keys/{name}[/{version}]` answers its public JWK (never `d`: keys are not
+  exportable), `POST /keys/{name}/{version}/sign` signs a 32-byte digest with ES256K
+  and answers the raw 64-byte r‖s with a random nonce, `s` in either half of the order,
+  as Key Vault does; roles "Key Vault Crypto Officer" (create, get, sign) and "Crypto
+  User" (get, sign);
 - `fail_next(status)` makes the next vault request answer with that status (429/503...).
 
 It is a test double of a remote service, at the HTTP boundary: our code and the Azure
@@ -58,6 +64,7 @@ from azure.identity import DefaultAzureCredential
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from orchestrator.vault.azure_kv import AzureKeyVault
@@ -68,7 +75,13 @@ IMDS_PATH = "/metadata/identity/oauth2/token"
 UNTRUSTED_PREFIX = "/untrusted"
 NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 OFFICER, USER = "Key Vault Secrets Officer", "Key Vault Secrets User"
-ROLE_ACTIONS = {OFFICER: {"get", "set", "delete"}, USER: {"get"}}
+CRYPTO_OFFICER, CRYPTO_USER = "Key Vault Crypto Officer", "Key Vault Crypto User"
+ROLE_ACTIONS = {
+    OFFICER: {"secrets:get", "secrets:set", "secrets:delete"},
+    USER: {"secrets:get"},
+    CRYPTO_OFFICER: {"keys:get", "keys:create", "keys:sign"},
+    CRYPTO_USER: {"keys:get", "keys:sign"},
+}
 # Environment variables through which azure-identity could pick another identity; the
 # fixtures clear them so the managed-identity path is the one under test.
 IDENTITY_ENV = (
@@ -165,10 +178,12 @@ class KeyVaultEmulator:
         self._untrusted_key = secrets.token_bytes(32)
         self._lock = threading.Lock()
         self._secrets: dict[str, _Secret] = {}
+        self._keys: dict[str, _Key] = {}
+        self.sign_requests = 0
         self._faults: list[int] = []
         self.identities: dict[str, set[str]] = {
-            "system": {OFFICER},
-            "reader": {USER},
+            "system": {OFFICER, CRYPTO_OFFICER},
+            "reader": {USER, CRYPTO_USER},
             "no-role": set(),
         }
         self.vault_requests = 0
@@ -278,9 +293,18 @@ class KeyVaultEmulator:
         if claims is None or claims.get("aud") != KEYVAULT_RESOURCE:
             return 401, challenge, _kv_error("Unauthorized", "AKV10032: Invalid token.")
         parts = [p for p in url.path.split("/") if p]
-        if len(parts) not in (2, 3) or parts[0] != "secrets" or not NAME.match(parts[1]):
+        kind = parts[0] if parts else ""
+        if (
+            len(parts) not in (2, 3, 4)
+            or kind not in ("secrets", "keys")
+            or not NAME.match(parts[1])
+        ):
             return 400, {}, _kv_error("BadParameter", "Unsupported path or invalid name")
-        action = {"GET": "get", "PUT": "set", "DELETE": "delete"}.get(method, "")
+        if kind == "keys":
+            verb = parts[-1] if method == "POST" else "get"
+            action = f"keys:{verb}"
+        else:
+            action = "secrets:" + {"GET": "get", "PUT": "set", "DELETE": "delete"}.get(method, "")
         roles = self.identities.get(str(claims.get("oid")), set())
         if not any(action in ROLE_ACTIONS[r] for r in roles):
             return (
@@ -293,6 +317,9 @@ class KeyVaultEmulator:
                 ),
             )
         name = parts[1]
+        if kind == "keys":
+            with self._lock:
+                return self._key_request(action, name, parts[2:], json.loads(body or b"{}"))
         version = parts[2] if len(parts) == 3 else ""
         with self._lock:
             if method == "GET":
@@ -346,6 +373,66 @@ class KeyVaultEmulator:
         stored.deleted = True
         return 200, {}, self._bundle(stored, *stored.versions[-1])
 
+    # keys
+
+    def _key_request(
+        self, action: str, name: str, rest: list[str], request: Any
+    ) -> tuple[int, dict[str, str], Any]:
+        stored = self._keys.get(name.lower())
+        if action == "keys:create":
+            if rest != ["create"]:
+                return 400, {}, _kv_error("BadParameter", "Unsupported path")
+            if request.get("kty") not in ("EC", "EC-HSM") or request.get("crv") != "P-256K":
+                return 400, {}, _kv_error("BadParameter", "only EC P-256K keys are emulated")
+            stored = _Key(name, ec.generate_private_key(ec.SECP256K1()), uuid.uuid4().hex)
+            self._keys[name.lower()] = stored
+            return 200, {}, self._key_bundle(stored)
+        if stored is None or (len(rest) >= 1 and rest[0] not in (stored.version, "sign")):
+            message = f"A key with (name/id) {name} was not found in this key vault."
+            return 404, {}, _kv_error("KeyNotFound", message)
+        if action == "keys:get":
+            return 200, {}, self._key_bundle(stored)
+        digest = _unb64(str(request.get("value", "")))
+        if request.get("alg") != "ES256K" or len(digest) != 32:
+            return 400, {}, _kv_error("BadParameter", "ES256K signs a 32-byte digest")
+        self.sign_requests += 1
+        r, s = decode_dss_signature(
+            stored.private.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+        )
+        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        return 200, {}, {"kid": self._kid(stored), "value": _b64(signature)}
+
+    def _kid(self, stored: _Key) -> str:
+        return f"{self.vault_url}/keys/{stored.name}/{stored.version}"
+
+    def _key_bundle(self, stored: _Key) -> Any:
+        numbers = stored.private.public_key().public_numbers()
+        now = int(time.time())
+        return {
+            "key": {
+                "kid": self._kid(stored),
+                "kty": "EC",
+                "crv": "P-256K",
+                "x": _b64(numbers.x.to_bytes(32, "big")),
+                "y": _b64(numbers.y.to_bytes(32, "big")),
+                "key_ops": ["sign", "verify"],
+            },
+            "attributes": {
+                "enabled": True,
+                "created": now,
+                "updated": now,
+                "exportable": False,
+                "recoveryLevel": "Recoverable+Purgeable",
+            },
+        }
+
+
+@dataclass
+class _Key:
+    name: str
+    private: ec.EllipticCurvePrivateKey  # lives in this process only, like an HSM's
+    version: str
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -395,6 +482,9 @@ class _VaultHandler(_Handler):
     def do_DELETE(self) -> None:
         self.handle_one("DELETE")
 
+    def do_POST(self) -> None:
+        self.handle_one("POST")
+
 
 class _IdentityHandler(_Handler):
     def do_GET(self) -> None:
@@ -415,6 +505,10 @@ def _imds_error(description: str) -> Any:
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _jwt(claims: dict[str, Any], key: bytes) -> str:

@@ -9,12 +9,18 @@ from orchestrator.errors import (
     AccessDenied,
     ConfigError,
     NodeError,
+    NodeUnreachable,
     PoaError,
+    RpcRefused,
     ServiceUnavailable,
+    SignerError,
     StateError,
     ToolError,
     WaitTimeout,
 )
+from orchestrator.signer.header import NotACliqueHeader
+from orchestrator.signer.keys import SigningFailed
+from orchestrator.signer.policy import Refused
 
 SIMPLE = [
     ConfigError,
@@ -24,7 +30,10 @@ SIMPLE = [
     ServiceUnavailable,
     AccessDenied,
     CreditError,
+    SignerError,
 ]
+# Subclasses of those, each with its own meaning to the code that catches it.
+DEEPER = [NodeUnreachable, RpcRefused, Refused, NotACliqueHeader, SigningFailed]
 
 
 def _make(cls: type[PoaError], *, obj: str | None, hint: str | None) -> PoaError:
@@ -37,7 +46,20 @@ def test_every_subclass_is_covered() -> None:
     assert set(PoaError.__subclasses__()) == {*SIMPLE, WaitTimeout}
 
 
-@pytest.mark.parametrize("cls", [*SIMPLE, WaitTimeout])
+def test_every_deeper_subclass_is_listed() -> None:
+    def below(cls: type[PoaError]) -> set[type[PoaError]]:
+        return {c for sub in cls.__subclasses__() for c in {sub, *below(sub)}}
+
+    orchestrator_errors = {
+        c
+        for c in below(PoaError)
+        if c.__module__.startswith("orchestrator") and not c.__name__.startswith("_")
+    }
+    credit = {c for c in orchestrator_errors if c.__module__.startswith("orchestrator.credit")}
+    assert orchestrator_errors - credit - {*SIMPLE, WaitTimeout} == set(DEEPER)
+
+
+@pytest.mark.parametrize("cls", [*SIMPLE, WaitTimeout, *DEEPER])
 def test_message_has_object_what_and_hint(cls: type[PoaError]) -> None:
     err = _make(cls, obj="bank-a-1", hint="run `poactl down` first")
     message = str(err)
@@ -52,7 +74,7 @@ def test_message_has_object_what_and_hint(cls: type[PoaError]) -> None:
     assert isinstance(err, Exception)
 
 
-@pytest.mark.parametrize("cls", [*SIMPLE, WaitTimeout])
+@pytest.mark.parametrize("cls", [*SIMPLE, WaitTimeout, *DEEPER])
 def test_object_and_hint_are_optional(cls: type[PoaError]) -> None:
     message = str(_make(cls, obj=None, hint=None))
     assert message.startswith("ran out of time")

@@ -22,14 +22,9 @@ from orchestrator.geth.command import (
 )
 
 SIGNER = "0x7e5f4552091A69125d5DFcD7B8C2659029395bDF"
-SEALING_FLAGS = [
-    "--mine",
-    "--miner.etherbase",
-    "--allow-insecure-unlock",
-    "--rpc.enabledeprecatedpersonal",
-]
-# Flags that would hand geth the key's password; the supervisor unlocks over IPC instead.
-UNLOCK_FLAGS = ["--unlock", "--password"]
+SEALING_FLAGS = ["--mine", "--miner.etherbase", "--signer"]
+# Flags of a geth that holds keys itself: none of them is ever passed.
+KEY_FLAGS = ["--unlock", "--password", "--allow-insecure-unlock", "--rpc.enabledeprecatedpersonal"]
 
 
 def _node(tmp: Path, *, validator: bool) -> GethNode:
@@ -41,7 +36,8 @@ def _node(tmp: Path, *, validator: bool) -> GethNode:
         http_port=8545,
         authrpc_port=8651,
         max_peers=8,
-        signer=SIGNER if validator else None,
+        etherbase=SIGNER if validator else None,
+        external_signer=tmp / "datadir" / "signer.ipc" if validator else None,
         gas_limit=30_000_000,
     )
 
@@ -138,17 +134,12 @@ def test_peering_is_static_and_loopback_only(argv: list[str]) -> None:
     assert "--port" not in argv  # would listen on every interface; the TOML sets it
 
 
-def test_validator_mines_with_its_signer_but_key_stays_locked(tmp_path: Path) -> None:
+def test_validator_mines_through_the_external_signer_and_holds_no_key(tmp_path: Path) -> None:
     argv = geth_argv("/opt/geth", _node(tmp_path, validator=True))
     assert argv.count("--mine") == 1
     assert _value(argv, "--miner.etherbase") == SIGNER
-    assert argv.count("--allow-insecure-unlock") == 1
-    # personal_unlockAccount for the supervisor: IPC only, never over HTTP
-    assert argv.count("--rpc.enabledeprecatedpersonal") == 1
+    assert _value(argv, "--signer") == str(tmp_path / "datadir" / "signer.ipc")
     assert "personal" not in _value(argv, "--http.api").split(",")
-    for flag in UNLOCK_FLAGS:
-        assert flag not in argv
-        assert not any(a.startswith(flag + "=") for a in argv)
 
 
 def test_no_password_or_password_file_reaches_argv() -> None:
@@ -164,17 +155,23 @@ def test_validator_argv_is_the_rpc_argv_plus_the_sealing_flags(tmp_path: Path) -
     rpc = geth_argv("/opt/geth", _node(tmp_path, validator=False))
     assert validator[: len(rpc)] == rpc
     assert validator[len(rpc) :] == [
+        "--signer",
+        str(tmp_path / "datadir" / "signer.ipc"),
         "--mine",
         "--miner.etherbase",
         SIGNER,
-        "--allow-insecure-unlock",
-        "--rpc.enabledeprecatedpersonal",
     ]
 
 
-@pytest.mark.parametrize("flag", SEALING_FLAGS + UNLOCK_FLAGS)
+@pytest.mark.parametrize("flag", SEALING_FLAGS + KEY_FLAGS)
 def test_rpc_node_gets_no_sealing_flags(tmp_path: Path, flag: str) -> None:
     argv = geth_argv("/opt/geth", _node(tmp_path, validator=False))
+    assert flag not in argv
+    assert not any(a.startswith(flag + "=") for a in argv)
+
+
+@pytest.mark.parametrize("flag", KEY_FLAGS)
+def test_no_node_gets_a_flag_of_a_geth_that_holds_keys(argv: list[str], flag: str) -> None:
     assert flag not in argv
     assert not any(a.startswith(flag + "=") for a in argv)
 
@@ -189,7 +186,7 @@ def test_geth_node_has_no_password_file_field(tmp_path: Path) -> None:
             http_port=8545,
             authrpc_port=8551,
             max_peers=8,
-            signer=SIGNER,
+            etherbase=SIGNER,
             password_file=tmp_path / "pw",
         )
 

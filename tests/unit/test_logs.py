@@ -11,10 +11,12 @@ import itertools
 import queue
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from orchestrator.geth.sealed import sealed_blocks
 from orchestrator.logs import follow_file
 
 POLL = 0.01
@@ -115,3 +117,22 @@ def test_undecodable_bytes_do_not_end_the_follow(log: Path) -> None:
         f.write(b"bad \xff byte\nfine\n")
     assert follower.take(2) == ["bad \ufffd byte", "fine"]
     follower.join()
+
+
+def test_sealed_blocks_reads_geths_sealed_lines(tmp_path: Path) -> None:
+    log = tmp_path / "geth.log"
+    year = datetime.now().year
+    log.write_text(
+        "INFO [11-30|13:30:13.006] Successfully sealed new block            number=4 "
+        "sealhash=b734f4..da9000 hash=d2cb12..8ab6c0 elapsed=1.491s\n"
+        "WARN [11-30|13:30:15.016] Block sealing failed err=\"signed recently\"\n"
+        "INFO [11-30|13:31:00.500] Successfully sealed new block            number=123,456 "
+        "sealhash=aa..bb hash=cc..dd elapsed=2s\n"
+    )
+    first = datetime(year, 11, 30, 13, 30, 13, 6000).timestamp()
+    assert sealed_blocks(log) == [
+        (first, 4),
+        (datetime(year, 11, 30, 13, 31, 0, 500000).timestamp(), 123456),
+    ]
+    assert [n for _, n in sealed_blocks(log, after=first)] == [123456]
+    assert sealed_blocks(tmp_path / "missing.log") == []

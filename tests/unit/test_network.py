@@ -14,6 +14,7 @@ from eth_account import Account
 from orchestrator.boundaries import Lease, Store
 from orchestrator.config import Consortium, parse_config
 from orchestrator.errors import StateError
+from orchestrator.geth.keys import address_of_public_key
 from orchestrator.network.create import (
     MemberInfo,
     create_network,
@@ -29,7 +30,6 @@ from orchestrator.network.names import (
     member_blob,
     tx_key_name,
     validator_key_name,
-    validator_password_name,
 )
 from orchestrator.network.peers import ENODE, publish_enode, read_enodes
 from orchestrator.store.local import LocalStore
@@ -66,9 +66,7 @@ def _publish_all(tmp_path: Path, store: Store, consortium: Consortium) -> dict[s
 # -- a member's identities -------------------------------------------------------------
 
 
-def test_ensure_member_identities_creates_keys_and_passwords_in_the_vault(
-    tmp_path: Path,
-) -> None:
+def test_ensure_member_identities_creates_keys_in_the_vault(tmp_path: Path) -> None:
     vault = _vault(tmp_path, "bank-a")
     info = ensure_member_identities(vault, "bank-a", 2)
     assert info.member == "bank-a"
@@ -78,13 +76,25 @@ def test_ensure_member_identities_creates_keys_and_passwords_in_the_vault(
         key = vault.get_secret(validator_key_name("bank-a", i))
         assert key is not None
         assert Account.from_key(key.value).address == signer
-        password = vault.get_secret(validator_password_name("bank-a", i))
-        assert password is not None
-        assert len(password.value) >= 32
     tx_key = vault.get_secret(tx_key_name("bank-a"))
     assert tx_key is not None
     assert Account.from_key(tx_key.value).address == info.tx_account
     assert vault.get_secret(validator_key_name("bank-a", 2)) is None  # only 2 identities
+
+
+def test_in_keys_custody_the_validator_keys_are_vault_keys_not_secrets(
+    tmp_path: Path,
+) -> None:
+    vault = _vault(tmp_path, "bank-a")
+    info = ensure_member_identities(vault, "bank-a", 2, custody="keys")
+    for i, signer in enumerate(info.signers):
+        name = validator_key_name("bank-a", i)
+        assert vault.get_secret(name) is None  # nothing to read out
+        public = vault.signing_key(name)
+        assert public is not None
+        assert address_of_public_key(public) == signer
+    again = ensure_member_identities(vault, "bank-a", 2, custody="keys")
+    assert again == info  # idempotent: the same keys, none made anew
 
 
 def test_ensure_member_identities_is_idempotent(tmp_path: Path) -> None:

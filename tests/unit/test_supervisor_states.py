@@ -348,41 +348,6 @@ def test_the_sealer_is_reset_on_start_and_ticked_while_geth_runs(
     assert supervisor.state is GethState.STOPPED
 
 
-def test_kill_geth_kills_the_running_child_and_the_supervisor_restarts_it(
-    tmp_path: Path,
-) -> None:
-    runtime = ChildRuntime()
-    supervisor = Supervisor(_node(tmp_path, SLEEPS), runtime, FAST)
-    seen: list[int] = []
-
-    def kill_then_stop() -> None:
-        seen.append(len(runtime.started))
-        supervisor.kill_geth()
-        deadline = time.monotonic() + 5
-        while len(runtime.started) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        supervisor.request_stop()
-
-    killer = threading.Timer(0.5, kill_then_stop)
-    killer.start()
-    try:
-        assert supervisor.run() == 0
-    finally:
-        killer.cancel()
-        killer.join()
-    assert seen == [1]
-    assert len(runtime.started) == 2  # killed, then started again after a short backoff
-    assert runtime.started[0].poll() == -signal.SIGKILL
-    assert supervisor.restarts == 1
-    assert runtime.started[1].poll() is not None  # the stop ended the second one too
-
-
-def test_kill_geth_without_a_running_geth_does_nothing(tmp_path: Path) -> None:
-    supervisor = Supervisor(_node(tmp_path, SLEEPS), ChildRuntime(), FAST)
-    supervisor.kill_geth()
-    assert supervisor.state is GethState.STOPPED
-
-
 def test_run_without_signal_handling_leaves_the_handlers_alone(tmp_path: Path) -> None:
     """The agent owns SIGTERM/SIGINT and runs the supervisor with handle_signals=False."""
     once = RestartPolicy(max_restarts=0, backoff_initial=0.01, backoff_max=0.01)

@@ -1,0 +1,173 @@
+"""What the signer signs: a strict policy, decided under one lock, one request at a time.
+
+A request is signed only when all of these hold, in this order:
+
+1. its content type is `application/x-clique-header` (never `text/plain` from
+   `eth_sign`, typed data, or a transaction: those methods are refused outright);
+2. its address is the identity whose lease this agent holds right now;
+3. the data parses as a Clique header (`header`);
+4. the lease is proven: held, and before the moment the agent fences;
+5. its number is above the identity's high-water mark as this holder found it, so a
+   new holder never signs a height an earlier holder may have signed;
+6. its timestamp is sane: at most `MAX_PAST_SECONDS` old and at most one period (plus
+   a second) ahead — geth stamps a header when it prepares it, so an old stamp means a
+   geth that was frozen;
+7. the height is first recorded with the lease (`record_height`, a write that only
+   the lease's holder can make: it proves the lease in the store, not only in this
+   process's clock), then signed. geth asks again for the same height whenever it
+   refreshes the block with new transactions: the same holder may re-sign its own
+   latest height, never a lower one.
+
+The signature must come back within `SIGN_TIMEOUT_SECONDS` (geth waits for it with no
+timeout of its own, so a slow vault would stall sealing), and the lease is checked once
+more before it is returned. `release` (the agent's fence) takes effect at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Protocol
+
+from eth_utils.address import to_checksum_address
+
+from orchestrator.errors import PoaError, SignerError
+from orchestrator.signer.header import NotACliqueHeader, parse_clique_header
+from orchestrator.signer.keys import SigningFailed, ValidatorKey
+
+log = logging.getLogger(__name__)
+
+CLIQUE_HEADER = "application/x-clique-header"
+MAX_PAST_SECONDS = 10
+SIGN_TIMEOUT_SECONDS = 2.0
+
+
+class Refused(SignerError):
+    """The signer's policy refuses this request; geth gets the message as an RPC error."""
+
+
+class SigningLease(Protocol):
+    """The identity's lease as the signer needs it (the agent's `LeaseKeeper`)."""
+
+    def proven(self) -> bool:
+        """Held, and before the moment the agent would fence."""
+
+    @property
+    def inherited_height(self) -> int:
+        """The identity's high-water mark when this holder took the lease (-1: none)."""
+
+    def record_height(self, height: int) -> bool:
+        """Record `height` as signed, under the lease; False when the lease is lost."""
+
+
+@dataclass
+class _Held:
+    key: ValidatorKey
+    lease: SigningLease
+    signed: int  # the highest height this holder signed (starts at the inherited mark)
+
+
+class SigningPolicy:
+    def __init__(
+        self,
+        *,
+        follower: str,
+        block_period: int,
+        clock: Callable[[], float] = time.time,
+        sign_timeout: float = SIGN_TIMEOUT_SECONDS,
+        observe: Callable[[str, float], None] = lambda _result, _seconds: None,
+    ) -> None:
+        """`observe(result, seconds)` hears of every answer: "signed" or "refused"."""
+        self.follower = to_checksum_address(follower)
+        self.block_period = block_period
+        self._clock = clock
+        self._sign_timeout = sign_timeout
+        self._lock = threading.Lock()
+        self._held: _Held | None = None
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sign")
+        self._observe = observe
+
+    # -- what the agent does ------------------------------------------------------------
+    def hold(self, key: ValidatorKey, lease: SigningLease) -> None:
+        """Sign as `key`'s identity from now on, for as long as `lease` is proven."""
+        with self._lock:
+            self._held = _Held(key, lease, lease.inherited_height)
+
+    def release(self) -> None:
+        """Refuse every request from now on (the agent fenced or stopped)."""
+        self._held = None  # no lock: a signature in flight is checked again before it leaves
+
+    @property
+    def identity(self) -> str | None:
+        held = self._held
+        return held.key.address if held else None
+
+    def accounts(self) -> list[str]:
+        """What geth may seal as: the follower (never signed for) and the held identity."""
+        held = self._held
+        identity = [to_checksum_address(held.key.address)] if held else []
+        return [self.follower, *identity]
+
+    # -- what geth asks -----------------------------------------------------------------
+    def sign_data(self, content_type: str, address: str, data: bytes) -> bytes:
+        started = time.monotonic()
+        with self._lock:
+            signature = self._decide_and_sign(content_type, address, data)
+        self._observe("signed", time.monotonic() - started)
+        return signature
+
+    def refused(self, why: Refused, seconds: float = 0.0) -> None:
+        """Log and count a refusal (the server reports each one here)."""
+        log.warning("signer refused: %s", why.what)
+        self._observe("refused", seconds)
+
+    def _decide_and_sign(self, content_type: str, address: str, data: bytes) -> bytes:
+        if content_type != CLIQUE_HEADER:
+            raise Refused(f"signs Clique headers only; {content_type!r} is refused")
+        held = self._held
+        if held is None or address.lower() != held.key.address.lower():
+            raise Refused(f"{address} is not the identity this agent holds a lease for")
+        try:
+            header = parse_clique_header(data)
+        except NotACliqueHeader as e:
+            raise Refused(f"not a Clique header: {e.what}") from e
+        if not held.lease.proven():
+            raise Refused("the identity's lease cannot be proven (lost or about to expire)")
+        inherited = held.lease.inherited_height
+        if header.number <= inherited:
+            raise Refused(
+                f"height {header.number}: this identity already signed up to {inherited} "
+                "under an earlier holder"
+            )
+        now = self._clock()
+        if not now - MAX_PAST_SECONDS <= header.time <= now + self.block_period + 1:
+            raise Refused(
+                f"height {header.number}: timestamp {header.time} is not sane at {now:.0f}"
+            )
+        if header.number < held.signed:
+            raise Refused(f"height {header.number} is below {held.signed}, already signed")
+        if not held.lease.record_height(header.number):  # proves the lease in the store
+            raise Refused(f"height {header.number}: the lease was lost; not recorded")
+        held.signed = header.number
+        signature = self._sign_in_time(held.key, header.seal_hash, header.number)
+        if self._held is not held or not held.lease.proven():
+            raise Refused(f"height {header.number}: fenced while signing")
+        return signature
+
+    def _sign_in_time(self, key: ValidatorKey, digest: bytes, number: int) -> bytes:
+        future = self._pool.submit(key.sign, digest)
+        try:
+            return future.result(timeout=self._sign_timeout)
+        except FutureTimeout as e:
+            raise Refused(
+                f"height {number}: the key did not sign within {self._sign_timeout:.1f}s"
+            ) from e
+        except SigningFailed as e:
+            raise Refused(f"height {number}: {e.what}") from e
+        except PoaError as e:  # the vault could not be asked
+            raise Refused(f"height {number}: the vault did not sign: {e.what}") from e

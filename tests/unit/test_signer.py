@@ -1,0 +1,365 @@
+"""geth's external signer: the header it reads, the signature it returns, the policy that
+decides, and the clef protocol on its socket.
+
+The lease is the real `LeaseKeeper` on the real embedded store (the high-water mark
+lives in the lease blob), the keys are real secp256k1 keys, and the socket is a real
+unix socket spoken to the way geth's IPC client speaks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import rlp
+from eth_account import Account
+from eth_keys import keys as eth_keys
+from eth_utils.crypto import keccak
+
+from orchestrator.agent.leases import LeaseKeeper
+from orchestrator.boundaries import Secret
+from orchestrator.geth.keys import follower_address
+from orchestrator.signer.header import NONCE_AUTH, NotACliqueHeader, parse_clique_header
+from orchestrator.signer.keys import (
+    SECP256K1_N,
+    KeyInMemory,
+    KeyInVault,
+    SigningFailed,
+    clique_signature,
+)
+from orchestrator.signer.policy import CLIQUE_HEADER, Refused, SigningPolicy
+from orchestrator.signer.server import SignerServer
+from orchestrator.store.local import LocalStore
+from orchestrator.vault.local import LocalVault
+
+KEY = Secret("0x" + "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
+ADDRESS = Account.from_key(KEY.value).address
+LEASE = "leases/bank-a/identity-0"
+PERIOD = 2
+
+
+def header(number: int, *, at: float | None = None, fields: int = 16, **changes: bytes) -> bytes:
+    """CliqueRLP of a London header at `number`, stamped `at` (default: now)."""
+    stamp = int(time.time() if at is None else at)
+    values = [
+        b"\x11" * 32, b"\x22" * 32, bytes(20), b"\x33" * 32, b"\x44" * 32, b"\x55" * 32,
+        bytes(256), b"\x02", number.to_bytes(8, "big").lstrip(b"\0"),
+        (30_000_000).to_bytes(4, "big"), b"", stamp.to_bytes(8, "big").lstrip(b"\0"),
+        b"poactl".ljust(32, b"\0"), bytes(32), bytes(8), b"\x07",
+    ][:fields]  # fmt: skip
+    named = {"coinbase": 2, "nonce": 14, "extra": 12}
+    for name, value in changes.items():
+        values[named[name]] = value
+    return bytes(rlp.encode(values))
+
+
+def recovers_to(digest: bytes, signature: bytes, address: str) -> bool:
+    recovered = eth_keys.Signature(signature).recover_public_key_from_msg_hash(digest)
+    return bool(recovered.to_checksum_address() == address)
+
+
+# -- the header ---------------------------------------------------------------------------
+
+
+def test_a_london_header_parses_and_its_seal_hash_is_keccak_of_the_data() -> None:
+    data = header(42, at=1_700_000_000)
+    parsed = parse_clique_header(data)
+    assert (parsed.number, parsed.time) == (42, 1_700_000_000)
+    assert parsed.seal_hash == keccak(data)
+    assert parsed.vote is None
+
+
+def test_a_vote_is_read_from_coinbase_and_nonce() -> None:
+    parsed = parse_clique_header(header(7, coinbase=b"\xab" * 20, nonce=NONCE_AUTH))
+    assert parsed.vote == ("0x" + "ab" * 20, True)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x00\x01not rlp",
+        bytes(rlp.encode([b"a", b"b"])),  # too few fields
+        header(1, fields=14),
+        header(1, coinbase=b"\x01" * 19),  # a 19-byte address
+        header(1, nonce=b"\x01" * 8),  # neither an add nor a drop vote
+        header(1, extra=b"short"),  # no 32-byte vanity
+        bytes(rlp.encode([[b"x"]] * 16)),  # lists, not byte strings
+    ],
+)
+def test_anything_else_is_not_a_clique_header(data: bytes) -> None:
+    with pytest.raises(NotACliqueHeader):
+        parse_clique_header(data)
+
+
+# -- the signature ------------------------------------------------------------------------
+
+
+def test_a_key_in_memory_signs_low_s_with_v_0_or_1() -> None:
+    digest = keccak(b"a header")
+    signature = KeyInMemory(KEY).sign(digest)
+    assert len(signature) == 65 and signature[64] in (0, 1)
+    assert int.from_bytes(signature[32:64], "big") <= SECP256K1_N // 2
+    assert recovers_to(digest, signature, ADDRESS)
+    assert "4c0883" not in repr(KeyInMemory(KEY))
+
+
+def test_a_high_s_answer_is_lowered_and_given_its_recovery_id() -> None:
+    digest = keccak(b"another header")
+    good = KeyInMemory(KEY).sign(digest)
+    r, s = good[:32], int.from_bytes(good[32:64], "big")
+    high = r + (SECP256K1_N - s).to_bytes(32, "big")  # what a vault may answer
+    assert clique_signature(digest, high, ADDRESS) == good
+
+
+def test_a_vault_key_signs_through_the_vault_and_is_normalised(tmp_path: Path) -> None:
+    vault = LocalVault(tmp_path / "vault")
+    public = vault.create_signing_key("bank-a-validator-0-key")
+    address = eth_keys.PublicKey(public).to_checksum_address()
+    key = KeyInVault(
+        "bank-a-validator-0-key", address, lambda d: vault.sign_digest("bank-a-validator-0-key", d)
+    )
+    for n in range(8):  # random nonces: both halves of s show up and are handled
+        digest = keccak(f"header {n}".encode())
+        signature = key.sign(digest)
+        assert int.from_bytes(signature[32:64], "big") <= SECP256K1_N // 2
+        assert recovers_to(digest, signature, address)
+
+
+@pytest.mark.parametrize("answer", [b"\x01" * 63, b"\x00" * 64, b"\xff" * 64])
+def test_a_short_or_out_of_range_answer_is_refused(answer: bytes) -> None:
+    with pytest.raises(SigningFailed):
+        clique_signature(keccak(b"h"), answer, ADDRESS)
+
+
+def test_a_signature_by_another_key_is_refused() -> None:
+    digest = keccak(b"h")
+    other = KeyInMemory(Secret(Account.create().key.hex())).sign(digest)
+    with pytest.raises(SigningFailed, match="does not recover"):
+        clique_signature(digest, other[:64], ADDRESS)
+
+
+# -- the policy ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStore:
+    return LocalStore(tmp_path / "store.sqlite")
+
+
+def keeper(store: LocalStore, holder: str) -> LeaseKeeper:
+    k = LeaseKeeper(store, LEASE, duration=15, holder=holder, margin=6.5)
+    assert k.try_acquire()
+    return k
+
+
+@pytest.fixture
+def policy() -> SigningPolicy:
+    return SigningPolicy(follower=follower_address("bank-a-1"), block_period=PERIOD)
+
+
+def sign(policy: SigningPolicy, number: int, **kw: object) -> bytes:
+    return policy.sign_data(CLIQUE_HEADER, ADDRESS, header(number, **kw))  # type: ignore[arg-type]
+
+
+def test_a_held_identity_signs_its_header(policy: SigningPolicy, store: LocalStore) -> None:
+    policy.hold(KeyInMemory(KEY), keeper(store, "bank-a-1"))
+    data = header(5)
+    signature = policy.sign_data(CLIQUE_HEADER, ADDRESS.lower(), data)
+    assert recovers_to(keccak(data), signature, ADDRESS)
+    assert policy.accounts() == [follower_address("bank-a-1"), ADDRESS]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "data/typed", "data/validator", "application/json", ""]
+)
+def test_only_clique_headers_are_signed(
+    policy: SigningPolicy, store: LocalStore, content_type: str
+) -> None:
+    policy.hold(KeyInMemory(KEY), keeper(store, "bank-a-1"))
+    with pytest.raises(Refused, match="Clique headers only"):
+        policy.sign_data(content_type, ADDRESS, header(5))
+
+
+def test_nothing_is_signed_for_an_identity_not_held(
+    policy: SigningPolicy, store: LocalStore
+) -> None:
+    with pytest.raises(Refused, match="not the identity"):
+        sign(policy, 5)  # nothing held yet
+    policy.hold(KeyInMemory(KEY), keeper(store, "bank-a-1"))
+    with pytest.raises(Refused, match="not the identity"):
+        policy.sign_data(CLIQUE_HEADER, follower_address("bank-a-1"), header(5))
+
+
+def test_a_height_is_recorded_with_the_lease_before_it_is_signed(
+    policy: SigningPolicy, store: LocalStore
+) -> None:
+    policy.hold(KeyInMemory(KEY), keeper(store, "bank-a-1"))
+    sign(policy, 9)
+    blob = store.read(LEASE)
+    assert blob is not None and json.loads(blob.data)["signed"] == 9
+
+
+def test_the_holder_re_signs_its_own_height_but_never_a_lower_one(
+    policy: SigningPolicy, store: LocalStore
+) -> None:
+    policy.hold(KeyInMemory(KEY), keeper(store, "bank-a-1"))
+    sign(policy, 9)
+    sign(policy, 9, at=time.time() + 1)  # geth refreshed the block with new transactions
+    with pytest.raises(Refused, match="below 9"):
+        sign(policy, 8)
+
+
+def test_a_new_holder_never_signs_at_or_below_what_an_earlier_holder_signed(
+    store: LocalStore,
+) -> None:
+    first = SigningPolicy(follower=follower_address("bank-a-1"), block_period=PERIOD)
+    lease = keeper(store, "bank-a-1")
+    first.hold(KeyInMemory(KEY), lease)
+    sign(first, 12)
+    store.break_lease(LEASE)  # the holder froze; its lease ended
+    second = SigningPolicy(follower=follower_address("bank-a-3"), block_period=PERIOD)
+    second.hold(KeyInMemory(KEY), keeper(store, "bank-a-3"))
+    for number in (11, 12):
+        with pytest.raises(Refused, match="already signed up to 12"):
+            sign(second, number)
+    sign(second, 13)
+    with pytest.raises(Refused, match="lease"):  # the first holder woke up: refused
+        sign(first, 12)
+
+
+def test_a_fence_refuses_at_once(policy: SigningPolicy, store: LocalStore) -> None:
+    lease = keeper(store, "bank-a-1")
+    policy.hold(KeyInMemory(KEY), lease)
+    sign(policy, 3)
+    policy.release()
+    with pytest.raises(Refused):
+        sign(policy, 3)
+    assert policy.accounts() == [follower_address("bank-a-1")]
+
+
+def test_a_lease_past_its_fence_time_is_not_proven(
+    policy: SigningPolicy, store: LocalStore
+) -> None:
+    lease = keeper(store, "bank-a-1")
+    policy.hold(KeyInMemory(KEY), lease)
+    lease.renewed_at -= 15  # as after a pause longer than the lease
+    with pytest.raises(Refused, match="cannot be proven"):
+        sign(policy, 3)
+
+
+@pytest.mark.parametrize("offset", [-60, -(10 + 1), PERIOD + 5, 3600])
+def test_a_timestamp_that_is_not_sane_is_refused(
+    policy: SigningPolicy, store: LocalStore, offset: int
+) -> None:
+    policy.hold(KeyInMemory(KEY), keeper(store, "bank-a-1"))
+    with pytest.raises(Refused, match="timestamp"):
+        sign(policy, 3, at=time.time() + offset)
+    blob = store.read(LEASE)
+    assert blob is not None and json.loads(blob.data)["signed"] == -1  # nothing recorded
+
+
+def test_a_key_that_does_not_answer_in_time_is_refused(store: LocalStore) -> None:
+    policy = SigningPolicy(
+        follower=follower_address("bank-a-1"), block_period=PERIOD, sign_timeout=0.2
+    )
+
+    def slow(digest: bytes) -> bytes:
+        time.sleep(1.0)
+        return KeyInMemory(KEY).sign(digest)[:64]
+
+    policy.hold(KeyInVault("k", ADDRESS, slow), keeper(store, "bank-a-1"))
+    started = time.monotonic()
+    with pytest.raises(Refused, match=r"did not sign within 0\.2s"):
+        sign(policy, 3)
+    assert time.monotonic() - started < 0.9
+
+
+def test_a_header_that_does_not_parse_is_refused(policy: SigningPolicy, store: LocalStore) -> None:
+    policy.hold(KeyInMemory(KEY), keeper(store, "bank-a-1"))
+    with pytest.raises(Refused, match="not a Clique header"):
+        policy.sign_data(CLIQUE_HEADER, ADDRESS, b"\x01\x02")
+
+
+# -- the socket ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def served(policy: SigningPolicy, store: LocalStore) -> Iterator[Path]:
+    directory = Path(tempfile.mkdtemp(prefix="sig-", dir="/tmp"))
+    path = directory / "signer.ipc"
+    policy.hold(KeyInMemory(KEY), keeper(store, "bank-a-1"))
+    with SignerServer(path, policy):
+        yield path
+    assert not path.exists()
+    directory.rmdir()
+
+
+def call(path: Path, payload: object) -> object:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(str(path))
+        s.sendall(json.dumps(payload).encode())
+        decoder, buffer = json.JSONDecoder(), ""
+        while True:
+            buffer += s.recv(65536).decode()
+            try:
+                return decoder.raw_decode(buffer)[0]
+            except ValueError:
+                continue
+
+
+def rpc(method: str, *params: object, rid: int = 1) -> dict[str, object]:
+    return {"jsonrpc": "2.0", "id": rid, "method": method, "params": list(params)}
+
+
+def test_the_socket_is_owner_only(served: Path) -> None:
+    assert stat.S_IMODE(os.stat(served).st_mode) == 0o600
+
+
+def test_geths_calls_are_answered(served: Path) -> None:
+    assert call(served, rpc("account_version"))["result"]  # type: ignore[index]
+    assert call(served, rpc("account_list"))["result"] == [  # type: ignore[index]
+        follower_address("bank-a-1"),
+        ADDRESS,
+    ]
+    data = header(4)
+    answer = call(served, rpc("account_signData", CLIQUE_HEADER, ADDRESS, "0x" + data.hex()))
+    signature = bytes.fromhex(answer["result"][2:])  # type: ignore[index]
+    assert recovers_to(keccak(data), signature, ADDRESS)
+
+
+@pytest.mark.parametrize(
+    ("request_", "code"),
+    [
+        (rpc("account_signData", "text/plain", ADDRESS, "0xdeadbeef"), -32000),
+        (rpc("account_signTransaction", {"from": ADDRESS, "to": ADDRESS}), -32000),
+        (rpc("account_signTypedData", ADDRESS, {}), -32601),
+        (rpc("account_new"), -32601),
+        (rpc("account_signData", CLIQUE_HEADER, ADDRESS), -32602),  # missing data
+    ],
+)
+def test_everything_else_gets_a_json_rpc_error(
+    served: Path, request_: dict[str, object], code: int
+) -> None:
+    answer = call(served, request_)
+    assert answer["error"]["code"] == code  # type: ignore[index]
+    assert "poactl signer" in answer["error"]["message"] or code == -32602  # type: ignore[index]
+
+
+def test_a_batch_is_answered_item_by_item(served: Path) -> None:
+    answer = call(
+        served,
+        [
+            rpc("account_version", rid=1),
+            rpc("account_signData", "text/plain", ADDRESS, "0x00", rid=2),
+        ],
+    )
+    assert isinstance(answer, list)
+    by_id = {item["id"]: item for item in answer}
+    assert "result" in by_id[1] and "error" in by_id[2]
