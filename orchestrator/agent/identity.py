@@ -60,3 +60,11 @@ def load_identity(
             "member's custody setting changed); restore the original key",
         )
     return Identity(index, key)
+
+
+def preferred_order(node: str, count: int) -> list[int]:
+    """The identities to try, the one matching the node's number first (`bank-a-2`
+    tries identity 1 first), so a member's agents do not all race for identity 0."""
+    digits = "".join(c for c in node.rsplit("-", 1)[-1] if c.isdigit())
+    first = (int(digits) - 1) % count if digits and count else 0
+    return [(first + k) % count for k in range(count)]

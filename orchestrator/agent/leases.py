@@ -46,6 +46,7 @@ class LeaseKeeper:
         self.renewed_at = 0.0  # monotonic time the last successful acquire/renew was sent
         self.renewed_wall = 0.0  # the same moment on the wall clock (for status files)
         self.inherited_height = -1  # the blob's `signed` mark when we took the lease
+        self.signed_height = -1  # the mark as this holder last wrote it
         self._since = ""
 
     @property
@@ -72,7 +73,7 @@ class LeaseKeeper:
             return False
         self.lease, self.renewed_at, self.renewed_wall = lease, sent, wall
         # Nobody else can write the blob while we hold its lease: its mark is final.
-        self.inherited_height = _signed_mark(self.store, self.name)
+        self.inherited_height = self.signed_height = _signed_mark(self.store, self.name)
         self._since = datetime.now(UTC).isoformat(timespec="seconds")
         if not self._write(self.inherited_height):
             log.warning("%s: lease %s was lost right after acquiring it", self.holder, self.name)
@@ -84,7 +85,20 @@ class LeaseKeeper:
     def record_height(self, height: int) -> bool:
         """Record `height` as signed with this identity, under the lease (the write only
         the lease's holder can make); False when the lease is lost."""
-        return self.lease is not None and self._write(height)
+        if self.lease is None or not self._write(max(height, self.signed_height)):
+            return False
+        self.signed_height = max(height, self.signed_height)
+        return True
+
+    def lower_height(self, head: int) -> bool:
+        """Lower the mark to `head` when this holder's signatures above it can no longer
+        be published (`fencing.settle_signatures`); True when it was lowered."""
+        if self.lease is None or head >= self.signed_height or head < self.inherited_height:
+            return False
+        if not self._write(head):
+            return False
+        self.signed_height = head
+        return True
 
     def _write(self, signed: int) -> bool:
         body = {"holder": self.holder, "since": self._since, "signed": signed}

@@ -43,8 +43,13 @@ from typing import Any
 
 from orchestrator.agent import status
 from orchestrator.agent.endpoint import AgentMetrics, HealthServer
-from orchestrator.agent.fencing import check_lease_fits, fence_margin
-from orchestrator.agent.identity import load_identity
+from orchestrator.agent.fencing import (
+    check_lease_fits,
+    fence_margin,
+    in_flight_seconds,
+    settle_signatures,
+)
+from orchestrator.agent.identity import load_identity, preferred_order
 from orchestrator.agent.leases import LeaseKeeper
 from orchestrator.agent.node import init_chain, node_enode, supervise_geth
 from orchestrator.agent.paths import NodePaths
@@ -57,11 +62,11 @@ from orchestrator.agent.status import (
     AgentState,
     AgentStatus,
     FenceRecord,
-    IdentityStatus,
+    identity_status,
 )
 from orchestrator.agent.supervisor import Supervisor, node_lock
 from orchestrator.boundaries import Runtime, Store, Vault
-from orchestrator.config import Consortium, Custody, load_config
+from orchestrator.config import Consortium, load_config
 from orchestrator.errors import PoaError, ServiceUnavailable, StateError, WaitTimeout
 from orchestrator.geth.ipc import ipc_probe
 from orchestrator.geth.keys import follower_address
@@ -110,6 +115,7 @@ class Agent:
                 hint="members: " + ", ".join(self.consortium.members()),
             )
         self.store, self.vault, self.runtime, self.geth = store, vault, runtime, geth
+        self.spec = self.consortium.settings.members[self.member]  # validators, custody
         self.paths = NodePaths(settings.state_dir)
         self.state = AgentState.BOOTING
         self.message = ""
@@ -121,10 +127,10 @@ class Agent:
         )
         self.fences = 0
         self.last_fence: FenceRecord | None = None
-        duration = settings.lease_seconds
         self.leader = LeaseKeeper(
-            store, leader_lease(self.member), duration=duration, holder=self.name, margin=0.0
-        )
+            store, leader_lease(self.member), duration=settings.lease_seconds, holder=self.name,
+            margin=0.0,
+        )  # fmt: skip
         self.identity_keeper: LeaseKeeper | None = None
         self.metrics = AgentMetrics()
         self.signing = SigningPolicy(
@@ -145,10 +151,6 @@ class Agent:
         self._duties_done = False
         self._last_problem: str | None = None  # the last transient error, for messages
 
-    @property
-    def _custody(self) -> Custody:
-        return self.consortium.settings.members[self.member].custody
-
     # -- state machine -------------------------------------------------------------
     def _transition(self, new: AgentState, message: str = "") -> None:
         with self._lock:
@@ -167,13 +169,7 @@ class Agent:
         identity, keeper = self.sealer.identity, self.identity_keeper
         held = None
         if identity is not None and keeper is not None:
-            held = IdentityStatus(
-                index=identity.index,
-                signer=identity.address,
-                lease_renewed_at=keeper.renewed_wall,
-                fence_at=keeper.renewed_wall + keeper.duration - keeper.margin,
-                lease_expires_by=keeper.renewed_wall + keeper.duration,
-            )
+            held = identity_status(identity.index, identity.address, keeper)
         status.write(
             self.paths.agent_status,
             AgentStatus(
@@ -196,9 +192,23 @@ class Agent:
 
     # -- run ---------------------------------------------------------------------------
     def request_stop(self, *_: object) -> None:
+        if self._stop.is_set():
+            return
         self._stop.set()
-        if self.supervisor is not None:
-            self.supervisor.request_stop()
+        threading.Thread(target=self._stop_geth, name="stopping", daemon=True).start()
+
+    def _stop_geth(self) -> None:
+        """Settle the identity's signatures while geth still runs, then stop geth."""
+        try:
+            with self._lock:
+                keeper = self.identity_keeper
+                self.sealer.fence()
+            if keeper is not None and keeper.held and self.network is not None:
+                period, signers = self.network.block_period, len(self.network.all_signers)
+                settle_signatures(keeper, self.paths.ipc, in_flight_seconds(period, signers))
+        finally:
+            if self.supervisor is not None:
+                self.supervisor.request_stop()
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("%s: received %s", self.name, signal.Signals(signum).name)
@@ -397,7 +407,7 @@ class Agent:
 
     def _acquire_identity(self, network: NetworkInfo) -> None:
         signers = network.signers(self.member)
-        for i in self._identity_order(len(signers)):
+        for i in preferred_order(self.name, len(signers)):
             keeper = LeaseKeeper(
                 self.store,
                 identity_lease(self.member, i),
@@ -409,7 +419,7 @@ class Agent:
                 continue
             try:
                 identity = load_identity(
-                    self.vault, self.member, i, signers[i], custody=self._custody
+                    self.vault, self.member, i, signers[i], custody=self.spec.custody
                 )
             except BaseException:
                 keeper.release()
@@ -421,12 +431,6 @@ class Agent:
             return
         if self.state is AgentState.FENCED:  # the store answers again; every identity is held
             self._transition(AgentState.FOLLOWING, "every identity is held; a spare now")
-
-    def _identity_order(self, count: int) -> list[int]:
-        """Try the identity matching our node number first, so agents do not collide."""
-        digits = "".join(c for c in self.name.rsplit("-", 1)[-1] if c.isdigit())
-        first = (int(digits) - 1) % count if digits and count else 0
-        return [(first + k) % count for k in range(count)]
 
     def _keep_leader(self) -> None:
         if self.leader.held:
@@ -442,9 +446,8 @@ class Agent:
     def _leader_duties(self) -> bool:
         """Create what is missing of the member's identities and (founder) the network;
         True when nothing is left to do."""
-        member_spec = self.consortium.settings.members[self.member]
         info = ensure_member_identities(
-            self.vault, self.member, member_spec.validators, custody=member_spec.custody
+            self.vault, self.member, self.spec.validators, custody=self.spec.custody
         )
         publish_member(self.store, info)
         if self.member == self.consortium.members()[0] and self.network is None:
@@ -479,11 +482,13 @@ class Agent:
         self._transition(AgentState.FENCED, why)
 
     # -- peers, heartbeat, health ---------------------------------------------------------
-    def _heartbeat(self) -> None:
-        block = ipc_probe(self.paths.ipc, "eth_blockNumber", [], timeout=2.0)
-        peers = ipc_probe(self.paths.ipc, "net_peerCount", [], timeout=2.0)
+    def _snapshot(self, *, timeout: float, ask_geth: bool = True) -> dict[str, Any]:
+        """This node now: what its heartbeat and its /health answer both say."""
+        block = (
+            ipc_probe(self.paths.ipc, "eth_blockNumber", [], timeout=timeout) if ask_geth else None
+        )
         identity = self.sealer.identity
-        body: dict[str, Any] = {
+        return {
             "node": self.name,
             "member": self.member,
             "state": self.state.value,
@@ -491,22 +496,20 @@ class Agent:
             "signer": identity.address if identity else None,
             "sealing": self.sealer.sealing,
             "block": int(block, 16) if isinstance(block, str) else None,
-            "peers": int(peers, 16) if isinstance(peers, str) else None,
-            "time": datetime.now(UTC).isoformat(timespec="seconds"),
         }
+
+    def _heartbeat(self) -> None:
+        body = self._snapshot(timeout=2.0)
+        peers = ipc_probe(self.paths.ipc, "net_peerCount", [], timeout=2.0)
+        body["peers"] = int(peers, 16) if isinstance(peers, str) else None
+        body["time"] = datetime.now(UTC).isoformat(timespec="seconds")
         self.store.write(heartbeat_blob(self.name), json.dumps(body, sort_keys=True).encode())
         if body["block"] is not None:
             self.metrics.chain(body["block"], body["peers"] or 0)
 
     def _health(self) -> tuple[bool, dict[str, Any]]:
         running = self.supervisor is not None and self.supervisor.state.value == "RUNNING"
-        block = ipc_probe(self.paths.ipc, "eth_blockNumber", [], timeout=1.0) if running else None
-        healthy = running and isinstance(block, str) and self.state not in ENDING
-        return healthy, {
-            "node": self.name,
-            "state": self.state.value,
-            "geth": self.supervisor.state.value if self.supervisor else "NOT_STARTED",
-            "block": int(block, 16) if isinstance(block, str) else None,
-            "sealing": self.sealer.sealing,
-            "leader": self.leader.held,
-        }
+        body = self._snapshot(timeout=1.0, ask_geth=running)
+        body["geth"] = self.supervisor.state.value if self.supervisor else "NOT_STARTED"
+        healthy = running and body["block"] is not None and self.state not in ENDING
+        return healthy, body

@@ -17,6 +17,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from orchestrator.agent.leases import LeaseKeeper
 from orchestrator.config import Strict
 from orchestrator.errors import StateError
 from orchestrator.statefile import write_json_atomic
@@ -87,6 +88,18 @@ class IdentityStatus(Strict):
     lease_renewed_at: float  # when the last renewal was sent
     fence_at: float  # when the agent stops sealing unless it renews first
     lease_expires_by: float
+
+
+def identity_status(index: int, signer: str, keeper: LeaseKeeper) -> IdentityStatus:
+    """The held identity with its lease's clock as `keeper` counts it."""
+    renewed, duration = keeper.renewed_wall, keeper.duration
+    return IdentityStatus(
+        index=index,
+        signer=signer,
+        lease_renewed_at=renewed,
+        fence_at=renewed + duration - keeper.margin,
+        lease_expires_by=renewed + duration,
+    )
 
 
 class FenceRecord(Strict):

@@ -10,6 +10,12 @@ and one agent: three Clique signers. A VM dies as `kill -9` of an agent and its 
   block no earlier than its timestamp, so it was sealed after the kill, elsewhere).
 * Leader failover: kill bank-a's leader; time until the store shows `leases/bank-a/leader`
   leased by another agent.
+* Pause (a VM frozen longer than the lease, then resumed): SIGSTOP a bank-a holder's
+  agent and geth; time until another node sees a block by that identity stamped after
+  the pause; SIGCONT both; then count the blocks the frozen geth delivered late and the
+  heights the identity sealed from both nodes (its geth logs; must be none). In one
+  trial bank-b-1 is frozen too, so the chain stalls (one signer of three online) until
+  the spare takes over.
 
 Between trials `poactl up` brings the killed agent back (it rejoins as a spare) and the
 benchmark waits until the consortium is healthy. The consortium runs through the real
@@ -17,7 +23,8 @@ CLI; leases and blocks are read through LocalConsortium, the store and geth's IP
 the figures; with `--record` it rewrites its section of docs/benchmarks.md.
 Goal (issue 3): each failover <= lease duration + 5 s.
 
-    .venv/bin/python -m scripts.bench.failover [--trials 10] [--lease-seconds 15] [--record]
+    .venv/bin/python -m scripts.bench.failover [--trials 10] [--pause-trials 20]
+        [--lease-seconds 15] [--record]
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from orchestrator.agent.leases import holder_of
 from orchestrator.boundaries import Store
 from orchestrator.geth.ipc import ipc_probe
 from orchestrator.geth.proc import runs_with_arg
+from orchestrator.geth.sealed import sealed_blocks
 from orchestrator.local.consortium import LocalConsortium
 from orchestrator.network.names import identity_lease, leader_lease
 from orchestrator.statefile import read_json
@@ -93,17 +101,30 @@ def up(local: LocalConsortium, config: Path | None = None) -> None:
 
 def kill_node(local: LocalConsortium, node: str) -> tuple[float, float]:
     """kill -9 the node's agent and its geth (a VM that dies): (unix, monotonic) time."""
+    for pid in node_pids(local, node):  # only this consortium's: a pid may be reused
+        os.kill(pid, signal.SIGKILL)
+    return time.time(), time.monotonic()
+
+
+@dataclass(frozen=True)
+class PauseTrial:
+    seconds: float | None  # pause -> a block by the identity from another node
+    frozen: str
+    successor: str | None
+    stalled: bool  # the chain had too few signers online during the pause
+    late: int  # blocks the frozen geth delivered after it resumed
+    twice: list[int]  # heights the identity sealed from both nodes (must stay empty)
+
+
+def node_pids(local: LocalConsortium, node: str) -> list[int]:
     paths = local.layout.node(node)
     agent_pid = (read_json(paths.agent_status) or {}).get("pid")
     geth_pid = (read_json(paths.status) or {}).get("geth_pid")
-    # Only processes of this consortium: a recorded pid may have been reused.
     if not (isinstance(agent_pid, int) and runs_with_arg(agent_pid, str(paths.agent_config))):
         raise SystemExit(f"no running agent of {node} (pid {agent_pid})")
     if not (isinstance(geth_pid, int) and runs_with_arg(geth_pid, str(paths.datadir))):
         raise SystemExit(f"no running geth of {node} (pid {geth_pid})")
-    os.kill(agent_pid, signal.SIGKILL)
-    os.kill(geth_pid, signal.SIGKILL)
-    return time.time(), time.monotonic()
+    return [agent_pid, geth_pid]
 
 
 def identity_holders(local: LocalConsortium, store: Store) -> dict[str, tuple[int, str]]:
@@ -175,6 +196,76 @@ def leader_trial(local: LocalConsortium, store: Store, timeout: float) -> Trial:
     return Trial(None, h.holder, None, f"{lease} not taken over")
 
 
+def first_block_by(ipc: Path, signer: str, after: float, base: int) -> int | None:
+    """The first height above `base` whose block `signer` sealed, stamped after `after`."""
+    top = latest(ipc)
+    for height in range(base + 1, (top[0] if top else base) + 1):
+        block = sealed_by(ipc, height)
+        if block and block[0] == signer and block[1] > after:
+            return height
+    return None
+
+
+def pause_trial(local: LocalConsortium, store: Store, timeout: float, *, stall: bool) -> PauseTrial:
+    leader = holder_of(store, leader_lease(MEMBER)).holder
+    holders = identity_holders(local, store)
+    frozen = min(n for n in holders if n != leader)
+    index, signer = holders[frozen]
+    watcher = next(n for n in holders if n != frozen)  # stays up; sees the takeover
+    ipc = local.layout.node(watcher).ipc
+    top = latest(ipc)
+    base = top[0] if top else 0
+    pids = node_pids(local, frozen) + (node_pids(local, OBSERVER) if stall else [])
+    paused_wall, paused = time.time(), time.monotonic()
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    seconds = successor = None
+    try:
+        while time.monotonic() - paused < timeout:
+            if first_block_by(ipc, signer, paused_wall, base) is not None:
+                seconds = time.monotonic() - paused
+                successor = holder_of(store, identity_lease(MEMBER, index)).holder
+                break
+            time.sleep(POLL_SECONDS * 5)
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    resumed_wall = time.time()
+    top = latest(ipc)
+    goal = (top[0] if top else 0) + 4
+    deadline = time.monotonic() + 60
+    while (latest(ipc) or (0, ""))[0] < goal and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS * 5)
+    frozen_log = local.layout.node(frozen).geth_log
+    late = len(sealed_blocks(frozen_log, after=resumed_wall))
+    twice: list[int] = []
+    if successor:
+        by_frozen = {n for _, n in sealed_blocks(frozen_log, after=paused_wall - 10)}
+        by_successor = {
+            n for _, n in sealed_blocks(local.layout.node(successor).geth_log, after=paused_wall)
+        }
+        twice = sorted(by_frozen & by_successor)
+    return PauseTrial(seconds, frozen, successor, stall, late, twice)
+
+
+def run_pause_trials(
+    n: int, *, local: LocalConsortium, store: Store, timeout: float
+) -> list[PauseTrial]:
+    results = []
+    for i in range(n):
+        t = pause_trial(local, store, timeout, stall=i == n - 1)  # the last one stalls
+        results.append(t)
+        took = f"{t.seconds:.1f} s" if t.seconds is not None else f"no takeover in {timeout:.0f} s"
+        print(
+            f"pause trial {i + 1}{' (chain stalled)' if t.stalled else ''}: froze {t.frozen}, "
+            f"taken over by {t.successor or '-'} after {took}; {t.late} late block(s) from "
+            f"the frozen geth; heights sealed twice: {t.twice or 'none'}",
+            flush=True,
+        )
+        up(local)
+    return results
+
+
 def double_seals(local: LocalConsortium) -> tuple[int, list[str]]:
     """Heights checked on every node, and any (height, signer) sealed as two blocks."""
     seen: dict[tuple[int, str], set[str]] = {}
@@ -189,6 +280,17 @@ def double_seals(local: LocalConsortium) -> tuple[int, list[str]]:
                 seen.setdefault((height, signer.lower()), set()).add(str(block["hash"]))
         heights = max(heights, top[0] if top else 0)
     return heights, [f"{s} at {h}" for (h, s), hashes in sorted(seen.items()) if len(hashes) > 1]
+
+
+def pause_outcome(trials: list[PauseTrial]) -> str:
+    return (
+        "; ".join(
+            (f"taken over after {t.seconds:.1f} s" if t.seconds is not None else "no takeover")
+            + f", {t.late} late block(s), {len(t.twice)} height(s) sealed twice"
+            for t in trials
+        )
+        or "no trial"
+    )
 
 
 def figures(trials: list[Trial], timeout: float) -> str:
@@ -232,6 +334,7 @@ def main() -> None:
         prog=f"python -m {__spec__.name}", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--pause-trials", type=int, default=20)
     parser.add_argument("--lease-seconds", type=int, default=15, help="15 .. 60 (Azure's range)")
     parser.add_argument(
         "--record", action="store_true", help="rewrite this benchmark's section of the doc"
@@ -252,6 +355,7 @@ def main() -> None:
         leader = run_trials(
             "leader", leader_trial, n=args.trials, local=local, store=store, timeout=timeout
         )
+        paused = run_pause_trials(args.pause_trials, local=local, store=store, timeout=timeout)
         heights, twice = double_seals(local)
     finally:
         subprocess.run(
@@ -261,7 +365,7 @@ def main() -> None:
     members = ", ".join(
         f"{m} {{validators: {v['validators']}, spares: {v['spares']}}}" for m, v in MEMBERS.items()
     )
-    flags = f"--trials {args.trials}" + (
+    flags = f"--trials {args.trials} --pause-trials {args.pause_trials}" + (
         f" --lease-seconds {args.lease_seconds}" if args.lease_seconds != 15 else ""
     )
     section = "\n".join([
@@ -282,13 +386,23 @@ def main() -> None:
         f"{figures(identity, timeout)} |",
         f"| leader: {MEMBER}'s leader killed -> the store shows `{leader_lease(MEMBER)}` "
         f"leased by another agent | {figures(leader, timeout)} |",
+        f"| pause: a {MEMBER} holder's agent and geth frozen (SIGSTOP) past the lease -> "
+        "another node sees a block by the same signer stamped after the pause | "
+        f"{figures([Trial(t.seconds, t.frozen, t.successor) for t in paused], timeout)} |",
+        "",
+        f"Pause trials: {len(paused)} (the last with bank-b-1 frozen too, so the chain "
+        f"stalled until the spare took over: {pause_outcome(paused[-1:])}); blocks the "
+        f"frozen geth delivered after it resumed: {sum(t.late for t in paused)} in all; "
+        "heights one identity sealed from two nodes: "
+        f"**{sum(len(t.twice) for t in paused)}**.",
         "",
         f"Goal: every failover <= lease + {GOAL_EXTRA_S:.0f} s = {goal:.0f} s: identity "
         f"**{verdict(identity, goal)}**, leader **{verdict(leader, goal)}**.",
         "A holder renews every third of its lease, so a dead holder's lease still runs for",
         "2/3 to all of its duration; then a waiting agent takes it (agents try for a free",
         "identity every second and for the leader lease every 2 s); a new identity holder",
-        "reads the key from the vault, writes geth's keystore and seals at its next turn.",
+        "loads the key (or its vault key) and signs for geth, above the identity's",
+        "high-water mark, at its next turn.",
         f"Across all trials no signer sealed two blocks at one height (checked up to block "
         f"{heights} on every node)."
         if not twice

@@ -178,3 +178,44 @@ def test_holder_of_a_blob_that_is_not_a_holder_record(store: LocalStore) -> None
     assert holder_of(store, NAME) == HolderInfo(None, leased=False)
     assert store.acquire_lease("leases/bank-a/leader", 15) is not None  # empty blob
     assert holder_of(store, "leases/bank-a/leader") == HolderInfo(None, leased=True)
+
+
+# -- the identity's high-water mark in the lease blob ------------------------------------
+
+
+def _mark(store: Store) -> object:
+    blob = store.read(NAME)
+    return json.loads(blob.data).get("signed") if blob else None
+
+
+def test_the_mark_is_kept_across_holders_and_raised_only_under_the_lease(
+    store: LocalStore,
+) -> None:
+    first = keeper(store, "bank-a-1")
+    assert first.try_acquire()
+    assert first.inherited_height == -1
+    assert first.record_height(20)
+    assert _mark(store) == 20
+    store.break_lease(NAME)
+    assert not first.record_height(21)  # lost: nothing recorded
+    second = keeper(store, "bank-a-3")
+    assert second.try_acquire()
+    assert second.inherited_height == 20  # taken with the lease, kept in the blob
+    assert _mark(store) == 20
+
+
+def test_a_holder_that_stops_lowers_the_mark_to_its_head_never_below_what_it_inherited(
+    store: LocalStore,
+) -> None:
+    first = keeper(store, "bank-a-1")
+    assert first.try_acquire()
+    assert first.record_height(10)
+    first.release()
+    second = keeper(store, "bank-a-2")
+    assert second.try_acquire()
+    assert second.record_height(12)  # signed 12; its geth stopped before publishing it
+    assert not second.lower_height(12)  # nothing to lower
+    assert second.lower_height(11)
+    assert _mark(store) == 11
+    assert not second.lower_height(9)  # below the first holder's 10: never
+    assert _mark(store) == 11

@@ -125,7 +125,7 @@ def test_sealed_blocks_reads_geths_sealed_lines(tmp_path: Path) -> None:
     log.write_text(
         "INFO [11-30|13:30:13.006] Successfully sealed new block            number=4 "
         "sealhash=b734f4..da9000 hash=d2cb12..8ab6c0 elapsed=1.491s\n"
-        "WARN [11-30|13:30:15.016] Block sealing failed err=\"signed recently\"\n"
+        'WARN [11-30|13:30:15.016] Block sealing failed err="signed recently"\n'
         "INFO [11-30|13:31:00.500] Successfully sealed new block            number=123,456 "
         "sealhash=aa..bb hash=cc..dd elapsed=2s\n"
     )
