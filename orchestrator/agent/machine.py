@@ -19,12 +19,10 @@
 * FENCED: a renewal did not get through before `fence_at`; sealing was stopped
   before the lease could expire. The agent seals again only after holding a lease.
 
-A lease loop thread renews, acquires and publishes; a watchdog thread fences on time
-even while a store call hangs; the main thread supervises geth (restarts with backoff).
-Every transition is logged and written atomically to `agent.json` (`status.AgentStatus`).
-Transient store and vault errors are retried (the loop's own schedule, or
-`retry_transient` with a deadline); access and configuration errors end the agent
-(FATAL, exit 1) with a message naming the problem and the fix.
+Threads: the lease loop renews, acquires and publishes; the watchdog fences on time even
+while a store call hangs; the main one supervises geth. Every transition is logged and
+written to `agent.json` (`status.AgentStatus`). Transient store and vault errors are
+retried; access and configuration errors end the agent (FATAL, exit 1) with a message.
 """
 
 from __future__ import annotations
@@ -51,7 +49,7 @@ from orchestrator.agent.fencing import (
 )
 from orchestrator.agent.identity import load_identity, preferred_order
 from orchestrator.agent.leases import LeaseKeeper
-from orchestrator.agent.node import init_chain, node_enode, supervise_geth
+from orchestrator.agent.node import prepare_node, supervise_geth
 from orchestrator.agent.paths import NodePaths
 from orchestrator.agent.peers import StaticPeers
 from orchestrator.agent.sealing import Sealer
@@ -75,12 +73,9 @@ from orchestrator.network.create import (
     create_network,
     ensure_member_identities,
     publish_member,
-    read_genesis,
     read_network,
 )
 from orchestrator.network.names import heartbeat_blob, identity_lease, leader_lease
-from orchestrator.network.peers import publish_enode
-from orchestrator.retry import retry_transient
 from orchestrator.signer.policy import SigningPolicy
 from orchestrator.signer.server import SignerServer
 
@@ -290,20 +285,10 @@ class Agent:
         check_lease_fits(
             self.network.block_period, len(self.network.all_signers), self.settings.lease_seconds
         )
-        genesis = retry_transient(
-            lambda: read_genesis(self.store, self.network),  # type: ignore[arg-type]
-            what="read the genesis",
-            timeout=60,
-        )
-        init_chain(
-            self.paths, self.network, genesis, name=self.name, runtime=self.runtime, geth=self.geth
-        )
-        enode = node_enode(self.paths, self.settings.host, self.settings.ports.p2p)
-        retry_transient(
-            lambda: publish_enode(self.store, self.name, self.member, enode),
-            what="publish the enode",
-            timeout=60,
-        )
+        prepare_node(
+            self.paths, self.settings, self.network,
+            store=self.store, runtime=self.runtime, geth=self.geth,
+        )  # fmt: skip
         self.peers.refresh(self.store)
 
     def _supervise(self) -> None:

@@ -10,12 +10,37 @@ from __future__ import annotations
 from orchestrator.agent.paths import NodePaths
 from orchestrator.agent.settings import AgentFile
 from orchestrator.agent.supervisor import RestartPolicy, SealingSwitch, SupervisedNode, Supervisor
-from orchestrator.boundaries import Runtime
+from orchestrator.boundaries import Runtime, Store
 from orchestrator.config import ConsortiumFile
 from orchestrator.errors import NodeError, StateError
 from orchestrator.geth.command import GethNode, geth_argv, geth_init_argv
 from orchestrator.geth.keys import create_node_key, enode_url, follower_address
-from orchestrator.network.create import NetworkInfo
+from orchestrator.network.create import NetworkInfo, read_genesis
+from orchestrator.network.peers import publish_enode
+from orchestrator.retry import retry_transient
+
+
+def prepare_node(
+    paths: NodePaths,
+    settings: AgentFile,
+    network: NetworkInfo,
+    *,
+    store: Store,
+    runtime: Runtime,
+    geth: str,
+) -> None:
+    """The published genesis (checked against its hash), the chain initialised from it
+    once, and this node's enode published for its peers."""
+    genesis = retry_transient(
+        lambda: read_genesis(store, network), what="read the genesis", timeout=60
+    )
+    init_chain(paths, network, genesis, name=settings.node, runtime=runtime, geth=geth)
+    enode = node_enode(paths, settings.host, settings.ports.p2p)
+    retry_transient(
+        lambda: publish_enode(store, settings.node, settings.member, enode),
+        what="publish the enode",
+        timeout=60,
+    )
 
 
 def init_chain(

@@ -15,8 +15,13 @@ from pathlib import Path
 
 import pytest
 import requests
+from eth_utils.address import to_checksum_address
+from web3.types import RPCEndpoint
 
 from orchestrator.agent.settings import VaultSettings
+from orchestrator.geth.client import http_web3
+from orchestrator.geth.clique import IN_TURN, block_signer
+from orchestrator.geth.ipc import ipc_probe
 from orchestrator.local.consortium import LocalConsortium
 from orchestrator.network.names import validator_key_name
 from tests.helpers.chain import keystore_files
@@ -145,3 +150,21 @@ def test_in_keys_custody_the_vault_signs_and_no_file_holds_a_key(
         signer = local.signers()["bank-a-1"]
         for method, params in _signing_requests(signer):
             assert "poactl signer" in str(_post(url, method, *params)["error"])
+
+
+def test_a_blocks_signer_is_read_from_the_block_as_clique_does(default: LocalConsortium) -> None:
+    """`geth.clique.block_signer` (what the monitor uses over plain JSON-RPC) names the
+    same signer as geth's own `clique_getSigner`, for in-turn and out-of-turn blocks."""
+    node = "bank-a-1"
+    w3 = http_web3(default.load().node(node).rpc_url)
+    ipc = default.layout.node(node).ipc
+    top = w3.eth.block_number
+    assert top >= 4
+    difficulties = set()
+    for number in range(1, top + 1):
+        block = w3.provider.make_request(RPCEndpoint("eth_getBlockByNumber"), [hex(number), False])
+        result = block["result"]
+        difficulties.add(int(result["difficulty"], 16))
+        expected = ipc_probe(ipc, "clique_getSigner", [hex(number)])
+        assert block_signer(result) == to_checksum_address(expected), number
+    assert IN_TURN in difficulties
