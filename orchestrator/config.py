@@ -13,13 +13,21 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from genesis import GAS_LIMIT_MAX, GAS_LIMIT_MIN
 from orchestrator.errors import ConfigError
 
 MemberName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")]
 Port = Annotated[int, Field(ge=1024, le=65535)]
+FilePath = Annotated[Path, Field(strict=False)]  # YAML gives strings
 MAX_NODES = 64
 Role = Literal["validator", "rpc"]
 
@@ -31,12 +39,15 @@ class Strict(BaseModel):
 
 
 class Ports(Strict):
-    """Base ports; node k (0-based, in file order) listens on base + k."""
+    """Base ports; node k (0-based, in file order) listens on base + k, and member m's
+    monitor on `monitor` + m."""
 
     p2p: Port = 30303
     http: Port = 8545
     authrpc: Port = 8651
     health: Port = 8745
+    metrics: Port = 6060  # geth's own Prometheus metrics (--metrics.port)
+    monitor: Port = 8845  # each bank's monitor: its page, JSON API and /metrics
 
 
 Custody = Literal["secrets", "keys"]
@@ -55,7 +66,7 @@ class Supervision(Strict):
     max_restarts: Annotated[int, Field(ge=1, le=100)] = 5
     backoff_max_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0
     lease_seconds: Annotated[int, Field(ge=15, le=60)] = 15  # Azure Blob lease range
-    heartbeat_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    heartbeat_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
 
 TxpoolSlots = Annotated[int, Field(ge=1, le=1_000_000)]
@@ -102,6 +113,46 @@ class Tuning(Strict):
         return {"GOMEMLIMIT": f"{self.memory_limit_mb}MiB"}
 
 
+class StoreSettings(Strict):
+    """`local`: a SQLite file on this machine. `azure`: a Blob Storage container."""
+
+    kind: Literal["local", "azure"]
+    path: FilePath | None = None  # local
+    account_url: str | None = None  # azure, e.g. https://ACCOUNT.blob.core.windows.net
+    container: str = "poactl"
+    # azure: a file holding the storage account key (Azurite, or no managed identity);
+    # without it the agent authenticates with DefaultAzureCredential (managed identity).
+    account_key_file: FilePath | None = None
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> StoreSettings:
+        if self.kind == "local" and self.path is None:
+            raise ValueError("a local store needs 'path' (its SQLite file)")
+        if self.kind == "azure" and not self.account_url:
+            raise ValueError("an azure store needs 'account_url'")
+        return self
+
+
+class VaultSettings(Strict):
+    """`local`: an encrypted vault directory. `azure`: Key Vault."""
+
+    kind: Literal["local", "azure"]
+    path: FilePath | None = None  # local
+    url: str | None = None  # azure, e.g. https://NAME.vault.azure.net
+    # For a Key Vault emulator only: a CA file to trust (its self-signed certificate),
+    # and whether the challenge must name the vault's own domain.
+    ca_file: FilePath | None = None
+    verify_challenge_resource: bool = True
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> VaultSettings:
+        if self.kind == "local" and self.path is None:
+            raise ValueError("a local vault needs 'path' (its directory)")
+        if self.kind == "azure" and not self.url:
+            raise ValueError("an azure vault needs 'url'")
+        return self
+
+
 class RuntimeSettings(Strict):
     """`process`: geth as a child process. `docker`: a geth container (Docker or Podman)."""
 
@@ -137,6 +188,7 @@ class NodeSpec:
     http_port: int
     authrpc_port: int
     health_port: int
+    metrics_port: int
 
     @property
     def is_validator(self) -> bool:
@@ -148,6 +200,7 @@ class NodeSpec:
             ("http", self.http_port),
             ("authrpc", self.authrpc_port),
             ("health", self.health_port),
+            ("metrics", self.metrics_port),
         )
 
     @property
@@ -162,6 +215,9 @@ class Consortium:
     settings: ConsortiumFile
     nodes: tuple[NodeSpec, ...]
     source: str
+
+    def monitor_port(self, member: str) -> int:
+        return self.settings.ports.monitor + self.members().index(member)
 
     @property
     def validators(self) -> tuple[NodeSpec, ...]:
@@ -286,6 +342,7 @@ def _resolve_nodes(settings: ConsortiumFile, source: str) -> tuple[NodeSpec, ...
                     http_port=p.http + k,
                     authrpc_port=p.authrpc + k,
                     health_port=p.health + k,
+                    metrics_port=p.metrics + k,
                 )
             )
     if not any(n.is_validator for n in nodes):
@@ -317,6 +374,16 @@ def _resolve_nodes(settings: ConsortiumFile, source: str) -> tuple[NodeSpec, ...
                     f"({len(nodes)})",
                 )
             owner[port] = f"{kind} port of node {n.name}"
+    for m, member in enumerate(settings.members):
+        port = settings.ports.monitor + m
+        if port in owner or port > 65535:
+            raise ConfigError(
+                f"the monitor port {port} of {member} is " + (owner.get(port, "above 65535")),
+                obj=f"{source}: ports.monitor",
+                hint="space the base ports further apart than the number of nodes "
+                f"({len(nodes)}) and members",
+            )
+        owner[port] = f"monitor port of {member}"
     return tuple(nodes)
 
 

@@ -12,9 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
-from orchestrator.agent.settings import StoreSettings, VaultSettings
 from orchestrator.boundaries import Runtime, Store, Vault
-from orchestrator.config import RuntimeSettings
+from orchestrator.config import RuntimeSettings, StoreSettings, VaultSettings
 from orchestrator.errors import ConfigError
 
 
@@ -80,6 +79,19 @@ def run_agent(config: Path) -> int:
         geth=geth_command(settings.runtime),
     )
     return agent.run()
+
+
+def run_monitor(config: Path) -> int:
+    """Build one bank's monitor from its settings and run it (`poactl monitor`)."""
+    from orchestrator.config import load_config
+    from orchestrator.monitor.service import Monitor
+    from orchestrator.monitor.settings import load_monitor_config
+
+    settings = load_monitor_config(config)
+    monitor = Monitor(
+        settings, store=make_store(settings.store), consortium=load_config(settings.consortium_file)
+    )
+    return monitor.run()
 
 
 def geth_command(settings: RuntimeSettings) -> str:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a development/operator checkout: a virtualenv with poactl and its dev tools,
-# and geth v1.13.15 built from the Go module proxy into .tools/bin. Idempotent: each
+# geth v1.13.15 built from the Go module proxy into .tools/bin, Azurite and solc-js, and
+# Debian's prometheus and chromium. Idempotent: each
 # step is skipped when its result is already there and current.
 set -euo pipefail
 
@@ -68,6 +69,28 @@ if [ "$(cat "$node_dir/.installed" 2>/dev/null)" != "$want_node" ]; then
   echo "$want_node" > "$node_dir/.installed"
 else
   say "Azurite and solc-js already installed in .tools/node"
+fi
+
+# 5. Debian's packages the monitoring set-up is checked with: Prometheus (prometheus,
+#    promtool) and Chromium (the monitor page's browser test, driven by Playwright).
+debian_packages=()
+command -v prometheus >/dev/null && command -v promtool >/dev/null || debian_packages+=(prometheus)
+[ -x /usr/bin/chromium ] || debian_packages+=(chromium)
+if [ ${#debian_packages[@]} -gt 0 ]; then
+  command -v apt-get >/dev/null \
+    || die "missing ${debian_packages[*]} and no apt-get: install them with your package manager"
+  [ "$(id -u)" = 0 ] \
+    || die "missing ${debian_packages[*]}: run 'sudo apt-get install ${debian_packages[*]}' once"
+  say "installing ${debian_packages[*]} (apt-get; a minute or two on a fresh machine)"
+  apt_log="$root/.tools/apt-install.log"
+  mkdir -p "$root/.tools"
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+         "${debian_packages[@]}"; } >"$apt_log" 2>&1; then
+    tail -n 20 "$apt_log" >&2
+    die "apt-get install ${debian_packages[*]} failed (log: $apt_log)"
+  fi
+else
+  say "prometheus and chromium already installed"
 fi
 
 say "ready: $("$venv/bin/poactl" --version), geth $GETH_VERSION at .tools/bin/geth"

@@ -15,9 +15,9 @@ import math
 import time
 from pathlib import Path
 
-from orchestrator.agent.leases import LeaseKeeper
 from orchestrator.errors import ConfigError, PoaError
 from orchestrator.geth.ipc import ipc_probe
+from orchestrator.network.leases import LeaseKeeper
 
 log = logging.getLogger(__name__)
 

@@ -48,7 +48,6 @@ from orchestrator.agent.fencing import (
     settle_signatures,
 )
 from orchestrator.agent.identity import load_identity, preferred_order
-from orchestrator.agent.leases import LeaseKeeper
 from orchestrator.agent.node import prepare_node, supervise_geth
 from orchestrator.agent.paths import NodePaths
 from orchestrator.agent.peers import StaticPeers
@@ -75,6 +74,7 @@ from orchestrator.network.create import (
     publish_member,
     read_network,
 )
+from orchestrator.network.leases import LeaseKeeper
 from orchestrator.network.names import heartbeat_blob, identity_lease, leader_lease
 from orchestrator.signer.policy import SigningPolicy
 from orchestrator.signer.server import SignerServer
@@ -220,11 +220,10 @@ class Agent:
             )
             with health, SignerServer(self.paths.signer_ipc, self.signing):
                 loops = [
-                    threading.Thread(target=self._guard(self._lease_loop), name="leases"),
-                    threading.Thread(target=self._guard(self._watchdog), name="watchdog"),
+                    threading.Thread(target=self._guard(loop), name=loop.__name__, daemon=True)
+                    for loop in (self._lease_loop, self._watchdog)
                 ]
                 for t in loops:
-                    t.daemon = True
                     t.start()
                 try:
                     self._transition(AgentState.WAITING_FOR_NETWORK, "waiting for the network")
@@ -468,10 +467,10 @@ class Agent:
 
     # -- peers, heartbeat, health ---------------------------------------------------------
     def _snapshot(self, *, timeout: float, ask_geth: bool = True) -> dict[str, Any]:
-        """This node now: what its heartbeat and its /health answer both say."""
-        block = (
-            ipc_probe(self.paths.ipc, "eth_blockNumber", [], timeout=timeout) if ask_geth else None
-        )
+        """This node now, for its heartbeat and /health (the monitor compares hashes)."""
+        ipc, latest = self.paths.ipc, ["latest", False]
+        head = ipc_probe(ipc, "eth_getBlockByNumber", latest, timeout=timeout) if ask_geth else {}
+        head = head if isinstance(head, dict) else {}
         identity = self.sealer.identity
         return {
             "node": self.name,
@@ -480,7 +479,8 @@ class Agent:
             "leader": self.leader.held,
             "signer": identity.address if identity else None,
             "sealing": self.sealer.sealing,
-            "block": int(block, 16) if isinstance(block, str) else None,
+            "block": int(head["number"], 16) if head else None,
+            "hash": head.get("hash"),
         }
 
     def _heartbeat(self) -> None:

@@ -105,6 +105,7 @@ def supervise_geth(
             network_id=chain_id,
             http_port=settings.ports.http,
             authrpc_port=settings.ports.authrpc,
+            metrics_port=settings.ports.metrics,
             max_peers=max(16, 2 * peers + 4),
             etherbase=follower_address(settings.node),
             external_signer=paths.signer_ipc,

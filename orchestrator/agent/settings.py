@@ -17,51 +17,19 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from orchestrator.boundaries import LEASE_MAX_SECONDS, LEASE_MIN_SECONDS
-from orchestrator.config import MemberName, Port, RuntimeSettings, Strict, validate_yaml
+from orchestrator.config import (
+    FilePath,
+    MemberName,
+    Port,
+    RuntimeSettings,
+    StoreSettings,
+    Strict,
+    VaultSettings,
+    validate_yaml,
+)
 from orchestrator.errors import ConfigError
 
-FilePath = Annotated[Path, Field(strict=False)]  # YAML gives strings
 NodeName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,40}[a-z0-9]$")]
-
-
-class StoreSettings(Strict):
-    """`local`: a SQLite file on this machine. `azure`: a Blob Storage container."""
-
-    kind: Literal["local", "azure"]
-    path: FilePath | None = None  # local
-    account_url: str | None = None  # azure, e.g. https://ACCOUNT.blob.core.windows.net
-    container: str = "poactl"
-    # azure: a file holding the storage account key (Azurite, or no managed identity);
-    # without it the agent authenticates with DefaultAzureCredential (managed identity).
-    account_key_file: FilePath | None = None
-
-    @model_validator(mode="after")
-    def _fields_for_kind(self) -> StoreSettings:
-        if self.kind == "local" and self.path is None:
-            raise ValueError("a local store needs 'path' (its SQLite file)")
-        if self.kind == "azure" and not self.account_url:
-            raise ValueError("an azure store needs 'account_url'")
-        return self
-
-
-class VaultSettings(Strict):
-    """`local`: an encrypted vault directory. `azure`: Key Vault."""
-
-    kind: Literal["local", "azure"]
-    path: FilePath | None = None  # local
-    url: str | None = None  # azure, e.g. https://NAME.vault.azure.net
-    # For a Key Vault emulator only: a CA file to trust (its self-signed certificate),
-    # and whether the challenge must name the vault's own domain.
-    ca_file: FilePath | None = None
-    verify_challenge_resource: bool = True
-
-    @model_validator(mode="after")
-    def _fields_for_kind(self) -> VaultSettings:
-        if self.kind == "local" and self.path is None:
-            raise ValueError("a local vault needs 'path' (its directory)")
-        if self.kind == "azure" and not self.url:
-            raise ValueError("an azure vault needs 'url'")
-        return self
 
 
 class AgentPorts(Strict):
@@ -69,6 +37,7 @@ class AgentPorts(Strict):
     http: Port
     authrpc: Port
     health: Port  # /health and /metrics
+    metrics: Port | None = None  # geth's own Prometheus metrics; none: geth serves none
 
 
 class AgentFile(Strict):

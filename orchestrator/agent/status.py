@@ -17,9 +17,9 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from orchestrator.agent.leases import LeaseKeeper
 from orchestrator.config import Strict
 from orchestrator.errors import StateError
+from orchestrator.network.leases import LeaseKeeper
 from orchestrator.statefile import write_json_atomic
 
 STATUS_VERSION: Literal[1] = 1

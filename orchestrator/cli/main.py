@@ -20,7 +20,7 @@ from orchestrator.local.consortium import UP_TIMEOUT_SECONDS, LocalConsortium, U
 from orchestrator.local.registry import local_resolver
 from orchestrator.local.report import ConsortiumStatus
 from orchestrator.logs import follow_file, log_tail
-from orchestrator.wiring import run_agent
+from orchestrator.wiring import run_agent, run_monitor
 
 EXIT_OK, EXIT_ERROR, EXIT_DEGRADED = 0, 1, 2
 
@@ -72,7 +72,7 @@ def up(
 ) -> None:
     """Start the local consortium in the background; return once every validator sealed."""
     local = LocalConsortium(state_dir, geth=geth)
-    result = local.up(config, timeout=timeout)
+    result = local.up(config, timeout=timeout, on_progress=lambda line: click.echo(f"  … {line}"))
     click.echo(_render_up(result, state_dir))
     if deploy:
         click.echo(deploy_after_up(local))  # the CreditRegistry, recorded in the store
@@ -87,6 +87,8 @@ def _render_up(r: UpResult, state_dir: Path) -> str:
         "  RPC endpoints:",
     ]
     lines += [f"    {member}: {'  '.join(urls)}" for member, urls in r.member_rpc.items()]
+    lines.append("  monitors:")
+    lines += [f"    {member}: {url}" for member, url in r.monitors.items()]
     lines.append("  next: `poactl status`, and `poactl down` to stop")
     return "\n".join(lines)
 
@@ -125,7 +127,13 @@ def _table(report: ConsortiumStatus) -> str:
         f"  {r.member} {r.lease}: {r.holder or 'NOT HELD'}" + (f" ({r.signer})" if r.signer else "")
         for r in report.leases
     ]
-    return "\n".join([f"chain {report.chain_id}: {verdict}", *body, "leases:", *leases])
+    monitors = [
+        f"  {m['member']}: {m['url']}" + ("" if m["running"] else " (not running)")
+        for m in report.monitors
+    ]
+    return "\n".join(
+        [f"chain {report.chain_id}: {verdict}", *body, "leases:", *leases, "monitors:", *monitors]
+    )
 
 
 @main.command()
@@ -162,6 +170,22 @@ def agent(config: Path) -> None:
     """Run this VM's agent in the foreground: leases, keys, geth, /health (systemd runs it)."""
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     sys.exit(run_agent(config))
+
+
+@main.command()
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("/etc/poactl/monitor.yaml"),
+    show_default=True,
+    help="The monitor's settings (member, port, the bank's node and store).",
+)
+@handles_errors
+def monitor(config: Path) -> None:
+    """Run a bank's monitor in the foreground: page, JSON API and /metrics (`up` starts one
+    per bank)."""
+    logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+    sys.exit(run_monitor(config))
 
 
 @main.command()

@@ -36,6 +36,7 @@ class GethNode:
     http_port: int
     authrpc_port: int
     max_peers: int
+    metrics_port: int | None = None  # geth's Prometheus metrics (--metrics), on rpc_host
     etherbase: str | None = None  # set on validators: mine as this address
     external_signer: Path | None = None  # the agent's signer socket (`--signer`)
     gas_limit: int | None = None
@@ -67,6 +68,14 @@ def geth_argv(geth: str, node: GethNode) -> list[str]:
     if node.gas_limit is not None:
         argv += ["--miner.gaslimit", str(node.gas_limit)]
     argv += node.tuning
+    if node.metrics_port is not None:
+        argv += [
+            "--metrics",
+            "--metrics.addr",
+            node.rpc_host,
+            "--metrics.port",
+            str(node.metrics_port),
+        ]
     if node.external_signer is not None:
         # The agent signs: geth's keystore is off and it never holds a validator key.
         argv += ["--signer", str(node.external_signer)]

@@ -29,32 +29,29 @@ from pathlib import Path
 import yaml
 
 from orchestrator.agent import status
-from orchestrator.agent.leases import holder_of
 from orchestrator.agent.paths import NodePaths
-from orchestrator.agent.settings import (
-    AgentFile,
-    AgentPorts,
-    StoreSettings,
-    VaultSettings,
-    load_agent_config,
-)
+from orchestrator.agent.settings import AgentFile, AgentPorts, load_agent_config
 from orchestrator.agent.status import ENDED, AgentState, AgentStatus, GethStatus
 from orchestrator.boundaries import Store, Vault
 from orchestrator.config import (
     Consortium,
     NodeSpec,
     RuntimeSettings,
+    StoreSettings,
+    VaultSettings,
     load_config,
     parse_config,
 )
 from orchestrator.errors import StateError
 from orchestrator.geth.health import check_node
 from orchestrator.geth.proc import runs_with_arg, stop_pid
+from orchestrator.local import monitors
 from orchestrator.local.layout import UNIX_SOCKET_PATH_MAX, StateLayout
 from orchestrator.local.ports import check_ports_free
 from orchestrator.local.readiness import wait_until_ready
 from orchestrator.local.report import ConsortiumStatus, LeaseRow, NodeStatus
 from orchestrator.network.create import NetworkInfo, read_network
+from orchestrator.network.leases import holder_of
 from orchestrator.network.names import identity_lease, leader_lease
 from orchestrator.wiring import (
     geth_command,
@@ -82,6 +79,7 @@ class UpResult:
     head: int
     seconds: float
     signers_sealed: dict[str, int] = field(default_factory=dict)  # signer -> first block
+    monitors: dict[str, str] = field(default_factory=dict)  # member -> its monitor's URL
 
 
 class LocalConsortium:
@@ -141,7 +139,13 @@ class LocalConsortium:
         return found
 
     # -- up --------------------------------------------------------------------------
-    def up(self, config: Path | None = None, *, timeout: float = UP_TIMEOUT_SECONDS) -> UpResult:
+    def up(
+        self,
+        config: Path | None = None,
+        *,
+        timeout: float = UP_TIMEOUT_SECONDS,
+        on_progress: Callable[[str], None] = lambda _line: None,
+    ) -> UpResult:
         t0 = time.monotonic()
         consortium = self._consortium_for_up(config)
         runtime = self._runtime(consortium)
@@ -160,8 +164,10 @@ class LocalConsortium:
             for node in to_start:
                 spawned[node.name] = self._spawn_agent(node.name)
             head, sealed = wait_until_ready(
-                self.layout, consortium, self.network, spawned, deadline=t0 + timeout, t0=t0
-            )
+                self.layout, consortium, self.network, spawned, deadline=t0 + timeout, t0=t0,
+                on_progress=on_progress,
+            )  # fmt: skip
+            self.start_monitors()
         except BaseException:
             log.warning("up failed; stopping the %d agent(s) it started", len(spawned))
             self._stop_nodes(list(spawned), {n: p.pid for n, p in spawned.items()})
@@ -177,6 +183,7 @@ class LocalConsortium:
             head=head,
             seconds=time.monotonic() - t0,
             signers_sealed=sealed,
+            monitors={r.member: r.url for r in monitors.rows(self.layout, consortium)},
         )
 
     def _consortium_for_up(self, config: Path | None) -> Consortium:
@@ -260,6 +267,7 @@ class LocalConsortium:
                 http=node.http_port,
                 authrpc=node.authrpc_port,
                 health=node.health_port,
+                metrics=node.metrics_port,
             ),
             lease_seconds=supervision.lease_seconds,
             heartbeat_seconds=supervision.heartbeat_seconds,
@@ -359,7 +367,11 @@ class LocalConsortium:
             for n in nodes
         ]
         return ConsortiumStatus(
-            consortium.settings.chain_id, self.layout.root, nodes, self._leases(consortium)
+            consortium.settings.chain_id,
+            self.layout.root,
+            nodes,
+            self._leases(consortium),
+            [m.as_dict() for m in monitors.rows(self.layout, consortium)],
         )
 
     def _leases(self, consortium: Consortium) -> list[LeaseRow]:
@@ -379,10 +391,19 @@ class LocalConsortium:
                 )
         return rows
 
+    # -- monitors --------------------------------------------------------------------
+    def start_monitors(self) -> list[str]:
+        """Start each bank's monitor that does not run; the banks whose monitor started."""
+        return monitors.start(self.layout, self.load(), self._store)
+
+    def stop_monitors(self) -> list[str]:
+        return monitors.stop(self.layout, self.load())
+
     # -- down / destroy --------------------------------------------------------------
     def down(self) -> list[str]:
         """Stop every agent and its geth; keep all data. Returns the nodes stopped."""
         consortium = self.load()
+        self.stop_monitors()
         stopped = self._stop_nodes([n.name for n in consortium.nodes])
         removed = remove_containers(self._recorded_runtime(consortium), labels=self._labels())
         if removed:

@@ -29,15 +29,19 @@ def wait_until_ready(
     *,
     deadline: float,
     t0: float,
+    on_progress: Callable[[str], None] = lambda _line: None,
 ) -> tuple[int, dict[str, int]]:
     """Wait until every identity is held and has sealed a block after we first see
-    the chain, and every node is within MAX_LAG_BLOCKS of the head."""
+    the chain, and every node is within MAX_LAG_BLOCKS of the head. `on_progress`
+    hears each new state: how many nodes answer, which signers sealed."""
     network: NetworkInfo | None = None
     sealed: dict[str, int] = {}  # signer -> first block seen sealed by it
     baseline: int | None = None
     checked = 0
     last = "waiting for the agents to publish the network"
+    tell = _changes_only(on_progress)
     while True:
+        tell(last)
         _raise_if_agent_died(layout, started, t0)
         if network is None:
             network = network_of()
@@ -62,8 +66,10 @@ def wait_until_ready(
             missing = sorted(set(wanted.values()) - set(sealed))
             lagging = [] if missing else lagging_nodes(layout, consortium)
             if baseline is not None:
+                up = sum(layout.node(n.name).ipc.exists() for n in consortium.nodes)
                 last = (
-                    f"head {checked}, {len(sealed)}/{len(wanted)} signers sealed since "
+                    f"{up}/{len(consortium.nodes)} nodes up, head {checked}, "
+                    f"{len(sealed)}/{len(wanted)} signers sealed since "
                     f"block {baseline}"
                     + (f"; waiting for: {', '.join(missing)}" if missing else "")
                     + (f"; catching up: {', '.join(lagging)}" if lagging else "")
@@ -85,6 +91,17 @@ def wait_until_ready(
                 "a slow machine may need a longer --timeout",
             )
         time.sleep(0.25)
+
+
+def _changes_only(on_progress: Callable[[str], None]) -> Callable[[str], None]:
+    told: list[str] = []
+
+    def tell(line: str) -> None:
+        if told[-1:] != [line]:
+            told.append(line)
+            on_progress(line)
+
+    return tell
 
 
 def lagging_nodes(layout: StateLayout, consortium: Consortium) -> list[str]:

@@ -75,6 +75,7 @@ class ConsortiumStatus:
     state_dir: Path
     nodes: list[NodeStatus]
     leases: list[LeaseRow] = field(default_factory=list)
+    monitors: list[dict[str, Any]] = field(default_factory=list)  # member, url, running
 
     @property
     def healthy(self) -> bool:
@@ -88,4 +89,5 @@ class ConsortiumStatus:
             "state_dir": str(self.state_dir),
             "nodes": [n.as_dict() for n in self.nodes],
             "leases": [r.as_dict() for r in self.leases],
+            "monitors": self.monitors,
         }

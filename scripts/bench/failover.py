@@ -44,12 +44,12 @@ from typing import Any
 
 import yaml
 
-from orchestrator.agent.leases import holder_of
 from orchestrator.boundaries import Store
 from orchestrator.geth.ipc import ipc_probe
 from orchestrator.geth.proc import runs_with_arg
 from orchestrator.geth.sealed import sealed_blocks
 from orchestrator.local.consortium import LocalConsortium
+from orchestrator.network.leases import holder_of
 from orchestrator.network.names import identity_lease, leader_lease
 from orchestrator.statefile import read_json
 

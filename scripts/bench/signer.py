@@ -36,9 +36,9 @@ from pathlib import Path
 import rlp  # type: ignore[import-untyped]
 from eth_account import Account
 
-from orchestrator.agent.leases import LeaseKeeper
 from orchestrator.boundaries import Secret, Store, Vault
 from orchestrator.geth.keys import address_of_public_key, follower_address
+from orchestrator.network.leases import LeaseKeeper
 from orchestrator.signer.keys import KeyInMemory, KeyInVault, ValidatorKey
 from orchestrator.signer.policy import CLIQUE_HEADER, SigningPolicy
 from orchestrator.signer.server import SignerServer

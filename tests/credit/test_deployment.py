@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.agent.settings import StoreSettings, VaultSettings
 from orchestrator.boundaries import Secret, Store, Vault
-from orchestrator.config import load_config
+from orchestrator.config import StoreSettings, VaultSettings, load_config
 from orchestrator.credit.deployment import (
     CONTRACTS_BLOB,
     ConsortiumResolver,

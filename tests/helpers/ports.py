@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+from orchestrator.config import Ports
 from orchestrator.local.ports import port_is_free
 
 EPHEMERAL_PORTS_START = 32768
@@ -22,6 +23,13 @@ def free_port_bases(count: int, span: int) -> list[int]:
     return bases
 
 
+def ports_yaml(span: int) -> str:
+    """`ports:` for a consortium of up to `span` nodes: a free range for every kind."""
+    kinds = list(Ports.model_fields)
+    bases = free_port_bases(len(kinds), span + 1)
+    return "ports: {" + ", ".join(f"{k}: {b}" for k, b in zip(kinds, bases, strict=True)) + "}"
+
+
 def consortium_yaml(
     members: dict[str, int],
     *,
@@ -32,12 +40,7 @@ def consortium_yaml(
 ) -> str:
     """A consortium file on free ports: members maps name to number of validators."""
     span = sum(members.values()) + (rpc_nodes + spares) * len(members)
-    p2p, http, authrpc, health = free_port_bases(4, span + 1)
-    lines = [
-        f"block_period: {period}",
-        f"ports: {{p2p: {p2p}, http: {http}, authrpc: {authrpc}, health: {health}}}",
-        "members:",
-    ]
+    lines = [f"block_period: {period}", ports_yaml(span), "members:"]
     lines += [
         f"  {m}: {{validators: {v}, spares: {spares}, rpc_nodes: {rpc_nodes}}}"
         for m, v in members.items()

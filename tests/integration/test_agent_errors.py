@@ -29,13 +29,13 @@ import psutil
 import pytest
 import yaml
 
-from orchestrator.agent.leases import holder_of
-from orchestrator.agent.settings import AgentFile, AgentPorts, VaultSettings
-from orchestrator.config import Consortium, load_config
+from orchestrator.agent.settings import AgentFile, AgentPorts
+from orchestrator.config import Consortium, VaultSettings, load_config
 from orchestrator.geth.ipc import ipc_probe
 from orchestrator.geth.proc import runs_with_arg, stop_pid
 from orchestrator.local.consortium import LocalConsortium
 from orchestrator.network.create import read_network
+from orchestrator.network.leases import holder_of
 from orchestrator.network.names import identity_lease, leader_lease, validator_key_name
 from orchestrator.statefile import read_json
 from orchestrator.store.local import LocalStore

@@ -27,7 +27,7 @@ from tests.helpers.chain import (
     keystore_files,
     sealed_heights,
 )
-from tests.helpers.ports import free_port_bases
+from tests.helpers.ports import ports_yaml
 from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.geth, pytest.mark.slow]
@@ -39,10 +39,9 @@ BANK_A = ("bank-a-1", "bank-a-2", "bank-a-3")
 @pytest.fixture(scope="module")
 def running(geth: str) -> Iterator[LocalConsortium]:
     root = Path(tempfile.mkdtemp(prefix="poa-", dir="/tmp"))
-    p2p, http, authrpc, health = free_port_bases(4, 5)
     config = root / "consortium.yaml"
     config.write_text(
-        f"ports: {{p2p: {p2p}, http: {http}, authrpc: {authrpc}, health: {health}}}\n"
+        f"{ports_yaml(5)}\n"
         "members:\n"
         "  bank-a: {validators: 2, spares: 1}\n"
         "  bank-b: {validators: 1, spares: 0}\n"

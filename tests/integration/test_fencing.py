@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.agent.settings import StoreSettings, VaultSettings
+from orchestrator.config import StoreSettings, VaultSettings
 from orchestrator.local.consortium import LocalConsortium
 from tests.helpers.chain import (
     agent,
@@ -24,7 +24,7 @@ from tests.helpers.chain import (
     keystore_files,
     sealed_heights,
 )
-from tests.helpers.ports import free_port_bases
+from tests.helpers.ports import ports_yaml
 from tests.helpers.waiting import wait_for
 from tests.services.azurite import Azurite, unique_container
 from tests.services.keyvault_emulator import KeyVaultService
@@ -84,10 +84,9 @@ def on_azure(
             verify_challenge_resource=False,
         ),
     )
-    p2p, http, authrpc, health = free_port_bases(4, 5)
     config = short_dir / "consortium.yaml"
     config.write_text(
-        f"ports: {{p2p: {p2p}, http: {http}, authrpc: {authrpc}, health: {health}}}\n"
+        f"{ports_yaml(5)}\n"
         "members:\n"
         "  bank-a: {validators: 1, spares: 1}\n"
         "  bank-b: {validators: 2, spares: 0}\n"

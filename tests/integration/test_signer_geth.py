@@ -18,7 +18,7 @@ import requests
 from eth_utils.address import to_checksum_address
 from web3.types import RPCEndpoint
 
-from orchestrator.agent.settings import VaultSettings
+from orchestrator.config import VaultSettings
 from orchestrator.geth.client import http_web3
 from orchestrator.geth.clique import IN_TURN, block_signer
 from orchestrator.geth.ipc import ipc_probe

@@ -167,8 +167,8 @@ BAD = [
         id="unknown-store-key",
     ),
     pytest.param(
-        LOCAL.replace("health: 8745}", "health: 8745, metrics: 9090}"),
-        ["ports.metrics: unknown key", "allowed here: p2p, http, authrpc, health"],
+        LOCAL.replace("health: 8745}", "health: 8745, prometheus: 9090}"),
+        ["ports.prometheus: unknown key", "allowed here: p2p, http, authrpc, health, metrics"],
         id="unknown-ports-key",
     ),
     pytest.param(

@@ -25,18 +25,28 @@ def test_shipped_default_is_two_banks_of_two_identities_and_one_spare() -> None:
     assert c.settings.block_period == 2
     assert c.settings.chain_id == 7272
     assert c.settings.supervision.lease_seconds == 15
-    assert c.settings.supervision.heartbeat_seconds == 60
+    assert c.settings.supervision.heartbeat_seconds == 10
 
 
-def test_shipped_default_gives_every_node_four_distinct_ports() -> None:
+def test_shipped_default_gives_every_node_five_distinct_ports_and_each_bank_a_monitor() -> None:
     c = load_config()
-    assert [kind for kind, _ in c.nodes[0].ports()] == ["p2p", "http", "authrpc", "health"]
+    kinds = [kind for kind, _ in c.nodes[0].ports()]
+    assert kinds == ["p2p", "http", "authrpc", "health", "metrics"]
     ports = [p for n in c.nodes for _, p in n.ports()]
-    assert len(ports) == len(set(ports)) == 6 * 4
+    assert len(ports) == len(set(ports)) == 6 * 5
     assert all(1024 <= p <= 65535 for p in ports)
     b2 = c.node("bank-b-2")  # the fifth node: every base + 4
-    assert b2.ports() == (("p2p", 30307), ("http", 8549), ("authrpc", 8655), ("health", 8749))
+    assert b2.ports() == (
+        ("p2p", 30307), ("http", 8549), ("authrpc", 8655), ("health", 8749), ("metrics", 6064),
+    )  # fmt: skip
     assert b2.rpc_url == "http://127.0.0.1:8549"
+    assert (c.monitor_port("bank-a"), c.monitor_port("bank-b")) == (8845, 8846)
+
+
+def test_a_monitor_port_that_clashes_with_a_node_port_is_refused() -> None:
+    text = "ports: {monitor: 8546}\nmembers: {bank-a: {validators: 2}}\n"
+    with pytest.raises(ConfigError, match="monitor port 8546 of bank-a is http port"):
+        parse_config(text, source="c.yaml")
 
 
 def test_unknown_node_name_lists_the_known_ones() -> None:

@@ -1,4 +1,4 @@
-"""Holding a blob lease (orchestrator.agent.leases) on the real embedded store."""
+"""Holding a blob lease (orchestrator.network.leases) on the real embedded store."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.agent.leases import HolderInfo, LeaseKeeper, holder_of
 from orchestrator.boundaries import Lease, Store
+from orchestrator.network.leases import HolderInfo, LeaseKeeper, holder_of
 from orchestrator.store.local import LocalStore
 from tests.helpers.stores import DelegatingStore
 

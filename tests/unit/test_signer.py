@@ -23,9 +23,9 @@ from eth_account import Account
 from eth_keys import keys as eth_keys
 from eth_utils.crypto import keccak
 
-from orchestrator.agent.leases import LeaseKeeper
 from orchestrator.boundaries import Secret
 from orchestrator.geth.keys import follower_address
+from orchestrator.network.leases import LeaseKeeper
 from orchestrator.signer.header import NONCE_AUTH, NotACliqueHeader, parse_clique_header
 from orchestrator.signer.keys import (
     SECP256K1_N,

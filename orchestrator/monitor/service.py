@@ -1,0 +1,151 @@
+"""One bank's monitor (`poactl monitor`): collect, remember, serve.
+
+A collector thread reads, every second or so, the bank's store (every node's heartbeat
+blob, the network's members and signers, who holds which lease) and the chain through
+the bank's own node (`chain`), into the history (`history`); the HTTP face (`server`)
+answers from a snapshot (`view`) computed at most once a second. All of it runs in one
+process, with no dependency outside poactl: the page is a static file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from datetime import datetime
+from types import FrameType
+
+from orchestrator.boundaries import Store
+from orchestrator.config import Consortium
+from orchestrator.errors import PoaError
+from orchestrator.monitor.chain import ChainFollower
+from orchestrator.monitor.history import HOUR_BLOCKS_MARGIN, Heartbeat, History
+from orchestrator.monitor.server import MonitorServer
+from orchestrator.monitor.settings import MonitorFile
+from orchestrator.monitor.view import HOUR, Settings, Snapshot, snapshot
+from orchestrator.network.create import read_network
+from orchestrator.network.leases import holder_of
+from orchestrator.network.names import identity_lease, leader_lease
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 1.0
+STORE_EVERY = 5.0  # members, signers and lease holders change rarely
+PRUNE_EVERY = 60.0
+SNAPSHOT_MAX_AGE = 1.0
+
+
+class Monitor:
+    def __init__(self, settings: MonitorFile, *, store: Store, consortium: Consortium) -> None:
+        self.settings = settings
+        self.store = store
+        self.consortium = consortium
+        self.history = History(settings.state_dir / "history.sqlite")
+        period = consortium.settings.block_period
+        self.chain = ChainFollower(
+            settings.rpc_url, self.history, backfill=int(HOUR / period) + HOUR_BLOCKS_MARGIN
+        )
+        self._view = Settings(
+            member=settings.member,
+            heartbeat_seconds=consortium.settings.supervision.heartbeat_seconds,
+            block_period=period,
+            signers={},
+        )
+        self._lock = threading.Lock()
+        self._latest: Snapshot | None = None
+        self._stop = threading.Event()
+        self.last_problem: str | None = None
+
+    # -- collecting ------------------------------------------------------------------
+    def collect(self, *, store_too: bool = True) -> None:
+        """One round: heartbeats, (the network and leases), the chain."""
+        self.history.add_heartbeats(self._heartbeats())
+        if store_too:
+            self._view = self._read_network()
+        self.chain.poll()
+
+    def _heartbeats(self) -> list[Heartbeat]:
+        beats = []
+        for name in self.store.list("heartbeats/"):
+            blob = self.store.read(name)
+            if blob is None:
+                continue
+            try:
+                doc = json.loads(blob.data)
+                beats.append(Heartbeat(
+                    node=str(doc["node"]), at=datetime.fromisoformat(doc["time"]).timestamp(),
+                    member=str(doc["member"]), state=str(doc["state"]), block=doc.get("block"),
+                    hash=doc.get("hash"), peers=doc.get("peers"), sealing=bool(doc["sealing"]),
+                    signer=doc.get("signer"),
+                ))  # fmt: skip
+            except (ValueError, KeyError, TypeError) as e:
+                log.debug("skipping a bad heartbeat blob %s: %s", name, e)
+        return beats
+
+    def _read_network(self) -> Settings:
+        network = read_network(self.store)
+        if network is None:
+            return self._view
+        leases = []
+        for member, info in network.members.items():
+            names = [("leader", leader_lease(member))] + [
+                (f"identity-{i}", identity_lease(member, i)) for i in range(len(info.signers))
+            ]
+            for label, name in names:
+                h = holder_of(self.store, name)
+                leases.append({"member": member, "lease": label,
+                               "holder": h.holder if h.leased else None})  # fmt: skip
+        return Settings(
+            member=self.settings.member,
+            heartbeat_seconds=self._view.heartbeat_seconds,
+            block_period=self._view.block_period,
+            signers={m: list(i.signers) for m, i in network.members.items()},
+            leases=leases,
+        )
+
+    # -- serving ---------------------------------------------------------------------
+    def latest(self) -> Snapshot:
+        with self._lock:
+            now = time.time()
+            if self._latest is None or now - self._latest.at > SNAPSHOT_MAX_AGE:
+                self._latest = snapshot(self.history, self._view, now)
+            return self._latest
+
+    # -- running ---------------------------------------------------------------------
+    def request_stop(self, *_: object) -> None:
+        self._stop.set()
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("monitor: received %s", signal.Signals(signum).name)
+        self._stop.set()
+
+    def run(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+        with MonitorServer(self.settings.host, self.settings.port, self.latest):
+            log.info("monitor of %s serving %s", self.settings.member, self.settings.url)
+            next_store = next_prune = 0.0
+            failures = 0
+            while not self._stop.is_set():
+                now = time.monotonic()
+                try:
+                    self.collect(store_too=now >= next_store)
+                    if now >= next_store:
+                        next_store = now + STORE_EVERY
+                    if now >= next_prune:
+                        self.history.prune()
+                        next_prune = now + PRUNE_EVERY
+                    if failures:
+                        log.info("monitor: collecting again after %d failed rounds", failures)
+                    failures, self.last_problem = 0, None
+                except PoaError as e:  # the node or the store did not answer: keep trying
+                    failures += 1
+                    self.last_problem = e.what
+                    if failures == 1:
+                        log.warning("monitor: %s", e)
+                self._stop.wait(POLL_SECONDS)
+        self.chain.close()
+        self.history.close()
+        return 0
