@@ -13,6 +13,9 @@ RUN python -m venv /opt/poactl/venv \
 
 FROM ${PYTHON_IMAGE}
 COPY --from=build /opt/poactl/venv /opt/poactl/venv
+# HAProxy for `poactl balancer` (the same image runs the agent, the monitor, the balancer).
+RUN apt-get update && apt-get install -y --no-install-recommends haproxy \
+ && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 poactl \
  && useradd --system --uid 10001 --gid poactl --home-dir /var/lib/poactl \
       --no-create-home --shell /usr/sbin/nologin poactl

@@ -48,6 +48,9 @@ class Ports(Strict):
     health: Port = 8745
     metrics: Port = 6060  # geth's own Prometheus metrics (--metrics.port)
     monitor: Port = 8845  # each bank's monitor: its page, JSON API and /metrics
+    balancer: Port = 8645  # each bank's JSON-RPC endpoint (its load balancer)
+    balancer_internal: Port = 8665  # member m: filter on + 2m, node pool on + 2m + 1
+    peering: Port = 30403  # node k's p2p port as its bank's balancer forwards it
 
 
 Custody = Literal["secrets", "keys"]
@@ -162,6 +165,13 @@ class RuntimeSettings(Strict):
     docker_host: str | None = None  # docker [default: DOCKER_HOST, else the local socket]
 
 
+class Balancers(Strict):
+    """One HAProxy per bank in front of its nodes (`orchestrator.balancer`)."""
+
+    peering: bool = True  # nodes peer through their bank's balancer (enodes point there)
+    max_body_kb: Annotated[int, Field(ge=1, le=64 * 1024)] = 1024
+
+
 class ConsortiumFile(Strict):
     """The schema of consortium.yaml (field docs live in the shipped example)."""
 
@@ -174,6 +184,7 @@ class ConsortiumFile(Strict):
     supervision: Supervision = Supervision()
     tuning: Tuning = Tuning()
     runtime: RuntimeSettings = RuntimeSettings()
+    balancer: Balancers | None = None  # leave out: applications talk to nodes directly
 
 
 @dataclass(frozen=True)
@@ -189,6 +200,7 @@ class NodeSpec:
     authrpc_port: int
     health_port: int
     metrics_port: int
+    peer_port: int  # where its bank's balancer forwards peers to its p2p port
 
     @property
     def is_validator(self) -> bool:
@@ -218,6 +230,15 @@ class Consortium:
 
     def monitor_port(self, member: str) -> int:
         return self.settings.ports.monitor + self.members().index(member)
+
+    def balancer_ports(self, member: str) -> tuple[int, int, int]:
+        """(public JSON-RPC, filter, node pool) of `member`'s balancer."""
+        m, ports = self.members().index(member), self.settings.ports
+        return (
+            ports.balancer + m,
+            ports.balancer_internal + 2 * m,
+            ports.balancer_internal + 2 * m + 1,
+        )
 
     @property
     def validators(self) -> tuple[NodeSpec, ...]:
@@ -343,6 +364,7 @@ def _resolve_nodes(settings: ConsortiumFile, source: str) -> tuple[NodeSpec, ...
                     authrpc_port=p.authrpc + k,
                     health_port=p.health + k,
                     metrics_port=p.metrics + k,
+                    peer_port=p.peering + k,
                 )
             )
     if not any(n.is_validator for n in nodes):
@@ -374,17 +396,33 @@ def _resolve_nodes(settings: ConsortiumFile, source: str) -> tuple[NodeSpec, ...
                     f"({len(nodes)})",
                 )
             owner[port] = f"{kind} port of node {n.name}"
-    for m, member in enumerate(settings.members):
-        port = settings.ports.monitor + m
+    for what, port in _member_ports(settings, nodes):
         if port in owner or port > 65535:
+            kind = what.split(" port", 1)[0]
             raise ConfigError(
-                f"the monitor port {port} of {member} is " + (owner.get(port, "above 65535")),
-                obj=f"{source}: ports.monitor",
+                f"port clash: the {what} would be {port}, which is "
+                + owner.get(port, "above 65535"),
+                obj=f"{source}: ports.{kind}",
                 hint="space the base ports further apart than the number of nodes "
                 f"({len(nodes)}) and members",
             )
-        owner[port] = f"monitor port of {member}"
+        owner[port] = what
     return tuple(nodes)
+
+
+def _member_ports(settings: ConsortiumFile, nodes: list[NodeSpec]) -> list[tuple[str, int]]:
+    """Ports of each bank's monitor and (with balancers) its balancer and peering NAT."""
+    p = settings.ports
+    found = [(f"monitor port of {m}", p.monitor + i) for i, m in enumerate(settings.members)]
+    if settings.balancer is not None:
+        for i, m in enumerate(settings.members):
+            found += [
+                (f"balancer port of {m}", p.balancer + i),
+                (f"balancer_internal port of {m}", p.balancer_internal + 2 * i),
+                (f"balancer_internal port of {m} (pool)", p.balancer_internal + 2 * i + 1),
+            ]
+        found += [(f"peering port of node {n.name}", p.peering + n.index) for n in nodes]
+    return found
 
 
 def _config_error(

@@ -7,6 +7,7 @@ Permanent errors (`AccessDenied`, `ConfigError`, ...) pass straight through.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -58,3 +59,34 @@ def retry_transient(
     if attempts > 1:
         log.info("%s succeeded after %d attempts", what, attempts)
     return result
+
+
+class Backoff:
+    """A loop's schedule while what it calls keeps failing: the pause doubles from `base`
+    up to `cap`, with jitter; the first failure logs one WARNING, later ones DEBUG, and
+    the first success after them one INFO. For loops that must go on (the agent's lease
+    loop, the monitor's collector) rather than give up at a deadline."""
+
+    def __init__(self, who: str, *, base: float, cap: float) -> None:
+        self.who, self.base, self.cap = who, base, cap
+        self.failures = 0
+        self.last_problem: str | None = None
+
+    def failed(self, error: Exception) -> None:
+        self.failures += 1
+        self.last_problem = str(error).replace("\n", " ")
+        if self.failures == 1:
+            log.warning("%s: %s (retrying with backoff)", self.who, self.last_problem)
+        else:
+            log.debug("%s: still failing (%d): %s", self.who, self.failures, error)
+
+    def succeeded(self) -> None:
+        if self.failures:
+            log.info("%s: answers again after %d tries", self.who, self.failures)
+        self.failures = 0
+
+    def pause(self) -> float:
+        if not self.failures:
+            return self.base
+        jitter = random.uniform(0.8, 1.2)  # noqa: S311 - not crypto
+        return float(min(self.base * 2**self.failures, self.cap) * jitter)

@@ -94,6 +94,14 @@ def run_monitor(config: Path) -> int:
     return monitor.run()
 
 
+def run_balancer(config: Path) -> int:
+    """Run one bank's load balancer (HAProxy and the JSON-RPC filter) (`poactl balancer`)."""
+    from orchestrator.balancer.service import Balancer
+    from orchestrator.balancer.settings import load_balancer_config
+
+    return Balancer(load_balancer_config(config)).run()
+
+
 def geth_command(settings: RuntimeSettings) -> str:
     """argv[0] for geth: the checked binary, or (in a container) the image's own geth."""
     if settings.kind == "docker":

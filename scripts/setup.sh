@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up a development/operator checkout: a virtualenv with poactl and its dev tools,
 # geth v1.13.15 built from the Go module proxy into .tools/bin, Azurite and solc-js, and
-# Debian's prometheus and chromium. Idempotent: each
+# Debian's haproxy, prometheus and chromium. Idempotent: each
 # step is skipped when its result is already there and current.
 set -euo pipefail
 
@@ -71,9 +71,11 @@ else
   say "Azurite and solc-js already installed in .tools/node"
 fi
 
-# 5. Debian's packages the monitoring set-up is checked with: Prometheus (prometheus,
-#    promtool) and Chromium (the monitor page's browser test, driven by Playwright).
+# 5. Debian's packages: HAProxy (each bank's load balancer), and what the monitoring
+#    set-up is checked with: Prometheus (prometheus, promtool) and Chromium (the monitor
+#    page's browser test, driven by Playwright).
 debian_packages=()
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || debian_packages+=(haproxy)
 command -v prometheus >/dev/null && command -v promtool >/dev/null || debian_packages+=(prometheus)
 [ -x /usr/bin/chromium ] || debian_packages+=(chromium)
 if [ ${#debian_packages[@]} -gt 0 ]; then
@@ -90,7 +92,7 @@ if [ ${#debian_packages[@]} -gt 0 ]; then
     die "apt-get install ${debian_packages[*]} failed (log: $apt_log)"
   fi
 else
-  say "prometheus and chromium already installed"
+  say "haproxy, prometheus and chromium already installed"
 fi
 
 say "ready: $("$venv/bin/poactl" --version), geth $GETH_VERSION at .tools/bin/geth"

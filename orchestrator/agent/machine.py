@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import signal
 import threading
 import time
@@ -65,6 +64,7 @@ from orchestrator.agent.supervisor import Supervisor, node_lock
 from orchestrator.boundaries import Runtime, Store, Vault
 from orchestrator.config import Consortium, load_config
 from orchestrator.errors import PoaError, ServiceUnavailable, StateError, WaitTimeout
+from orchestrator.geth.health import node_problems
 from orchestrator.geth.ipc import ipc_probe
 from orchestrator.geth.keys import follower_address
 from orchestrator.network.create import (
@@ -76,6 +76,7 @@ from orchestrator.network.create import (
 )
 from orchestrator.network.leases import LeaseKeeper
 from orchestrator.network.names import heartbeat_blob, identity_lease, leader_lease
+from orchestrator.retry import Backoff
 from orchestrator.signer.policy import SigningPolicy
 from orchestrator.signer.server import SignerServer
 
@@ -144,7 +145,7 @@ class Agent:
         self.supervisor: Supervisor | None = None
         self._fatal: PoaError | None = None
         self._duties_done = False
-        self._last_problem: str | None = None  # the last transient error, for messages
+        self.backoff = Backoff(self.name, base=LOOP_SECONDS, cap=MAX_BACKOFF_SECONDS)
 
     # -- state machine -------------------------------------------------------------
     def _transition(self, new: AgentState, message: str = "") -> None:
@@ -267,7 +268,7 @@ class Agent:
                 raise WaitTimeout(
                     "the consortium's network information did not appear",
                     elapsed=elapsed,
-                    last_state=self._last_problem
+                    last_state=self.backoff.last_problem
                     or "the store answers, but no leader has published the network yet",
                     obj=self.name,
                     hint="check the store and vault settings in the agent file, and that "
@@ -331,7 +332,6 @@ class Agent:
     # -- the lease loop ------------------------------------------------------------------
     def _lease_loop(self) -> None:
         next_acquire = next_peers = next_duties = next_heartbeat = 0.0
-        failures = 0  # store/vault calls failed in a row: back off, warn once
         while not self._stop.is_set():
             now = time.monotonic()
             try:
@@ -350,21 +350,12 @@ class Agent:
                     self._heartbeat()
                     next_heartbeat = now + self.settings.heartbeat_seconds
             except ServiceUnavailable as e:
-                failures += 1
                 self.metrics.store_error()
-                self._last_problem = str(e).replace("\n", " ")
-                if failures == 1:
-                    log.warning("%s: %s (retrying with backoff)", self.name, self._last_problem)
-                else:
-                    log.debug("%s: still failing (%d): %s", self.name, failures, e.what)
+                self.backoff.failed(e)
             else:
-                if failures:
-                    log.info("%s: store and vault answer again after %d tries", self.name, failures)
-                failures = 0
+                self.backoff.succeeded()
             # Back off while they fail; the watchdog fences on time whatever this waits.
-            pause = min(LOOP_SECONDS * 2**failures, MAX_BACKOFF_SECONDS)
-            jitter = random.uniform(0.8, 1.2) if failures else 1.0  # noqa: S311 - not crypto
-            self._stop.wait(pause * jitter)
+            self._stop.wait(self.backoff.pause())
 
     def _keep_identity(self, *, acquire: bool) -> None:
         keeper = self.identity_keeper
@@ -486,15 +477,18 @@ class Agent:
     def _heartbeat(self) -> None:
         body = self._snapshot(timeout=2.0)
         peers = ipc_probe(self.paths.ipc, "net_peerCount", [], timeout=2.0)
-        body["peers"] = int(peers, 16) if isinstance(peers, str) else None
-        body["time"] = datetime.now(UTC).isoformat(timespec="seconds")
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        body.update(peers=int(peers, 16) if isinstance(peers, str) else None, time=now)
         self.store.write(heartbeat_blob(self.name), json.dumps(body, sort_keys=True).encode())
         if body["block"] is not None:
             self.metrics.chain(body["block"], body["peers"] or 0)
 
     def _health(self) -> tuple[bool, dict[str, Any]]:
+        """For the balancer: geth runs, answers, is synced and has a peer if it needs one."""
         running = self.supervisor is not None and self.supervisor.state.value == "RUNNING"
         body = self._snapshot(timeout=1.0, ask_geth=running)
         body["geth"] = self.supervisor.state.value if self.supervisor else "NOT_STARTED"
-        healthy = running and body["block"] is not None and self.state not in ENDING
-        return healthy, body
+        body["problems"] = node_problems(
+            self.paths.ipc, bool(self.peers.enodes()), body["block"], running
+        )
+        return not body["problems"] and self.state not in ENDING, body

@@ -35,7 +35,11 @@ def prepare_node(
         lambda: read_genesis(store, network), what="read the genesis", timeout=60
     )
     init_chain(paths, network, genesis, name=settings.node, runtime=runtime, geth=geth)
-    enode = node_enode(paths, settings.host, settings.ports.p2p)
+    host, port = settings.host, settings.ports.p2p
+    if settings.advertise:
+        host, _, advertised = settings.advertise.rpartition(":")
+        port = int(advertised)
+    enode = node_enode(paths, host, port)
     retry_transient(
         lambda: publish_enode(store, settings.node, settings.member, enode),
         what="publish the enode",

@@ -51,6 +51,9 @@ class AgentFile(Strict):
     state_dir: FilePath
     consortium_file: FilePath  # the consortium's agreed settings (the same file at every bank)
     host: str = "127.0.0.1"  # the address geth's p2p listens on and advertises to peers
+    # Where other members reach this node's p2p instead (its bank's balancer, host:port,
+    # like an Azure Load Balancer NAT rule); the enode the bank publishes points there.
+    advertise: str | None = None
     peer_network: str = "127.0.0.0/8"  # CIDR of the members' nodes (geth --netrestrict)
     rpc_host: str = "127.0.0.1"  # where JSON-RPC listens (for the member's balancer)
     ports: AgentPorts
@@ -69,8 +72,16 @@ class AgentFile(Strict):
             ipaddress.ip_network(self.peer_network, strict=False)
             ipaddress.ip_address(self.rpc_host)
             ipaddress.ip_address(self.host)
+            if self.advertise is not None:
+                address, _, port = self.advertise.rpartition(":")
+                ipaddress.ip_address(address)
+                if not 1 <= int(port) <= 65535:
+                    raise ValueError(f"port {port} is out of range")
         except ValueError as e:
-            raise ValueError(f"{e}: host and rpc_host are IP addresses, peer_network a CIDR") from e
+            raise ValueError(
+                f"{e}: host and rpc_host are IP addresses, advertise is ip:port, "
+                "peer_network a CIDR"
+            ) from e
         return self
 
 

@@ -80,6 +80,7 @@ class OptionsResolver:
     """
 
     rpc_url: str | None = None
+    token_file: Path | None = None
     registry: str | None = None
     key_file: Path | None = None
     secret_file: Path | None = None
@@ -117,6 +118,11 @@ class OptionsResolver:
                 else need(None, "--secret-file", base and base.pseudonym_secret)
             ),
             names=base.names if base is not None else {},
+            rpc_token=(
+                read_secret_file(self.token_file, "--token-file")
+                if self.token_file is not None
+                else (base.rpc_token if base is not None and self.rpc_url is None else None)
+            ),
         )
 
 
@@ -131,6 +137,7 @@ def _access(bank: str) -> tuple[CreditClient, BankAccess]:
         registry=access.registry,
         account_key=access.account_key,
         pseudonym_secret=access.pseudonym_secret,
+        rpc_token=access.rpc_token,
     )
     return client, access
 
@@ -302,7 +309,15 @@ def wait_options(fn: F) -> F:
 
 
 @click.group("credit")
-@click.option("--rpc-url", envvar="POACTL_CREDIT_RPC_URL", help="The bank's JSON-RPC URL.")
+@click.option(
+    "--rpc-url", envvar="POACTL_CREDIT_RPC_URL", help="The bank's JSON-RPC URL (its balancer)."
+)
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="POACTL_CREDIT_TOKEN_FILE",
+    help="File with the application's token for the bank's balancer (mode 600).",
+)
 @click.option("--registry", envvar="POACTL_CREDIT_REGISTRY", help="CreditRegistry address.")
 @click.option(
     "--key-file",
@@ -320,7 +335,9 @@ def wait_options(fn: F) -> F:
 @click.pass_context
 def credit(
     ctx: click.Context,
+    *,
     rpc_url: str | None,
+    token_file: Path | None,
     registry: str | None,
     key_file: Path | None,
     secret_file: Path | None,
@@ -328,6 +345,7 @@ def credit(
     """Credit records: report, read, dispute and resolve tradelines."""
     ctx.meta[_OPTIONS_KEY] = OptionsResolver(
         rpc_url=rpc_url,
+        token_file=token_file,
         registry=registry,
         key_file=key_file,
         secret_file=secret_file,

@@ -20,7 +20,7 @@ from orchestrator.local.consortium import UP_TIMEOUT_SECONDS, LocalConsortium, U
 from orchestrator.local.registry import local_resolver
 from orchestrator.local.report import ConsortiumStatus
 from orchestrator.logs import follow_file, log_tail
-from orchestrator.wiring import run_agent, run_monitor
+from orchestrator.wiring import run_agent, run_balancer, run_monitor
 
 EXIT_OK, EXIT_ERROR, EXIT_DEGRADED = 0, 1, 2
 
@@ -87,6 +87,9 @@ def _render_up(r: UpResult, state_dir: Path) -> str:
         "  RPC endpoints:",
     ]
     lines += [f"    {member}: {'  '.join(urls)}" for member, urls in r.member_rpc.items()]
+    if r.balancers:
+        lines.append("  balancers (JSON-RPC for the banks' applications, token required):")
+        lines += [f"    {member}: {url}" for member, url in r.balancers.items()]
     lines.append("  monitors:")
     lines += [f"    {member}: {url}" for member, url in r.monitors.items()]
     lines.append("  next: `poactl status`, and `poactl down` to stop")
@@ -131,9 +134,17 @@ def _table(report: ConsortiumStatus) -> str:
         f"  {m['member']}: {m['url']}" + ("" if m["running"] else " (not running)")
         for m in report.monitors
     ]
-    return "\n".join(
-        [f"chain {report.chain_id}: {verdict}", *body, "leases:", *leases, "monitors:", *monitors]
-    )
+    balancers = [
+        f"  {b['member']}: {b['url']} in rotation: {', '.join(b['in_rotation']) or 'none'}"
+        + (f"; out: {', '.join(b['out_of_rotation'])}" if b["out_of_rotation"] else "")
+        + ("" if b["running"] else " (not running)")
+        + f"; token: {b['token_file']}"
+        for b in report.balancers
+    ]
+    sections = [*body, "leases:", *leases, "monitors:", *monitors]
+    if balancers:
+        sections += ["balancers:", *balancers]
+    return "\n".join([f"chain {report.chain_id}: {verdict}", *sections])
 
 
 @main.command()
@@ -186,6 +197,22 @@ def monitor(config: Path) -> None:
     per bank)."""
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     sys.exit(run_monitor(config))
+
+
+@main.command()
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("/etc/poactl/balancer.yaml"),
+    show_default=True,
+    help="The balancer's settings (member, ports, nodes, tokens).",
+)
+@handles_errors
+def balancer(config: Path) -> None:
+    """Run a bank's load balancer in the foreground: HAProxy and the JSON-RPC filter
+    (`up` starts one per bank when the consortium file has `balancer:`)."""
+    logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+    sys.exit(run_balancer(config))
 
 
 @main.command()

@@ -24,6 +24,7 @@ class BankAccess:
     account_key: Secret
     pseudonym_secret: Secret
     names: Mapping[str, str] = field(default_factory=dict)  # address -> bank name (display)
+    rpc_token: Secret | None = None  # the application's token for its bank's balancer
 
 
 class BankResolver(Protocol):

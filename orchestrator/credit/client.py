@@ -57,11 +57,13 @@ class CreditClient:
         account_key: Secret,
         pseudonym_secret: Secret,
         timeout: float = 10.0,
+        rpc_token: Secret | None = None,
     ) -> None:
+        """`rpc_token`: the application's token when `rpc_url` is its bank's balancer."""
         check_secret(pseudonym_secret)
         self._secret = pseudonym_secret
         self.rpc_url = rpc_url
-        self._w3 = http_web3(rpc_url, timeout=timeout)
+        self._w3 = http_web3(rpc_url, timeout=timeout, token=rpc_token)
         self._sender = sender_for(self._w3, account_key, url=rpc_url)
         self._contract = registry_contract(self._w3, registry)
         self.registry: ChecksumAddress = self._contract.address

@@ -163,9 +163,9 @@ class Deployment:
     gas_used: int
 
 
-def registry_code_at(rpc_url: str, address: str) -> str:
+def registry_code_at(rpc_url: str, address: str, *, token: Secret | None = None) -> str:
     """What is at `address`: "registry" (our runtime code), "none" or "other"."""
-    w3 = http_web3(rpc_url)
+    w3 = http_web3(rpc_url, token=token)
     checked = check_address("registry address", address)
     try:
         code = HexBytes(w3.eth.get_code(checked))

@@ -92,6 +92,7 @@ def _client(bank: DemoBank) -> CreditClient:
         registry=access.registry,
         account_key=access.account_key,
         pseudonym_secret=access.pseudonym_secret,
+        rpc_token=access.rpc_token,
     )
 
 

@@ -197,14 +197,16 @@ def deploy(
     return DeployOutcome(winner, sent=True, note=note)
 
 
-def _recorded_problem(recorded: RegistryRecord, network: NetworkInfo, rpc_url: str) -> str | None:
+def _recorded_problem(
+    recorded: RegistryRecord, network: NetworkInfo, rpc_url: str, token: Secret | None = None
+) -> str | None:
     """None if the recorded registry is usable through `rpc_url`; else what is wrong."""
     where = (
         f"{REGISTRY} {recorded.address} (block {recorded.block_number}, chain {recorded.chain_id})"
     )
     if recorded.genesis_sha256 != network.genesis_sha256:
         return f"{CONTRACTS_BLOB} names {where} of another chain (a different genesis)"
-    found = registry_code_at(rpc_url, recorded.address)
+    found = registry_code_at(rpc_url, recorded.address, token=token)
     if found == "registry":
         return None
     if found == "other":
@@ -232,9 +234,12 @@ class ConsortiumResolver:
         endpoints: Mapping[str, str],
         vault: Callable[[str], Vault],
         check_code: bool = True,
+        tokens: Mapping[str, Secret] | None = None,
     ) -> None:
+        """`tokens`: each bank's application token, when `endpoints` are balancers."""
         self._store = store
         self._endpoints = dict(endpoints)
+        self._tokens = dict(tokens or {})
         self._vault = vault
         self._check_code = check_code
 
@@ -259,7 +264,7 @@ class ConsortiumResolver:
             )
         rpc_url = self._endpoints[bank]
         if self._check_code:
-            problem = _recorded_problem(recorded, network, rpc_url)
+            problem = _recorded_problem(recorded, network, rpc_url, self._tokens.get(bank))
             if problem is not None:
                 raise StateError(problem, obj=CONTRACTS_BLOB, hint=f"redeploy: {DEPLOY_HINT}")
         vault = self._vault(bank)
@@ -286,4 +291,5 @@ class ConsortiumResolver:
             account_key=key,
             pseudonym_secret=secret,
             names={info.tx_account: member for member, info in network.members.items()},
+            rpc_token=self._tokens.get(bank),
         )

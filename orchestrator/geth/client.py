@@ -7,17 +7,21 @@ from pathlib import Path
 from web3 import HTTPProvider, IPCProvider, Web3
 from web3.middleware import ExtraDataToPOAMiddleware
 
+from orchestrator.boundaries import Secret
+
 
 def _with_poa(w3: Web3) -> Web3:
     w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
     return w3
 
 
-def http_web3(url: str, *, timeout: float = 5.0) -> Web3:
-    """No retries inside web3 (it would resend `eth_sendRawTransaction`): callers decide."""
-    provider = HTTPProvider(
-        url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None
-    )
+def http_web3(url: str, *, timeout: float = 5.0, token: Secret | None = None) -> Web3:
+    """No retries inside web3 (it would resend `eth_sendRawTransaction`): callers decide.
+    `token` is an application's token for its bank's balancer (`Authorization: Bearer`)."""
+    kwargs: dict[str, object] = {"timeout": timeout}
+    if token is not None:
+        kwargs["headers"] = {"Authorization": f"Bearer {token.value}"}
+    provider = HTTPProvider(url, request_kwargs=kwargs, exception_retry_configuration=None)
     return _with_poa(Web3(provider))
 
 

@@ -62,6 +62,12 @@ def geth_argv(geth: str, node: GethNode) -> list[str]:
         "--http.addr", node.rpc_host,
         "--http.port", str(node.http_port),
         "--http.api", HTTP_APIS,
+        # WebSocket on the same port (subscriptions through the bank's balancer), with
+        # the same loopback address and the same three namespaces.
+        "--ws",
+        "--ws.addr", node.rpc_host,
+        "--ws.port", str(node.http_port),
+        "--ws.api", HTTP_APIS,
         "--authrpc.addr", "127.0.0.1",
         "--authrpc.port", str(node.authrpc_port),
     ]  # fmt: skip

@@ -18,6 +18,8 @@ from web3.types import RPCEndpoint
 from orchestrator.geth.client import http_web3
 from orchestrator.geth.ipc import TRANSPORT_ERRORS, ipc_probe
 
+MAX_LAG_BLOCKS = 2  # a node further behind the highest head it knows takes no traffic
+
 
 @dataclass(frozen=True)
 class NodeHealth:
@@ -85,3 +87,28 @@ def clique_signers(ipc_path: Path, *, timeout: float = 3.0) -> list[str] | None:
     """clique_getSigners over IPC, or None if the node cannot be asked."""
     result = ipc_probe(ipc_path, "clique_getSigners", [], timeout=timeout)
     return [str(s) for s in result] if isinstance(result, list) else None
+
+
+def node_problems(
+    ipc_path: Path, needs_peers: bool, answered: int | None, running: bool = True
+) -> list[str]:
+    """Why a node should not take traffic (empty: it should): geth is not running or did
+    not answer, it is syncing more than 2 blocks behind the highest head it knows, or it
+    has no peer while the network has other nodes."""
+    if not running:
+        return ["geth is not running"]
+    if answered is None:
+        return ["geth does not answer"]
+    problems = []
+    syncing = ipc_probe(ipc_path, "eth_syncing", [], timeout=1.0)
+    if isinstance(syncing, dict):
+        behind = int(syncing.get("highestBlock", "0x0"), 16) - int(
+            syncing.get("currentBlock", "0x0"), 16
+        )
+        if behind > MAX_LAG_BLOCKS:
+            problems.append(f"syncing, {behind} blocks behind")
+    if needs_peers:
+        peers = ipc_probe(ipc_path, "net_peerCount", [], timeout=1.0)
+        if not isinstance(peers, str) or int(peers, 16) == 0:
+            problems.append("no peers")
+    return problems

@@ -45,7 +45,7 @@ from orchestrator.config import (
 from orchestrator.errors import StateError
 from orchestrator.geth.health import check_node
 from orchestrator.geth.proc import runs_with_arg, stop_pid
-from orchestrator.local import monitors
+from orchestrator.local import balancers, monitors
 from orchestrator.local.layout import UNIX_SOCKET_PATH_MAX, StateLayout
 from orchestrator.local.ports import check_ports_free
 from orchestrator.local.readiness import wait_until_ready
@@ -80,6 +80,7 @@ class UpResult:
     seconds: float
     signers_sealed: dict[str, int] = field(default_factory=dict)  # signer -> first block
     monitors: dict[str, str] = field(default_factory=dict)  # member -> its monitor's URL
+    balancers: dict[str, str] = field(default_factory=dict)  # member -> its JSON-RPC URL
 
 
 class LocalConsortium:
@@ -161,6 +162,7 @@ class LocalConsortium:
             self._create(consortium, geth)
         spawned: dict[str, subprocess.Popen[bytes]] = {}
         try:
+            balancers.start(self.layout, consortium)  # first: the nodes peer through them
             for node in to_start:
                 spawned[node.name] = self._spawn_agent(node.name)
             head, sealed = wait_until_ready(
@@ -184,6 +186,7 @@ class LocalConsortium:
             seconds=time.monotonic() - t0,
             signers_sealed=sealed,
             monitors={r.member: r.url for r in monitors.rows(self.layout, consortium)},
+            balancers={r.member: r.url for r in balancers.rows(self.layout, consortium)},
         )
 
     def _consortium_for_up(self, config: Path | None) -> Consortium:
@@ -269,6 +272,7 @@ class LocalConsortium:
                 health=node.health_port,
                 metrics=node.metrics_port,
             ),
+            advertise=f"127.0.0.1:{node.peer_port}" if _peers_via_balancer(consortium) else None,
             lease_seconds=supervision.lease_seconds,
             heartbeat_seconds=supervision.heartbeat_seconds,
             store=self._agent_store(node.name),
@@ -372,6 +376,7 @@ class LocalConsortium:
             nodes,
             self._leases(consortium),
             [m.as_dict() for m in monitors.rows(self.layout, consortium)],
+            [b.as_dict() for b in balancers.rows(self.layout, consortium)],
         )
 
     def _leases(self, consortium: Consortium) -> list[LeaseRow]:
@@ -393,8 +398,12 @@ class LocalConsortium:
 
     # -- monitors --------------------------------------------------------------------
     def start_monitors(self) -> list[str]:
-        """Start each bank's monitor that does not run; the banks whose monitor started."""
-        return monitors.start(self.layout, self.load(), self._store)
+        """Start each bank's monitor that does not run; the banks whose monitor started.
+        A monitor follows the chain through its bank's first node."""
+        consortium = self.load()
+        first = {m: next(n.rpc_url for n in consortium.nodes if n.member == m)
+                 for m in consortium.members()}  # fmt: skip
+        return monitors.start(self.layout, consortium, self._store, first)
 
     def stop_monitors(self) -> list[str]:
         return monitors.stop(self.layout, self.load())
@@ -405,6 +414,7 @@ class LocalConsortium:
         consortium = self.load()
         self.stop_monitors()
         stopped = self._stop_nodes([n.name for n in consortium.nodes])
+        balancers.stop(self.layout, consortium)  # last: the nodes peered through them
         removed = remove_containers(self._recorded_runtime(consortium), labels=self._labels())
         if removed:
             log.info("removed containers left behind: %s", ", ".join(removed))
@@ -451,3 +461,7 @@ class LocalConsortium:
     def node_paths(self, name: str) -> NodePaths:
         self.load().node(name)  # raises for an unknown node
         return self.layout.node(name)
+
+
+def _peers_via_balancer(consortium: Consortium) -> bool:
+    return consortium.settings.balancer is not None and consortium.settings.balancer.peering

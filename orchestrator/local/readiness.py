@@ -14,9 +14,9 @@ from orchestrator.agent import status
 from orchestrator.agent.status import AgentState, AgentStatus
 from orchestrator.config import Consortium
 from orchestrator.errors import WaitTimeout
+from orchestrator.geth.health import MAX_LAG_BLOCKS
 from orchestrator.geth.ipc import ipc_probe
 from orchestrator.local.layout import StateLayout
-from orchestrator.local.report import MAX_LAG_BLOCKS
 from orchestrator.logs import log_tail
 from orchestrator.network.create import NetworkInfo
 

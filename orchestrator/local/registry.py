@@ -18,7 +18,7 @@ from pathlib import Path
 
 from eth_utils.address import to_checksum_address
 
-from orchestrator.boundaries import Vault
+from orchestrator.boundaries import Secret, Vault
 from orchestrator.config import Consortium
 from orchestrator.credit.demo import DemoBank
 from orchestrator.credit.deployment import (
@@ -33,6 +33,7 @@ from orchestrator.credit.pseudonym import share_secret
 from orchestrator.errors import ConfigError, StateError
 from orchestrator.geth.client import http_web3
 from orchestrator.geth.ipc import ipc_probe
+from orchestrator.local import balancers
 from orchestrator.local.consortium import LocalConsortium
 from orchestrator.local.layout import default_state_dir
 from orchestrator.network.create import NetworkInfo
@@ -44,11 +45,32 @@ UP_HINT = "start it with `poactl up` (and check `poactl status`)"
 
 
 def endpoints(consortium: Consortium) -> dict[str, tuple[str, str]]:
-    """Bank -> (its first node, that node's RPC URL): the bank's own endpoint."""
+    """Bank -> (its first node, that node's RPC URL): the bank's own node."""
     out: dict[str, tuple[str, str]] = {}
     for node in consortium.nodes:
         out.setdefault(node.member, (node.name, node.rpc_url))
     return {m: out[m] for m in consortium.members()}
+
+
+@dataclass(frozen=True)
+class AppEndpoint:
+    """Where a bank's applications send their JSON-RPC: its balancer (with the bank's
+    default application token) when the consortium has balancers, else its first node."""
+
+    name: str  # what to call it in messages
+    url: str
+    token: Secret | None
+
+
+def app_endpoints(local: LocalConsortium, consortium: Consortium) -> dict[str, AppEndpoint]:
+    nodes = endpoints(consortium)
+    if consortium.settings.balancer is None:
+        return {m: AppEndpoint(node, url, None) for m, (node, url) in nodes.items()}
+    return {
+        m: AppEndpoint(f"{m}'s balancer", balancers.url_of(consortium, m),
+                       balancers.token(local.layout, m))
+        for m in consortium.members()
+    }  # fmt: skip
 
 
 def _vaults(local: LocalConsortium, consortium: Consortium) -> dict[str, Vault]:
@@ -66,13 +88,13 @@ def running_network(local: LocalConsortium) -> NetworkInfo:
     return network
 
 
-def require_answering(node: str, rpc_url: str) -> int:
-    """The node's head block; StateError (not running) if it does not answer."""
+def require_answering(node: str, rpc_url: str, token: Secret | None = None) -> int:
+    """The head block at `rpc_url`; StateError (not running) if it does not answer."""
     try:
-        return int(http_web3(rpc_url, timeout=3).eth.block_number)
+        return int(http_web3(rpc_url, timeout=3, token=token).eth.block_number)
     except Exception as e:  # any failure to answer means the same thing here
         raise StateError(
-            f"the consortium is not running: node {node} does not answer at {rpc_url}",
+            f"the consortium is not running: {node} does not answer at {rpc_url}",
             obj=node,
             hint=UP_HINT,
         ) from e
@@ -83,10 +105,12 @@ def local_resolver(state_dir: Path | None) -> ConsortiumResolver:
     local = LocalConsortium(state_dir or default_state_dir())
     consortium = local.load()
     running_network(local)
+    apps = app_endpoints(local, consortium)
     return ConsortiumResolver(
         local.store(),
-        endpoints={m: url for m, (_, url) in endpoints(consortium).items()},
+        endpoints={m: e.url for m, e in apps.items()},
         vault=local.vault,
+        tokens={m: e.token for m, e in apps.items() if e.token is not None},
     )
 
 
@@ -123,7 +147,8 @@ class DemoSetup:
 
 
 def demo_setup(local: LocalConsortium) -> DemoSetup:
-    """The first two banks, each on its own first node, with the registry deployed."""
+    """The first two banks, each through its own endpoint (its balancer, or its first
+    node), with the registry deployed."""
     consortium = local.load()
     members = consortium.members()
     if len(members) < 2:
@@ -133,10 +158,10 @@ def demo_setup(local: LocalConsortium) -> DemoSetup:
             hint="create a consortium with two members (the default has bank-a and bank-b)",
         )
     network = running_network(local)
-    nodes = endpoints(consortium)
-    (a, (a_node, a_url)), (b, (b_node, b_url)) = [(m, nodes[m]) for m in members[:2]]
-    require_answering(a_node, a_url)
-    require_answering(b_node, b_url)
+    apps = app_endpoints(local, consortium)
+    a, b = members[:2]
+    for bank in (a, b):
+        require_answering(apps[bank].name, apps[bank].url, apps[bank].token)
     store = local.store()
     if read_registry(store) is None:
         raise StateError(
@@ -145,10 +170,14 @@ def demo_setup(local: LocalConsortium) -> DemoSetup:
             hint=f"deploy it: {DEPLOY_HINT}",
         )
     resolver = ConsortiumResolver(
-        store, endpoints={a: a_url, b: b_url}, vault=_vaults(local, consortium).__getitem__
+        store,
+        endpoints={m: apps[m].url for m in (a, b)},
+        vault=_vaults(local, consortium).__getitem__,
+        tokens={m: t for m in (a, b) if (t := apps[m].token) is not None},
     )
+    a_node, b_node = apps[a].name, apps[b].name
     holders = {s.lower(): n for n, s in local.signers().items()}
-    ipc = local.layout.node(a_node).ipc
+    ipc = local.layout.node(endpoints(consortium)[a][0]).ipc  # bank A's own first node
 
     def sealer_of(number: int) -> str | None:
         signer = ipc_probe(ipc, "clique_getSigner", [hex(number)])

@@ -8,9 +8,8 @@ from typing import Any
 
 from orchestrator.agent.status import AgentState
 from orchestrator.config import NodeSpec
-from orchestrator.geth.health import NodeHealth
+from orchestrator.geth.health import MAX_LAG_BLOCKS, NodeHealth
 
-MAX_LAG_BLOCKS = 2  # a node further behind the highest node is not healthy
 WORKING_STATES = (AgentState.FOLLOWING, AgentState.SEALING)  # a node that does its job
 
 
@@ -76,6 +75,7 @@ class ConsortiumStatus:
     nodes: list[NodeStatus]
     leases: list[LeaseRow] = field(default_factory=list)
     monitors: list[dict[str, Any]] = field(default_factory=list)  # member, url, running
+    balancers: list[dict[str, Any]] = field(default_factory=list)  # url, token file, rotation
 
     @property
     def healthy(self) -> bool:
@@ -90,4 +90,5 @@ class ConsortiumStatus:
             "nodes": [n.as_dict() for n in self.nodes],
             "leases": [r.as_dict() for r in self.leases],
             "monitors": self.monitors,
+            "balancers": self.balancers,
         }

@@ -28,6 +28,7 @@ from orchestrator.monitor.view import HOUR, Settings, Snapshot, snapshot
 from orchestrator.network.create import read_network
 from orchestrator.network.leases import holder_of
 from orchestrator.network.names import identity_lease, leader_lease
+from orchestrator.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class Monitor:
         self._lock = threading.Lock()
         self._latest: Snapshot | None = None
         self._stop = threading.Event()
-        self.last_problem: str | None = None
+        self.backoff = Backoff(f"monitor of {settings.member}", base=POLL_SECONDS, cap=10.0)
 
     # -- collecting ------------------------------------------------------------------
     def collect(self, *, store_too: bool = True) -> None:
@@ -127,7 +128,6 @@ class Monitor:
         with MonitorServer(self.settings.host, self.settings.port, self.latest):
             log.info("monitor of %s serving %s", self.settings.member, self.settings.url)
             next_store = next_prune = 0.0
-            failures = 0
             while not self._stop.is_set():
                 now = time.monotonic()
                 try:
@@ -137,15 +137,11 @@ class Monitor:
                     if now >= next_prune:
                         self.history.prune()
                         next_prune = now + PRUNE_EVERY
-                    if failures:
-                        log.info("monitor: collecting again after %d failed rounds", failures)
-                    failures, self.last_problem = 0, None
                 except PoaError as e:  # the node or the store did not answer: keep trying
-                    failures += 1
-                    self.last_problem = e.what
-                    if failures == 1:
-                        log.warning("monitor: %s", e)
-                self._stop.wait(POLL_SECONDS)
+                    self.backoff.failed(e)
+                else:
+                    self.backoff.succeeded()
+                self._stop.wait(self.backoff.pause())
         self.chain.close()
         self.history.close()
         return 0

@@ -147,12 +147,16 @@ def test_agent_runs_with_the_docker_socket_its_config_and_same_path_state(
     assert agent["restart"] == "unless-stopped"
 
 
-def test_geth_is_left_to_the_agent_and_haproxy_is_optional(compose: dict[str, Any]) -> None:
+def test_geth_is_left_to_the_agent_and_balancer_and_monitor_are_optional(
+    compose: dict[str, Any],
+) -> None:
     services = compose["services"]
     always = {name for name, s in services.items() if not s.get("profiles")}
     assert always == {"agent"}  # geth runs only when the agent holds a lease
-    assert services["haproxy"]["profiles"] == ["balancer"]
-    assert services["haproxy"]["network_mode"] == "host"
+    for name in ("balancer", "monitor"):
+        assert services[name]["profiles"] == [name]
+        assert services[name]["network_mode"] == "host"
+        assert services[name]["command"][:2] == [name, "--config"]
     tool = services["geth-version"]
     assert tool["profiles"] == ["tools"] and tool["restart"] == "no"
     assert tool["image"] == "ethereum/client-go:v1.13.15"

@@ -161,11 +161,22 @@ def test_the_page_shows_what_the_api_says(running: LocalConsortium) -> None:
         )
         names = page.locator("#nodes tbody tr td:first-child").all_inner_texts()
         assert sorted(names) == sorted(n["name"] for n in s["nodes"])
-        bars = page.locator("#tx-chart rect").evaluate_all(
-            "rs => rs.map(r => Number(r.dataset.txs))"
+        # The chain itself, per minute, up to its head now; then the page once it shows
+        # that head: every minute before the head's own has all its blocks on both.
+        w3 = http_web3(running.load().node("bank-b-1").rpc_url)
+        head = w3.eth.get_block("latest")
+        on_chain = chain_tx_per_minute(running, time.time() - 3600)
+        page.wait_for_function(
+            "head => Number(document.getElementById('head').textContent) >= head",
+            arg=head["number"],
         )
-        assert len(bars) == len(s["tx_per_minute"])
-        assert sum(bars) >= sum(p["txs"] for p in s["tx_per_minute"][:-1])
+        txs_of = "rs => rs.map(r => [Number(r.dataset.minute), Number(r.dataset.txs)])"
+        bars = dict(page.locator("#tx-chart rect").evaluate_all(txs_of))
+        assert len(bars) == len(s["tx_per_minute"]) == 61
+        for minute, txs in on_chain.items():
+            if minute < head["timestamp"] // 60 * 60:
+                assert bars[minute] == txs, (minute, bars[minute], txs)
+        assert sum(on_chain.values()) >= 12  # the transfers of the test before
         shown = page.locator("#validators tbody tr td:nth-child(2)").all_inner_texts()
         assert sorted(shown) == sorted(v["address"] for v in s["validators"])
         assert page.inner_text("#alerts") == "none"

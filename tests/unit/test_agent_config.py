@@ -152,7 +152,8 @@ BAD = [
         LOCAL + "nod: bank-a-9\n",
         [
             "nod: unknown key",
-            "allowed here: member, node, role, state_dir, consortium_file, host, peer_network, "
+            "allowed here: member, node, role, state_dir, consortium_file, host, advertise, "
+            "peer_network, "
             "rpc_host, ports, lease_seconds, heartbeat_seconds, boot_timeout_seconds, store, "
             "vault, runtime",
         ],

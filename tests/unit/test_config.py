@@ -45,7 +45,9 @@ def test_shipped_default_gives_every_node_five_distinct_ports_and_each_bank_a_mo
 
 def test_a_monitor_port_that_clashes_with_a_node_port_is_refused() -> None:
     text = "ports: {monitor: 8546}\nmembers: {bank-a: {validators: 2}}\n"
-    with pytest.raises(ConfigError, match="monitor port 8546 of bank-a is http port"):
+    with pytest.raises(
+        ConfigError, match="monitor port of bank-a would be 8546, which is http port"
+    ):
         parse_config(text, source="c.yaml")
 
 
@@ -289,3 +291,18 @@ def test_canonical_round_trips() -> None:
     again = parse_config(c.canonical(), source="recorded")
     assert again.canonical() == c.canonical()
     assert again.nodes == c.nodes
+
+
+def test_with_balancers_each_bank_gets_three_ports_and_each_node_a_peering_port() -> None:
+    text = "members: {bank-a: {validators: 2}, bank-b: {validators: 1}}\nbalancer: {}\n"
+    c = parse_config(text, source="c.yaml")
+    assert c.settings.balancer is not None and c.settings.balancer.peering
+    assert c.balancer_ports("bank-a") == (8645, 8665, 8666)
+    assert c.balancer_ports("bank-b") == (8646, 8667, 8668)
+    assert [n.peer_port for n in c.nodes] == [30403, 30404, 30405, 30406, 30407]
+
+
+def test_a_balancer_port_that_clashes_is_refused() -> None:
+    text = "ports: {balancer: 8546}\nmembers: {bank-a: {validators: 2}}\nbalancer: {}\n"
+    with pytest.raises(ConfigError, match="balancer port of bank-a would be 8546, which is http"):
+        parse_config(text, source="c.yaml")

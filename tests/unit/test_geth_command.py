@@ -123,8 +123,15 @@ def test_http_is_loopback_with_only_eth_net_web3(argv: list[str]) -> None:
 @pytest.mark.parametrize("namespace", ["personal", "admin", "clique", "miner", "debug"])
 def test_http_api_never_exposes_dangerous_namespaces(argv: list[str], namespace: str) -> None:
     assert namespace not in _value(argv, "--http.api").split(",")
-    assert not any(a.startswith("--http.api=") for a in argv)
-    assert "--ws" not in argv
+    assert namespace not in _value(argv, "--ws.api").split(",")
+    assert not any(a.startswith(("--http.api=", "--ws.api=")) for a in argv)
+
+
+def test_websocket_shares_the_http_port_and_address(argv: list[str]) -> None:
+    assert "--ws" in argv
+    assert _value(argv, "--ws.port") == _value(argv, "--http.port")
+    assert _value(argv, "--ws.addr") == "127.0.0.1"
+    assert _value(argv, "--ws.api") == "eth,net,web3"
 
 
 def test_peering_is_static_and_loopback_only(argv: list[str]) -> None:

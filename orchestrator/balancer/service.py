@@ -1,0 +1,189 @@
+"""One bank's load balancer (`poactl balancer`): HAProxy and poactl's JSON-RPC filter,
+run and stopped together.
+
+The process writes `haproxy.cfg` and the token map into its state dir, starts Debian's
+HAProxy as its child in master-worker mode, and serves the filter (`filter`). SIGHUP
+rewrites both files and reloads HAProxy (SIGUSR2 to its master: new workers take the
+listening sockets over, old ones finish their connections, no request is dropped);
+SIGTERM stops both. `in_rotation` asks HAProxy's stats socket which nodes take traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import logging
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from orchestrator.balancer.filter import Filter
+from orchestrator.balancer.haproxy import BalancerSpec, PoolNode, haproxy_config
+from orchestrator.balancer.settings import BalancerFile
+from orchestrator.balancer.tokens import token_map
+from orchestrator.errors import NodeError, ToolError
+from orchestrator.logs import log_tail
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT = 15.0
+
+
+def haproxy_binary() -> str:
+    found = shutil.which("haproxy") or (
+        "/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None
+    )
+    if found is None:
+        raise ToolError(
+            "HAProxy is not installed",
+            obj="haproxy",
+            hint="run scripts/setup.sh (it installs Debian's haproxy), or apt-get install haproxy",
+        )
+    return found
+
+
+class Paths:
+    def __init__(self, state_dir: Path) -> None:
+        self.root = state_dir
+        self.config = state_dir / "haproxy.cfg"
+        self.tokens_map = state_dir / "tokens.map"
+        self.socket = state_dir / "haproxy.sock"
+        self.log = state_dir / "haproxy.log"
+
+    @property
+    def stats(self) -> Path:
+        return Path(f"{self.socket}.stats")
+
+
+def spec_of(settings: BalancerFile, paths: Paths) -> BalancerSpec:
+    return BalancerSpec(
+        member=settings.member,
+        host=settings.host,
+        port=settings.port,
+        filter_port=settings.filter_port,
+        pool_port=settings.pool_port,
+        nodes=[
+            PoolNode(n.name, n.host, n.http_port, n.health_port, n.p2p_port, n.peer_port)
+            for n in settings.nodes
+        ],
+        tokens_map=paths.tokens_map,
+        master_socket=paths.socket,
+        max_body_bytes=settings.max_body_kb * 1024,
+    )
+
+
+def write_files(settings: BalancerFile, paths: Paths) -> None:
+    paths.root.mkdir(parents=True, exist_ok=True)
+    paths.tokens_map.write_text(token_map(settings.tokens_dir))
+    paths.tokens_map.chmod(0o600)
+    paths.config.write_text(haproxy_config(spec_of(settings, paths)))
+
+
+def check_config(paths: Paths) -> None:
+    out = subprocess.run(
+        [haproxy_binary(), "-c", "-q", "-f", str(paths.config)], capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    if out.returncode != 0:
+        raise NodeError(
+            "HAProxy refuses the generated configuration: "
+            + (out.stdout + out.stderr).strip()[-400:],
+            obj=str(paths.config),
+            hint="a port of the balancer may be taken or a path unreadable; see the message",
+        )
+
+
+def in_rotation(stats_socket: Path) -> dict[str, bool] | None:
+    """Node -> whether HAProxy sends it traffic now; None when HAProxy cannot be asked."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(2.0)
+            s.connect(str(stats_socket))
+            s.sendall(b"show stat\n")
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+    except OSError:
+        return None
+    rows = csv.DictReader(io.StringIO(data.decode().lstrip("# ")))
+    return {
+        r["svname"]: r["status"].startswith("UP")
+        for r in rows
+        if r.get("pxname") == "nodes" and r.get("svname") not in ("FRONTEND", "BACKEND")
+    }
+
+
+class Balancer:
+    def __init__(self, settings: BalancerFile) -> None:
+        self.settings = settings
+        self.paths = Paths(settings.state_dir)
+        self.filter = Filter(
+            "127.0.0.1", settings.filter_port, f"http://127.0.0.1:{settings.pool_port}"
+        )
+        self._haproxy: subprocess.Popen[bytes] | None = None
+
+    def _start_haproxy(self) -> None:
+        write_files(self.settings, self.paths)
+        check_config(self.paths)
+        argv = [haproxy_binary(), "-W", "-db", "-f", str(self.paths.config)]
+        with self.paths.log.open("ab") as out:
+            self._haproxy = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_TIMEOUT
+        while not _listening(self.settings.host, self.settings.port):
+            if self._haproxy.poll() is not None or time.monotonic() > deadline:
+                raise NodeError(
+                    "HAProxy did not start: " + " | ".join(log_tail(self.paths.log, 3)),
+                    obj=str(self.paths.config),
+                    hint=f"read {self.paths.log}",
+                )
+            time.sleep(0.1)
+
+    def reload(self) -> None:
+        """New configuration and tokens, without dropping a connection."""
+        write_files(self.settings, self.paths)
+        check_config(self.paths)
+        if self._haproxy is not None and self._haproxy.poll() is None:
+            self._haproxy.send_signal(signal.SIGUSR2)
+            log.info("reloaded HAProxy of %s", self.settings.member)
+
+    def run(self) -> int:
+        return asyncio.run(self._main())
+
+    async def _main(self) -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        await self.filter.start()
+        try:
+            self._start_haproxy()
+            log.info("balancer of %s serving %s", self.settings.member, self.settings.url)
+            while not stop.is_set():
+                if self._haproxy is not None and self._haproxy.poll() is not None:
+                    log.error("HAProxy exited with %s", self._haproxy.returncode)
+                    return 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=1.0)
+            return 0
+        finally:
+            if self._haproxy is not None and self._haproxy.poll() is None:
+                self._haproxy.send_signal(signal.SIGUSR1)  # soft stop: finish requests
+                try:
+                    self._haproxy.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self._haproxy.kill()
+            await self.filter.stop()
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False

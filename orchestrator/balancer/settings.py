@@ -1,0 +1,61 @@
+"""`balancer.yaml`: what one bank's load balancer needs, validated once.
+
+    member: bank-a
+    host: 127.0.0.1          # the balancer's address: the bank's RPC and peering ports
+    port: 8645               # the bank's JSON-RPC endpoint (HTTP and WebSocket)
+    filter_port: 8665        # poactl's JSON-RPC filter, on loopback
+    pool_port: 8666          # the node pool behind the filter, on loopback
+    state_dir: /var/lib/poactl/balancer   # haproxy.cfg, the token map, its sockets
+    tokens_dir: /etc/poactl/tokens        # one <application>.token file per application
+    max_body_kb: 1024
+    nodes:
+      - {name: bank-a-1, host: 10.1.0.4, http_port: 8545, health_port: 8745,
+         p2p_port: 30303, peer_port: 30403}
+
+`poactl up` writes one per bank under `balancers/<bank>/`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrator.config import FilePath, MemberName, Port, Strict, validate_yaml
+from orchestrator.errors import ConfigError
+
+
+class NodeEntry(Strict):
+    name: str
+    host: str = "127.0.0.1"
+    http_port: Port
+    health_port: Port
+    p2p_port: Port
+    peer_port: Port | None = None  # the balancer forwards peers here to p2p_port
+
+
+class BalancerFile(Strict):
+    member: MemberName
+    host: str = "127.0.0.1"
+    port: Port
+    filter_port: Port
+    pool_port: Port
+    state_dir: FilePath
+    tokens_dir: FilePath
+    max_body_kb: int = 1024
+    nodes: list[NodeEntry]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+
+def load_balancer_config(path: Path) -> BalancerFile:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(
+            f"cannot read the balancer's settings ({e.strerror})",
+            obj=str(path),
+            hint="pass the file with --config (`poactl up` writes balancers/<bank>/balancer.yaml)",
+        ) from e
+    example = "orchestrator/balancer/settings.py"
+    return validate_yaml(BalancerFile, text, source=str(path), example=example)
