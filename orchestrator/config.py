@@ -279,15 +279,24 @@ def load_config(path: Path | None = None) -> Consortium:
     """Read and validate a consortium file; `None` means the shipped default."""
     if path is None:
         return parse_config(default_config_text(), source="<default consortium.yaml>")
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(
-            f"cannot read the consortium file ({e.strerror})",
-            obj=str(path),
-            hint="pass an existing file with --config, or leave it out for the default",
-        ) from e
+    text = read_settings(
+        path, "the consortium file", "pass an existing file with --config, or leave it out "
+        "for the default",
+    )  # fmt: skip
     return parse_config(text, source=str(path))
+
+
+def read_settings(path: Path, what: str, hint: str) -> str:
+    """A settings file's text; ConfigError naming the file when it cannot be read."""
+    try:
+        return path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} ({e.strerror})", obj=str(path), hint=hint) from e
+
+
+def load_settings(model: type[M], path: Path, *, what: str, hint: str, example: str) -> M:
+    """Read a settings file (agent.yaml, monitor.yaml, balancer.yaml) into `model`."""
+    return validate_yaml(model, read_settings(path, what, hint), source=str(path), example=example)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

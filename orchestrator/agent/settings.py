@@ -25,9 +25,8 @@ from orchestrator.config import (
     StoreSettings,
     Strict,
     VaultSettings,
-    validate_yaml,
+    load_settings,
 )
-from orchestrator.errors import ConfigError
 
 NodeName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,40}[a-z0-9]$")]
 
@@ -86,15 +85,8 @@ class AgentFile(Strict):
 
 
 def load_agent_config(path: Path) -> AgentFile:
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(
-            f"cannot read the agent file ({e.strerror})",
-            obj=str(path),
-            hint="pass an existing file with --config (the VM extension writes "
-            "/etc/poactl/agent.yaml; orchestrator/agent.example.yaml documents it)",
-        ) from e
-    return validate_yaml(
-        AgentFile, text, source=str(path), example="orchestrator/agent.example.yaml"
-    )
+    return load_settings(
+        AgentFile, path, what="the agent file", example="orchestrator/agent.example.yaml",
+        hint="pass an existing file with --config (the VM extension writes "
+        "/etc/poactl/agent.yaml; orchestrator/agent.example.yaml documents it)",
+    )  # fmt: skip

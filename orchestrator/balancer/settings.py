@@ -19,8 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.config import FilePath, MemberName, Port, Strict, validate_yaml
-from orchestrator.errors import ConfigError
+from orchestrator.config import FilePath, MemberName, Port, Strict, load_settings
 
 
 class NodeEntry(Strict):
@@ -49,13 +48,8 @@ class BalancerFile(Strict):
 
 
 def load_balancer_config(path: Path) -> BalancerFile:
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(
-            f"cannot read the balancer's settings ({e.strerror})",
-            obj=str(path),
-            hint="pass the file with --config (`poactl up` writes balancers/<bank>/balancer.yaml)",
-        ) from e
-    example = "orchestrator/balancer/settings.py"
-    return validate_yaml(BalancerFile, text, source=str(path), example=example)
+    return load_settings(
+        BalancerFile, path, what="the balancer's settings",
+        example="orchestrator/balancer/settings.py",
+        hint="pass the file with --config (`poactl up` writes balancers/<bank>/balancer.yaml)",
+    )  # fmt: skip

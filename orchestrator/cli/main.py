@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -183,36 +184,35 @@ def agent(config: Path) -> None:
     sys.exit(run_agent(config))
 
 
-@main.command()
-@click.option(
-    "--config",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("/etc/poactl/monitor.yaml"),
-    show_default=True,
-    help="The monitor's settings (member, port, the bank's node and store).",
-)
-@handles_errors
-def monitor(config: Path) -> None:
-    """Run a bank's monitor in the foreground: page, JSON API and /metrics (`up` starts one
-    per bank)."""
-    logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
-    sys.exit(run_monitor(config))
+def _service_command(name: str, run: Callable[[Path], int], doc: str) -> click.Command:
+    """`poactl <name> --config /etc/poactl/<name>.yaml`: one bank's service, foreground."""
+
+    @click.option(
+        "--config",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=Path(f"/etc/poactl/{name}.yaml"),
+        show_default=True,
+        help=f"The {name}'s settings (`up` writes one per bank under {name}s/<bank>/).",
+    )
+    @handles_errors
+    def command(config: Path) -> None:
+        logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+        sys.exit(run(config))
+
+    command.__doc__ = doc
+    return click.command(name)(command)
 
 
-@main.command()
-@click.option(
-    "--config",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("/etc/poactl/balancer.yaml"),
-    show_default=True,
-    help="The balancer's settings (member, ports, nodes, tokens).",
-)
-@handles_errors
-def balancer(config: Path) -> None:
-    """Run a bank's load balancer in the foreground: HAProxy and the JSON-RPC filter
-    (`up` starts one per bank when the consortium file has `balancer:`)."""
-    logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
-    sys.exit(run_balancer(config))
+main.add_command(_service_command(
+    "monitor", run_monitor,
+    "Run a bank's monitor in the foreground: page, JSON API and /metrics (`up` starts one "
+    "per bank).",
+))  # fmt: skip
+main.add_command(_service_command(
+    "balancer", run_balancer,
+    "Run a bank's load balancer in the foreground: HAProxy and the JSON-RPC filter (`up` "
+    "starts one per bank when the consortium file has `balancer:`).",
+))  # fmt: skip
 
 
 @main.command()

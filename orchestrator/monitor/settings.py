@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.config import FilePath, MemberName, Port, StoreSettings, Strict, validate_yaml
-from orchestrator.errors import ConfigError
+from orchestrator.config import FilePath, MemberName, Port, StoreSettings, Strict, load_settings
 
 
 class MonitorFile(Strict):
@@ -35,14 +34,8 @@ class MonitorFile(Strict):
 
 
 def load_monitor_config(path: Path) -> MonitorFile:
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(
-            f"cannot read the monitor's settings ({e.strerror})",
-            obj=str(path),
-            hint="pass the file with --config (`poactl up` writes monitors/<bank>/monitor.yaml)",
-        ) from e
-    return validate_yaml(
-        MonitorFile, text, source=str(path), example="orchestrator/monitor/settings.py"
-    )
+    return load_settings(
+        MonitorFile, path, what="the monitor's settings",
+        example="orchestrator/monitor/settings.py",
+        hint="pass the file with --config (`poactl up` writes monitors/<bank>/monitor.yaml)",
+    )  # fmt: skip

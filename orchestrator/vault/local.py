@@ -114,15 +114,7 @@ class LocalVault:
         if not isinstance(value, Secret):
             raise TypeError("set_secret takes a Secret, not a bare value")
         with self._write_lock():
-            data = self._load()
-            # A new master key only for a new vault: one made beside an existing file
-            # could never decrypt what is already in it.
-            master = self._master_key(create=data is None)
-            if master is None:
-                raise self._missing_master_key()
-            if data is None:
-                data = {"format": FORMAT, "key_id": _key_id(master), "secrets": {}}
-            self._check_key_id(data, master)
+            data, master = self._open_for_write()
             data["secrets"][key_name] = _encrypt(master, key_name, value.value)
             self._write(data)
         log.debug("stored secret %s in %s", key_name, self.secrets_path)
@@ -132,13 +124,7 @@ class LocalVault:
     def create_signing_key(self, name: str) -> bytes:
         key_name = _key_name(name)
         with self._write_lock():
-            data = self._load()
-            master = self._master_key(create=data is None)
-            if master is None:
-                raise self._missing_master_key()
-            if data is None:
-                data = {"format": FORMAT, "key_id": _key_id(master), "secrets": {}}
-            self._check_key_id(data, master)
+            data, master = self._open_for_write()
             keys = data.setdefault("keys", {})
             if key_name not in keys:
                 private = ec.generate_private_key(ec.SECP256K1())
@@ -187,6 +173,19 @@ class LocalVault:
         return ec.derive_private_key(scalar, ec.SECP256K1())
 
     # -- files ------------------------------------------------------------------------
+
+    def _open_for_write(self) -> tuple[dict[str, Any], bytes]:
+        """The vault's contents and master key, under the write lock (a new vault's
+        first). A new master key only for a new vault: one made beside an existing file
+        could never decrypt what is already in it."""
+        data = self._load()
+        master = self._master_key(create=data is None)
+        if master is None:
+            raise self._missing_master_key()
+        if data is None:
+            data = {"format": FORMAT, "key_id": _key_id(master), "secrets": {}}
+        self._check_key_id(data, master)
+        return data, master
 
     @contextlib.contextmanager
     def _write_lock(self) -> Iterator[None]:

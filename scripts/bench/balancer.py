@@ -23,7 +23,6 @@ import os
 import shutil
 import signal
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
@@ -31,14 +30,19 @@ from pathlib import Path
 from typing import Any
 
 import requests
-import yaml
 from eth_account import Account
 
 from orchestrator.local import balancers
 from orchestrator.local.consortium import LocalConsortium
 from orchestrator.network.names import tx_key_name
 
-from .common import POACTL, ROOT, machine, move_ports, pct, record
+from .common import (
+    default_consortium,
+    down_consortium,
+    machine,
+    pct,
+    publish,
+)
 
 BEGIN, END = "<!-- bench_balancer:begin -->", "<!-- bench_balancer:end -->"
 HEALTH_INTERVAL = 2.0
@@ -150,16 +154,8 @@ def main() -> None:
     parser.add_argument("--record", action="store_true", help="rewrite this benchmark's section")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="poa-bench-", dir="/tmp"))
-    config: dict[str, Any] = yaml.safe_load((ROOT / "orchestrator" / "consortium.yaml").read_text())
-    move_ports(config, 48000)
-    (work / "c.yaml").write_text(yaml.safe_dump(config))
-    local = LocalConsortium(work / "state")
+    local = default_consortium(work, 48000)
     try:
-        subprocess.run(
-            [POACTL, "up", "--config", str(work / "c.yaml"), "--state-dir",
-             str(local.layout.root), "--no-deploy"],
-            check=True, capture_output=True,
-        )  # fmt: skip
         consortium = local.load()
         node = consortium.node("bank-a-1").rpc_url
         lb = balancers.url_of(consortium, "bank-a")
@@ -170,8 +166,7 @@ def main() -> None:
         rps_lb, failed_lb = throughput(lb, auth, args.clients, args.seconds)
         kill = kill_under_load(local, lb, auth)
     finally:
-        down = [POACTL, "down", "--state-dir", str(local.layout.root)]
-        subprocess.run(down, check=False, capture_output=True)
+        down_consortium(local)
         shutil.rmtree(work, ignore_errors=True)
 
     def ms(xs: list[float]) -> str:
@@ -205,11 +200,7 @@ def main() -> None:
         "re-write in Python, one process per bank.",
         END,
     ])  # fmt: skip
-    print(section)
-    if args.record:
-        record(BEGIN, END, section)
-    else:
-        print("(not recorded: pass --record to rewrite the section in docs/benchmarks.md)")
+    publish(BEGIN, END, section, record_it=args.record)
 
 
 if __name__ == "__main__":

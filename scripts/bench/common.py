@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from orchestrator.config import Ports, parse_config
+from orchestrator.local.consortium import LocalConsortium
 from orchestrator.local.ports import port_is_free
 
 ROOT = Path(__file__).resolve().parents[2]  # scripts/bench/common.py -> the repository
@@ -94,3 +95,32 @@ def record(begin: str, end: str, section: str) -> None:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     DOC.write_text(text)
     print(f"recorded in {DOC}")
+
+
+def publish(begin: str, end: str, section: str, *, record_it: bool) -> None:
+    """Print a benchmark's section, and with `--record` rewrite it in docs/benchmarks.md."""
+    print(section)
+    if record_it:
+        record(begin, end, section)
+    else:
+        print("(not recorded: pass --record to rewrite the section in docs/benchmarks.md)")
+
+
+def default_consortium(work: Path, base_port: int) -> LocalConsortium:
+    """`poactl up` of the shipped default consortium on free ports from `base_port`, its
+    state under `work` (the caller runs `down_consortium` when done)."""
+    config: dict[str, Any] = yaml.safe_load((ROOT / "orchestrator" / "consortium.yaml").read_text())
+    move_ports(config, base_port)
+    (work / "c.yaml").write_text(yaml.safe_dump(config))
+    local = LocalConsortium(work / "state")
+    subprocess.run(
+        [POACTL, "up", "--config", str(work / "c.yaml"), "--state-dir", str(local.layout.root),
+         "--no-deploy"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return local
+
+
+def down_consortium(local: LocalConsortium) -> None:
+    down = [POACTL, "down", "--state-dir", str(local.layout.root)]
+    subprocess.run(down, check=False, capture_output=True)

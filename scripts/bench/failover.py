@@ -53,7 +53,7 @@ from orchestrator.network.leases import holder_of
 from orchestrator.network.names import identity_lease, leader_lease
 from orchestrator.statefile import read_json
 
-from .common import POACTL, geth_version, machine, move_ports, record, summary
+from .common import POACTL, geth_version, machine, move_ports, publish, summary
 
 BEGIN, END = "<!-- bench_failover:begin -->", "<!-- bench_failover:end -->"
 MEMBERS = {"bank-a": {"validators": 2, "spares": 1}, "bank-b": {"validators": 1, "spares": 0}}
@@ -409,11 +409,7 @@ def main() -> None:
         else f"A signer sealed two blocks at one height: {', '.join(twice)}.",
         END,
     ])  # fmt: skip
-    print(section)
-    if args.record:
-        record(BEGIN, END, section)
-    else:
-        print("(not recorded: pass --record to rewrite the section in docs/benchmarks.md)")
+    publish(BEGIN, END, section, record_it=args.record)
 
 
 if __name__ == "__main__":

@@ -20,23 +20,26 @@ import argparse
 import datetime as dt
 import shutil
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import psutil
 import requests
-import yaml
 from eth_account import Account
 
 from orchestrator.local.consortium import LocalConsortium
 from orchestrator.network.names import tx_key_name
 from orchestrator.statefile import read_json
 
-from .common import POACTL, ROOT, machine, move_ports, record
+from .common import (
+    ROOT,
+    default_consortium,
+    down_consortium,
+    machine,
+    publish,
+)
 
 BEGIN, END = "<!-- bench_monitor:begin -->", "<!-- bench_monitor:end -->"
 SCREENSHOT = ROOT / "docs" / "monitoring-dashboard.png"
@@ -127,16 +130,8 @@ def main() -> None:
     parser.add_argument("--record", action="store_true", help="rewrite this benchmark's section")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="poa-bench-", dir="/tmp"))
-    config: dict[str, Any] = yaml.safe_load((ROOT / "orchestrator" / "consortium.yaml").read_text())
-    move_ports(config, 47000)
-    (work / "c.yaml").write_text(yaml.safe_dump(config))
-    local = LocalConsortium(work / "state")
+    local = default_consortium(work, 47000)
     try:
-        subprocess.run(
-            [POACTL, "up", "--config", str(work / "c.yaml"), "--state-dir", str(local.layout.root),
-             "--no-deploy"],
-            check=True, capture_output=True,
-        )  # fmt: skip
         record_ = read_json(local.layout.root / "monitors" / "bank-a" / "monitor.json") or {}
         pid, url = int(record_["pid"]), str(record_["url"])
         time.sleep(10)  # the monitor's first backfill is not what idle costs
@@ -153,11 +148,7 @@ def main() -> None:
         busiest = max(p["txs"] for p in api["tx_per_minute"])
         loads = page_loads(url, args.loads)
     finally:
-        subprocess.run(
-            [POACTL, "down", "--state-dir", str(local.layout.root)],
-            check=False,
-            capture_output=True,
-        )
+        down_consortium(local)
         shutil.rmtree(work, ignore_errors=True)
     cores = psutil.cpu_count() or 1
     section = "\n".join([
@@ -184,11 +175,7 @@ def main() -> None:
         + ("**met**." if max(idle, loaded) / cores <= 0.05 and max(loads) < 1 else "**NOT met**."),
         END,
     ])  # fmt: skip
-    print(section)
-    if args.record:
-        record(BEGIN, END, section)
-    else:
-        print("(not recorded: pass --record to rewrite the section in docs/benchmarks.md)")
+    publish(BEGIN, END, section, record_it=args.record)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ from orchestrator.store.azure_blob import AzureBlobStore
 from orchestrator.store.local import LocalStore
 from orchestrator.vault.local import LocalVault
 
-from .common import machine, pct, record
+from .common import machine, pct, publish
 
 BEGIN, END = "<!-- bench_signer:begin -->", "<!-- bench_signer:end -->"
 Case = contextlib.AbstractContextManager[tuple[ValidatorKey, Store]]
@@ -224,11 +224,7 @@ def main() -> None:
         "2 s period every figure above leaves the block's time almost untouched.",
         END,
     ])  # fmt: skip
-    print(section)
-    if args.record:
-        record(BEGIN, END, section)
-    else:
-        print("(not recorded: pass --record to rewrite the section in docs/benchmarks.md)")
+    publish(BEGIN, END, section, record_it=args.record)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from .common import DOC, POACTL, ROOT, geth_version, machine, move_ports, record, summary
+from .common import POACTL, ROOT, geth_version, machine, move_ports, publish, summary
 
 BEGIN, END = "<!-- bench_startup:begin -->", "<!-- bench_startup:end -->"
 GOAL_COLD_S = 15.0
@@ -101,11 +101,7 @@ def main() -> None:
         "by default, adds about one to two blocks.",
         END,
     ])  # fmt: skip
-    print(section)
-    if args.record:
-        record(BEGIN, END, section)
-    else:
-        print(f"(not recorded: pass --record to rewrite the section in {DOC})")
+    publish(BEGIN, END, section, record_it=args.record)
 
 
 if __name__ == "__main__":

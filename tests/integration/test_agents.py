@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -27,6 +24,7 @@ from tests.helpers.chain import (
     keystore_files,
     sealed_heights,
 )
+from tests.helpers.consortium import running_consortium
 from tests.helpers.ports import ports_yaml
 from tests.helpers.waiting import wait_for
 
@@ -38,23 +36,15 @@ BANK_A = ("bank-a-1", "bank-a-2", "bank-a-3")
 
 @pytest.fixture(scope="module")
 def running(geth: str) -> Iterator[LocalConsortium]:
-    root = Path(tempfile.mkdtemp(prefix="poa-", dir="/tmp"))
-    config = root / "consortium.yaml"
-    config.write_text(
+    text = (
         f"{ports_yaml(5)}\n"
         "members:\n"
         "  bank-a: {validators: 2, spares: 1}\n"
         "  bank-b: {validators: 1, spares: 0}\n"
         f"supervision: {{lease_seconds: {LEASE}}}\n"
     )
-    local = LocalConsortium(root / "s", geth=geth)
-    try:
-        local.up(config, timeout=120)
+    with running_consortium(geth, text) as local:
         yield local
-    finally:
-        if local.exists:
-            local.down()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def kill_agent_and_geth(local: LocalConsortium, node: str) -> float:

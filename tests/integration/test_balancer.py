@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +30,7 @@ from orchestrator.local.consortium import LocalConsortium
 from orchestrator.local.registry import deploy_local
 from orchestrator.network.names import tx_key_name
 from orchestrator.network.peers import read_enodes
+from tests.helpers.consortium import running_consortium
 from tests.helpers.ports import ports_yaml
 from tests.helpers.waiting import wait_for
 
@@ -42,23 +41,15 @@ HEALTH_INTERVAL = 2.0  # HAProxy checks every second and needs two failures
 
 @pytest.fixture(scope="module")
 def running(geth: str) -> Iterator[LocalConsortium]:
-    root = Path(tempfile.mkdtemp(prefix="poa-", dir="/tmp"))
-    config = root / "consortium.yaml"
-    config.write_text(
+    text = (
         f"{ports_yaml(4)}\n"
         "members:\n"
         "  bank-a: {validators: 2, spares: 1}\n"
         "  bank-b: {validators: 1, spares: 0}\n"
         "balancer: {}\n"
     )
-    local = LocalConsortium(root / "s", geth=geth)
-    try:
-        local.up(config, timeout=120)
+    with running_consortium(geth, text) as local:
         yield local
-    finally:
-        if local.exists:
-            local.down()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def url(local: LocalConsortium, member: str = "bank-a") -> str:

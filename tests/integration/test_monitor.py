@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +24,7 @@ from orchestrator.geth.client import http_web3
 from orchestrator.local import monitors
 from orchestrator.local.consortium import LocalConsortium
 from orchestrator.network.names import tx_key_name
+from tests.helpers.consortium import running_consortium
 from tests.helpers.ports import ports_yaml
 from tests.helpers.services import browser, prometheus
 from tests.helpers.waiting import wait_for
@@ -36,23 +34,15 @@ pytestmark = [pytest.mark.geth, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def running(geth: str) -> Iterator[LocalConsortium]:
-    root = Path(tempfile.mkdtemp(prefix="poa-", dir="/tmp"))
-    config = root / "consortium.yaml"
-    config.write_text(
+    text = (
         f"{ports_yaml(4)}\n"
         "members:\n"
         "  bank-a: {validators: 1, spares: 1}\n"
         "  bank-b: {validators: 1, spares: 0}\n"
         "supervision: {heartbeat_seconds: 2}\n"
     )
-    local = LocalConsortium(root / "s", geth=geth)
-    try:
-        local.up(config, timeout=120)
+    with running_consortium(geth, text) as local:
         yield local
-    finally:
-        if local.exists:
-            local.down()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def monitor_url(local: LocalConsortium, member: str = "bank-a") -> str:

@@ -8,8 +8,6 @@ custody, the banks' local vaults), and one whose bank-a keeps its keys in a Key 
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,29 +23,17 @@ from orchestrator.geth.ipc import ipc_probe
 from orchestrator.local.consortium import LocalConsortium
 from orchestrator.network.names import validator_key_name
 from tests.helpers.chain import keystore_files
+from tests.helpers.consortium import running_consortium
 from tests.helpers.ports import consortium_yaml
 from tests.services.keyvault_emulator import KeyVaultService
 
 pytestmark = [pytest.mark.geth, pytest.mark.slow]
 
 
-def _consortium(geth: str, text: str, **kwargs: object) -> Iterator[LocalConsortium]:
-    root = Path(tempfile.mkdtemp(prefix="poa-", dir="/tmp"))
-    config = root / "c.yaml"
-    config.write_text(text)
-    local = LocalConsortium(root / "s", geth=geth, **kwargs)  # type: ignore[arg-type]
-    try:
-        local.up(config, timeout=120)
-        yield local
-    finally:
-        if local.exists:
-            local.down()
-        shutil.rmtree(root, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def default(geth: str) -> Iterator[LocalConsortium]:
-    yield from _consortium(geth, consortium_yaml({"bank-a": 2, "bank-b": 2}))
+    with running_consortium(geth, consortium_yaml({"bank-a": 2, "bank-b": 2})) as local:
+        yield local
 
 
 def _post(url: str, method: str, *params: object) -> dict[str, object]:
@@ -131,7 +117,7 @@ def test_in_keys_custody_the_vault_signs_and_no_file_holds_a_key(
             verify_challenge_resource=False,
         )
 
-    for local in _consortium(geth, text, vault=vault):
+    with running_consortium(geth, text, vault=vault) as local:
         assert len(local.signers()) == 4  # `up` waited until every identity sealed
         assert emulator.sign_requests > before  # bank-a's blocks were signed in the vault
         scalars = [
