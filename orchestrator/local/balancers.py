@@ -18,7 +18,7 @@ from orchestrator.balancer.tokens import create_token, read_token
 from orchestrator.boundaries import Secret
 from orchestrator.config import Consortium
 from orchestrator.local.layout import StateLayout
-from orchestrator.local.services import Service
+from orchestrator.local.services import Service, Starting
 
 DEFAULT_APP = "default"
 
@@ -80,21 +80,18 @@ def url_of(consortium: Consortium, member: str) -> str:
     return f"http://127.0.0.1:{consortium.balancer_ports(member)[0]}/"
 
 
-def start(layout: StateLayout, consortium: Consortium) -> list[str]:
-    """Start the balancers that do not run (with each bank's default token), and wait
-    until they answer; the banks whose balancer was started."""
-    if consortium.settings.balancer is None:
-        return []
-    started = {}
-    for member in consortium.members():
+def start(layout: StateLayout, consortium: Consortium) -> Starting:
+    """Spawn the balancers that do not run, with each bank's default token
+    (`Starting.wait` waits until they answer)."""
+    pending = []
+    for member in consortium.members() if consortium.settings.balancer is not None else []:
         svc = service(layout, member)
         create_token(svc.home / "tokens", DEFAULT_APP)
         if svc.pid() is None:
             settings = settings_for(layout, consortium, member)
-            started[member] = (svc, svc.start(settings, settings.url), settings.url)
-    for member, (svc, process, url) in started.items():
-        svc.wait_serving(process, url, member)
-    return list(started)
+            process = svc.start(settings, settings.url)
+            pending.append((svc, process, settings.url, member))
+    return Starting(pending)
 
 
 def rows(layout: StateLayout, consortium: Consortium) -> list[BalancerRow]:

@@ -50,6 +50,7 @@ from orchestrator.local.layout import UNIX_SOCKET_PATH_MAX, StateLayout
 from orchestrator.local.ports import check_ports_free
 from orchestrator.local.readiness import wait_until_ready
 from orchestrator.local.report import ConsortiumStatus, LeaseRow, NodeStatus
+from orchestrator.local.services import Starting
 from orchestrator.network.create import NetworkInfo, read_network
 from orchestrator.network.leases import holder_of
 from orchestrator.network.names import identity_lease, leader_lease
@@ -161,17 +162,23 @@ class LocalConsortium:
         if created:
             self._create(consortium, geth)
         spawned: dict[str, subprocess.Popen[bytes]] = {}
+        balancing = monitoring = Starting([])
         try:
-            balancers.start(self.layout, consortium)  # first: the nodes peer through them
+            balancing = balancers.start(self.layout, consortium)  # the nodes peer through them
             for node in to_start:
                 spawned[node.name] = self._spawn_agent(node.name)
+            balancing.wait()  # while the agents boot
             head, sealed = wait_until_ready(
                 self.layout, consortium, self.network, spawned, deadline=t0 + timeout, t0=t0,
                 on_progress=on_progress,
             )  # fmt: skip
-            self.start_monitors()
+            # After readiness: started with the agents, they only slowed the boot on 2 cores.
+            monitoring = self._monitors_starting(consortium)
+            monitoring.wait()
         except BaseException:
             log.warning("up failed; stopping the %d agent(s) it started", len(spawned))
+            balancing.stop()
+            monitoring.stop()
             self._stop_nodes(list(spawned), {n: p.pid for n, p in spawned.items()})
             raise
         return UpResult(
@@ -398,9 +405,11 @@ class LocalConsortium:
 
     # -- monitors --------------------------------------------------------------------
     def start_monitors(self) -> list[str]:
-        """Start each bank's monitor that does not run; the banks whose monitor started.
-        A monitor follows the chain through its bank's first node."""
-        consortium = self.load()
+        """Start each bank's monitor that does not run; the banks whose monitor started."""
+        return self._monitors_starting(self.load()).wait()
+
+    def _monitors_starting(self, consortium: Consortium) -> Starting:
+        """A monitor follows the chain through its bank's first node."""
         first = {m: next(n.rpc_url for n in consortium.nodes if n.member == m)
                  for m in consortium.members()}  # fmt: skip
         return monitors.start(self.layout, consortium, self._store, first)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from orchestrator.config import Consortium, StoreSettings
 from orchestrator.local.layout import StateLayout
-from orchestrator.local.services import Service
+from orchestrator.local.services import Service, Starting
 from orchestrator.monitor.settings import MonitorFile
 
 
@@ -48,18 +48,18 @@ def start(
     consortium: Consortium,
     store: StoreSettings,
     rpc_urls: dict[str, str],
-) -> list[str]:
-    """Start the monitors that do not run, each on its bank's endpoint in `rpc_urls`,
-    and wait until they serve; the banks whose monitor was started."""
-    started = {}
+) -> Starting:
+    """Spawn the monitors that do not run, each on its bank's endpoint in `rpc_urls`
+    (`Starting.wait` waits until they serve). A monitor needs no running network: it
+    keeps trying until the network and the node answer."""
+    pending = []
     for member in consortium.members():
         svc = service(layout, member)
         if svc.pid() is None:
             settings = settings_for(layout, consortium, member, store, rpc_urls[member])
-            started[member] = (svc, svc.start(settings, settings.url), settings.url)
-    for member, (svc, process, url) in started.items():
-        svc.wait_serving(process, url + "healthz", member)
-    return list(started)
+            process = svc.start(settings, settings.url)
+            pending.append((svc, process, settings.url + "healthz", member))
+    return Starting(pending)
 
 
 def rows(layout: StateLayout, consortium: Consortium) -> list[MonitorRow]:

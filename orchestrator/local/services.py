@@ -93,3 +93,24 @@ class Service:
             return False
         stop_pid(pid, STOP)
         return True
+
+
+@dataclass
+class Starting:
+    """Services spawned and not yet waited for: `wait` blocks until each serves, so a
+    caller can start them early and do other work meanwhile."""
+
+    pending: list[tuple[Service, subprocess.Popen[bytes], str, str]]  # svc, process, url, name
+
+    @property
+    def names(self) -> list[str]:
+        return [name for _, _, _, name in self.pending]
+
+    def wait(self) -> list[str]:
+        for svc, process, url, name in self.pending:
+            svc.wait_serving(process, url, name)
+        return self.names
+
+    def stop(self) -> None:
+        for svc, _, _, _ in self.pending:
+            svc.stop()
