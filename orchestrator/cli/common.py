@@ -1,6 +1,6 @@
-"""What every poactl command group shares: the one mapping from errors to exit codes,
-and the `--state-dir` option. (Its own module so the credit commands can use it
-without importing the main CLI, which imports them.)"""
+"""What every poactl command module shares: the one mapping from errors to exit codes,
+the `--state-dir` option and the `credit` resolver's context key. (Its own module so
+that the command group stays light and the command modules need not import it.)"""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ from orchestrator.errors import PoaError
 from orchestrator.local.layout import default_state_dir
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# ctx.meta key of the factory that makes `credit`'s BankResolver for a state dir (the main
+# group sets it; here so that the group need not import the credit commands)
+RESOLVER_FACTORY_KEY = "poactl.credit.resolver_factory"
 
 state_dir_option = click.option(
     "--state-dir",

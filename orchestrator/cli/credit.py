@@ -26,7 +26,7 @@ import click
 import yaml
 
 from orchestrator.boundaries import Secret
-from orchestrator.cli.common import F, handles_errors
+from orchestrator.cli.common import RESOLVER_FACTORY_KEY, F, handles_errors
 from orchestrator.credit import codes
 from orchestrator.credit.access import BankAccess, BankResolver
 from orchestrator.credit.client import CreditClient
@@ -44,7 +44,6 @@ from orchestrator.credit.txsender import PendingTx
 from orchestrator.errors import ConfigError
 
 RESOLVER_KEY = "poactl.credit.resolver"  # a BankResolver
-RESOLVER_FACTORY_KEY = "poactl.credit.resolver_factory"  # ResolverFactory
 STATE_DIR_KEY = "poactl.credit.state_dir"  # the --state-dir given, if any
 _OPTIONS_KEY = "poactl.credit.options"  # the OptionsResolver the commands use
 
