@@ -51,8 +51,17 @@ class InvalidGenesisSpec(ValueError):
 
 
 @dataclass(frozen=True)
+class Predeployed:
+    """A contract present from block 0: its runtime code and its storage, slot to value."""
+
+    code: str  # runtime bytecode, 0x-prefixed
+    storage: Mapping[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class CliqueSpec:
-    """What a Clique genesis is made of. `alloc` maps address to balance in wei."""
+    """What a Clique genesis is made of. `alloc` maps address to balance in wei;
+    `contracts` maps address to a contract written into the genesis state."""
 
     chain_id: int
     signers: Sequence[str]
@@ -61,6 +70,7 @@ class CliqueSpec:
     gas_limit: int = 30_000_000
     alloc: Mapping[str, int] = field(default_factory=dict)
     vanity: bytes = b""
+    contracts: Mapping[str, Predeployed] = field(default_factory=dict)
 
 
 def _address(field_name: str, value: object) -> bytes:
@@ -105,13 +115,25 @@ def build_genesis(spec: CliqueSpec) -> dict[str, Any]:
     period = _positive_int("period", spec.period, 1, 3600)
     epoch = _positive_int("epoch", spec.epoch, 1, 2**32)
     gas_limit = _positive_int("gas_limit", spec.gas_limit, GAS_LIMIT_MIN, GAS_LIMIT_MAX)
-    alloc: dict[str, dict[str, str]] = {}
+    alloc: dict[str, dict[str, Any]] = {}
     for address, balance in spec.alloc.items():
         key = "0x" + _address(f"alloc[{address}]", address).hex()
         if key in alloc:
             raise InvalidGenesisSpec(f"alloc[{address}]", address, "each address listed once")
         wei = _positive_int(f"alloc[{address}]", balance, 0, 2**256 - 1)
         alloc[key] = {"balance": hex(wei)}
+    for address, contract in spec.contracts.items():
+        key = "0x" + _address(f"contracts[{address}]", address).hex()
+        entry = alloc.setdefault(key, {"balance": "0x0"})
+        if "code" in entry or not isinstance(contract.code, str) or len(contract.code) < 4:
+            raise InvalidGenesisSpec(f"contracts[{address}]", address, "one runtime code each")
+        entry["code"] = contract.code
+        if contract.storage:
+            entry["storage"] = {
+                f"0x{slot:064x}": f"0x{value:064x}"
+                for slot, value in sorted(contract.storage.items())
+                if value
+            }
     config: dict[str, Any] = {"chainId": chain_id}
     config.update(dict.fromkeys(_FORKS_TO_LONDON, 0))
     config["clique"] = {"period": period, "epoch": epoch}

@@ -8,7 +8,7 @@ lease someone else holds) are return values, never exceptions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 
 class PoaError(Exception):
@@ -54,6 +54,32 @@ class RpcRefused(NodeError):
 
 class SignerError(PoaError):
     """geth's external signer (the agent) refused a request or could not sign it."""
+
+
+class TransactionError(PoaError):
+    """A transaction or a contract call failed: the node refused it, it reverted, or it
+    ran out of gas. Nothing more is sent for it; the message says what to fix."""
+
+
+class ContractRevert(TransactionError):
+    """A contract refused a call with one of its custom errors, decoded from its ABI."""
+
+    def __init__(
+        self,
+        error: str,
+        args: Mapping[str, object],
+        *,
+        contract: str = "contract",
+        obj: str | None = None,
+        hint: str | None = None,
+        tx_hash: str | None = None,
+    ) -> None:
+        self.error = error
+        self.args_by_name = dict(args)
+        self.tx_hash = tx_hash
+        shown = ", ".join(f"{k}={v}" for k, v in args.items())
+        where = f" (transaction {tx_hash})" if tx_hash else ""
+        super().__init__(f"the {contract} refused: {error}({shown}){where}", obj=obj, hint=hint)
 
 
 class ServiceUnavailable(PoaError):

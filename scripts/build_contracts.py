@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Compile contracts/ with solc-js (npm `solc`, pinned in scripts/tools/package.json) and
-write the artifacts the credit SDK loads: orchestrator/credit/artifacts/<Name>.json.
+write the artifacts the credit SDK loads: orchestrator/artifacts/<Name>.json.
 
 The artifact holds the ABI, creation and runtime bytecode, the solc version, the compiler
 settings and the SHA-256 of the source; it is committed, so the package works without
@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.credit.artifact import (  # noqa: E402
+from orchestrator.artifacts import (  # noqa: E402
     ARTIFACT_DIR,
     CONTRACTS,
     SOLC_SETTINGS,
@@ -55,7 +55,14 @@ def compile_sources(sources: dict[str, str]) -> tuple[str, dict[str, object]]:
         "settings": {
             **SOLC_SETTINGS,
             "outputSelection": {
-                "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}
+                "*": {
+                    "*": [
+                        "abi",
+                        "evm.bytecode.object",
+                        "evm.deployedBytecode.object",
+                        "storageLayout",
+                    ]
+                }
             },
         },
     }
@@ -102,6 +109,7 @@ def main() -> int:
             abi=compiled["abi"],
             bytecode=compiled["evm"]["bytecode"]["object"],
             deployed_bytecode=compiled["evm"]["deployedBytecode"]["object"],
+            storage_layout=compiled["storageLayout"],
         )
         target = ARTIFACT_DIR / f"{name}.json"
         current = target.read_text() if target.exists() else None

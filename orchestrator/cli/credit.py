@@ -40,8 +40,8 @@ from orchestrator.credit.records import (
     record_from_mapping,
     record_to_mapping,
 )
-from orchestrator.credit.txsender import PendingTx
 from orchestrator.errors import ConfigError
+from orchestrator.geth.tx import PendingTx
 
 RESOLVER_KEY = "poactl.credit.resolver"  # a BankResolver
 STATE_DIR_KEY = "poactl.credit.state_dir"  # the --state-dir given, if any

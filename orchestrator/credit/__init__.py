@@ -26,7 +26,7 @@ from orchestrator.credit.records import (
     summarize,
     validate_record,
 )
-from orchestrator.credit.txsender import Inclusion, NonceAllocator, PendingTx, TxSender
+from orchestrator.geth.tx import Inclusion, NonceAllocator, PendingTx, TxSender
 
 __all__ = [
     "ContractRevert",

@@ -34,8 +34,8 @@ from orchestrator.credit.records import (
     tradeline_from_contract,
     validate_record,
 )
-from orchestrator.credit.txsender import PendingTx, TxSender
 from orchestrator.geth.client import http_web3
+from orchestrator.geth.tx import PendingTx, TxSender
 
 CHANGES = ("reported", "disputed", "resolved")  # the contract's Change enum, in order
 

@@ -15,24 +15,21 @@ import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import requests
-from eth_abi.abi import decode as abi_decode
 from eth_account import Account
 from eth_typing import ChecksumAddress
-from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.address import is_address, to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
 
+from orchestrator.artifacts import Artifact, load_artifact
 from orchestrator.boundaries import Secret
-from orchestrator.credit.artifact import Artifact, load_artifact
 from orchestrator.credit.errors import ContractRevert, CreditError
-from orchestrator.credit.txsender import TxSender, transport_error
 from orchestrator.errors import ConfigError
 from orchestrator.geth.client import http_web3
+from orchestrator.geth.tx import AbiRevertDecoder, TxSender, transport_error
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +57,6 @@ HINTS: dict[str, str] = {
     "Error": "the contract reverted with a message",
     "Panic": "the contract hit an internal check (Solidity panic); report this as a bug",
 }
-_PANIC_SELECTOR = function_signature_to_4byte_selector("Panic(uint256)")
-_ERROR_SELECTOR = function_signature_to_4byte_selector("Error(string)")
 
 
 @functools.cache
@@ -88,54 +83,19 @@ def check_address(field: str, value: object) -> ChecksumAddress:
 
 
 @functools.cache
-def _error_abis() -> dict[bytes, tuple[str, list[str], list[str]]]:
-    """selector -> (name, input names, input types) of every custom error in the ABI."""
-    out: dict[bytes, tuple[str, list[str], list[str]]] = {}
-    for item in registry_artifact().abi:
-        if item.get("type") != "error":
-            continue
-        types = [i["type"] for i in item["inputs"]]
-        names = [i["name"] for i in item["inputs"]]
-        selector = function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})")
-        out[selector] = (item["name"], names, types)
-    return out
+def _decoder() -> AbiRevertDecoder:
+    return AbiRevertDecoder(registry_artifact().abi, hints=HINTS, make=ContractRevert)
 
 
 def error_names() -> list[str]:
-    return sorted(name for name, _, _ in _error_abis().values())
-
-
-def _shown(kind: str, value: Any) -> object:
-    if kind.startswith("bytes") and kind != "bytes32":
-        text = bytes(value).rstrip(b"\0")
-        return repr(text.decode("ascii", errors="replace")) if text else "blank"
-    if kind == "bytes32":
-        return "0x" + bytes(value).hex()
-    if kind == "address":
-        return to_checksum_address(value)
-    return repr(value) if isinstance(value, str) else value
+    return _decoder().error_names()
 
 
 def decode_revert(data: bytes) -> ContractRevert | None:
     """The ContractRevert that revert `data` encodes, or None if it is not ours."""
-    selector, body = bytes(data[:4]), bytes(data[4:])
-    try:
-        if selector == _ERROR_SELECTOR:
-            (message,) = abi_decode(["string"], body)
-            return ContractRevert("Error", {"message": repr(message)}, hint=HINTS["Error"])
-        if selector == _PANIC_SELECTOR:
-            (code,) = abi_decode(["uint256"], body)
-            return ContractRevert("Panic", {"code": hex(code)}, hint=HINTS["Panic"])
-        known = _error_abis().get(selector)
-        if known is None:
-            return None
-        name, names, types = known
-        values = abi_decode(types, body)
-    except Exception:  # malformed revert data: not something we can explain
-        log.debug("cannot decode revert data %s", HexBytes(data).to_0x_hex())
-        return None
-    args = {n: _shown(t, v) for n, t, v in zip(names, types, values, strict=True)}
-    return ContractRevert(name, args, hint=HINTS.get(name))
+    decoded = _decoder()(data)
+    assert decoded is None or isinstance(decoded, ContractRevert)
+    return decoded
 
 
 def sender_for(w3: Web3, key: Secret, *, url: str) -> TxSender:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from orchestrator import errors
 from orchestrator.errors import PoaError
 
 
@@ -31,7 +32,7 @@ class InvalidRecord(CreditError):
         )
 
 
-class ContractRevert(CreditError):
+class ContractRevert(errors.ContractRevert, CreditError):
     """The CreditRegistry refused the call with one of its custom errors."""
 
     def __init__(
@@ -43,9 +44,4 @@ class ContractRevert(CreditError):
         hint: str | None = None,
         tx_hash: str | None = None,
     ) -> None:
-        self.error = error
-        self.args_by_name = dict(args)
-        self.tx_hash = tx_hash
-        shown = ", ".join(f"{k}={v}" for k, v in args.items())
-        where = f" (transaction {tx_hash})" if tx_hash else ""
-        super().__init__(f"the registry refused: {error}({shown}){where}", obj=obj, hint=hint)
+        super().__init__(error, args, contract="registry", obj=obj, hint=hint, tx_hash=tx_hash)

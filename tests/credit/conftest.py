@@ -1,9 +1,8 @@
 """One real geth 1.13.15 Clique signer for the credit tests, banks prefunded in genesis.
 
-`chain` (session scope: one geth for every credit test module) writes the signer's key
-into geth's keystore with eth_account, builds the genesis with `genesis.build_genesis`
-(period 1, `alloc` funding the admin and three bank accounts), starts geth on free
-loopback ports with `--mine --unlock`, and stops it by its pid at the end. `registry`
+`chain` (session scope: one geth for every credit test module) is the helpers'
+`sealing_chain` on a genesis (period 1) whose `alloc` funds the admin and three bank
+accounts. `registry`
 deploys a fresh CreditRegistry per test module, with bank A and bank B as members; bank C
 is funded but not a member.
 """
@@ -11,11 +10,9 @@ is funded but not a member.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import secrets
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,9 +25,7 @@ from genesis import CliqueSpec
 from orchestrator.boundaries import Secret
 from orchestrator.credit import CreditClient, Record, deploy_registry
 from orchestrator.geth.client import http_web3
-from orchestrator.logs import log_tail
-from orchestrator.runtime.process import LocalProcess, ProcessRuntime
-from tests.helpers.geth import dev_node
+from tests.helpers.geth import sealing_chain
 
 CHAIN_ID = 7331
 FUNDS = 10**24  # a million ether each
@@ -59,64 +54,26 @@ class Chain:
         )
 
 
-def _log_tail(path: Path) -> str:
-    return "\n".join(log_tail(path, 30))
-
-
 @pytest.fixture(scope="session")
 def chain(geth: str) -> Iterator[Chain]:
     root = Path(tempfile.mkdtemp(prefix="poa-credit-", dir="/tmp"))
-    signer = Account.create()
     accounts = {name: Account.create() for name in ACCOUNTS}
     spec = CliqueSpec(
         chain_id=CHAIN_ID,
-        signers=[signer.address],
+        signers=["0x" + "00" * 20],  # replaced by the chain's own signer
         period=1,
         alloc={a.address: FUNDS for a in accounts.values()},
     )
-    node = dev_node(geth, root / "node", spec, signer=signer.address, max_peers=0)
-    password = secrets.token_urlsafe(24)
-    keystore = Account.encrypt(signer.key, password, kdf="scrypt", iterations=1 << 12)
-    (node.datadir / "keystore").mkdir(parents=True, exist_ok=True)
-    (node.datadir / "keystore" / f"UTC--test--{signer.address[2:].lower()}").write_text(
-        json.dumps(keystore)
-    )
-    password_file = root / "password"
-    password_file.write_text(password)
-    password_file.chmod(0o600)
-    argv = [  # a test chain whose geth holds its one key (never how poactl runs geth)
-        *node.argv,
-        "--unlock", signer.address,
-        "--password", str(password_file),
-        "--allow-insecure-unlock",
-        "--verbosity", "2",
-    ]  # fmt: skip
-    log_file = root / "geth.log"
-    process: LocalProcess = ProcessRuntime().start(argv, name="credit-geth", log_file=log_file)
     try:
-        rpc_url = node.rpc_url
-        w3 = http_web3(rpc_url, timeout=2)
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"geth exited with {process.poll()}:\n{_log_tail(log_file)}")
-            try:
-                if w3.eth.block_number >= 1:
-                    break
-            except Exception:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"geth did not seal a block in 60 s:\n{_log_tail(log_file)}")
-            time.sleep(0.3)
-        yield Chain(
-            rpc_url=rpc_url,
-            keys={name: Secret(a.key.hex()) for name, a in accounts.items()},
-            addresses={name: a.address for name, a in accounts.items()},
-            pseudonym_secret=Secret(secrets.token_hex(32)),
-            log_file=log_file,
-        )
+        with sealing_chain(geth, root, spec) as node:
+            yield Chain(
+                rpc_url=node.rpc_url,
+                keys={name: Secret(a.key.hex()) for name, a in accounts.items()},
+                addresses={name: a.address for name, a in accounts.items()},
+                pseudonym_secret=Secret(secrets.token_hex(32)),
+                log_file=node.log_file,
+            )
     finally:
-        process.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 

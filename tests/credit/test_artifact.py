@@ -15,31 +15,33 @@ import pytest
 from eth_abi.abi import encode
 from eth_utils.abi import function_signature_to_4byte_selector
 
+from orchestrator.artifacts import CONTRACTS, SOLC_SETTINGS, load_artifact
 from orchestrator.credit import NonceAllocator, decode_revert
-from orchestrator.credit.artifact import SOLC_SETTINGS, load_artifact
 from orchestrator.credit.contract import HINTS, error_names
 from orchestrator.credit.records import CONTRACT_REPORT_FIELDS, CONTRACT_TRADELINE_FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCE = ROOT / "contracts" / "CreditRegistry.sol"
 
 
-def test_artifact_matches_the_source() -> None:
-    artifact = load_artifact("CreditRegistry")
-    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()
+@pytest.mark.parametrize("name", CONTRACTS)
+def test_artifact_matches_the_source(name: str) -> None:
+    artifact = load_artifact(name)
+    digest = hashlib.sha256((ROOT / "contracts" / f"{name}.sol").read_bytes()).hexdigest()
     assert artifact.source_sha256 == digest, (
-        "contracts/CreditRegistry.sol changed since the artifact was built; "
+        f"contracts/{name}.sol changed since the artifact was built; "
         "run .venv/bin/python scripts/build_contracts.py and commit the artifact"
     )
 
 
-def test_artifact_was_built_with_the_pinned_compiler_for_london() -> None:
-    artifact = load_artifact("CreditRegistry")
+@pytest.mark.parametrize("name", CONTRACTS)
+def test_artifact_was_built_with_the_pinned_compiler_for_london(name: str) -> None:
+    artifact = load_artifact(name)
     pinned = json.loads((ROOT / "scripts" / "tools" / "package.json").read_text())
     assert artifact.solc_version.startswith(pinned["dependencies"]["solc"] + "+commit.")
     assert artifact.settings == SOLC_SETTINGS
     assert artifact.settings["evmVersion"] == "london"
-    assert "pragma solidity " + pinned["dependencies"]["solc"] + ";" in SOURCE.read_text()
+    source = (ROOT / "contracts" / f"{name}.sol").read_text()
+    assert "pragma solidity " + pinned["dependencies"]["solc"] + ";" in source
 
 
 def _opcodes(code: bytes) -> list[int]:
@@ -53,9 +55,10 @@ def _opcodes(code: bytes) -> list[int]:
     return ops
 
 
-def test_runtime_code_has_no_push0() -> None:
+@pytest.mark.parametrize("name", CONTRACTS)
+def test_runtime_code_has_no_push0(name: str) -> None:
     """PUSH0 (0x5f) is Shanghai; Clique in geth 1.13 runs london and would reject it."""
-    artifact = load_artifact("CreditRegistry")
+    artifact = load_artifact(name)
     ops = _opcodes(bytes.fromhex(artifact.deployed_bytecode[2:]))
     assert len(ops) > 1000
     assert 0x5F not in ops

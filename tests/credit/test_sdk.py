@@ -90,7 +90,7 @@ def test_the_allocator_resyncs_after_another_writer_used_the_nonce(
     theirs = other.report(subject, record("RESYNC-1")).wait()
     assert theirs.nonce == mine.nonce + 1
 
-    caplog.set_level(logging.INFO, logger="orchestrator.credit.txsender")
+    caplog.set_level(logging.INFO, logger="orchestrator.geth.tx")
     again = bank_a.report(subject, record("RESYNC-2")).wait()
     assert again.nonce == mine.nonce + 2
     assert any("refused" in r.message and "resyncing" in r.message for r in caplog.records)

@@ -1,16 +1,28 @@
 """One geth for a test, outside any consortium: a datadir initialised from a Clique
 genesis, on free loopback ports, with the argv `orchestrator.geth.command` builds for
-every node (the same flags the agents run). The credit tests' sealing chain and the
-runtime contract tests both start theirs from here."""
+every node (the same flags the agents run). The runtime contract tests start theirs from
+here; `sealing_chain` is the one-signer chain of the credit and governance tests."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import json
+import secrets
 import subprocess
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+from eth_account import Account
+
 from genesis import CliqueSpec, build_genesis, canonical_json
+from orchestrator.geth.client import http_web3
 from orchestrator.geth.command import GethNode, geth_argv, geth_config_toml
+from orchestrator.logs import log_tail
+from orchestrator.runtime.process import LocalProcess, ProcessRuntime
 from tests.helpers.ports import free_port_bases
 
 
@@ -68,3 +80,50 @@ def dev_node(
     return DevNode(
         home.name, home, datadir, geth_argv(geth, node), node.ipc_path, home / "geth.log", http
     )
+
+
+@contextlib.contextmanager
+def sealing_chain(geth: str, root: Path, spec: CliqueSpec) -> Iterator[DevNode]:
+    """A one-signer chain that seals from block 1 on: `spec.signers` gets a fresh key
+    (written to geth's keystore and unlocked, as only a test chain does), geth starts on
+    free ports, and the context yields once block 1 exists; geth stops by its pid after."""
+    signer = Account.create()
+    spec = dataclasses.replace(spec, signers=[signer.address])
+    node = dev_node(geth, root / "node", spec, signer=signer.address, max_peers=0)
+    password = secrets.token_urlsafe(24)
+    keystore = Account.encrypt(signer.key, password, kdf="scrypt", iterations=1 << 12)
+    (node.datadir / "keystore").mkdir(parents=True, exist_ok=True)
+    (node.datadir / "keystore" / f"UTC--test--{signer.address[2:].lower()}").write_text(
+        json.dumps(keystore)
+    )
+    password_file = root / "password"
+    password_file.write_text(password)
+    password_file.chmod(0o600)
+    argv = [  # a test chain whose geth holds its one key (never how poactl runs geth)
+        *node.argv,
+        "--unlock", signer.address,
+        "--password", str(password_file),
+        "--allow-insecure-unlock",
+        "--verbosity", "2",
+    ]  # fmt: skip
+    log_file = root / "geth.log"
+    process: LocalProcess = ProcessRuntime().start(argv, name=root.name, log_file=log_file)
+    try:
+        w3 = http_web3(node.rpc_url, timeout=2)
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"geth exited with {process.poll()}:\n{_tail(log_file)}")
+            with contextlib.suppress(Exception):
+                if w3.eth.block_number >= 1:
+                    break
+            if time.monotonic() > deadline:
+                pytest.fail(f"geth did not seal a block in 60 s:\n{_tail(log_file)}")
+            time.sleep(0.3)
+        yield dataclasses.replace(node, log_file=log_file)
+    finally:
+        process.stop()
+
+
+def _tail(path: Path) -> str:
+    return "\n".join(log_tail(path, 30))

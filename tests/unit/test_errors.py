@@ -8,6 +8,7 @@ from orchestrator.credit.errors import CreditError
 from orchestrator.errors import (
     AccessDenied,
     ConfigError,
+    ContractRevert,
     NodeError,
     NodeUnreachable,
     PoaError,
@@ -16,6 +17,7 @@ from orchestrator.errors import (
     SignerError,
     StateError,
     ToolError,
+    TransactionError,
     WaitTimeout,
 )
 from orchestrator.signer.header import NotACliqueHeader
@@ -31,9 +33,12 @@ SIMPLE = [
     AccessDenied,
     CreditError,
     SignerError,
+    TransactionError,
 ]
 # Subclasses of those, each with its own meaning to the code that catches it.
 DEEPER = [NodeUnreachable, RpcRefused, Refused, NotACliqueHeader, SigningFailed]
+# Subclasses whose message has its own shape (tested below).
+OWN_SHAPE = [ContractRevert]
 
 
 def _make(cls: type[PoaError], *, obj: str | None, hint: str | None) -> PoaError:
@@ -56,7 +61,19 @@ def test_every_deeper_subclass_is_listed() -> None:
         if c.__module__.startswith("orchestrator") and not c.__name__.startswith("_")
     }
     credit = {c for c in orchestrator_errors if c.__module__.startswith("orchestrator.credit")}
-    assert orchestrator_errors - credit - {*SIMPLE, WaitTimeout} == set(DEEPER)
+    assert orchestrator_errors - credit - {*SIMPLE, WaitTimeout} == {*DEEPER, *OWN_SHAPE}
+
+
+def test_a_contract_revert_names_the_contract_the_rule_and_its_arguments() -> None:
+    err = ContractRevert(
+        "OverCap", {"member": "0xA", "wanted": 3, "cap": 2},
+        contract="governance", hint="remove one first", tx_hash="0x12",
+    )  # fmt: skip
+    assert str(err) == (
+        "the governance refused: OverCap(member=0xA, wanted=3, cap=2) (transaction 0x12)\n"
+        "  hint: remove one first"
+    )
+    assert isinstance(err, TransactionError) and err.error == "OverCap"
 
 
 @pytest.mark.parametrize("cls", [*SIMPLE, WaitTimeout, *DEEPER])

@@ -19,14 +19,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
+from eth_utils.abi import function_signature_to_4byte_selector
+from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
-from orchestrator.credit.errors import ContractRevert, CreditError
-from orchestrator.errors import ServiceUnavailable, WaitTimeout
+from orchestrator.errors import ContractRevert, ServiceUnavailable, TransactionError, WaitTimeout
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,68 @@ GAS_MARGIN = 1.25  # estimates run against the latest block; state may move befo
 FEE_TTL_SECONDS = 1.0
 
 RevertDecoder = Callable[[bytes], ContractRevert | None]
+_PANIC_SELECTOR = function_signature_to_4byte_selector("Panic(uint256)")
+_ERROR_SELECTOR = function_signature_to_4byte_selector("Error(string)")
+PANIC_HINT = "the contract hit an internal check (Solidity panic); report this as a bug"
+
+
+class AbiRevertDecoder:
+    """Revert data -> the contract's custom error by name, with its arguments shown
+    plainly and the caller's hint for it; None for data that is not the contract's."""
+
+    def __init__(
+        self,
+        abi: list[dict[str, Any]],
+        *,
+        hints: Mapping[str, str],
+        make: Callable[..., ContractRevert],
+    ) -> None:
+        self.hints = hints
+        self.make = make
+        self.errors: dict[bytes, tuple[str, list[str], list[str]]] = {}
+        for item in abi:
+            if item.get("type") != "error":
+                continue
+            types = [i["type"] for i in item["inputs"]]
+            names = [i["name"] for i in item["inputs"]]
+            selector = function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})")
+            self.errors[selector] = (item["name"], names, types)
+
+    def error_names(self) -> list[str]:
+        return sorted(name for name, _, _ in self.errors.values())
+
+    def __call__(self, data: bytes) -> ContractRevert | None:
+        selector, body = bytes(data[:4]), bytes(data[4:])
+        try:
+            if selector == _ERROR_SELECTOR:
+                (message,) = abi_decode(["string"], body)
+                hint = self.hints.get("Error", "the contract reverted with a message")
+                return self.make("Error", {"message": repr(message)}, hint=hint)
+            if selector == _PANIC_SELECTOR:
+                (code,) = abi_decode(["uint256"], body)
+                hint = self.hints.get("Panic", PANIC_HINT)
+                return self.make("Panic", {"code": hex(code)}, hint=hint)
+            known = self.errors.get(selector)
+            if known is None:
+                return None
+            name, names, types = known
+            values = abi_decode(types, body)
+        except Exception:  # malformed revert data: not something we can explain
+            log.debug("cannot decode revert data %s", HexBytes(data).to_0x_hex())
+            return None
+        args = {n: _shown(t, v) for n, t, v in zip(names, types, values, strict=True)}
+        return self.make(name, args, hint=self.hints.get(name))
+
+
+def _shown(kind: str, value: Any) -> object:
+    if kind.startswith("bytes") and kind != "bytes32":
+        text = bytes(value).rstrip(b"\0")
+        return repr(text.decode("ascii", errors="replace")) if text else "blank"
+    if kind == "bytes32":
+        return "0x" + bytes(value).hex()
+    if kind == "address":
+        return to_checksum_address(value)
+    return repr(value) if isinstance(value, str) else value
 
 
 def transport_error(e: Exception, url: str) -> ServiceUnavailable:
@@ -283,7 +347,7 @@ class TxSender:
                     self.nonces.resync()
                     last = e
                     continue
-                raise CreditError(
+                raise TransactionError(
                     f"the node refused the {what}: {e.message}",
                     obj=self.address,
                     hint="check the account's balance and the node's log",
@@ -295,7 +359,7 @@ class TxSender:
                 log.info("%s sent with nonce %d after %d attempts", what, nonce, attempt)
             break
         else:
-            raise CreditError(
+            raise TransactionError(
                 f"no free nonce after {SEND_ATTEMPTS} attempts: {last}",
                 obj=self.address,
                 hint="another process may be sending from the same account; give each "
@@ -306,7 +370,7 @@ class TxSender:
 
     def explain_failure(
         self, call: Mapping[str, Any], receipt: Mapping[str, Any], tx_hash: str
-    ) -> CreditError:
+    ) -> TransactionError:
         """Why an included transaction reverted: replay it on the state after its block."""
         block = int(receipt["blockNumber"])
         try:
@@ -317,12 +381,12 @@ class TxSender:
             return e
         tx = self.rpc(lambda: self.w3.eth.get_transaction(HexBytes(tx_hash)))
         if int(receipt["gasUsed"]) >= int(tx["gas"]):
-            return CreditError(
+            return TransactionError(
                 f"the transaction ran out of gas ({receipt['gasUsed']} used) in block {block}",
                 obj=tx_hash,
                 hint="send it again without a fixed gas limit so it is estimated",
             )
-        return CreditError(
+        return TransactionError(
             f"the transaction reverted in block {block}; replaying it now succeeds",
             obj=tx_hash,
             hint="the state changed in between (a concurrent write); read it and retry",
