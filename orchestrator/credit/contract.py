@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import requests
-from eth_account import Account
 from eth_typing import ChecksumAddress
 from eth_utils.address import is_address, to_checksum_address
 from hexbytes import HexBytes
@@ -29,7 +28,7 @@ from orchestrator.boundaries import Secret
 from orchestrator.credit.errors import ContractRevert, CreditError
 from orchestrator.errors import ConfigError
 from orchestrator.geth.client import http_web3
-from orchestrator.geth.tx import AbiRevertDecoder, TxSender, transport_error
+from orchestrator.geth.tx import AbiRevertDecoder, TxSender, account_sender, transport_error
 
 log = logging.getLogger(__name__)
 
@@ -100,15 +99,7 @@ def decode_revert(data: bytes) -> ContractRevert | None:
 
 def sender_for(w3: Web3, key: Secret, *, url: str) -> TxSender:
     """A TxSender for the account whose private key is `key` (never shown in errors)."""
-    try:
-        account = Account.from_key(key.value)
-    except (ValueError, TypeError, AttributeError) as e:
-        raise ConfigError(
-            "the account key is not a valid secp256k1 private key",
-            obj="account key",
-            hint="the key is 32 bytes as 64 hex digits (0x optional); check the bank's vault",
-        ) from e
-    return TxSender(w3, account, decode_revert=decode_revert, url=url)
+    return account_sender(w3, key, url=url, decode_revert=decode_revert)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from typing import Any
 
 import requests
 from eth_abi.abi import decode as abi_decode
+from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from eth_utils.abi import function_signature_to_4byte_selector
@@ -28,7 +29,14 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
-from orchestrator.errors import ContractRevert, ServiceUnavailable, TransactionError, WaitTimeout
+from orchestrator.boundaries import Secret
+from orchestrator.errors import (
+    ConfigError,
+    ContractRevert,
+    ServiceUnavailable,
+    TransactionError,
+    WaitTimeout,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +110,21 @@ def _shown(kind: str, value: Any) -> object:
     if kind == "address":
         return to_checksum_address(value)
     return repr(value) if isinstance(value, str) else value
+
+
+def account_sender(
+    w3: Web3, key: Secret, *, url: str, decode_revert: RevertDecoder
+) -> TxSender:
+    """A TxSender for the account whose private key is `key` (never shown in errors)."""
+    try:
+        account = Account.from_key(key.value)
+    except (ValueError, TypeError, AttributeError) as e:
+        raise ConfigError(
+            "the account key is not a valid secp256k1 private key",
+            obj="account key",
+            hint="the key is 32 bytes as 64 hex digits (0x optional); check the bank's vault",
+        ) from e
+    return TxSender(w3, account, decode_revert=decode_revert, url=url)
 
 
 def transport_error(e: Exception, url: str) -> ServiceUnavailable:

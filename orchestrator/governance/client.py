@@ -1,0 +1,248 @@
+"""Read and act on the Governance contract through one node.
+
+Reads need no key. Writes are signed here with the admin's key (never by the node) and
+sent raw; the contract's refusal shows up at gas estimation, before anything is spent,
+as a `ContractRevert` naming the rule (`AlreadyVoted`, `OverCap`, `BelowFloor`, ...) with
+a hint for the operator.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from eth_typing import ChecksumAddress
+from eth_utils.address import to_checksum_address
+from hexbytes import HexBytes
+from web3.contract import Contract
+from web3.exceptions import ContractLogicError
+
+from genesis.governance import GOVERNANCE_ADDRESS, NAME_BYTES
+from orchestrator.artifacts import Artifact, load_artifact
+from orchestrator.boundaries import Secret
+from orchestrator.errors import ConfigError, ContractRevert
+from orchestrator.geth.client import http_web3
+from orchestrator.geth.tx import (
+    AbiRevertDecoder,
+    PendingTx,
+    TxSender,
+    account_sender,
+    transport_error,
+)
+
+KINDS = ("add", "remove")  # the contract's Kind enum, in order
+STATUSES = ("open", "approved", "rejected", "expired")  # its Status enum, in order
+
+HINTS: dict[str, str] = {
+    "NotAMember": "only a member's admin account may do this (a candidate may only file "
+    "its own request); check the account, or `poactl members` for who is a member",
+    "AlreadyAMember": "nothing to do: that admin account is already a member",
+    "ZeroAddress": "give a real account address",
+    "EmptyName": "give the member a name (1 to 32 ASCII characters)",
+    "NameTaken": "another member already uses that name; choose another",
+    "TooManyMembers": "the consortium has the most members the contract allows",
+    "ProposalPending": "a proposal about that account is still open; vote on it instead",
+    "UnknownProposal": "no proposal has that id; `poactl members` lists the open ones",
+    "ProposalExpired": "the proposal ran out of blocks before a decision; propose again",
+    "ProposalDecided": "the proposal is already decided; nothing changes it now",
+    "AlreadyVoted": "each admin has one ballot per proposal; withdraw it first to change it",
+    "NoBallot": "this admin has no ballot on that proposal to withdraw",
+    "OverCap": "a member runs at most the consortium's validator cap; remove one first",
+    "BelowFloor": "the consortium keeps at least its floor of validators; add another "
+    "member's validator first",
+    "AlreadyRegistered": "that account already serves a member; use a new account",
+    "NotYours": "a member changes only its own validators and writers",
+}
+
+
+@functools.cache
+def governance_artifact() -> Artifact:
+    return load_artifact("Governance")
+
+
+@functools.cache
+def _decoder() -> AbiRevertDecoder:
+    make = functools.partial(ContractRevert, contract="governance")
+    return AbiRevertDecoder(governance_artifact().abi, hints=HINTS, make=make)
+
+
+def decode_revert(data: bytes) -> ContractRevert | None:
+    """The governance refusal that revert `data` encodes, or None if it is not one."""
+    return _decoder()(data)
+
+
+def name_bytes(name: str) -> bytes:
+    raw = name.encode("ascii", "replace")
+    if not name or not name.isascii() or not name.isprintable() or len(raw) > NAME_BYTES:
+        raise ConfigError(
+            f"{name!r} is not a member name", obj="name", hint="use 1 to 32 ASCII characters"
+        )
+    return raw.ljust(NAME_BYTES, b"\0")
+
+
+def _address(field: str, value: str) -> ChecksumAddress:
+    try:
+        return to_checksum_address(value)
+    except ValueError as e:
+        raise ConfigError(
+            f"{value!r} is not an account address", obj=field, hint="give 0x and 40 hex digits"
+        ) from e
+
+
+@dataclass(frozen=True)
+class MemberView:
+    admin: str
+    name: str
+    since: int  # block of admission; 0 for founders
+    validators: tuple[str, ...]
+    writers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ProposalView:
+    id: int
+    kind: str  # add | remove
+    status: str  # open | approved | rejected | expired
+    target: str
+    name: str
+    proposer: str
+    expires: int  # last block in which a ballot counts
+    approvals: tuple[str, ...]
+    rejections: tuple[str, ...]
+
+
+class Governance:
+    """The Governance contract through the node at `rpc_url`; `admin_key` to write."""
+
+    def __init__(
+        self,
+        rpc_url: str,
+        *,
+        admin_key: Secret | None = None,
+        address: str = GOVERNANCE_ADDRESS,
+        rpc_token: Secret | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.rpc_url = rpc_url
+        self._w3 = http_web3(rpc_url, timeout=timeout, token=rpc_token)
+        self._contract: Contract = self._w3.eth.contract(
+            address=_address("governance address", address), abi=governance_artifact().abi
+        )
+        self.address = self._contract.address
+        self._sender: TxSender | None = (
+            account_sender(self._w3, admin_key, url=rpc_url, decode_revert=decode_revert)
+            if admin_key is not None
+            else None
+        )
+
+    @property
+    def account(self) -> str:
+        """The admin account this client writes as."""
+        return self._writer().address
+
+    # -- reads --------------------------------------------------------------------------
+
+    def members(self) -> list[MemberView]:
+        return [self.member(admin) for admin in self._read("members")]
+
+    def member(self, admin: str) -> MemberView:
+        checked = _address("admin", admin)
+        name, since, validators, writers = self._read("member", checked)
+        return MemberView(checked, _name(name), int(since), tuple(validators), tuple(writers))
+
+    def is_member(self, admin: str) -> bool:
+        return bool(self._read("isMember", _address("admin", admin)))
+
+    def validators(self) -> list[str]:
+        """The decided validator set: what Clique's signers should be."""
+        return list(self._read("validators"))
+
+    def threshold(self) -> int:
+        return int(self._read("threshold"))
+
+    def rules(self) -> dict[str, int]:
+        return {
+            "proposal_lifetime_blocks": int(self._read("proposalLifetime")),
+            "validator_cap": int(self._read("validatorCap")),
+            "validator_floor": int(self._read("validatorFloor")),
+        }
+
+    def proposal(self, proposal_id: int) -> ProposalView:
+        p, approvals, rejections = self._read("proposal", proposal_id)
+        kind, status, expires, target, proposer, name = p
+        return ProposalView(
+            proposal_id, KINDS[kind], STATUSES[status], target, _name(name), proposer,
+            int(expires), tuple(approvals), tuple(rejections),
+        )  # fmt: skip
+
+    def proposals(self, *, open_only: bool = False) -> list[ProposalView]:
+        views = [self.proposal(i) for i in range(int(self._read("proposalCount")))]
+        return [p for p in views if p.status == "open" or not open_only]
+
+    # -- writes (signed with the admin key) ----------------------------------------------
+
+    def propose_add(self, admin: str, name: str) -> PendingTx:
+        """Propose `admin` as a member; a member's proposal counts as its approval."""
+        args = [_address("admin", admin), name_bytes(name)]
+        return self._send("proposeAdd", args, f"proposal to add {name}")
+
+    def propose_remove(self, admin: str) -> PendingTx:
+        return self._send("proposeRemove", [_address("admin", admin)], "proposal to remove")
+
+    def vote(self, proposal_id: int, *, approve: bool) -> PendingTx:
+        word = "approval" if approve else "rejection"
+        return self._send("vote", [proposal_id, approve], f"{word} of proposal {proposal_id}")
+
+    def withdraw_vote(self, proposal_id: int) -> PendingTx:
+        return self._send("withdrawVote", [proposal_id], f"withdrawal from {proposal_id}")
+
+    def add_validators(self, accounts: Sequence[str]) -> PendingTx:
+        return self._send("addValidators", [_addresses(accounts)], "validators added")
+
+    def remove_validators(self, accounts: Sequence[str]) -> PendingTx:
+        return self._send("removeValidators", [_addresses(accounts)], "validators removed")
+
+    def add_writers(self, accounts: Sequence[str]) -> PendingTx:
+        return self._send("addWriters", [_addresses(accounts)], "writers added")
+
+    def remove_writers(self, accounts: Sequence[str]) -> PendingTx:
+        return self._send("removeWriters", [_addresses(accounts)], "writers removed")
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _writer(self) -> TxSender:
+        if self._sender is None:
+            raise ConfigError(
+                "this governance client has no admin key",
+                obj="governance",
+                hint="pass the member's admin key to write",
+            )
+        return self._sender
+
+    def _send(self, fn: str, args: Sequence[Any], what: str) -> PendingTx:
+        sender = self._writer()
+        data = bytes(HexBytes(self._contract.encode_abi(fn, args=list(args))))
+        return sender.send(to=self.address, data=data, what=what)
+
+    def _read(self, fn: str, *args: Any) -> Any:
+        call = self._contract.get_function_by_name(fn)(*args)
+        try:
+            return call.call()
+        except (requests.ConnectionError, requests.Timeout, OSError) as e:
+            raise transport_error(e, self.rpc_url) from e
+        except ContractLogicError as e:
+            raw = e.data if isinstance(e.data, str) and e.data.startswith("0x") else "0x"
+            raise decode_revert(bytes(HexBytes(raw))) or ContractRevert(
+                "unknown", {"message": str(e)}, contract="governance"
+            ) from e
+
+
+def _addresses(accounts: Sequence[str]) -> list[ChecksumAddress]:
+    return [_address(f"accounts[{i}]", a) for i, a in enumerate(accounts)]
+
+
+def _name(raw: bytes) -> str:
+    return bytes(raw).rstrip(b"\0").decode("ascii", "replace")
