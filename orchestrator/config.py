@@ -172,6 +172,14 @@ class Balancers(Strict):
     max_body_kb: Annotated[int, Field(ge=1, le=64 * 1024)] = 1024
 
 
+class GovernanceRules(Strict):
+    """The Governance contract's rules, written into the genesis (see docs/governance.md)."""
+
+    proposal_lifetime_blocks: Annotated[int, Field(ge=1, le=2**63 - 1)] = 43_200  # a day at 2 s
+    validator_cap: Annotated[int, Field(ge=0, le=MAX_NODES)] = 0  # 0: the largest founder's
+    validator_floor: Annotated[int, Field(ge=1, le=MAX_NODES)] = 2
+
+
 class ConsortiumFile(Strict):
     """The schema of consortium.yaml (field docs live in the shipped example)."""
 
@@ -185,6 +193,7 @@ class ConsortiumFile(Strict):
     tuning: Tuning = Tuning()
     runtime: RuntimeSettings = RuntimeSettings()
     balancer: Balancers | None = None  # leave out: applications talk to nodes directly
+    governance: GovernanceRules = GovernanceRules()
 
 
 @dataclass(frozen=True)

@@ -57,13 +57,22 @@ from orchestrator.agent.status import (
     ENDING,
     AgentState,
     AgentStatus,
+    CliqueStatus,
     FenceRecord,
     identity_status,
 )
 from orchestrator.agent.supervisor import Supervisor, node_lock
+from orchestrator.agent.votes import reconcile
 from orchestrator.boundaries import Runtime, Store, Vault
 from orchestrator.config import Consortium, load_config
-from orchestrator.errors import PoaError, ServiceUnavailable, StateError, WaitTimeout
+from orchestrator.errors import (
+    NodeUnreachable,
+    PoaError,
+    RpcRefused,
+    ServiceUnavailable,
+    StateError,
+    WaitTimeout,
+)
 from orchestrator.geth.health import node_problems
 from orchestrator.geth.ipc import ipc_probe
 from orchestrator.geth.keys import follower_address
@@ -146,6 +155,7 @@ class Agent:
         self._fatal: PoaError | None = None
         self._duties_done = False
         self.backoff = Backoff(self.name, base=LOOP_SECONDS, cap=MAX_BACKOFF_SECONDS)
+        self.clique: CliqueStatus | None = None  # the last reconciliation of votes
 
     # -- state machine -------------------------------------------------------------
     def _transition(self, new: AgentState, message: str = "") -> None:
@@ -183,6 +193,7 @@ class Agent:
                 rpc_url=f"http://{self.settings.rpc_host}:{self.settings.ports.http}",
                 health_url=f"http://{self.settings.host}:{self.settings.ports.health}/health",
                 message=self.message,
+                clique=self.clique,
             ),
         )
 
@@ -331,9 +342,12 @@ class Agent:
 
     # -- the lease loop ------------------------------------------------------------------
     def _lease_loop(self) -> None:
-        next_acquire = next_peers = next_duties = next_heartbeat = 0.0
+        next_acquire = next_peers = next_duties = next_heartbeat = next_votes = 0.0
         while not self._stop.is_set():
             now = time.monotonic()
+            if now >= next_votes:
+                self._vote()
+                next_votes = now + self.consortium.settings.block_period
             try:
                 self._keep_identity(acquire=now >= next_acquire)
                 if now >= next_acquire:
@@ -455,6 +469,29 @@ class Agent:
         self.fences += 1
         self.metrics.fenced()
         self._transition(AgentState.FENCED, why)
+
+    def _vote(self) -> None:
+        """While sealing, vote Clique's signers toward governance's decision."""
+        if not self.sealer.sealing:
+            if self.clique is not None:
+                self.clique = None
+                self.write_status()
+            return
+        try:
+            votes = reconcile(self.paths.ipc)
+        except (NodeUnreachable, RpcRefused) as e:
+            log.debug("%s: cannot reconcile Clique's votes now: %s", self.name, e)
+            return
+        clique = CliqueStatus(
+            decided=list(votes.decided) if votes.decided is not None else None,
+            signers=list(votes.signers),
+            voting=votes.voting,
+        )
+        if clique != self.clique:
+            if votes.voting:
+                log.info("%s: voting in Clique: %s", self.name, votes.voting)
+            self.clique = clique
+            self.write_status()
 
     # -- peers, heartbeat, health ---------------------------------------------------------
     def _snapshot(self, *, timeout: float, ask_geth: bool = True) -> dict[str, Any]:

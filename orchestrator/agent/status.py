@@ -108,6 +108,15 @@ class FenceRecord(Strict):
     lease_expires_by: float
 
 
+class CliqueStatus(Strict):
+    """Governance's decided validators, Clique's signers, and this node's votes in flight
+    (address -> true to add, false to drop), as of its last reconciliation."""
+
+    decided: list[str] | None  # None: the chain has no governance contract
+    signers: list[str]
+    voting: dict[str, bool]
+
+
 class AgentStatus(Strict):
     """`agent.json`."""
 
@@ -126,6 +135,7 @@ class AgentStatus(Strict):
     rpc_url: str
     health_url: str
     message: str
+    clique: CliqueStatus | None = None  # while sealing: see orchestrator.agent.votes
 
     def seen(self, *, running: bool) -> AgentState:
         """The state as a reader should report it: DEAD when the record names a live

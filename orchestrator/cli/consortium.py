@@ -126,6 +126,19 @@ def _table(report: ConsortiumStatus) -> str:
         for b in report.balancers
     ]
     sections = [*body, "leases:", *leases, "monitors:", *monitors]
+    validators = report.validators
+    if validators is not None:
+        verdict_v = "match" if validators["match"] else "DIFFER: votes in flight"
+        sections += [
+            f"validators ({verdict_v}):",
+            f"  decided by governance: {', '.join(validators['decided']) or 'none'}",
+            f"  sealing in Clique:     {', '.join(validators['sealing']) or 'none'}",
+            *(
+                f"  {node} votes: "
+                + ", ".join(f"{'add' if add else 'drop'} {a}" for a, add in votes.items())
+                for node, votes in validators["votes"].items()
+            ),
+        ]
     if balancers:
         sections += ["balancers:", *balancers]
     return "\n".join([f"chain {report.chain_id}: {verdict}", *sections])

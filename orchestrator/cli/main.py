@@ -31,6 +31,7 @@ COMMANDS = {  # name -> "module:attribute"
     "contracts": "orchestrator.cli.contracts:contracts",
     "demo": "orchestrator.cli.contracts:demo",
     "credit": "orchestrator.cli.credit:credit",
+    "members": "orchestrator.cli.members:members",
 }
 
 

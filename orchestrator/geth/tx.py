@@ -112,9 +112,7 @@ def _shown(kind: str, value: Any) -> object:
     return repr(value) if isinstance(value, str) else value
 
 
-def account_sender(
-    w3: Web3, key: Secret, *, url: str, decode_revert: RevertDecoder
-) -> TxSender:
+def account_sender(w3: Web3, key: Secret, *, url: str, decode_revert: RevertDecoder) -> TxSender:
     """A TxSender for the account whose private key is `key` (never shown in errors)."""
     try:
         account = Account.from_key(key.value)

@@ -362,6 +362,7 @@ class LocalConsortium:
                 bool(agent and agent.sealing) and state is AgentState.SEALING,
                 health,
                 leader=live and bool(agent and agent.leader),
+                clique=agent.clique if live and agent else None,
             )
 
         with ThreadPoolExecutor(max_workers=8) as pool:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.agent.status import AgentState
+from orchestrator.agent.status import AgentState, CliqueStatus
 from orchestrator.config import NodeSpec
 from orchestrator.geth.health import MAX_LAG_BLOCKS, NodeHealth
 
@@ -37,6 +37,7 @@ class NodeStatus:
     behind: int = 0  # blocks behind the highest node of the consortium
     chain_stalled_for: float | None = None  # set when no node has a recent block
     leader: bool = False  # holds its member's leader lease
+    clique: CliqueStatus | None = None  # a sealing agent's last reconciliation of votes
 
     @property
     def problems(self) -> list[str]:
@@ -78,6 +79,23 @@ class ConsortiumStatus:
     balancers: list[dict[str, Any]] = field(default_factory=list)  # url, token file, rotation
 
     @property
+    def validators(self) -> dict[str, Any] | None:
+        """Governance's decided validators, Clique's sealing signers and each sealing
+        node's votes in flight, from the agents' last reconciliations (None: no agent
+        seals, or the chain has no governance contract)."""
+        seen = [(n.spec.name, n.clique) for n in self.nodes if n.clique and n.sealing]
+        known = [(name, c) for name, c in seen if c.decided is not None]
+        if not known:
+            return None
+        decided, signers = known[0][1].decided, known[0][1].signers
+        return {
+            "decided": decided,
+            "sealing": signers,
+            "match": sorted(map(str.lower, decided or [])) == sorted(map(str.lower, signers)),
+            "votes": {name: c.voting for name, c in known if c.voting},
+        }
+
+    @property
     def healthy(self) -> bool:
         """Every node does its job and every validator identity is held."""
         identities_held = all(r.holder for r in self.leases if r.lease != "leader")
@@ -91,4 +109,5 @@ class ConsortiumStatus:
             "leases": [r.as_dict() for r in self.leases],
             "monitors": self.monitors,
             "balancers": self.balancers,
+            "validators": self.validators,
         }

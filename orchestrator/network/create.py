@@ -17,15 +17,27 @@ from typing import Any
 
 from eth_account import Account
 
-from genesis import CliqueSpec, InvalidGenesisSpec, build_genesis, canonical_json
+from genesis import (
+    GOVERNANCE_ADDRESS,
+    CliqueSpec,
+    Founder,
+    InvalidGenesisSpec,
+    Predeployed,
+    Rules,
+    build_genesis,
+    canonical_json,
+    governance_contract,
+)
+from orchestrator.artifacts import load_artifact
 from orchestrator.boundaries import Secret, Store, Vault
-from orchestrator.config import Consortium, Custody
+from orchestrator.config import Consortium, Custody, GovernanceRules
 from orchestrator.errors import ConfigError, StateError
 from orchestrator.geth.keys import address_of_public_key
 from orchestrator.network.names import (
     GENESIS,
     NETWORK_INFO,
     NETWORK_INFO_VERSION,
+    admin_key_name,
     member_blob,
     tx_key_name,
     validator_key_name,
@@ -40,11 +52,21 @@ TX_ACCOUNT_FUNDS = 10**24  # wei in the genesis for each bank's transaction acco
 class MemberInfo:
     member: str
     signers: tuple[str, ...]  # identity i seals as signers[i]
-    tx_account: str
+    tx_account: str  # writes credit records (a writer in governance)
+    admin: str  # the member's one ballot in governance; adds and removes its validators
 
     def as_json(self) -> bytes:
-        body = {"member": self.member, "signers": list(self.signers), "tx_account": self.tx_account}
+        body = {
+            "member": self.member,
+            "signers": list(self.signers),
+            "tx_account": self.tx_account,
+            "admin": self.admin,
+        }
         return json.dumps(body, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, member: str, doc: dict[str, Any]) -> MemberInfo:
+        return cls(member, tuple(doc["signers"]), doc["tx_account"], doc["admin"])
 
 
 def _address(key: Secret) -> str:
@@ -77,7 +99,8 @@ def ensure_member_identities(
         else:
             signers.append(_address(_key_in_vault(vault, name)))
     tx_account = _address(_key_in_vault(vault, tx_key_name(member)))
-    return MemberInfo(member, tuple(signers), tx_account)
+    admin = _address(_key_in_vault(vault, admin_key_name(member)))
+    return MemberInfo(member, tuple(signers), tx_account, admin)
 
 
 def publish_member(store: Store, info: MemberInfo) -> None:
@@ -101,7 +124,7 @@ def read_member(store: Store, member: str) -> MemberInfo | None:
         return None
     doc = _json(blob.data, blob.name)
     try:
-        return MemberInfo(doc["member"], tuple(doc["signers"]), doc["tx_account"])
+        return MemberInfo.from_json(doc["member"], doc)
     except (KeyError, TypeError) as e:
         raise StateError(
             f"malformed member blob (missing {e})", obj=blob.name, hint="delete it"
@@ -146,8 +169,13 @@ def create_network(store: Store, consortium: Consortium) -> NetworkInfo | None:
                 period=s.block_period,
                 epoch=s.epoch,
                 gas_limit=s.gas_limit,
-                # Each bank's transaction account pays for its credit-record writes.
-                alloc={info.tx_account: TX_ACCOUNT_FUNDS for info in members.values()},
+                # Each bank's transaction and admin accounts pay for their own writes.
+                alloc={
+                    a: TX_ACCOUNT_FUNDS
+                    for info in members.values()
+                    for a in (info.tx_account, info.admin)
+                },
+                contracts={GOVERNANCE_ADDRESS: founding_governance(members, s.governance)},
             )
         )
     except InvalidGenesisSpec as e:
@@ -169,6 +197,29 @@ def create_network(store: Store, consortium: Consortium) -> NetworkInfo | None:
     return read_network(store)
 
 
+def founding_governance(members: dict[str, MemberInfo], rules: GovernanceRules) -> Predeployed:
+    """The Governance contract at block 0: every founding member with its admin, its
+    signers as validators and its transaction account as writer."""
+    artifact = load_artifact("Governance")
+    founders = [
+        Founder(admin=i.admin, name=m, validators=i.signers, writers=(i.tx_account,))
+        for m, i in members.items()
+    ]
+    return governance_contract(
+        artifact.deployed_bytecode,
+        artifact.storage_layout,
+        founders,
+        Rules(
+            lifetime_blocks=rules.proposal_lifetime_blocks,
+            validator_cap=rules.validator_cap,
+            # A consortium founded with fewer validators keeps its founding count as floor.
+            validator_floor=min(
+                rules.validator_floor, sum(len(i.signers) for i in members.values())
+            ),
+        ),
+    )
+
+
 def read_network(store: Store) -> NetworkInfo | None:
     blob = store.read(NETWORK_INFO)
     if blob is None:
@@ -187,10 +238,7 @@ def read_network(store: Store) -> NetworkInfo | None:
             block_period=int(doc["block_period"]),
             founder=str(doc["founder"]),
             genesis_sha256=str(doc["genesis_sha256"]),
-            members={
-                m: MemberInfo(m, tuple(v["signers"]), v["tx_account"])
-                for m, v in doc["members"].items()
-            },
+            members={m: MemberInfo.from_json(m, v) for m, v in doc["members"].items()},
         )
     except (KeyError, TypeError, ValueError) as e:
         raise StateError(

@@ -1,7 +1,8 @@
 """Names of what a consortium keeps: blobs and leases in a store, secrets in a vault.
 
-    members/<member>.json          a member's signer addresses (identity order) and its
-                                   transaction account; its leader publishes them
+    members/<member>.json          a member's signer addresses (identity order), its
+                                   transaction account and its governance admin
+                                   account; its leader publishes them
     network/genesis.json           the canonical Clique genesis (the founder's leader)
     network/networkinfo.json       chain id, period, members, signers, genesis sha256
     enodes/<node>.json             a node's enode URL (its agent)
@@ -50,6 +51,11 @@ def validator_key_name(member: str, index: int) -> str:
 
 def tx_key_name(member: str) -> str:
     return f"{member}-tx-key"
+
+
+def admin_key_name(member: str) -> str:
+    """The member's admin account in governance: its one ballot, its validators."""
+    return f"{member}-admin-key"
 
 
 PSEUDONYM_SECRET_NAME = "consortium-pseudonym-secret"  # noqa: S105 - a name

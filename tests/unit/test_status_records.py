@@ -55,13 +55,24 @@ def test_the_agent_record_keeps_its_json_shape(tmp_path: Path) -> None:
     doc = json.loads(path.read_text())
     assert set(doc) == {
         "version", "node", "member", "role", "state", "since", "pid", "leader", "identity",
-        "last_fence", "sealing", "fences", "rpc_url", "health_url", "message",
+        "last_fence", "sealing", "fences", "rpc_url", "health_url", "message", "clique",
     }  # fmt: skip
     assert doc["version"] == 1
     assert doc["state"] == "SEALING"
     assert set(doc["identity"]) == {
         "index", "signer", "lease_renewed_at", "fence_at", "lease_expires_by",
     }  # fmt: skip
+
+
+def test_an_agent_record_without_votes_still_reads(tmp_path: Path) -> None:
+    """Records written before votes were reconciled have no `clique` key."""
+    path = tmp_path / "agent.json"
+    status.write(path, _agent())
+    doc = json.loads(path.read_text())
+    del doc["clique"]
+    path.write_text(json.dumps(doc))
+    record = status.read(path, AgentStatus)
+    assert record is not None and record.clique is None
 
 
 def test_a_geth_record_round_trips(tmp_path: Path) -> None:

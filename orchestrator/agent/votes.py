@@ -1,0 +1,82 @@
+"""Governance decides, Clique follows: a sealing agent votes geth's signers toward the
+validator set the Governance contract holds.
+
+Clique changes its signers only through votes in the headers that signers seal, and
+geth keeps a signer's votes in memory (`clique_propose`), so every sealing agent runs
+`reconcile` once a block period: it reads the decided set (`validators()` at
+`GOVERNANCE_ADDRESS`, an `eth_call` through its own node) and Clique's signers
+(`clique_getSigners`), proposes to add each decided address that does not sign yet and
+to drop each signer that is no longer decided, and discards every other proposal (a
+stale `true` would vote a removed address back in later). A restarted geth has lost its
+proposals; the next round casts them again. Votes reset at each epoch; the next rounds
+cast them again too. Clique passes a change with more than half of the current
+*signers*, which may differ from governance's majority of members: the contract decides
+who should sign, the signers' votes only carry it out.
+
+A chain without the contract (no code at the address), or a contract that answers an
+empty set, gets no votes: an agent never votes every signer out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eth_abi.abi import decode as abi_decode
+from eth_utils.abi import function_signature_to_4byte_selector
+from eth_utils.address import to_checksum_address
+
+from genesis import GOVERNANCE_ADDRESS
+from orchestrator.geth.ipc import ipc_request
+
+VALIDATORS_CALL = "0x" + function_signature_to_4byte_selector("validators()").hex()
+
+
+@dataclass(frozen=True)
+class CliqueVotes:
+    """One reconciliation: what governance decided, who signs, the votes in flight."""
+
+    decided: tuple[str, ...] | None  # None: this chain has no governance contract
+    signers: tuple[str, ...]
+    voting: dict[str, bool] = field(default_factory=dict)  # address -> add (True) / drop
+
+    @property
+    def settled(self) -> bool:
+        return self.decided is None or not self.voting
+
+
+def decided_validators(ipc: Path, *, timeout: float = 2.0) -> tuple[str, ...] | None:
+    """The contract's validator set at the node's head; None if there is no contract."""
+    code = ipc_request(ipc, "eth_getCode", [GOVERNANCE_ADDRESS, "latest"], timeout=timeout)
+    if not code or code == "0x":
+        return None
+    call = {"to": GOVERNANCE_ADDRESS, "data": VALIDATORS_CALL}
+    answer = ipc_request(ipc, "eth_call", [call, "latest"], timeout=timeout)
+    (addresses,) = abi_decode(["address[]"], bytes.fromhex(str(answer)[2:]))
+    return tuple(to_checksum_address(a) for a in addresses)
+
+
+def reconcile(ipc: Path, *, timeout: float = 2.0) -> CliqueVotes:
+    """Propose what moves Clique's signers toward the decided set; discard the rest.
+
+    Raises NodeUnreachable or RpcRefused when geth cannot be asked; the caller tries
+    again next round.
+    """
+    decided = decided_validators(ipc, timeout=timeout)
+    signers = tuple(
+        to_checksum_address(a) for a in ipc_request(ipc, "clique_getSigners", [], timeout=timeout)
+    )
+    proposals: dict[str, bool] = {
+        to_checksum_address(a): bool(v)
+        for a, v in (ipc_request(ipc, "clique_proposals", [], timeout=timeout) or {}).items()
+    }
+    if not decided:
+        return CliqueVotes(decided, signers, {})
+    wanted = {a: True for a in decided if a not in signers}
+    wanted |= {a: False for a in signers if a not in decided}
+    for address, add in wanted.items():
+        if proposals.get(address) is not add:
+            ipc_request(ipc, "clique_propose", [address, add], timeout=timeout)
+    for address in proposals.keys() - wanted.keys():
+        ipc_request(ipc, "clique_discard", [address], timeout=timeout)
+    return CliqueVotes(decided, signers, wanted)

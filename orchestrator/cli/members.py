@@ -1,0 +1,138 @@
+"""`members`: who the consortium's members are, and their votes, on the Governance
+contract. List with `poactl members`; an admin votes with `members vote NAME --as BANK`
+(`--approve`, `--reject`, or `--remove` to propose voting NAME out) and takes a ballot
+back with `members withdraw NAME --as BANK`. Each write is signed with the bank's admin
+key from its own vault and waits for its block; a refusal names the rule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from orchestrator.cli.common import handles_errors, state_dir_option
+from orchestrator.errors import ConfigError
+from orchestrator.governance import Governance, ProposalView
+from orchestrator.local.consortium import LocalConsortium
+from orchestrator.local.governance import bank_governance, sealing_signers
+
+as_option = click.option(
+    "--as", "bank", required=True, metavar="BANK", help="The bank whose admin key signs."
+)
+
+
+@click.group(invoke_without_command=True)
+@state_dir_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.pass_context
+@handles_errors
+def members(ctx: click.Context, state_dir: Path, fmt: str) -> None:
+    """List members, admins, validators (decided and sealing), writers and open proposals."""
+    ctx.obj = state_dir
+    if ctx.invoked_subcommand is not None:
+        return
+    local = LocalConsortium(state_dir)
+    report = _report(bank_governance(local), sealing_signers(local))
+    click.echo(json.dumps(report, indent=2) if fmt == "json" else _render(report))
+
+
+def _report(gov: Governance, sealing: list[str] | None) -> dict[str, Any]:
+    signing = {a.lower() for a in sealing or []}
+    return {
+        "governance": gov.address,
+        "threshold": gov.threshold(),
+        "rules": gov.rules(),
+        "members": [
+            {
+                "name": m.name, "admin": m.admin, "since_block": m.since,
+                "validators": [
+                    {"address": v, "sealing": v.lower() in signing} for v in m.validators
+                ],
+                "writers": list(m.writers),
+            }
+            for m in gov.members()
+        ],
+        "sealing_signers": sealing,
+        "open_proposals": [dataclasses.asdict(p) for p in gov.proposals(open_only=True)],
+    }  # fmt: skip
+
+
+def _render(r: dict[str, Any]) -> str:
+    lines = [f"governance {r['governance']}: {len(r['members'])} members, "
+             f"{r['threshold']} decide"]  # fmt: skip
+    for m in r["members"]:
+        lines.append(f"  {m['name']}  admin {m['admin']}")
+        for v in m["validators"]:
+            shown = "sealing" if v["sealing"] else "NOT sealing"
+            lines.append(f"    validator {v['address']} ({shown})")
+        lines += [f"    writer    {w}" for w in m["writers"]]
+    lines.append("open proposals:" if r["open_proposals"] else "open proposals: none")
+    for p in r["open_proposals"]:
+        lines.append(
+            f"  #{p['id']} {p['kind']} {p['name']} ({p['target']}), until block {p['expires']}: "
+            f"for {len(p['approvals'])}, against {len(p['rejections'])}"
+        )
+    return "\n".join(lines)
+
+
+def _open_proposal(gov: Governance, name: str) -> ProposalView:
+    found = [p for p in gov.proposals(open_only=True) if p.name == name]
+    if not found:
+        raise ConfigError(
+            f"no open proposal about {name!r}",
+            obj=name,
+            hint="`poactl members` lists the open proposals; `--remove` proposes a removal",
+        )
+    return found[-1]
+
+
+@members.command()
+@click.argument("name")
+@as_option
+@click.option("--approve", "choice", flag_value="approve", help="Vote for the proposal.")
+@click.option("--reject", "choice", flag_value="reject", help="Vote against it.")
+@click.option("--remove", "choice", flag_value="remove", help="Propose voting NAME out.")
+@click.pass_obj
+@handles_errors
+def vote(state_dir: Path, name: str, bank: str, choice: str | None) -> None:
+    """Vote on the open proposal about NAME as BANK's admin (or propose its removal)."""
+    if choice is None:
+        raise ConfigError("say how to vote", obj="vote", hint="--approve, --reject or --remove")
+    gov = bank_governance(LocalConsortium(state_dir), bank)
+    if choice == "remove":
+        admins = {m.name: m.admin for m in gov.members()}
+        if name not in admins:
+            raise ConfigError(f"{name!r} is not a member", obj=name, hint="see `poactl members`")
+        inclusion = gov.propose_remove(admins[name]).wait(timeout=60)
+        proposal = _open_proposal_or_last(gov, name)
+    else:
+        proposal = _open_proposal(gov, name)
+        inclusion = gov.vote(proposal.id, approve=choice == "approve").wait(timeout=60)
+        proposal = gov.proposal(proposal.id)
+    click.echo(
+        f"{bank} voted ({choice}) on #{proposal.id} {proposal.kind} {name} in block "
+        f"{inclusion.block_number}: {proposal.status}, for {len(proposal.approvals)}, "
+        f"against {len(proposal.rejections)} ({gov.threshold()} decide)"
+    )
+
+
+def _open_proposal_or_last(gov: Governance, name: str) -> ProposalView:
+    about = [p for p in gov.proposals() if p.name == name]
+    return about[-1]
+
+
+@members.command()
+@click.argument("name")
+@as_option
+@click.pass_obj
+@handles_errors
+def withdraw(state_dir: Path, name: str, bank: str) -> None:
+    """Take back BANK's ballot on the open proposal about NAME."""
+    gov = bank_governance(LocalConsortium(state_dir), bank)
+    proposal = _open_proposal(gov, name)
+    inclusion = gov.withdraw_vote(proposal.id).wait(timeout=60)
+    click.echo(f"{bank} withdrew its ballot on #{proposal.id} in block {inclusion.block_number}")
