@@ -23,6 +23,11 @@ from orchestrator.local.governance import bank_governance, sealing_signers
 as_option = click.option(
     "--as", "bank", required=True, metavar="BANK", help="The bank whose admin key signs."
 )
+# A subcommand's own --state-dir (after its name) wins over the group's.
+sub_state_dir_option = click.option(
+    "--state-dir", "sub_state_dir", type=click.Path(file_okay=False, path_type=Path),
+    default=None, help="As for `poactl members`.",
+)  # fmt: skip
 
 
 @click.group(invoke_without_command=True)
@@ -96,13 +101,16 @@ def _open_proposal(gov: Governance, name: str) -> ProposalView:
 @click.option("--approve", "choice", flag_value="approve", help="Vote for the proposal.")
 @click.option("--reject", "choice", flag_value="reject", help="Vote against it.")
 @click.option("--remove", "choice", flag_value="remove", help="Propose voting NAME out.")
+@sub_state_dir_option
 @click.pass_obj
 @handles_errors
-def vote(state_dir: Path, name: str, bank: str, choice: str | None) -> None:
+def vote(
+    state_dir: Path, name: str, bank: str, choice: str | None, sub_state_dir: Path | None
+) -> None:
     """Vote on the open proposal about NAME as BANK's admin (or propose its removal)."""
     if choice is None:
         raise ConfigError("say how to vote", obj="vote", hint="--approve, --reject or --remove")
-    gov = bank_governance(LocalConsortium(state_dir), bank)
+    gov = bank_governance(LocalConsortium(sub_state_dir or state_dir), bank)
     if choice == "remove":
         admins = {m.name: m.admin for m in gov.members()}
         if name not in admins:
@@ -128,11 +136,12 @@ def _open_proposal_or_last(gov: Governance, name: str) -> ProposalView:
 @members.command()
 @click.argument("name")
 @as_option
+@sub_state_dir_option
 @click.pass_obj
 @handles_errors
-def withdraw(state_dir: Path, name: str, bank: str) -> None:
+def withdraw(state_dir: Path, name: str, bank: str, sub_state_dir: Path | None) -> None:
     """Take back BANK's ballot on the open proposal about NAME."""
-    gov = bank_governance(LocalConsortium(state_dir), bank)
+    gov = bank_governance(LocalConsortium(sub_state_dir or state_dir), bank)
     proposal = _open_proposal(gov, name)
     inclusion = gov.withdraw_vote(proposal.id).wait(timeout=60)
     click.echo(f"{bank} withdrew its ballot on #{proposal.id} in block {inclusion.block_number}")
