@@ -1,12 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.28;
 
+/// @notice What the registry asks the consortium's Governance contract.
+interface IGovernance {
+    function isWriter(address account) external view returns (bool);
+}
+
 /// @title CreditRegistry: Metro 2-style tradelines that a consortium of banks shares.
 /// @notice A tradeline is keyed by (subject, furnisher, accountRef). The subject is a keyed
 /// pseudonym (HMAC-SHA256 of a national ID under a consortium secret, computed by the
 /// bank's client); no name, date of birth or national ID is ever sent here. Only member
-/// banks write; a bank writes only its own tradelines; any member may flag a dispute on
-/// any tradeline and only the furnisher resolves it. Every change bumps the tradeline's
+/// banks write, through the writer accounts Governance lists for them while they are
+/// members (no account has a power of its own here); a bank writes only its own
+/// tradelines; any member may flag a dispute on any tradeline and only the furnisher
+/// resolves it. Every change bumps the tradeline's
 /// version and emits `TradelineChanged` with the full record, so the history can be
 /// rebuilt from the logs. Compiled for evmVersion london (Clique in geth 1.13).
 contract CreditRegistry {
@@ -60,9 +67,7 @@ contract CreditRegistry {
 
     // -- errors (the SDK decodes them from the ABI and shows them plainly) --------------
 
-    error NotAdmin(address caller);
     error NotMember(address account);
-    error AlreadyMember(address account);
     error ZeroAddress();
     error NotFurnisher(address caller, address furnisher);
     error UnknownTradeline(bytes32 subject, address furnisher, bytes32 accountRef);
@@ -85,9 +90,6 @@ contract CreditRegistry {
         address by,
         Tradeline tradeline
     );
-    event MemberAdded(address indexed account, address indexed by);
-    event MemberRemoved(address indexed account, address indexed by);
-    event AdminTransferred(address indexed previous, address indexed next);
 
     // -- character sets as 256-bit masks: bit c is set when ASCII byte c is allowed ---------
 
@@ -104,66 +106,25 @@ contract CreditRegistry {
 
     // -- state ----------------------------------------------------------------------------
 
-    address public admin;
-    mapping(address => bool) public isMember;
-    address[] private _members;
-    mapping(address => uint256) private _memberSlot; // index in _members + 1
+    /// @notice Who may write: a member bank's writer accounts, as the consortium's
+    /// Governance contract says at the moment of each write.
+    IGovernance public governance; // a slot, not immutable: the code stays the artifact's
     mapping(bytes32 => Tradeline) private _tradelines; // key: keccak(subject, furnisher, ref)
     mapping(bytes32 => bytes32[]) private _keysOf; // subject => its tradeline keys
 
-    constructor(address[] memory initialMembers) {
-        admin = msg.sender;
-        emit AdminTransferred(address(0), msg.sender);
-        for (uint256 i = 0; i < initialMembers.length; i++) {
-            _addMember(initialMembers[i]);
-        }
-    }
-
-    modifier onlyAdmin() {
-        if (msg.sender != admin) revert NotAdmin(msg.sender);
-        _;
+    constructor(IGovernance governance_) {
+        if (address(governance_) == address(0)) revert ZeroAddress();
+        governance = governance_;
     }
 
     modifier onlyMember() {
-        if (!isMember[msg.sender]) revert NotMember(msg.sender);
+        if (!governance.isWriter(msg.sender)) revert NotMember(msg.sender);
         _;
     }
 
-    // -- membership (admin-managed until governance replaces it) ------------------------
-
-    function addMember(address account) external onlyAdmin {
-        _addMember(account);
-    }
-
-    function removeMember(address account) external onlyAdmin {
-        uint256 slot = _memberSlot[account];
-        if (slot == 0) revert NotMember(account);
-        address last = _members[_members.length - 1];
-        _members[slot - 1] = last;
-        _memberSlot[last] = slot;
-        _members.pop();
-        delete _memberSlot[account];
-        isMember[account] = false;
-        emit MemberRemoved(account, msg.sender);
-    }
-
-    function transferAdmin(address next) external onlyAdmin {
-        if (next == address(0)) revert ZeroAddress();
-        emit AdminTransferred(admin, next);
-        admin = next;
-    }
-
-    function members() external view returns (address[] memory) {
-        return _members;
-    }
-
-    function _addMember(address account) private {
-        if (account == address(0)) revert ZeroAddress();
-        if (isMember[account]) revert AlreadyMember(account);
-        _members.push(account);
-        _memberSlot[account] = _members.length;
-        isMember[account] = true;
-        emit MemberAdded(account, msg.sender);
+    /// @notice True while `account` writes for a member bank (a writer in Governance).
+    function isMember(address account) external view returns (bool) {
+        return governance.isWriter(account);
     }
 
     // -- writes ---------------------------------------------------------------------------

@@ -34,8 +34,8 @@ def render_deploy(outcome: DeployOutcome, network: NetworkInfo) -> str:
         )
     lines = [
         head,
-        f"  admin: {names.get(r.admin.lower(), '?')} {r.admin}",
-        "  members: " + ", ".join(f"{names.get(m.lower(), '?')} {m}" for m in r.members),
+        f"  deployed by {names.get(r.deployer.lower(), '?')} {r.deployer} (no power over it)",
+        f"  writers: the members' writer accounts in governance {r.governance} (`poactl members`)",
         f"  recorded in {CONTRACTS_BLOB}, where every bank's SDK and `poactl credit` find it",
     ]
     if outcome.note:

@@ -1,9 +1,9 @@
 """`CreditClient`: one bank's view of the CreditRegistry through one RPC endpoint.
 
-Writes (`report`, `dispute`, `resolve`, and the admin's `add_member`/`remove_member`) are
-validated on the client, signed locally with the bank's account key and return a
-`PendingTx` whose `wait(confirmations=N)` gives the `Inclusion`. Reads (`get`,
-`tradeline`, `history`, `members`) come from the node the client is bound to: a bank
+Writes (`report`, `dispute`, `resolve`) are validated on the client, signed locally with
+the bank's account key and return a `PendingTx` whose `wait(confirmations=N)` gives the
+`Inclusion`; who may write is the Governance contract's to say. Reads (`get`,
+`tradeline`, `history`, `is_member`) come from the node the client is bound to: a bank
 reads from its own node. Subjects are pseudonyms: `client.subject(national_id)`.
 """
 
@@ -143,21 +143,6 @@ class CreditClient:
         args = [check_subject(subject), owner, account_ref_bytes(account_ref), code.encode()]
         return self._send(self._encode("resolve", args), gas, f"resolution of {account_ref}")
 
-    def add_member(self, bank: str, *, gas: int | None = None) -> PendingTx:
-        """Admin only: let `bank`'s account write."""
-        data = self._encode("addMember", [check_address("bank", bank)])
-        return self._send(data, gas, f"addMember({bank})")
-
-    def remove_member(self, bank: str, *, gas: int | None = None) -> PendingTx:
-        """Admin only: stop `bank`'s account from writing (its tradelines stay readable)."""
-        data = self._encode("removeMember", [check_address("bank", bank)])
-        return self._send(data, gas, f"removeMember({bank})")
-
-    def transfer_admin(self, next_admin: str, *, gas: int | None = None) -> PendingTx:
-        """Admin only: hand membership management to `next_admin` (e.g. governance)."""
-        data = self._encode("transferAdmin", [check_address("next_admin", next_admin)])
-        return self._send(data, gas, "transferAdmin")
-
     # -- reads --------------------------------------------------------------------------
 
     def get(self, subject: bytes | str) -> CreditFile:
@@ -243,14 +228,13 @@ class CreditClient:
             )
         return entries
 
-    def members(self) -> list[str]:
-        return [str(m) for m in self._read("members", [], "latest")]
-
     def is_member(self, bank: str) -> bool:
+        """True while `bank` (an account) writes for a member: a writer in governance."""
         return bool(self._read("isMember", [check_address("bank", bank)], "latest"))
 
-    def admin(self) -> str:
-        return str(self._read("admin", [], "latest"))
+    def governance(self) -> str:
+        """The Governance contract the registry asks who may write."""
+        return str(self._read("governance", [], "latest"))
 
     # -- plumbing -----------------------------------------------------------------------
 

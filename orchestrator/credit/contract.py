@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import requests
@@ -23,6 +22,7 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
 
+from genesis.governance import GOVERNANCE_ADDRESS
 from orchestrator.artifacts import Artifact, load_artifact
 from orchestrator.boundaries import Secret
 from orchestrator.credit.errors import ContractRevert, CreditError
@@ -34,10 +34,9 @@ log = logging.getLogger(__name__)
 
 _FIX_RECORD = "the record failed the registry's own checks; fix the field and send it again"
 HINTS: dict[str, str] = {
-    "NotAdmin": "only the registry's admin manages members; use the admin account",
-    "NotMember": "this account is not a member bank of the registry; ask the consortium "
-    "admin to add it (addMember), or check that you use the bank's own account key",
-    "AlreadyMember": "nothing to do: the account is already a member",
+    "NotMember": "this account does not write for a member bank: governance lists each "
+    "member's writer accounts (`poactl members`); check that you use the bank's own "
+    "transaction key, and that the bank is still a member",
     "ZeroAddress": "give a real account address",
     "NotFurnisher": "a bank writes and resolves only its own tradelines; the furnisher must "
     "be the sending account",
@@ -107,8 +106,8 @@ class Deployment:
     """A registry deployed by one transaction."""
 
     address: str
-    admin: str
-    members: tuple[str, ...]
+    deployer: str  # paid for the deployment; holds no power in the registry
+    governance: str  # the Governance contract that says who writes
     tx_hash: str
     block_number: int
     gas_used: int
@@ -129,19 +128,19 @@ def registry_code_at(rpc_url: str, address: str, *, token: Secret | None = None)
 
 def deploy_new_registry(
     rpc_url: str,
-    admin_key: Secret,
+    deployer_key: Secret,
     *,
-    members: Sequence[str] = (),
+    governance: str = GOVERNANCE_ADDRESS,
     confirmations: int = 0,
     timeout: float = 60.0,
 ) -> Deployment:
-    """Deploy a new registry (one transaction): the deploying account becomes the admin,
-    `members` the first member banks. Waits for inclusion and `confirmations`."""
+    """Deploy a new registry (one transaction) that asks `governance` who may write; the
+    deploying account keeps no power over it. Waits for inclusion and `confirmations`."""
     w3 = http_web3(rpc_url)
-    sender = sender_for(w3, admin_key, url=rpc_url)
-    banks = [check_address(f"members[{i}]", m) for i, m in enumerate(members)]
+    sender = sender_for(w3, deployer_key, url=rpc_url)
+    checked = check_address("governance", governance)
     factory = w3.eth.contract(abi=registry_artifact().abi, bytecode=registry_artifact().bytecode)
-    data = HexBytes(factory.constructor(banks).data_in_transaction)
+    data = HexBytes(factory.constructor(checked).data_in_transaction)
     inclusion = sender.send(to=None, data=bytes(data), what="registry deployment").wait(
         confirmations=confirmations, timeout=timeout
     )
@@ -157,8 +156,8 @@ def deploy_new_registry(
     log.info("CreditRegistry deployed at %s in block %d", deployed, inclusion.block_number)
     return Deployment(
         address=str(deployed),
-        admin=str(sender.address),
-        members=tuple(str(b) for b in banks),
+        deployer=str(sender.address),
+        governance=str(checked),
         tx_hash=inclusion.tx_hash,
         block_number=inclusion.block_number,
         gas_used=inclusion.gas_used,
@@ -167,17 +166,15 @@ def deploy_new_registry(
 
 def deploy_registry(
     rpc_url: str,
-    admin_key: Secret,
+    deployer_key: Secret,
     *,
     address: str | None = None,
-    members: Sequence[str] = (),
+    governance: str = GOVERNANCE_ADDRESS,
     confirmations: int = 0,
     timeout: float = 60.0,
 ) -> str:
-    """The registry's address: `address` if the registry is deployed there, else a new one.
-
-    The deploying account becomes the admin; `members` are the first member banks.
-    """
+    """The registry's address: `address` if the registry is deployed there, else a new one
+    that asks `governance` who may write."""
     if address is not None:
         recorded = str(check_address("registry address", address))
         found = registry_code_at(rpc_url, recorded)
@@ -193,6 +190,7 @@ def deploy_registry(
             )
         log.warning("no code at the recorded registry address %s; deploying again", recorded)
     deployment = deploy_new_registry(
-        rpc_url, admin_key, members=members, confirmations=confirmations, timeout=timeout
-    )
+        rpc_url, deployer_key, governance=governance, confirmations=confirmations,
+        timeout=timeout,
+    )  # fmt: skip
     return deployment.address

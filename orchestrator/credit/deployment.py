@@ -1,11 +1,13 @@
 """The consortium's CreditRegistry: deployed once, recorded in the store, found by every bank.
 
-    network/contracts.json   {"version": 1, "chain_id", "genesis_sha256",
-                              "contracts": {"CreditRegistry": {address, admin, members,
-                              tx_hash, block_number, source_sha256, deployed_at}}}
+    network/contracts.json   {"version": 2, "chain_id", "genesis_sha256",
+                              "contracts": {"CreditRegistry": {address, deployer,
+                              governance, tx_hash, block_number, source_sha256,
+                              deployed_at}}}
 
-`deploy` is idempotent: the founding member's transaction account deploys the registry
-with every bank's transaction account as a member and records it with a conditional
+`deploy` is idempotent: a bank's transaction account (the founder's, by convention)
+deploys the registry, which asks the Governance contract who may write (each member's
+writer accounts) and gives its deployer no power, and records it with a conditional
 write (`if_absent`), so two deployers racing record one address (the loser's contract is
 left unused, with a warning). A recorded registry whose code is at its address is left
 alone (no transaction); a recorded address without code (a new chain under an old store,
@@ -26,8 +28,6 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from eth_account import Account
-
 from orchestrator.boundaries import Secret, Store, Vault
 from orchestrator.credit.access import BankAccess
 from orchestrator.credit.contract import deploy_new_registry, registry_artifact, registry_code_at
@@ -38,7 +38,7 @@ from orchestrator.network.names import NETWORK_INFO, PSEUDONYM_SECRET_NAME, tx_k
 log = logging.getLogger(__name__)
 
 CONTRACTS_BLOB = "network/contracts.json"
-CONTRACTS_VERSION = 1
+CONTRACTS_VERSION = 2
 REGISTRY = "CreditRegistry"
 DEPLOY_HINT = "`poactl contracts deploy` (`poactl up` deploys it unless --no-deploy)"
 
@@ -48,8 +48,8 @@ class RegistryRecord:
     """Where the consortium's registry is, and how it got there."""
 
     address: str
-    admin: str
-    members: tuple[str, ...]
+    deployer: str  # paid for the deployment; holds no power in the registry
+    governance: str  # who may write: the Governance contract's members' writers
     tx_hash: str
     block_number: int
     source_sha256: str
@@ -60,7 +60,6 @@ class RegistryRecord:
     def as_json(self) -> bytes:
         entry = asdict(self)
         chain_id, genesis = entry.pop("chain_id"), entry.pop("genesis_sha256")
-        entry["members"] = list(self.members)
         doc = {
             "version": CONTRACTS_VERSION,
             "chain_id": chain_id,
@@ -90,8 +89,8 @@ def _parse(data: bytes) -> RegistryRecord:
         entry = doc["contracts"][REGISTRY]
         return RegistryRecord(
             address=str(entry["address"]),
-            admin=str(entry["admin"]),
-            members=tuple(str(m) for m in entry["members"]),
+            deployer=str(entry["deployer"]),
+            governance=str(entry["governance"]),
             tx_hash=str(entry["tx_hash"]),
             block_number=int(entry["block_number"]),
             source_sha256=str(entry["source_sha256"]),
@@ -128,25 +127,16 @@ def deploy(
     store: Store,
     *,
     rpc_url: str,
-    admin_key: Secret,
+    deployer_key: Secret,
     replace: bool = False,
     timeout: float = 60.0,
 ) -> DeployOutcome:
     """Deploy the registry through `rpc_url` unless the recorded one is there; record it.
 
-    The admin is the founding member's transaction account (`admin_key` must be its key);
-    the members are every bank's transaction account from the network information.
+    `deployer_key` pays for the one transaction and gets no power over the registry:
+    who writes is the Governance contract's to say.
     """
     network = _network(store)
-    founder = network.members[network.founder]
-    admin = Account.from_key(admin_key.value).address
-    if admin.lower() != founder.tx_account.lower():
-        raise StateError(
-            f"the admin key is not the founding member's transaction account "
-            f"({founder.tx_account})",
-            obj=tx_key_name(network.founder),
-            hint=f"use the key {tx_key_name(network.founder)} from {network.founder}'s vault",
-        )
     blob = store.read(CONTRACTS_BLOB)
     if blob is not None:
         recorded = _parse(blob.data)
@@ -163,12 +153,11 @@ def deploy(
                 "stay on the old chain); if a node is still syncing, wait and try again",
             )
         log.warning("replacing the recorded registry: %s", problem)
-    members = [info.tx_account for info in network.members.values()]
-    deployment = deploy_new_registry(rpc_url, admin_key, members=members, timeout=timeout)
+    deployment = deploy_new_registry(rpc_url, deployer_key, timeout=timeout)
     record = RegistryRecord(
         address=deployment.address,
-        admin=deployment.admin,
-        members=deployment.members,
+        deployer=deployment.deployer,
+        governance=deployment.governance,
         tx_hash=deployment.tx_hash,
         block_number=deployment.block_number,
         source_sha256=registry_artifact().source_sha256,

@@ -1,8 +1,9 @@
 """Credit records on the local consortium: the registry's deployment, the demo's banks
 and the `credit` commands' resolver, wired to the state dir's store and the banks' vaults.
 
-The deployer and admin is the founding member (the first member of the consortium file),
-with its transaction key from its vault; every bank's transaction account is a member.
+The deployer is the founding member (the first member of the consortium file), with its
+transaction key from its vault; it gets no power over the registry, which asks the
+Governance contract who writes (each member's transaction account, from the genesis).
 The address goes into the store as `network/contracts.json`, where every bank's resolver
 finds it. A bank's endpoint is its first node (its own node). The services are
 `orchestrator.credit.deployment` and `orchestrator.credit.demo`; the commands that call
@@ -124,8 +125,8 @@ def deploy_local(local: LocalConsortium, *, replace: bool = False) -> DeployOutc
     # covers state dirs made before it did (idempotent: an existing secret is kept).
     if share_secret(vaults):
         log.info("created the consortium pseudonym secret in %s", ", ".join(vaults))
-    admin_key = vaults[founder].get_secret(tx_key_name(founder))
-    if admin_key is None:
+    deployer_key = vaults[founder].get_secret(tx_key_name(founder))
+    if deployer_key is None:
         raise StateError(
             f"no transaction key for the founding member {founder} in its vault",
             obj=tx_key_name(founder),
@@ -133,7 +134,7 @@ def deploy_local(local: LocalConsortium, *, replace: bool = False) -> DeployOutc
         )
     node, rpc_url = endpoints(consortium)[founder]
     require_answering(node, rpc_url)
-    return deploy(local.store(), rpc_url=rpc_url, admin_key=admin_key, replace=replace)
+    return deploy(local.store(), rpc_url=rpc_url, deployer_key=deployer_key, replace=replace)
 
 
 @dataclass(frozen=True)

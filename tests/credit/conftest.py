@@ -1,10 +1,11 @@
 """One real geth 1.13.15 Clique signer for the credit tests, banks prefunded in genesis.
 
 `chain` (session scope: one geth for every credit test module) is the helpers'
-`sealing_chain` on a genesis (period 1) whose `alloc` funds the admin and three bank
-accounts. `registry`
-deploys a fresh CreditRegistry per test module, with bank A and bank B as members; bank C
-is funded but not a member.
+`sealing_chain` on a genesis (period 1) whose `alloc` funds the deployer ("admin"), three
+bank accounts and three governance admins, and whose Governance contract has bank A
+and bank B as members. `registry`
+deploys a fresh CreditRegistry per test module, which asks that Governance who writes;
+bank C is funded but not a member.
 """
 
 from __future__ import annotations
@@ -21,15 +22,20 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
-from genesis import CliqueSpec
+from genesis import GOVERNANCE_ADDRESS, CliqueSpec, Founder, Rules, governance_contract
 from orchestrator.boundaries import Secret
 from orchestrator.credit import CreditClient, Record, deploy_registry
 from orchestrator.geth.client import http_web3
+from orchestrator.governance import Governance
+from orchestrator.governance.client import governance_artifact
 from tests.helpers.geth import sealing_chain
 
 CHAIN_ID = 7331
 FUNDS = 10**24  # a million ether each
-ACCOUNTS = ("admin", "bank_a", "bank_b", "bank_c")
+ACCOUNTS = ("admin", "bank_a", "bank_b", "bank_c", "gov_a", "gov_b", "gov_c")
+# Governance in the genesis: bank A and bank B are members, their transaction accounts
+# their writers, gov_a and gov_b their admins; bank C (admin gov_c) is not a member.
+FOUNDERS = (("bank-a", "gov_a", "bank_a"), ("bank-b", "gov_b", "bank_b"))
 # National IDs used by the credit tests; the privacy test scans the chain for each.
 NATIONAL_IDS = ("123-45-6789", "987 65 4321", "AB-123456-C", "555-01-2222", "X1234567")
 
@@ -41,6 +47,10 @@ class Chain:
     addresses: dict[str, str]
     pseudonym_secret: Secret
     log_file: Path
+
+    def governance(self, who: str) -> Governance:
+        """Governance with `who`'s key (gov_a, gov_b or gov_c)."""
+        return Governance(self.rpc_url, admin_key=self.keys[who])
 
     def w3(self) -> Web3:
         return http_web3(self.rpc_url)
@@ -58,11 +68,23 @@ class Chain:
 def chain(geth: str) -> Iterator[Chain]:
     root = Path(tempfile.mkdtemp(prefix="poa-credit-", dir="/tmp"))
     accounts = {name: Account.create() for name in ACCOUNTS}
+    artifact = governance_artifact()
+    founders = [
+        Founder(
+            admin=accounts[admin].address, name=name,
+            validators=[Account.create().address], writers=[accounts[writer].address],
+        )
+        for name, admin, writer in FOUNDERS
+    ]  # fmt: skip
+    governance = governance_contract(
+        artifact.deployed_bytecode, artifact.storage_layout, founders, Rules(validator_floor=1)
+    )
     spec = CliqueSpec(
         chain_id=CHAIN_ID,
         signers=["0x" + "00" * 20],  # replaced by the chain's own signer
         period=1,
         alloc={a.address: FUNDS for a in accounts.values()},
+        contracts={GOVERNANCE_ADDRESS: governance},
     )
     try:
         with sealing_chain(geth, root, spec) as node:
@@ -80,11 +102,7 @@ def chain(geth: str) -> Iterator[Chain]:
 @pytest.fixture(scope="module")
 def registry(chain: Chain) -> str:
     """A fresh registry for the module: admin deploys, bank A and bank B are members."""
-    return deploy_registry(
-        chain.rpc_url,
-        chain.keys["admin"],
-        members=[chain.addresses["bank_a"], chain.addresses["bank_b"]],
-    )
+    return deploy_registry(chain.rpc_url, chain.keys["admin"])
 
 
 @pytest.fixture(scope="module")

@@ -143,7 +143,7 @@ def test_errors_map_to_exit_codes_and_plain_messages(
     result = run(chain, registry, files, "bank_c", *report, "--file", str(files["record"]))
     assert result.exit_code == 1
     assert "error: the registry refused: NotMember(account=" in result.output
-    assert "hint: this account is not a member bank" in result.output
+    assert "hint: this account does not write for a member bank" in result.output
 
     result = run(chain, registry, files, "bank_a", *report, "--file", str(files["bad"]))
     assert result.exit_code == 1

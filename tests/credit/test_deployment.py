@@ -108,8 +108,8 @@ def test_create_puts_the_secret_in_every_vault_staged_and_outside(short_dir: Pat
 def record(**changes: object) -> RegistryRecord:
     fields: dict[str, object] = {
         "address": A,
-        "admin": B,
-        "members": (A, B),
+        "deployer": B,
+        "governance": A,
         "tx_hash": "0x" + "11" * 32,
         "block_number": 7,
         "source_sha256": "ab" * 32,
@@ -140,8 +140,8 @@ def test_contracts_record_round_trips_and_refuses_what_it_cannot_read(tmp_path: 
 
 def network_info(s: Store) -> None:
     members = {
-        "bank-a": {"member": "bank-a", "signers": [B], "tx_account": A},
-        "bank-b": {"member": "bank-b", "signers": [A], "tx_account": B},
+        "bank-a": {"member": "bank-a", "signers": [B], "tx_account": A, "admin": B},
+        "bank-b": {"member": "bank-b", "signers": [A], "tx_account": B, "admin": A},
     }
     doc = {
         "version": 1,

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from genesis import GOVERNANCE_ADDRESS
 from orchestrator.credit import ContractRevert, CreditClient, codes, registry_contract
-from orchestrator.credit.contract import error_names
+from orchestrator.credit.contract import deploy_new_registry, error_names
 from orchestrator.credit.records import CONTRACT_REPORT_FIELDS, record_to_contract
 from tests.credit.conftest import NATIONAL_IDS, TODAY, Chain, record
 
@@ -50,7 +51,7 @@ def test_a_non_member_is_refused_before_gas_is_spent(bank_c: CreditClient) -> No
     assert caught.value.error == "NotMember"
     assert caught.value.args_by_name == {"account": bank_c.address}
     assert f"the registry refused: NotMember(account={bank_c.address})" in str(caught.value)
-    assert "addMember" in str(caught.value)
+    assert "`poactl members`" in str(caught.value)
     assert nonce(bank_c) == before  # nothing was sent
 
 
@@ -159,21 +160,32 @@ def test_disputes_are_flagged_by_any_member_and_resolved_by_the_furnisher(
     ]
 
 
-def test_the_admin_manages_members(
-    admin: CreditClient, bank_a: CreditClient, bank_b: CreditClient, bank_c: CreditClient
+def test_writing_follows_membership_in_governance(
+    chain: Chain, bank_a: CreditClient, bank_b: CreditClient, bank_c: CreditClient
 ) -> None:
-    assert admin.members() == [bank_a.address, bank_b.address]
-    assert admin.admin() == admin.address
+    """No account manages the registry: the members' admins decide in Governance, and a
+    member's writer accounts write while it is a member."""
+    assert bank_a.governance() == GOVERNANCE_ADDRESS
+    assert bank_a.is_member(bank_a.address) and bank_a.is_member(bank_b.address)
     assert not bank_c.is_member(bank_c.address)
-
-    admin.add_member(bank_c.address).wait()
-    assert bank_c.is_member(bank_c.address)
+    gov_a, gov_b, gov_c = (chain.governance(w) for w in ("gov_a", "gov_b", "gov_c"))
     subject = bank_c.subject(NATIONAL_IDS[0])
+    with pytest.raises(ContractRevert, match="NotMember"):
+        bank_c.report(subject, record("C-LOAN"))
+
+    gov_c.propose_add(gov_c.account, "bank-c").wait()  # bank C files its request
+    (request,) = gov_a.proposals(open_only=True)
+    gov_a.vote(request.id, approve=True).wait()
+    assert not bank_c.is_member(bank_c.address)  # bank C is not a member yet
+    gov_b.vote(request.id, approve=True).wait()  # two of two: admitted
+    gov_c.add_writers([bank_c.address]).wait()  # its own writer account
+    assert bank_c.is_member(bank_c.address)
     bank_c.report(subject, record("C-LOAN")).wait()
 
-    admin.remove_member(bank_c.address).wait()
+    gov_a.propose_remove(gov_c.account).wait()
+    (removal,) = gov_a.proposals(open_only=True)
+    gov_b.vote(removal.id, approve=True).wait()  # two of three: voted out
     assert not bank_c.is_member(bank_c.address)
-    assert bank_c.address not in admin.members()
     with pytest.raises(ContractRevert, match="NotMember"):
         bank_c.report(subject, record("C-LOAN", current_balance=1))
     # What a removed member reported stays readable.
@@ -256,10 +268,11 @@ def ctx(
 
 ZERO = "0x" + "00" * 20
 CASES: dict[str, tuple[Callable[[Ctx], object], dict[str, object]]] = {
-    "NotAdmin": (lambda x: x.a.add_member(x.c.address), {}),
     "NotMember": (lambda x: x.c.report(x.subject, record()), {}),
-    "AlreadyMember": (lambda x: x.admin.add_member(x.a.address), {}),
-    "ZeroAddress": (lambda x: x.admin.transfer_admin(ZERO), {}),
+    "ZeroAddress": (
+        lambda x: deploy_new_registry(x.chain.rpc_url, x.chain.keys["admin"], governance=ZERO),
+        {},
+    ),
     "NotFurnisher": (lambda x: x.b.resolve(x.subject, "LOAN-D", furnisher=x.a.address), {}),
     "UnknownTradeline": (
         lambda x: x.b.dispute(x.subject, x.a.address, "NO-SUCH-REF"),

@@ -22,6 +22,7 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
+from genesis import GOVERNANCE_ADDRESS
 from orchestrator.boundaries import Secret
 from orchestrator.cli.main import main
 from orchestrator.credit import CreditClient
@@ -30,6 +31,7 @@ from orchestrator.credit.deployment import CONTRACTS_BLOB, read_registry
 from orchestrator.credit.records import record_to_mapping
 from orchestrator.geth.client import http_web3
 from orchestrator.local.consortium import LocalConsortium
+from orchestrator.local.governance import bank_governance
 from orchestrator.local.registry import local_resolver
 from orchestrator.network.names import PSEUDONYM_SECRET_NAME
 from orchestrator.wiring import make_vault
@@ -99,8 +101,7 @@ def test_deploy_is_idempotent_and_recorded(running: LocalConsortium) -> None:
     assert first.output.startswith("CreditRegistry deployed at 0x")
     recorded = read_registry(running.store())
     assert recorded is not None
-    assert recorded.admin == founder
-    assert set(recorded.members) == {m.tx_account for m in network.members.values()}
+    assert recorded.deployer == founder and recorded.governance == GOVERNANCE_ADDRESS
     assert recorded.genesis_sha256 == network.genesis_sha256
     assert f"in block {recorded.block_number} (tx {recorded.tx_hash})" in first.output
     nonce = w3.eth.get_transaction_count(founder)
@@ -112,9 +113,9 @@ def test_deploy_is_idempotent_and_recorded(running: LocalConsortium) -> None:
     assert read_registry(running.store()) == recorded
     assert w3.eth.get_transaction_count(founder) == nonce  # no new transaction
 
-    admin = client(running, "bank-b")
-    assert admin.admin() == founder
-    assert set(admin.members()) == set(recorded.members)
+    b = client(running, "bank-b")  # the deployer has no power; governance says who writes
+    assert b.governance() == GOVERNANCE_ADDRESS
+    assert all(b.is_member(m.tx_account) for m in network.members.values())
 
 
 def test_a_recorded_address_without_code_is_named_plainly(running: LocalConsortium) -> None:
@@ -230,17 +231,18 @@ def test_refusals_show_the_registry_reason(running: LocalConsortium, tmp_path: P
     assert "error: the registry refused: NotFurnisher(caller=" in result.output
     assert "hint: a bank writes and resolves only its own tradelines" in result.output
 
-    # Bank B is no longer a member (the admin, Bank A's account, removed it).
+    # Bank B's transaction account no longer writes for it (its admin took it out).
     names = access(running, "bank-b").names
     bank_b = next(address for address, name in names.items() if name == "bank-b")
-    a.remove_member(bank_b).wait(timeout=30)
+    governance = bank_governance(running, "bank-b")
+    governance.remove_writers([bank_b]).wait(timeout=30)
     try:
         result = poactl(running, *report)
         assert result.exit_code == 1
         assert f"error: the registry refused: NotMember(account={bank_b})" in result.output
-        assert "hint: this account is not a member bank" in result.output
+        assert "hint: this account does not write for a member bank" in result.output
     finally:
-        a.add_member(bank_b).wait(timeout=30)
+        governance.add_writers([bank_b]).wait(timeout=30)
 
 
 def test_no_national_id_appears_on_chain(running: LocalConsortium) -> None:
