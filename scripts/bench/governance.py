@@ -118,11 +118,12 @@ def main() -> None:
         f"| `removeValidators`: the signer leaves `clique_getSigners` | {summary(drops)} |",
         f"| `addValidators`: the signer is back and has sealed a block | {summary(adds)} |",
         "",
-        "Clique passes a change once more than half of the signers (3 of 4) have each",
-        "sealed a block carrying their vote, and a signer seals at most one block in",
-        "three, so a change takes a few rounds of 2 s blocks. The issue's figure, from the",
-        "last approving vote to a *joining* bank's validators sealing, needs `poactl join`,",
-        "which is not built yet; adding a validator back is the same Clique path.",
+        "Clique passes a change once more than half of the signers (3 of 4 to drop, 2 of",
+        "3 to add back) have each sealed a block carrying their vote, and a signer seals",
+        "at most one block in three, so a change takes a few rounds of 2 s blocks. The",
+        "issue's figure, from the last approving vote to a *joining* bank's validators",
+        "sealing, needs `poactl join`, which is not built yet; adding a validator back is",
+        "the same Clique path.",
         END,
     ])  # fmt: skip
     publish(BEGIN, END, section, record_it=args.record)
