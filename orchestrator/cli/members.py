@@ -67,7 +67,7 @@ def _report(gov: Governance, sealing: list[str] | None) -> dict[str, Any]:
 
 
 def _render(r: dict[str, Any]) -> str:
-    lines = [f"governance {r['governance']}: {len(r['members'])} members, "
+    lines = [f"governance {r['governance']}: {_count(len(r['members']), 'member')}, "
              f"{r['threshold']} decide"]  # fmt: skip
     for m in r["members"]:
         lines.append(f"  {m['name']}  admin {m['admin']}")
@@ -82,6 +82,10 @@ def _render(r: dict[str, Any]) -> str:
             f"for {len(p['approvals'])}, against {len(p['rejections'])}"
         )
     return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _open_proposal(gov: Governance, name: str) -> ProposalView:
@@ -121,11 +125,15 @@ def vote(
         proposal = _open_proposal(gov, name)
         inclusion = gov.vote(proposal.id, approve=choice == "approve").wait(timeout=60)
         proposal = gov.proposal(proposal.id)
-    click.echo(
-        f"{bank} voted ({choice}) on #{proposal.id} {proposal.kind} {name} in block "
-        f"{inclusion.block_number}: {proposal.status}, for {len(proposal.approvals)}, "
-        f"against {len(proposal.rejections)} ({gov.threshold()} decide)"
-    )
+    head = f"{bank} voted ({choice}) on #{proposal.id} {proposal.kind} {name} in block "
+    if proposal.status == "open":
+        tally = (
+            f"open, for {len(proposal.approvals)}, against {len(proposal.rejections)} "
+            f"({gov.threshold()} decide)"
+        )
+    else:  # decided by this ballot; a removed member's ballots no longer count
+        tally = f"{proposal.status}; {_count(len(gov.members()), 'member')} now"
+    click.echo(f"{head}{inclusion.block_number}: {tally}")
 
 
 def _open_proposal_or_last(gov: Governance, name: str) -> ProposalView:
