@@ -128,7 +128,14 @@ def test_nodes_validators_and_leases_match_the_consortium(running: LocalConsorti
     assert all(sealed.values()), sealed
     holders = {(r["member"], r["lease"]): r["holder"] for r in s["leases"]}
     assert holders[("bank-b", "identity-0")] == "bank-b-1"
-    assert s["chain"]["block_time_seconds"] == pytest.approx(2.0, abs=0.5)
+    # The mean block time is the chain's own (blocks 1..head; block 0 is stamped when the
+    # network was created), and never under the period. A young chain on a loaded machine
+    # may have waited out a fork at block 1, so no upper bound is asserted here.
+    head = s["chain"]["head"]
+    w3 = http_web3(running.load().node("bank-b-1").rpc_url)
+    first, last = (w3.eth.get_block(n)["timestamp"] for n in (1, head))
+    assert s["chain"]["block_time_seconds"] == pytest.approx((last - first) / (head - 1))
+    assert s["chain"]["block_time_seconds"] >= 2.0
     assert not s["forks"]["split_heights"]
     assert not FAULTS & {a["name"] for a in s["alerts"]}, s["alerts"]
 
