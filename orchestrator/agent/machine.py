@@ -478,7 +478,7 @@ class Agent:
                 self.write_status()
             return
         try:
-            votes = reconcile(self.paths.ipc)
+            votes = reconcile(self.paths.ipc, allow=self.signing.allow_votes)
         except (NodeUnreachable, RpcRefused) as e:
             log.debug("%s: cannot reconcile Clique's votes now: %s", self.name, e)
             return

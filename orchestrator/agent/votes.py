@@ -19,6 +19,7 @@ empty set, gets no votes: an agent never votes every signer out.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,11 +57,17 @@ def decided_validators(ipc: Path, *, timeout: float = 2.0) -> tuple[str, ...] | 
     return tuple(to_checksum_address(a) for a in addresses)
 
 
-def reconcile(ipc: Path, *, timeout: float = 2.0) -> CliqueVotes:
+def reconcile(
+    ipc: Path,
+    *,
+    allow: Callable[[Mapping[str, bool]], None] = lambda _votes: None,
+    timeout: float = 2.0,
+) -> CliqueVotes:
     """Propose what moves Clique's signers toward the decided set; discard the rest.
 
-    Raises NodeUnreachable or RpcRefused when geth cannot be asked; the caller tries
-    again next round.
+    `allow` hears the votes wanted before geth is asked to cast them: the external
+    signer signs only headers whose vote is among them. Raises NodeUnreachable or
+    RpcRefused when geth cannot be asked; the caller tries again next round.
     """
     decided = decided_validators(ipc, timeout=timeout)
     signers = tuple(
@@ -70,10 +77,11 @@ def reconcile(ipc: Path, *, timeout: float = 2.0) -> CliqueVotes:
         to_checksum_address(a): bool(v)
         for a, v in (ipc_request(ipc, "clique_proposals", [], timeout=timeout) or {}).items()
     }
-    if not decided:
-        return CliqueVotes(decided, signers, {})
-    wanted = {a: True for a in decided if a not in signers}
-    wanted |= {a: False for a in signers if a not in decided}
+    wanted: dict[str, bool] = {}
+    if decided:
+        wanted = {a: True for a in decided if a not in signers}
+        wanted |= {a: False for a in signers if a not in decided}
+    allow(wanted)
     for address, add in wanted.items():
         if proposals.get(address) is not add:
             ipc_request(ipc, "clique_propose", [address, add], timeout=timeout)

@@ -12,7 +12,11 @@ A request is signed only when all of these hold, in this order:
 6. its timestamp is sane: at most `MAX_PAST_SECONDS` old and at most one period (plus
    a second) ahead — geth stamps a header when it prepares it, so an old stamp means a
    geth that was frozen;
-7. the height is first recorded with the lease (`record_height`, a write that only
+7. a vote it carries (coinbase and nonce) is one the agent asked geth to cast: one
+   that carries out governance's decided validator set (`allow_votes`, from
+   `orchestrator.agent.votes`); a header with no vote passes this check, and a geth that
+   casts a vote nobody decided gets no signature for it;
+8. the height is first recorded with the lease (`record_height`, a write that only
    the lease's holder can make: it proves the lease in the store, not only in this
    process's clock), then signed. geth asks again for the same height whenever it
    refreshes the block with new transactions: the same holder may re-sign its own
@@ -28,7 +32,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -91,6 +95,7 @@ class SigningPolicy:
         self._held: _Held | None = None
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sign")
         self._observe = observe
+        self._votes: dict[str, bool] = {}  # address (lower case) -> add; see allow_votes
 
     # -- what the agent does ------------------------------------------------------------
     def hold(self, key: ValidatorKey, lease: SigningLease) -> None:
@@ -101,6 +106,10 @@ class SigningPolicy:
     def release(self) -> None:
         """Refuse every request from now on (the agent fenced or stopped)."""
         self._held = None  # no lock: a signature in flight is checked again before it leaves
+
+    def allow_votes(self, votes: Mapping[str, bool]) -> None:
+        """The Clique votes a header may carry from now on: address -> add (True) or drop."""
+        self._votes = {a.lower(): bool(add) for a, add in votes.items()}  # one atomic swap
 
     @property
     def identity(self) -> str | None:
@@ -148,6 +157,13 @@ class SigningPolicy:
         if not now - MAX_PAST_SECONDS <= header.time <= now + self.block_period + 1:
             raise Refused(
                 f"height {header.number}: timestamp {header.time} is not sane at {now:.0f}"
+            )
+        vote = header.vote
+        if vote is not None and self._votes.get(vote[0].lower()) is not vote[1]:
+            what = "add" if vote[1] else "drop"
+            raise Refused(
+                f"height {header.number}: a vote to {what} {vote[0]} that governance has "
+                "not decided"
             )
         if header.number < held.signed:
             raise Refused(f"height {header.number} is below {held.signed}, already signed")

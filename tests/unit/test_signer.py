@@ -363,3 +363,21 @@ def test_a_batch_is_answered_item_by_item(served: Path) -> None:
     assert isinstance(answer, list)
     by_id = {item["id"]: item for item in answer}
     assert "result" in by_id[1] and "error" in by_id[2]
+
+
+def test_a_vote_governance_has_not_decided_is_refused(
+    policy: SigningPolicy, store: LocalStore
+) -> None:
+    policy.hold(KeyInMemory(KEY), keeper(store, "bank-a-1"))
+    candidate = b"\xab" * 20
+    with pytest.raises(Refused, match=r"a vote to add 0xabab.* that governance has not decided"):
+        sign(policy, 5, coinbase=candidate, nonce=NONCE_AUTH)
+    policy.allow_votes({"0x" + candidate.hex(): False})  # decided: drop it, not add it
+    with pytest.raises(Refused, match="a vote to add"):
+        sign(policy, 5, coinbase=candidate, nonce=NONCE_AUTH)
+    policy.allow_votes({"0x" + candidate.hex().upper(): True})
+    assert sign(policy, 5, coinbase=candidate, nonce=NONCE_AUTH)
+    assert sign(policy, 6)  # a header with no vote is signed whatever the votes are
+    policy.allow_votes({})
+    with pytest.raises(Refused, match="a vote to add"):
+        sign(policy, 7, coinbase=candidate, nonce=NONCE_AUTH)
