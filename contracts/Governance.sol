@@ -66,6 +66,7 @@ contract Governance {
     mapping(uint256 => address[]) private _voters;
     mapping(uint256 => mapping(address => Ballot)) private _ballots;
     mapping(address => uint256) private _openFor; // target => proposal id + 1 while open
+    mapping(uint256 => mapping(address => uint64)) private _castAt; // block of each ballot
 
     // -- errors (named for the rule they enforce; the CLI shows them plainly) ----------------
 
@@ -154,10 +155,16 @@ contract Governance {
         _vote(id, approve);
     }
 
+    /// @notice Apply the rule to an open proposal now: a change of membership since its
+    /// last ballot may have decided it (anyone may call; it decides nothing by itself).
+    function settle(uint256 id) external {
+        _decide(id, _open(id));
+    }
+
     /// @notice Take back this admin's ballot on a proposal that is still open.
     function withdrawVote(uint256 id) external onlyMember {
         _open(id);
-        if (_ballots[id][msg.sender] == Ballot.None) revert NoBallot(id, msg.sender);
+        if (!_counts(id, msg.sender)) revert NoBallot(id, msg.sender);
         delete _ballots[id][msg.sender];
         address[] storage voters = _voters[id];
         for (uint256 i = 0; i < voters.length; i++) {
@@ -250,7 +257,7 @@ contract Governance {
         address[] storage voters = _voters[id];
         for (uint256 i = 0; i < voters.length; i++) {
             address v = voters[i];
-            if (_members[v].name == bytes32(0)) continue;
+            if (!_counts(id, v)) continue;
             if (_ballots[id][v] == Ballot.Approve) approvals[yes++] = v;
             else rejections[no++] = v;
         }
@@ -280,10 +287,16 @@ contract Governance {
 
     function _vote(uint256 id, bool approve) private {
         Proposal storage p = _open(id);
-        if (_ballots[id][msg.sender] != Ballot.None) revert AlreadyVoted(id, msg.sender);
+        if (_counts(id, msg.sender)) revert AlreadyVoted(id, msg.sender);
+        // A ballot from an earlier membership is stale: replaced, its voter listed once.
+        if (_ballots[id][msg.sender] == Ballot.None) _voters[id].push(msg.sender);
         _ballots[id][msg.sender] = approve ? Ballot.Approve : Ballot.Reject;
-        _voters[id].push(msg.sender);
+        _castAt[id][msg.sender] = uint64(block.number);
         emit Voted(id, msg.sender, approve);
+        _decide(id, p);
+    }
+
+    function _decide(uint256 id, Proposal storage p) private {
         (uint256 yes, uint256 no) = _count(id);
         uint256 needed = threshold();
         if (yes >= needed) {
@@ -304,16 +317,29 @@ contract Governance {
         address[] storage voters = _voters[id];
         for (uint256 i = 0; i < voters.length; i++) {
             address v = voters[i];
-            if (_members[v].name == bytes32(0)) continue;
+            if (!_counts(id, v)) continue;
             if (_ballots[id][v] == Ballot.Approve) yes++;
             else no++;
         }
+    }
+
+    /// A ballot counts while its admin is a member, if cast during this membership (a
+    /// member voted out and admitted again does not get its old ballots back).
+    function _counts(uint256 id, address admin) private view returns (bool) {
+        Member storage m = _members[admin];
+        return m.name != bytes32(0) && _ballots[id][admin] != Ballot.None
+            && _castAt[id][admin] >= m.since;
     }
 
     function _admit(address admin, bytes32 name) private {
         if (admin == address(0)) revert ZeroAddress();
         if (name == bytes32(0)) revert EmptyName();
         if (_members[admin].name != bytes32(0)) revert AlreadyAMember(admin);
+        // Checked again at the decision: two proposals may have asked for one name.
+        if (_admins.length >= MAX_MEMBERS) revert TooManyMembers(MAX_MEMBERS);
+        for (uint256 i = 0; i < _admins.length; i++) {
+            if (_members[_admins[i]].name == name) revert NameTaken(name);
+        }
         _admins.push(admin);
         _members[admin].name = name;
         _members[admin].since = uint64(block.number);

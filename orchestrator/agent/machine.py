@@ -27,6 +27,7 @@ retried; access and configuration errors end the agent (FATAL, exit 1) with a me
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -62,7 +63,7 @@ from orchestrator.agent.status import (
     identity_status,
 )
 from orchestrator.agent.supervisor import Supervisor, node_lock
-from orchestrator.agent.votes import reconcile
+from orchestrator.agent.votes import discard_all, reconcile
 from orchestrator.boundaries import Runtime, Store, Vault
 from orchestrator.config import Consortium, load_config
 from orchestrator.errors import (
@@ -233,7 +234,7 @@ class Agent:
             with health, SignerServer(self.paths.signer_ipc, self.signing):
                 loops = [
                     threading.Thread(target=self._guard(loop), name=loop.__name__, daemon=True)
-                    for loop in (self._lease_loop, self._watchdog)
+                    for loop in (self._lease_loop, self._watchdog, self._votes_loop)
                 ]
                 for t in loops:
                     t.start()
@@ -342,12 +343,9 @@ class Agent:
 
     # -- the lease loop ------------------------------------------------------------------
     def _lease_loop(self) -> None:
-        next_acquire = next_peers = next_duties = next_heartbeat = next_votes = 0.0
+        next_acquire = next_peers = next_duties = next_heartbeat = 0.0
         while not self._stop.is_set():
             now = time.monotonic()
-            if now >= next_votes:
-                self._vote()
-                next_votes = now + self.consortium.settings.block_period
             try:
                 self._keep_identity(acquire=now >= next_acquire)
                 if now >= next_acquire:
@@ -470,26 +468,42 @@ class Agent:
         self.metrics.fenced()
         self._transition(AgentState.FENCED, why)
 
+    def _votes_loop(self) -> None:
+        """Once a block period, on its own thread (IPC calls may wait for a slow geth,
+        and the lease loop must not): vote Clique's signers toward governance."""
+        while not self._stop.wait(self.consortium.settings.block_period):
+            try:
+                self._vote()
+            except Exception:  # a bad answer must not end the loop: log it, try again
+                log.exception("%s: reconciling Clique's votes failed", self.name)
+                self._set_clique(None)
+
     def _vote(self) -> None:
-        """While sealing, vote Clique's signers toward governance's decision."""
+        """While sealing, vote Clique's signers toward governance's decision; otherwise
+        cast nothing: a stale vote left in geth's memory must not ride on a later block."""
         if not self.sealer.sealing:
             if self.clique is not None:
-                self.clique = None
-                self.write_status()
+                self.signing.allow_votes({})
+                with contextlib.suppress(NodeUnreachable, RpcRefused):
+                    discard_all(self.paths.ipc)
+                self._set_clique(None)
             return
         try:
             votes = reconcile(self.paths.ipc, allow=self.signing.allow_votes)
         except (NodeUnreachable, RpcRefused) as e:
             log.debug("%s: cannot reconcile Clique's votes now: %s", self.name, e)
+            self._set_clique(None)  # unknown: `poactl status` must not show a stale match
             return
-        clique = CliqueStatus(
+        self._set_clique(CliqueStatus(
             decided=list(votes.decided) if votes.decided is not None else None,
             signers=list(votes.signers),
             voting=votes.voting,
-        )
+        ))  # fmt: skip
+
+    def _set_clique(self, clique: CliqueStatus | None) -> None:
         if clique != self.clique:
-            if votes.voting:
-                log.info("%s: voting in Clique: %s", self.name, votes.voting)
+            if clique is not None and clique.voting:
+                log.info("%s: voting in Clique: %s", self.name, clique.voting)
             self.clique = clique
             self.write_status()
 

@@ -5,8 +5,10 @@ Clique changes its signers only through votes in the headers that signers seal, 
 geth keeps a signer's votes in memory (`clique_propose`), so every sealing agent runs
 `reconcile` once a block period: it reads the decided set (`validators()` at
 `GOVERNANCE_ADDRESS`, an `eth_call` through its own node) and Clique's signers
-(`clique_getSigners`), proposes to add each decided address that does not sign yet and
-to drop each signer that is no longer decided, and discards every other proposal (a
+(`clique_getSigners`), proposes to add each decided address that does not sign yet and,
+once none is missing, to drop each signer that is no longer decided (geth casts one
+random proposal per block: dropping while adding could pass the drops first and leave
+too few signers), and discards every other proposal (a
 stale `true` would vote a removed address back in later). A restarted geth has lost its
 proposals; the next round casts them again. Votes reset at each epoch; the next rounds
 cast them again too. Clique passes a change with more than half of the current
@@ -80,7 +82,8 @@ def reconcile(
     wanted: dict[str, bool] = {}
     if decided:
         wanted = {a: True for a in decided if a not in signers}
-        wanted |= {a: False for a in signers if a not in decided}
+        if not wanted:  # adds first: dropping before adding could leave too few signers
+            wanted = {a: False for a in signers if a not in decided}
     allow(wanted)
     for address, add in wanted.items():
         if proposals.get(address) is not add:
@@ -88,3 +91,9 @@ def reconcile(
     for address in proposals.keys() - wanted.keys():
         ipc_request(ipc, "clique_discard", [address], timeout=timeout)
     return CliqueVotes(decided, signers, wanted)
+
+
+def discard_all(ipc: Path, *, timeout: float = 2.0) -> None:
+    """Forget every proposal geth holds (a node that stopped sealing)."""
+    for address in ipc_request(ipc, "clique_proposals", [], timeout=timeout) or {}:
+        ipc_request(ipc, "clique_discard", [address], timeout=timeout)

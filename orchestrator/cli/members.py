@@ -89,14 +89,25 @@ def _count(n: int, noun: str) -> str:
 
 
 def _open_proposal(gov: Governance, name: str) -> ProposalView:
-    found = [p for p in gov.proposals(open_only=True) if p.name == name]
+    """The open proposal about member NAME, or the proposal `#ID`."""
+    if name.startswith("#") and name[1:].isdigit():
+        found = [p for p in gov.proposals(open_only=True) if p.id == int(name[1:])]
+    else:
+        found = [p for p in gov.proposals(open_only=True) if p.name == name]
     if not found:
         raise ConfigError(
             f"no open proposal about {name!r}",
             obj=name,
             hint="`poactl members` lists the open proposals; `--remove` proposes a removal",
         )
-    return found[-1]
+    if len(found) > 1:
+        ids = ", ".join(f"#{p.id}" for p in found)
+        raise ConfigError(
+            f"{len(found)} open proposals are about {name!r}: {ids}",
+            obj=name,
+            hint="name the one to vote on by its id, e.g. `poactl members vote #3 ...`",
+        )
+    return found[0]
 
 
 @members.command()
@@ -111,7 +122,8 @@ def _open_proposal(gov: Governance, name: str) -> ProposalView:
 def vote(
     state_dir: Path, name: str, bank: str, choice: str | None, sub_state_dir: Path | None
 ) -> None:
-    """Vote on the open proposal about NAME as BANK's admin (or propose its removal)."""
+    """Vote on the open proposal about NAME (or `#ID`) as BANK's admin, or propose NAME's
+    removal."""
     if choice is None:
         raise ConfigError("say how to vote", obj="vote", hint="--approve, --reject or --remove")
     gov = bank_governance(LocalConsortium(sub_state_dir or state_dir), bank)
@@ -120,11 +132,12 @@ def vote(
         if name not in admins:
             raise ConfigError(f"{name!r} is not a member", obj=name, hint="see `poactl members`")
         inclusion = gov.propose_remove(admins[name]).wait(timeout=60)
-        proposal = _open_proposal_or_last(gov, name)
+        at = inclusion.block_number  # behind a balancer, the next read may reach any node
+        proposal = gov.proposal(gov.proposal_count(block=at) - 1, block=at)
     else:
         proposal = _open_proposal(gov, name)
         inclusion = gov.vote(proposal.id, approve=choice == "approve").wait(timeout=60)
-        proposal = gov.proposal(proposal.id)
+        proposal = gov.proposal(proposal.id, block=inclusion.block_number)
     head = f"{bank} voted ({choice}) on #{proposal.id} {proposal.kind} {name} in block "
     if proposal.status == "open":
         tally = (
@@ -132,13 +145,9 @@ def vote(
             f"({gov.threshold()} decide)"
         )
     else:  # decided by this ballot; a removed member's ballots no longer count
-        tally = f"{proposal.status}; {_count(len(gov.members()), 'member')} now"
+        members_now = len(gov.members(block=inclusion.block_number))
+        tally = f"{proposal.status}; {_count(members_now, 'member')} now"
     click.echo(f"{head}{inclusion.block_number}: {tally}")
-
-
-def _open_proposal_or_last(gov: Governance, name: str) -> ProposalView:
-    about = [p for p in gov.proposals() if p.name == name]
-    return about[-1]
 
 
 @members.command()

@@ -145,13 +145,19 @@ class Governance:
 
     # -- reads --------------------------------------------------------------------------
 
-    def members(self) -> list[MemberView]:
-        return [self.member(admin) for admin in self._read("members")]
+    def members(self, *, block: int | None = None) -> list[MemberView]:
+        """Every member, read at one block (default: the head) so the list is consistent
+        even when the endpoint is a balancer in front of several nodes."""
+        at = self._head() if block is None else block
+        return [self.member(admin, block=at) for admin in self._read("members", block=at)]
 
-    def member(self, admin: str) -> MemberView:
+    def member(self, admin: str, *, block: int | str = "latest") -> MemberView:
         checked = _address("admin", admin)
-        name, since, validators, writers = self._read("member", checked)
+        name, since, validators, writers = self._read("member", checked, block=block)
         return MemberView(checked, _name(name), int(since), tuple(validators), tuple(writers))
+
+    def proposal_count(self, *, block: int | str = "latest") -> int:
+        return int(self._read("proposalCount", block=block))
 
     def is_member(self, admin: str) -> bool:
         return bool(self._read("isMember", _address("admin", admin)))
@@ -170,16 +176,24 @@ class Governance:
             "validator_floor": int(self._read("validatorFloor")),
         }
 
-    def proposal(self, proposal_id: int) -> ProposalView:
-        p, approvals, rejections = self._read("proposal", proposal_id)
+    def proposal(self, proposal_id: int, *, block: int | None = None) -> ProposalView:
+        """The proposal as of `block` (default: the head). An open proposal whose last
+        block is the head reads "expired": a ballot sent now lands in a later block."""
+        at = self._head() if block is None else block
+        p, approvals, rejections = self._read("proposal", proposal_id, block=at)
         kind, status, expires, target, proposer, name = p
+        shown = STATUSES[status]
+        if shown == "open" and at >= int(expires):
+            shown = "expired"
         return ProposalView(
-            proposal_id, KINDS[kind], STATUSES[status], target, _name(name), proposer,
+            proposal_id, KINDS[kind], shown, target, _name(name), proposer,
             int(expires), tuple(approvals), tuple(rejections),
         )  # fmt: skip
 
     def proposals(self, *, open_only: bool = False) -> list[ProposalView]:
-        views = [self.proposal(i) for i in range(int(self._read("proposalCount")))]
+        at = self._head()
+        count = self.proposal_count(block=at)
+        views = [self.proposal(i, block=at) for i in range(count)]
         return [p for p in views if p.status == "open" or not open_only]
 
     # -- writes (signed with the admin key) ----------------------------------------------
@@ -193,11 +207,18 @@ class Governance:
         return self._send("proposeRemove", [_address("admin", admin)], "proposal to remove")
 
     def vote(self, proposal_id: int, *, approve: bool) -> PendingTx:
+        self._still_open(proposal_id)
         word = "approval" if approve else "rejection"
         return self._send("vote", [proposal_id, approve], f"{word} of proposal {proposal_id}")
 
     def withdraw_vote(self, proposal_id: int) -> PendingTx:
+        self._still_open(proposal_id)
         return self._send("withdrawVote", [proposal_id], f"withdrawal from {proposal_id}")
+
+    def settle(self, proposal_id: int) -> PendingTx:
+        """Apply the rule to an open proposal after the membership changed."""
+        self._still_open(proposal_id)
+        return self._send("settle", [proposal_id], f"settlement of {proposal_id}")
 
     def add_validators(self, accounts: Sequence[str]) -> PendingTx:
         return self._send("addValidators", [_addresses(accounts)], "validators added")
@@ -227,10 +248,26 @@ class Governance:
         data = bytes(HexBytes(self._contract.encode_abi(fn, args=list(args))))
         return sender.send(to=self.address, data=data, what=what)
 
-    def _read(self, fn: str, *args: Any) -> Any:
+    def _still_open(self, proposal_id: int) -> None:
+        """Refuse here what the chain would refuse in the next block, spending nothing:
+        `eth_estimateGas` runs at the head, a ballot lands at least one block later."""
+        p = self.proposal(proposal_id)
+        if p.status == "expired":
+            raise ContractRevert(
+                "ProposalExpired", {"id": proposal_id, "expiredAfter": p.expires},
+                contract="governance", hint=HINTS["ProposalExpired"],
+            )  # fmt: skip
+
+    def _head(self) -> int:
+        try:
+            return int(self._w3.eth.block_number)
+        except (requests.ConnectionError, requests.Timeout, OSError) as e:
+            raise transport_error(e, self.rpc_url) from e
+
+    def _read(self, fn: str, *args: Any, block: int | str = "latest") -> Any:
         call = self._contract.get_function_by_name(fn)(*args)
         try:
-            return call.call()
+            return call.call(block_identifier=block)
         except (requests.ConnectionError, requests.Timeout, OSError) as e:
             raise transport_error(e, self.rpc_url) from e
         except ContractLogicError as e:

@@ -30,7 +30,7 @@ from tests.helpers.geth import DevNode, sealing_chain
 CHAIN_ID = 7441
 FUNDS = 10**24
 ADMINS = 10
-LIFETIME = 6  # blocks: short, so that the expiry test waits a few seconds only
+LIFETIME = 6  # blocks, in the genesis instance's rules
 
 
 def random_address() -> str:
@@ -117,7 +117,7 @@ Fresh = Callable[..., tuple[str, list[Founder]]]
 
 @pytest.fixture
 def fresh(gov_chain: GovChain) -> Fresh:
-    """fresh(admins=[0, 1], validators=2, cap=0, floor=2, lifetime=LIFETIME) ->
+    """fresh(admins=[0, 1], validators=2, cap=0, floor=2, lifetime=100) ->
     (address, founders): a new instance with those founders."""
 
     def make(
@@ -126,7 +126,7 @@ def fresh(gov_chain: GovChain) -> Fresh:
         validators: int = 2,
         cap: int = 0,
         floor: int = 2,
-        lifetime: int = LIFETIME,
+        lifetime: int = 100,
     ) -> tuple[str, list[Founder]]:
         founders = founders_of(gov_chain, admins, validators)
         rules = Rules(lifetime_blocks=lifetime, validator_cap=cap, validator_floor=floor)

@@ -242,3 +242,32 @@ def test_a_removed_members_ballots_stop_counting(gov_chain: GovChain, fresh: Fre
     done(c.vote(1, approve=True))  # 3 of 4: d is out
     p = a.proposal(0)
     assert p.approvals == () and p.status == "open"
+
+
+def test_a_change_of_membership_is_applied_to_open_proposals_by_settle(
+    gov_chain: GovChain, fresh: Fresh
+) -> None:
+    address, _ = fresh([0, 1, 2, 3], validators=1)
+    a, b, c = (gov_chain.client(i, address) for i in range(3))
+    d = gov_chain.client(3, address)
+    done(a.propose_add(gov_chain.addresses[4], "bank-e"))  # proposal 0
+    done(b.vote(0, approve=True))
+    assert a.proposal(0).status == "open"  # 2 of 4: three decide
+    done(a.propose_remove(d.account))  # proposal 1
+    done(b.vote(1, approve=True))
+    done(c.vote(1, approve=True))  # 3 of 4: d is out, three members now
+    assert a.threshold() == 2 and a.proposal(0).status == "open"
+    done(gov_chain.client(9, address).settle(0))  # anyone may apply the rule
+    assert a.proposal(0).status == "approved" and a.is_member(gov_chain.addresses[4])
+
+
+def test_one_name_is_admitted_once_even_when_proposed_twice(
+    gov_chain: GovChain, fresh: Fresh
+) -> None:
+    address, _ = fresh([0, 1])
+    a, b = gov_chain.client(0, address), gov_chain.client(1, address)
+    done(a.propose_add(gov_chain.addresses[2], "bank-x"))
+    done(a.propose_add(gov_chain.addresses[3], "bank-x"))  # no member has the name yet
+    done(b.vote(0, approve=True))
+    refused("NameTaken", lambda: b.vote(1, approve=True))
+    assert [m.name for m in a.members()] == ["bank-a", "bank-b", "bank-x"]
