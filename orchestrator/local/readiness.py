@@ -1,7 +1,7 @@
 """When is a freshly started local consortium ready? Every validator identity is held
 and has sealed a block after `up` first saw the chain, and every node is within
-MAX_LAG_BLOCKS of the head. An agent that dies on the way ends the wait at once, with
-its last log lines.
+MAX_LAG_BLOCKS of the head and past the genesis. An agent that dies on the way ends
+the wait at once, with its last log lines.
 """
 
 from __future__ import annotations
@@ -105,14 +105,20 @@ def _changes_only(on_progress: Callable[[str], None]) -> Callable[[str], None]:
 
 
 def lagging_nodes(layout: StateLayout, consortium: Consortium) -> list[str]:
-    """Nodes that do not answer or are more than MAX_LAG_BLOCKS behind the highest."""
+    """Nodes that do not answer, are more than MAX_LAG_BLOCKS behind the highest, or are
+    still at the genesis while the chain has moved: such a node has not synced once, and
+    with its parent blocks unknown it cannot import the blocks peers broadcast until
+    geth's next sync round (every 10 s with few peers), so it would fall behind."""
     heads = {
         n.name: ipc_probe(layout.node(n.name).ipc, "eth_blockNumber", [], timeout=2.0)
         for n in consortium.nodes
     }
     numbers = {name: int(h, 16) for name, h in heads.items() if isinstance(h, str)}
     top = max(numbers.values(), default=0)
-    return [n for n in heads if numbers.get(n, -1) < top - MAX_LAG_BLOCKS]
+    return [
+        n for n in heads
+        if numbers.get(n, -1) < top - MAX_LAG_BLOCKS or (numbers.get(n) == 0 and top > 0)
+    ]  # fmt: skip
 
 
 def _raise_if_agent_died(
