@@ -131,13 +131,7 @@ contract Governance {
     /// @notice Propose `admin` as a new member named `name`. A member proposing casts its
     /// approval at once; the candidate itself may file the request (it has no ballot).
     function proposeAdd(address admin, bytes32 name) external returns (uint256 id) {
-        if (admin == address(0)) revert ZeroAddress();
-        if (name == bytes32(0)) revert EmptyName();
-        if (_members[admin].name != bytes32(0)) revert AlreadyAMember(admin);
-        if (_admins.length >= MAX_MEMBERS) revert TooManyMembers(MAX_MEMBERS);
-        for (uint256 i = 0; i < _admins.length; i++) {
-            if (_members[_admins[i]].name == name) revert NameTaken(name);
-        }
+        _checkAdmissible(admin, name);
         bool byMember = _members[msg.sender].name != bytes32(0);
         if (!byMember && msg.sender != admin) revert NotAMember(msg.sender);
         id = _propose(Kind.Add, admin, name);
@@ -331,15 +325,19 @@ contract Governance {
             && _castAt[id][admin] >= m.since;
     }
 
-    function _admit(address admin, bytes32 name) private {
+    /// Checked when proposed and again at the decision: two proposals may ask for one name.
+    function _checkAdmissible(address admin, bytes32 name) private view {
         if (admin == address(0)) revert ZeroAddress();
         if (name == bytes32(0)) revert EmptyName();
         if (_members[admin].name != bytes32(0)) revert AlreadyAMember(admin);
-        // Checked again at the decision: two proposals may have asked for one name.
         if (_admins.length >= MAX_MEMBERS) revert TooManyMembers(MAX_MEMBERS);
         for (uint256 i = 0; i < _admins.length; i++) {
             if (_members[_admins[i]].name == name) revert NameTaken(name);
         }
+    }
+
+    function _admit(address admin, bytes32 name) private {
+        _checkAdmissible(admin, name);
         _admins.push(admin);
         _members[admin].name = name;
         _members[admin].since = uint64(block.number);

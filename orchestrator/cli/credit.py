@@ -30,7 +30,6 @@ from orchestrator.cli.common import RESOLVER_FACTORY_KEY, F, handles_errors
 from orchestrator.credit import codes
 from orchestrator.credit.access import BankAccess, BankResolver
 from orchestrator.credit.client import CreditClient
-from orchestrator.credit.contract import check_address
 from orchestrator.credit.pseudonym import check_subject
 from orchestrator.credit.records import (
     CreditFile,
@@ -41,7 +40,7 @@ from orchestrator.credit.records import (
     record_to_mapping,
 )
 from orchestrator.errors import ConfigError
-from orchestrator.geth.tx import PendingTx
+from orchestrator.geth.tx import PendingTx, check_address
 
 RESOLVER_KEY = "poactl.credit.resolver"  # a BankResolver
 STATE_DIR_KEY = "poactl.credit.state_dir"  # the --state-dir given, if any

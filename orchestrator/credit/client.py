@@ -19,7 +19,7 @@ from web3.types import BlockIdentifier
 
 from orchestrator.boundaries import Secret
 from orchestrator.credit import codes
-from orchestrator.credit.contract import check_address, registry_contract, sender_for
+from orchestrator.credit.contract import registry_contract, sender_for
 from orchestrator.credit.errors import InvalidRecord
 from orchestrator.credit.pseudonym import check_secret, check_subject, pseudonym
 from orchestrator.credit.records import (
@@ -35,7 +35,7 @@ from orchestrator.credit.records import (
     validate_record,
 )
 from orchestrator.geth.client import http_web3
-from orchestrator.geth.tx import PendingTx, TxSender
+from orchestrator.geth.tx import PendingTx, TxSender, check_address
 
 CHANGES = ("reported", "disputed", "resolved")  # the contract's Change enum, in order
 

@@ -16,8 +16,7 @@ import logging
 from dataclasses import dataclass
 
 import requests
-from eth_typing import ChecksumAddress
-from eth_utils.address import is_address, to_checksum_address
+from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
@@ -26,9 +25,14 @@ from genesis.governance import GOVERNANCE_ADDRESS
 from orchestrator.artifacts import Artifact, load_artifact
 from orchestrator.boundaries import Secret
 from orchestrator.credit.errors import ContractRevert, CreditError
-from orchestrator.errors import ConfigError
 from orchestrator.geth.client import http_web3
-from orchestrator.geth.tx import AbiRevertDecoder, TxSender, account_sender, transport_error
+from orchestrator.geth.tx import (
+    AbiRevertDecoder,
+    TxSender,
+    account_sender,
+    check_address,
+    transport_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,17 +71,6 @@ def registry_contract(w3: Web3, address: str) -> Contract:
         address=check_address("registry", address), abi=registry_artifact().abi
     )
     return contract
-
-
-def check_address(field: str, value: object) -> ChecksumAddress:
-    """A checksummed address; ConfigError naming `field` otherwise."""
-    if not isinstance(value, str) or not is_address(value):
-        raise ConfigError(
-            f"{value!r} is not an account address",
-            obj=field,
-            hint="give a 20-byte hex address 0x… (mixed case only with a valid checksum)",
-        )
-    return to_checksum_address(value)
 
 
 @functools.cache

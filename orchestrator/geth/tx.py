@@ -24,7 +24,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from eth_utils.abi import function_signature_to_4byte_selector
-from eth_utils.address import to_checksum_address
+from eth_utils.address import is_address, to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
@@ -110,6 +110,27 @@ def _shown(kind: str, value: Any) -> object:
     if kind == "address":
         return to_checksum_address(value)
     return repr(value) if isinstance(value, str) else value
+
+
+def check_address(field: str, value: object) -> ChecksumAddress:
+    """A checksummed address; ConfigError naming `field` otherwise."""
+    if not isinstance(value, str) or not is_address(value):
+        raise ConfigError(
+            f"{value!r} is not an account address",
+            obj=field,
+            hint="give a 20-byte hex address 0x… (mixed case only with a valid checksum)",
+        )
+    return to_checksum_address(value)
+
+
+def revert_of(e: ContractLogicError, decode: RevertDecoder) -> ContractRevert:
+    """The refusal in `e`, decoded with `decode` where it is the contract's own error."""
+    data = e.data
+    raw = bytes(HexBytes(data)) if isinstance(data, str) and data.startswith("0x") else b""
+    decoded = decode(raw) if raw else None
+    if decoded is not None:
+        return decoded
+    return ContractRevert("unknown", {"message": str(e)}, hint="see the node's log")
 
 
 def account_sender(w3: Web3, key: Secret, *, url: str, decode_revert: RevertDecoder) -> TxSender:
@@ -320,12 +341,7 @@ class TxSender:
 
     def revert_error(self, e: ContractLogicError) -> ContractRevert:
         """The contract's refusal in `e`, decoded from the ABI where it is one of ours."""
-        data = e.data
-        raw = bytes(HexBytes(data)) if isinstance(data, str) and data.startswith("0x") else b""
-        decoded = self._decode_revert(raw) if raw else None
-        if decoded is not None:
-            return decoded
-        return ContractRevert("unknown", {"message": str(e)}, hint="see the node's log")
+        return revert_of(e, self._decode_revert)
 
     def send(
         self, *, to: str | None, data: bytes, gas: int | None = None, what: str = "transaction"

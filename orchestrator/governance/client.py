@@ -15,12 +15,12 @@ from typing import Any
 
 import requests
 from eth_typing import ChecksumAddress
-from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from web3.contract import Contract
 from web3.exceptions import ContractLogicError
 
-from genesis.governance import GOVERNANCE_ADDRESS, NAME_BYTES
+from genesis.clique import InvalidGenesisSpec
+from genesis.governance import GOVERNANCE_ADDRESS, NAME_BYTES, name_word
 from orchestrator.artifacts import Artifact, load_artifact
 from orchestrator.boundaries import Secret
 from orchestrator.errors import ConfigError, ContractRevert
@@ -30,6 +30,8 @@ from orchestrator.geth.tx import (
     PendingTx,
     TxSender,
     account_sender,
+    check_address,
+    revert_of,
     transport_error,
 )
 
@@ -75,20 +77,12 @@ def decode_revert(data: bytes) -> ContractRevert | None:
 
 
 def name_bytes(name: str) -> bytes:
-    raw = name.encode("ascii", "replace")
-    if not name or not name.isascii() or not name.isprintable() or len(raw) > NAME_BYTES:
+    """A member name as the contract's bytes32 (the genesis's rule: 1 to 32 ASCII)."""
+    try:
+        return name_word(name).to_bytes(NAME_BYTES, "big")
+    except InvalidGenesisSpec as e:
         raise ConfigError(
             f"{name!r} is not a member name", obj="name", hint="use 1 to 32 ASCII characters"
-        )
-    return raw.ljust(NAME_BYTES, b"\0")
-
-
-def _address(field: str, value: str) -> ChecksumAddress:
-    try:
-        return to_checksum_address(value)
-    except ValueError as e:
-        raise ConfigError(
-            f"{value!r} is not an account address", obj=field, hint="give 0x and 40 hex digits"
         ) from e
 
 
@@ -129,7 +123,7 @@ class Governance:
         self.rpc_url = rpc_url
         self._w3 = http_web3(rpc_url, timeout=timeout, token=rpc_token)
         self._contract: Contract = self._w3.eth.contract(
-            address=_address("governance address", address), abi=governance_artifact().abi
+            address=check_address("governance address", address), abi=governance_artifact().abi
         )
         self.address = self._contract.address
         self._sender: TxSender | None = (
@@ -152,7 +146,7 @@ class Governance:
         return [self.member(admin, block=at) for admin in self._read("members", block=at)]
 
     def member(self, admin: str, *, block: int | str = "latest") -> MemberView:
-        checked = _address("admin", admin)
+        checked = check_address("admin", admin)
         name, since, validators, writers = self._read("member", checked, block=block)
         return MemberView(checked, _name(name), int(since), tuple(validators), tuple(writers))
 
@@ -160,7 +154,7 @@ class Governance:
         return int(self._read("proposalCount", block=block))
 
     def is_member(self, admin: str) -> bool:
-        return bool(self._read("isMember", _address("admin", admin)))
+        return bool(self._read("isMember", check_address("admin", admin)))
 
     def validators(self) -> list[str]:
         """The decided validator set: what Clique's signers should be."""
@@ -200,11 +194,11 @@ class Governance:
 
     def propose_add(self, admin: str, name: str) -> PendingTx:
         """Propose `admin` as a member; a member's proposal counts as its approval."""
-        args = [_address("admin", admin), name_bytes(name)]
+        args = [check_address("admin", admin), name_bytes(name)]
         return self._send("proposeAdd", args, f"proposal to add {name}")
 
     def propose_remove(self, admin: str) -> PendingTx:
-        return self._send("proposeRemove", [_address("admin", admin)], "proposal to remove")
+        return self._send("proposeRemove", [check_address("admin", admin)], "proposal to remove")
 
     def vote(self, proposal_id: int, *, approve: bool) -> PendingTx:
         self._still_open(proposal_id)
@@ -271,14 +265,11 @@ class Governance:
         except (requests.ConnectionError, requests.Timeout, OSError) as e:
             raise transport_error(e, self.rpc_url) from e
         except ContractLogicError as e:
-            raw = e.data if isinstance(e.data, str) and e.data.startswith("0x") else "0x"
-            raise decode_revert(bytes(HexBytes(raw))) or ContractRevert(
-                "unknown", {"message": str(e)}, contract="governance"
-            ) from e
+            raise revert_of(e, decode_revert) from e
 
 
 def _addresses(accounts: Sequence[str]) -> list[ChecksumAddress]:
-    return [_address(f"accounts[{i}]", a) for i, a in enumerate(accounts)]
+    return [check_address(f"accounts[{i}]", a) for i, a in enumerate(accounts)]
 
 
 def _name(raw: bytes) -> str:

@@ -16,17 +16,13 @@ ports and measures, for bank-a:
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
-import shutil
 import signal
 import statistics
-import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -37,8 +33,8 @@ from orchestrator.local.consortium import LocalConsortium
 from orchestrator.network.names import tx_key_name
 
 from .common import (
+    bench_parser,
     default_consortium,
-    down_consortium,
     machine,
     pct,
     publish,
@@ -145,17 +141,12 @@ def kill_under_load(local: LocalConsortium, url: str, headers: dict[str, str]) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        prog=f"python -m {__spec__.name}", description=__doc__.splitlines()[0]
-    )
+    parser = bench_parser(__spec__.name, __doc__)
     parser.add_argument("--reads", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--record", action="store_true", help="rewrite this benchmark's section")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="poa-bench-", dir="/tmp"))
-    local = default_consortium(work, 48000)
-    try:
+    with default_consortium(48000) as local:
         consortium = local.load()
         node = consortium.node("bank-a-1").rpc_url
         lb = balancers.url_of(consortium, "bank-a")
@@ -165,9 +156,6 @@ def main() -> None:
         rps_direct, _ = throughput(node, {}, args.clients, args.seconds)
         rps_lb, failed_lb = throughput(lb, auth, args.clients, args.seconds)
         kill = kill_under_load(local, lb, auth)
-    finally:
-        down_consortium(local)
-        shutil.rmtree(work, ignore_errors=True)
 
     def ms(xs: list[float]) -> str:
         return f"p50 {statistics.median(xs) * 1000:.2f} ms, p99 {pct(xs, 99) * 1000:.2f} ms"

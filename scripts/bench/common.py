@@ -4,13 +4,17 @@ and `record`, which rewrites a benchmark's section of docs/benchmarks.md."""
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -106,21 +110,33 @@ def publish(begin: str, end: str, section: str, *, record_it: bool) -> None:
         print("(not recorded: pass --record to rewrite the section in docs/benchmarks.md)")
 
 
-def default_consortium(work: Path, base_port: int) -> LocalConsortium:
-    """`poactl up` of the shipped default consortium on free ports from `base_port`, its
-    state under `work` (the caller runs `down_consortium` when done)."""
+@contextmanager
+def default_consortium(base_port: int) -> Iterator[LocalConsortium]:
+    """`poactl up` of the shipped default consortium on free ports from `base_port`, in a
+    temporary directory; stopped and deleted when the block ends."""
+    work = Path(tempfile.mkdtemp(prefix="poa-bench-", dir="/tmp"))
     config: dict[str, Any] = yaml.safe_load((ROOT / "orchestrator" / "consortium.yaml").read_text())
     move_ports(config, base_port)
     (work / "c.yaml").write_text(yaml.safe_dump(config))
     local = LocalConsortium(work / "state")
-    subprocess.run(
-        [POACTL, "up", "--config", str(work / "c.yaml"), "--state-dir", str(local.layout.root),
-         "--no-deploy"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return local
+    try:
+        subprocess.run(
+            [POACTL, "up", "--config", str(work / "c.yaml"), "--state-dir", str(local.layout.root),
+             "--no-deploy"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        yield local
+    finally:
+        down = [POACTL, "down", "--state-dir", str(local.layout.root)]
+        subprocess.run(down, check=False, capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
 
 
-def down_consortium(local: LocalConsortium) -> None:
-    down = [POACTL, "down", "--state-dir", str(local.layout.root)]
-    subprocess.run(down, check=False, capture_output=True)
+def bench_parser(module: str, doc: str) -> argparse.ArgumentParser:
+    """A benchmark's command line: `python -m <module>`, its docstring's first line, and
+    `--record`; the benchmark adds its own options."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc.splitlines()[0])
+    parser.add_argument(
+        "--record", action="store_true", help="rewrite this benchmark's section of the doc"
+    )
+    return parser

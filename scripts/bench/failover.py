@@ -29,7 +29,6 @@ Goal (issue 3): each failover <= lease duration + 5 s.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import shutil
@@ -53,7 +52,7 @@ from orchestrator.network.leases import holder_of
 from orchestrator.network.names import identity_lease, leader_lease
 from orchestrator.statefile import read_json
 
-from .common import POACTL, geth_version, machine, move_ports, publish, summary
+from .common import POACTL, bench_parser, geth_version, machine, move_ports, publish, summary
 
 BEGIN, END = "<!-- bench_failover:begin -->", "<!-- bench_failover:end -->"
 MEMBERS = {"bank-a": {"validators": 2, "spares": 1}, "bank-b": {"validators": 1, "spares": 0}}
@@ -330,15 +329,10 @@ def run_trials(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        prog=f"python -m {__spec__.name}", description=__doc__.splitlines()[0]
-    )
+    parser = bench_parser(__spec__.name, __doc__)
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--pause-trials", type=int, default=20)
     parser.add_argument("--lease-seconds", type=int, default=15, help="15 .. 60 (Azure's range)")
-    parser.add_argument(
-        "--record", action="store_true", help="rewrite this benchmark's section of the doc"
-    )
     args = parser.parse_args()
     goal = args.lease_seconds + GOAL_EXTRA_S
     timeout = args.lease_seconds + 45.0

@@ -14,20 +14,16 @@ rewrites its section of docs/benchmarks.md.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from orchestrator.geth.ipc import ipc_request
 from orchestrator.local.consortium import LocalConsortium
 from orchestrator.local.governance import bank_governance
 
-from .common import default_consortium, down_consortium, geth_version, machine, publish, summary
+from .common import bench_parser, default_consortium, geth_version, machine, publish, summary
 
 BEGIN, END = "<!-- bench_governance:begin -->", "<!-- bench_governance:end -->"
 POLL_S = 0.1
@@ -80,18 +76,11 @@ def trial(local: LocalConsortium, validator: str) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        prog=f"python -m {__spec__.name}", description=__doc__.splitlines()[0]
-    )
+    parser = bench_parser(__spec__.name, __doc__)
     parser.add_argument("--trials", type=int, default=5)
-    parser.add_argument(
-        "--record", action="store_true", help="rewrite this benchmark's section of the doc"
-    )
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="poa-bench-", dir="/tmp"))
-    local = default_consortium(work, 43000)
     drops, adds = [], []
-    try:
+    with default_consortium(43000) as local:
         network = local.network()
         assert network is not None
         validator = network.members["bank-a"].signers[1]
@@ -101,9 +90,6 @@ def main() -> None:
             adds.append(sealing)
             print(f"trial {i + 1}: dropped after {dropped:.1f} s, back and sealing after "
                   f"{sealing:.1f} s", flush=True)  # fmt: skip
-    finally:
-        down_consortium(local)
-        shutil.rmtree(work, ignore_errors=True)
     section = "\n".join([
         BEGIN,
         "## Governance: from a decision on the contract to Clique's signers",

@@ -16,14 +16,10 @@ ports with its two monitors, then measures bank-a's monitor process:
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import shutil
 import statistics
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import psutil
 import requests
@@ -35,8 +31,8 @@ from orchestrator.statefile import read_json
 
 from .common import (
     ROOT,
+    bench_parser,
     default_consortium,
-    down_consortium,
     machine,
     publish,
 )
@@ -121,17 +117,12 @@ def page_loads(url: str, loads: int) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        prog=f"python -m {__spec__.name}", description=__doc__.splitlines()[0]
-    )
+    parser = bench_parser(__spec__.name, __doc__)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--tx-rate", type=float, default=100.0)
     parser.add_argument("--loads", type=int, default=10)
-    parser.add_argument("--record", action="store_true", help="rewrite this benchmark's section")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="poa-bench-", dir="/tmp"))
-    local = default_consortium(work, 47000)
-    try:
+    with default_consortium(47000) as local:
         record_ = read_json(local.layout.root / "monitors" / "bank-a" / "monitor.json") or {}
         pid, url = int(record_["pid"]), str(record_["url"])
         time.sleep(10)  # the monitor's first backfill is not what idle costs
@@ -147,9 +138,6 @@ def main() -> None:
         api = requests.get(url + "api/state", timeout=5).json()
         busiest = max(p["txs"] for p in api["tx_per_minute"])
         loads = page_loads(url, args.loads)
-    finally:
-        down_consortium(local)
-        shutil.rmtree(work, ignore_errors=True)
     cores = psutil.cpu_count() or 1
     section = "\n".join([
         BEGIN,

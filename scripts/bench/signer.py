@@ -22,7 +22,6 @@ the same record), headers stamped now.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as dt
 import json
@@ -46,7 +45,7 @@ from orchestrator.store.azure_blob import AzureBlobStore
 from orchestrator.store.local import LocalStore
 from orchestrator.vault.local import LocalVault
 
-from .common import machine, pct, publish
+from .common import bench_parser, machine, pct, publish
 
 BEGIN, END = "<!-- bench_signer:begin -->", "<!-- bench_signer:end -->"
 Case = contextlib.AbstractContextManager[tuple[ValidatorKey, Store]]
@@ -164,11 +163,8 @@ def row(name: str, times: list[float]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        prog=f"python -m {__spec__.name}", description=__doc__.splitlines()[0]
-    )
+    parser = bench_parser(__spec__.name, __doc__)
     parser.add_argument("--blocks", type=int, default=300)
-    parser.add_argument("--record", action="store_true", help="rewrite this benchmark's section")
     args = parser.parse_args()
     rows: list[str] = []
     with tempfile.TemporaryDirectory(prefix="poa-sig-", dir="/tmp") as tmp:

@@ -19,7 +19,6 @@ without the balancers, to show what they cost.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import shutil
 import statistics
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from .common import POACTL, ROOT, geth_version, machine, move_ports, publish, summary
+from .common import POACTL, ROOT, bench_parser, geth_version, machine, move_ports, publish, summary
 
 BEGIN, END = "<!-- bench_startup:begin -->", "<!-- bench_startup:end -->"
 GOAL_COLD_S = 15.0
@@ -71,13 +70,8 @@ def trial(*, balancers: bool, restart: bool) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        prog=f"python -m {__spec__.name}", description=__doc__.splitlines()[0]
-    )
+    parser = bench_parser(__spec__.name, __doc__)
     parser.add_argument("--trials", type=int, default=5)
-    parser.add_argument(
-        "--record", action="store_true", help="rewrite this benchmark's section of the doc"
-    )
     args = parser.parse_args()
     cold, warm, bare = [], [], []
     for i in range(args.trials):
