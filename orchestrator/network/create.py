@@ -123,6 +123,8 @@ def read_member(store: Store, member: str) -> MemberInfo | None:
     if blob is None:
         return None
     doc = _json(blob.data, blob.name)
+    if isinstance(doc, dict) and "signers" in doc and "admin" not in doc:
+        raise _before_governance(blob.name)
     try:
         return MemberInfo.from_json(doc["member"], doc)
     except (KeyError, TypeError) as e:
@@ -220,12 +222,24 @@ def founding_governance(members: dict[str, MemberInfo], rules: GovernanceRules) 
     )
 
 
+def _before_governance(name: str) -> StateError:
+    return StateError(
+        "this network was created by an older poactl, before on-chain governance: its "
+        "genesis has no Governance contract and its members no admin account",
+        obj=name,
+        hint="a genesis cannot change under a running chain; start a new network: on one "
+        "machine `poactl destroy` (it deletes that chain's data and keys) and `poactl up`",
+    )
+
+
 def read_network(store: Store) -> NetworkInfo | None:
     blob = store.read(NETWORK_INFO)
     if blob is None:
         return None
     doc = _json(blob.data, blob.name)
     try:
+        if isinstance(doc["version"], int) and doc["version"] < NETWORK_INFO_VERSION:
+            raise _before_governance(blob.name)
         if doc["version"] != NETWORK_INFO_VERSION:
             raise StateError(
                 f"network information version {doc['version']} is not supported "

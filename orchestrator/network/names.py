@@ -18,7 +18,7 @@ from __future__ import annotations
 
 GENESIS = "network/genesis.json"
 NETWORK_INFO = "network/networkinfo.json"
-NETWORK_INFO_VERSION = 1
+NETWORK_INFO_VERSION = 2  # 2: members have a governance admin; Governance in the genesis
 
 
 def member_blob(member: str) -> str:

@@ -144,7 +144,7 @@ def network_info(s: Store) -> None:
         "bank-b": {"member": "bank-b", "signers": [A], "tx_account": B, "admin": A},
     }
     doc = {
-        "version": 1,
+        "version": 2,
         "chain_id": 7272,
         "block_period": 2,
         "founder": "bank-a",

@@ -292,9 +292,21 @@ def test_malformed_network_information_is_a_state_error(store: LocalStore) -> No
     store.write(NETWORK_INFO, b"{not json")
     with pytest.raises(StateError, match="not valid JSON"):
         read_network(store)
-    store.write(NETWORK_INFO, json.dumps({"version": 1, "chain_id": 1}).encode())
+    store.write(NETWORK_INFO, json.dumps({"version": 2, "chain_id": 1}).encode())
     with pytest.raises(StateError, match="malformed network information"):
         read_network(store)
+
+
+def test_a_network_from_before_governance_names_the_way_out(store: LocalStore) -> None:
+    """Version 1 (no admins, no Governance in the genesis) cannot be upgraded in place."""
+    store.write(NETWORK_INFO, json.dumps({"version": 1, "chain_id": 1}).encode())
+    with pytest.raises(StateError, match="created by an older poactl, before on-chain") as e:
+        read_network(store)
+    assert "`poactl destroy`" in str(e.value) and e.value.obj == NETWORK_INFO
+    old_member = {"member": "bank-a", "signers": [], "tx_account": "0x" + "11" * 20}
+    store.write("members/bank-a.json", json.dumps(old_member).encode())
+    with pytest.raises(StateError, match="before on-chain governance"):
+        read_member(store, "bank-a")
 
 
 # -- enodes ----------------------------------------------------------------------------
