@@ -98,7 +98,8 @@ def _open_proposal(gov: Governance, name: str) -> ProposalView:
         raise ConfigError(
             f"no open proposal about {name!r}",
             obj=name,
-            hint="`poactl members` lists the open proposals; `--remove` proposes a removal",
+            hint="`poactl members` lists the open proposals (a proposal made in the last "
+            "block may not have reached your node yet: retry); `--remove` proposes a removal",
         )
     if len(found) > 1:
         ids = ", ".join(f"#{p.id}" for p in found)

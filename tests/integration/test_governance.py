@@ -77,6 +77,16 @@ def wait_for_blocks(local: LocalConsortium, count: int) -> None:
     )
 
 
+def wait_until_bank_sees(local: LocalConsortium, bank: str, name: str) -> None:
+    """Block until `bank`'s own node shows an open proposal about `name`: a ballot reads the
+    proposal through the voter's node, which can be a block behind the proposer's."""
+    gov = bank_governance(local, bank)
+    wait_for(
+        lambda: any(p.name == name for p in gov.proposals(open_only=True)), 20,
+        f"{bank}'s node to show the proposal about {name}",
+    )  # fmt: skip
+
+
 def status_validators(local: LocalConsortium) -> dict[str, Any] | None:
     result = poactl(local, "status", "--format", "json")
     validators: dict[str, Any] | None = json.loads(result.output)["validators"]
@@ -127,6 +137,7 @@ def test_two_of_three_vote_a_member_out_and_its_signer_stops(running: LocalConso
     proposed = poactl(running, "members", "vote", "bank-c", "--remove", "--as", "bank-a")
     assert proposed.exit_code == 0, proposed.output
     assert "remove bank-c" in proposed.output and ": open, for 1" in proposed.output
+    wait_until_bank_sees(running, "bank-b", "bank-c")
     approved = poactl(running, "members", "vote", "bank-c", "--approve", "--as", "bank-b")
     assert approved.exit_code == 0, approved.output
     assert ": approved; 2 members now" in approved.output, approved.output
@@ -150,6 +161,7 @@ def test_the_floor_and_the_ballots_refuse_and_change_nothing(running: LocalConso
     again = poactl(running, "members", "vote", "bank-b", "--approve", "--as", "bank-a")
     assert again.exit_code != 0
     assert "the governance refused: AlreadyVoted(" in again.output
+    wait_until_bank_sees(running, "bank-b", "bank-b")
     below = poactl(running, "members", "vote", "bank-b", "--approve", "--as", "bank-b")
     assert below.exit_code != 0
     assert "BelowFloor(remaining=1, floor=2)" in below.output and "hint:" in below.output
