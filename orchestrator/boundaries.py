@@ -136,6 +136,24 @@ class Store(Protocol):
         """End whoever's lease is on `name` at once (an operator's override)."""
 
 
+class ConsortiumData(Protocol):
+    """Another bank's published consortium data, read-only: what a bank needs of the
+    others (member descriptors, the genesis, enodes, heartbeats), never their leases."""
+
+    def read(self, name: str) -> Blob | None:
+        """The blob, or None when it is not published."""
+
+    def list(self, prefix: str) -> list[str]:
+        """Names of the published blobs under `prefix`, sorted."""
+
+
+class Publication(Protocol):
+    """Where a bank publishes its consortium data for the others (write-only here)."""
+
+    def put(self, name: str, data: bytes) -> None:
+        """Publish `data` as `name`, replacing what was there."""
+
+
 # -- nodes ---------------------------------------------------------------------------
 
 

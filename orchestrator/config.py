@@ -116,8 +116,30 @@ class Tuning(Strict):
         return {"GOMEMLIMIT": f"{self.memory_limit_mb}MiB"}
 
 
+class PublishSettings(Strict):
+    """Where a bank publishes its consortium data for the other banks. `local`: a
+    directory they read by path or `file://` URL. `azure`: a container of the bank's own
+    storage account, which they read through a read-only SAS URL."""
+
+    kind: Literal["local", "azure"]
+    path: FilePath | None = None  # local: the directory
+    account_url: str | None = None  # azure
+    container: str = "consortium"
+    account_key_file: FilePath | None = None  # azure, as for the store
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> PublishSettings:
+        if self.kind == "local" and self.path is None:
+            raise ValueError("a local publication needs 'path' (its directory)")
+        if self.kind == "azure" and not self.account_url:
+            raise ValueError("an azure publication needs 'account_url'")
+        return self
+
+
 class StoreSettings(Strict):
-    """`local`: a SQLite file on this machine. `azure`: a Blob Storage container."""
+    """`local`: a SQLite file on this machine. `azure`: a Blob Storage container. Each
+    bank has its own; with `publish` and `consortium_data` it also publishes its
+    consortium data and reads the other banks' (`network.data.ConsortiumStore`)."""
 
     kind: Literal["local", "azure"]
     path: FilePath | None = None  # local
@@ -126,6 +148,10 @@ class StoreSettings(Strict):
     # azure: a file holding the storage account key (Azurite, or no managed identity);
     # without it the agent authenticates with DefaultAzureCredential (managed identity).
     account_key_file: FilePath | None = None
+    publish: PublishSettings | None = None
+    # The other banks' consortium data: member -> a directory, a file:// URL, or an
+    # http(s) URL of a Blob container (in Azure, a read-only SAS URL).
+    consortium_data: dict[MemberName, str] = {}
 
     @model_validator(mode="after")
     def _fields_for_kind(self) -> StoreSettings:

@@ -12,12 +12,34 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
-from orchestrator.boundaries import Runtime, Store, Vault
-from orchestrator.config import RuntimeSettings, StoreSettings, VaultSettings
+from orchestrator.boundaries import ConsortiumData, Publication, Runtime, Store, Vault
+from orchestrator.config import PublishSettings, RuntimeSettings, StoreSettings, VaultSettings
 from orchestrator.errors import ConfigError
 
 
-def make_store(settings: StoreSettings) -> Store:
+def make_store(settings: StoreSettings, *, member: str | None = None) -> Store:
+    """The bank's store; with `publish` or `consortium_data` in the settings, `member`'s
+    view of the consortium (its own store, what it publishes, what the others publish)."""
+    own = _own_store(settings)
+    if settings.publish is None and not settings.consortium_data:
+        return own
+    if member is None:
+        raise ConfigError(
+            "a store that reads other banks' consortium data needs to know its bank",
+            obj="store",
+            hint="name the member in the settings that hold this store",
+        )
+    from orchestrator.network.data import ConsortiumStore
+
+    return ConsortiumStore(
+        member,
+        own,
+        others={m: open_consortium_data(url) for m, url in settings.consortium_data.items()},
+        publication=None if settings.publish is None else _publication(settings.publish),
+    )
+
+
+def _own_store(settings: StoreSettings) -> Store:
     if settings.kind == "local":
         from orchestrator.store.local import LocalStore
 
@@ -31,7 +53,41 @@ def make_store(settings: StoreSettings) -> Store:
     )
 
 
-def _storage_credential(settings: StoreSettings) -> object:
+def _publication(settings: PublishSettings) -> Publication:
+    if settings.kind == "local":
+        from orchestrator.store.published import DirectoryData
+
+        assert settings.path is not None
+        return DirectoryData(settings.path)
+    from orchestrator.store.azure_blob import AzureBlobStore
+
+    assert settings.account_url is not None
+    return AzureBlobStore(
+        settings.account_url, settings.container, credential=_storage_credential(settings)
+    )
+
+
+def open_consortium_data(url: str) -> ConsortiumData:
+    """A bank's published consortium data, read-only: a directory (a path or a `file://`
+    URL) or a Blob container (an `http(s)://` container URL, in Azure a read-only SAS)."""
+    parsed = urlparse(url)
+    if parsed.scheme in ("http", "https") and parsed.netloc:
+        from orchestrator.store.azure_blob import AzureBlobStore
+
+        return AzureBlobStore.from_container_url(url)
+    if parsed.scheme == "file" or (not parsed.scheme and url.startswith("/")):
+        from orchestrator.store.published import DirectoryData
+
+        return DirectoryData(Path(parsed.path if parsed.scheme else url))
+    raise ConfigError(
+        f"{url!r} is not a consortium data URL",
+        obj=url,
+        hint="give an absolute path, a file:// URL, or a Blob container URL "
+        "(https://ACCOUNT.blob.core.windows.net/consortium?<read-only SAS>)",
+    )
+
+
+def _storage_credential(settings: StoreSettings | PublishSettings) -> object:
     if settings.account_key_file is None:
         from azure.identity import DefaultAzureCredential
 
@@ -73,7 +129,7 @@ def run_agent(config: Path) -> int:
     labels = {"consortium": str(settings.consortium_file.absolute()), "member": settings.member}
     agent = Agent(
         settings,
-        store=make_store(settings.store),
+        store=make_store(settings.store, member=settings.member),
         vault=make_vault(settings.vault),
         runtime=make_runtime(settings.runtime, labels=labels),
         geth=geth_command(settings.runtime),
@@ -89,7 +145,9 @@ def run_monitor(config: Path) -> int:
 
     settings = load_monitor_config(config)
     monitor = Monitor(
-        settings, store=make_store(settings.store), consortium=load_config(settings.consortium_file)
+        settings,
+        store=make_store(settings.store, member=settings.member),
+        consortium=load_config(settings.consortium_file),
     )
     return monitor.run()
 

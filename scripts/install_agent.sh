@@ -3,7 +3,8 @@
 # at boot. Idempotent: a second run with the same arguments changes nothing.
 #
 #   install_agent.sh --source PATH --member NAME --node NAME --vault-url URL \
-#     --storage-account-url URL [--container NAME] [--host ADDRESS] [--rpc-host ADDRESS]
+#     --storage-account-url URL [--container NAME] [--publish-container NAME]
+#     [--consortium-data MEMBER=URL]... [--host ADDRESS] [--rpc-host ADDRESS]
 #     [--peer-network CIDR] [--role validator|rpc]
 #     [--consortium FILE] [--runtime docker|process] [--image IMAGE] [--p2p-port N]
 #     [--http-port N] [--authrpc-port N] [--health-port N] [--state-dir DIR] [--user NAME]
@@ -24,12 +25,19 @@ die() { printf '[install] error: %s\n' "$*" >&2; exit 2; }
 usage() { sed -n '2,19s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 prefix=/ source= member= node= vault_url= account_url= container=poactl host=127.0.0.1
+publish_container= consortium_data=()
 peer_network=127.0.0.0/8 rpc_host=
 role=validator consortium= runtime=docker image= state_dir=/var/lib/poactl user=poactl
 wheelhouse= python=python3 p2p_port=30303 http_port=8545 authrpc_port=8651 health_port=8745
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
+    --consortium-data)
+      [ $# -ge 2 ] && [ -n "$2" ] || die "$1: needs a value"
+      consortium_data+=("$2"); shift 2 ;;
+    --publish-container)
+      [ $# -ge 2 ] && [ -n "$2" ] || die "$1: needs a value"
+      publish_container=$2; shift 2 ;;
     --prefix|--source|--member|--node|--vault-url|--storage-account-url|--container|\
     --host|--role|--consortium|--runtime|--image|--state-dir|--user|--wheelhouse|--python|\
     --p2p-port|--http-port|--authrpc-port|--health-port|--peer-network|--rpc-host)
@@ -66,6 +74,25 @@ url_re='^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?$'
 [[ $account_url =~ $url_re ]] || die "--storage-account-url: '$account_url' is not an https:// URL"
 { [[ $container =~ ^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$ ]] && [[ $container != *--* ]]; } \
   || die "--container: '$container' is not a blob container name (3-63 lowercase letters, digits, single '-')"
+if [ -n "$publish_container" ]; then
+  { [[ $publish_container =~ ^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$ ]] && [[ $publish_container != *--* ]]; } \
+    || die "--publish-container: '$publish_container' is not a blob container name"
+  [ "$publish_container" != "$container" ] \
+    || die "--publish-container: must differ from --container (the other banks may read it; leases stay private)"
+fi
+data_yaml=""
+for entry in "${consortium_data[@]}"; do
+  data_member=${entry%%=*} data_url=${entry#*=}
+  [[ $entry == *=* && $data_member =~ ^[a-z][a-z0-9-]{0,30}[a-z0-9]$ ]] \
+    || die "--consortium-data: '$entry' is not MEMBER=URL"
+  [ "$data_member" != "$member" ] || die "--consortium-data: '$data_member' is this bank (it reads its own store)"
+  [[ $data_url =~ ^https://[A-Za-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9._~/-]+(\?[A-Za-z0-9._~%=\&:+-]*)?$ ]] \
+    || die "--consortium-data: '$data_url' is not an https:// container URL (a read-only SAS URL)"
+  data_yaml+=$'\n'"    $data_member: \"$data_url\""
+done
+[ -z "$data_yaml" ] || data_yaml=$'\n'"  consortium_data:$data_yaml"
+[ -z "$publish_container" ] \
+  || data_yaml=$'\n'"  publish:"$'\n'"    kind: azure"$'\n'"    account_url: \"$account_url\""$'\n'"    container: \"$publish_container\"$data_yaml"
 [[ $host =~ ^[A-Za-z0-9.:-]+$ ]] || die "--host: '$host' is not an address (this VM's address its peers reach)"
 rpc_host=${rpc_host:-$host}
 [[ $rpc_host =~ ^[A-Za-z0-9.:-]+$ ]] || die "--rpc-host: '$rpc_host' is not an address (where JSON-RPC listens for the balancer)"
@@ -201,7 +228,7 @@ vault:
 store:
   kind: azure
   account_url: "$account_url"
-  container: "$container"
+  container: "$container"$data_yaml
 EOF
 
 docker_lines=""

@@ -530,7 +530,9 @@ class Agent:
         peers = ipc_probe(self.paths.ipc, "net_peerCount", [], timeout=2.0)
         now = datetime.now(UTC).isoformat(timespec="seconds")
         body.update(peers=int(peers, 16) if isinstance(peers, str) else None, time=now)
-        self.store.write(heartbeat_blob(self.name), json.dumps(body, sort_keys=True).encode())
+        self.store.write(
+            heartbeat_blob(self.member, self.name), json.dumps(body, sort_keys=True).encode()
+        )
         if body["block"] is not None:
             self.metrics.chain(body["block"], body["peers"] or 0)
 

@@ -36,6 +36,7 @@ from orchestrator.boundaries import Store, Vault
 from orchestrator.config import (
     Consortium,
     NodeSpec,
+    PublishSettings,
     RuntimeSettings,
     StoreSettings,
     VaultSettings,
@@ -92,18 +93,21 @@ class LocalConsortium:
         state_dir: Path,
         *,
         geth: str | None = None,
-        store: StoreSettings | None = None,
+        store: Callable[[str], StoreSettings] | None = None,
         vault: Callable[[str], VaultSettings] | None = None,
-        agent_store: Callable[[str], StoreSettings] | None = None,
+        agent_store: Callable[[NodeSpec], StoreSettings] | None = None,
     ) -> None:
-        """`store`, `vault` (member -> settings) and `agent_store` (node -> the store as
-        that node's agent reaches it) replace the local backends; tests use them to run
-        the same agents against Azurite and a Key Vault emulator."""
+        """`store` and `vault` (member -> its settings) and `agent_store` (node -> its
+        bank's store as that node's agent reaches it) replace the local backends; tests use
+        them to run the same agents against Azurite and a Key Vault emulator. Each bank
+        publishes its consortium data in a local directory, whatever its store."""
         self.layout = StateLayout(state_dir.expanduser().absolute())
         self._geth = geth
-        self._store = store or StoreSettings(kind="local", path=self.layout.store)
+        self._own_store = store or (
+            lambda m: StoreSettings(kind="local", path=self.layout.store(m))
+        )
         self._vault = vault or (lambda m: VaultSettings(kind="local", path=self.layout.vault(m)))
-        self._agent_store = agent_store or (lambda _node: self._store)
+        self._agent_store = agent_store or (lambda node: self._own_store(node.member))
 
     # -- reading state ---------------------------------------------------------------
     @property
@@ -119,17 +123,36 @@ class LocalConsortium:
             )
         return parse_config(self.layout.config.read_text(), source=str(self.layout.config))
 
-    def store(self) -> Store:
-        return make_store(self._store)
+    def data_url(self, member: str) -> str:
+        """Where `member` publishes its consortium data for the other banks."""
+        return self.layout.published(member).as_uri()
+
+    def store_settings(
+        self, member: str, own: StoreSettings | None = None, *, publishes: bool = True
+    ) -> StoreSettings:
+        """`member`'s store as its processes see it: its own store (`own`, default the
+        bank's), its publication, and every other bank's published data."""
+        others = {m: self.data_url(m) for m in self.load().members() if m != member}
+        publish = PublishSettings(kind="local", path=self.layout.published(member))
+        return (own or self._own_store(member)).model_copy(
+            update={"publish": publish if publishes else None, "consortium_data": others}
+        )
+
+    def store(self, member: str | None = None) -> Store:
+        """`member`'s view of the consortium (default: the founding bank's)."""
+        bank = member or self.load().members()[0]
+        return make_store(self.store_settings(bank), member=bank)
 
     def vault(self, member: str) -> Vault:
         """`member`'s own vault (on one machine the operator reaches every bank's)."""
         return make_vault(self._vault(member))
 
     def network(self) -> NetworkInfo | None:
-        if self._store.kind == "local" and not self.layout.store.exists():
+        founder = self.load().members()[0] if self.exists else None
+        own = self._own_store(founder) if founder else None
+        if own is None or (own.kind == "local" and own.path and not own.path.exists()):
             return None
-        return read_network(self.store())
+        return read_network(self.store(founder))
 
     def signers(self) -> dict[str, str]:
         """Node -> the signer address of the identity its agent holds right now."""
@@ -282,7 +305,7 @@ class LocalConsortium:
             advertise=f"127.0.0.1:{node.peer_port}" if _peers_via_balancer(consortium) else None,
             lease_seconds=supervision.lease_seconds,
             heartbeat_seconds=supervision.heartbeat_seconds,
-            store=self._agent_store(node.name),
+            store=self.store_settings(node.member, self._agent_store(node)),
             vault=self._vault(node.member),
             runtime=self._runtime(consortium).model_copy(update={"geth": geth}),
         )
@@ -391,9 +414,9 @@ class LocalConsortium:
         network = self.network()
         if network is None:
             return []
-        store = self.store()
         rows = []
         for member in consortium.members():
+            store = make_store(self._own_store(member))  # leases never leave the bank
             h = holder_of(store, leader_lease(member))
             rows.append(LeaseRow(member, "leader", None, h.holder if h.leased else None))
             signers = network.signers(member) if network else ()
@@ -413,7 +436,8 @@ class LocalConsortium:
         """A monitor follows the chain through its bank's first node."""
         first = {m: next(n.rpc_url for n in consortium.nodes if n.member == m)
                  for m in consortium.members()}  # fmt: skip
-        return monitors.start(self.layout, consortium, self._store, first)
+        stores = {m: self.store_settings(m, publishes=False) for m in consortium.members()}
+        return monitors.start(self.layout, consortium, stores, first)
 
     def stop_monitors(self) -> list[str]:
         return monitors.stop(self.layout, self.load())

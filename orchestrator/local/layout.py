@@ -1,7 +1,10 @@
 """Where things live in a local consortium's state directory (paths only, no I/O).
 
 <state>/consortium.yaml       the settings this consortium was created from
-<state>/store.sqlite          the local store: network info, enodes, leases, heartbeats
+<state>/banks/<member>/store.sqlite   each bank's own store: its leases, and the
+                              consortium data it writes (network info, enodes, heartbeats)
+<state>/banks/<member>/published/    what the bank publishes for the others, read-only
+                              to them (a file:// URL; in Azure a container and a SAS URL)
 <state>/vaults/<member>/      each bank's local encrypted vault
 <state>/nodes/<node>/         one agent: agent.yaml, agent.json (its state), agent.log,
                               datadir/, config.toml, genesis.json, genesis.sha256, geth.log,
@@ -35,9 +38,11 @@ class StateLayout:
     def config(self) -> Path:
         return self.root / "consortium.yaml"
 
-    @property
-    def store(self) -> Path:
-        return self.root / "store.sqlite"
+    def store(self, member: str) -> Path:
+        return self.root / "banks" / member / "store.sqlite"
+
+    def published(self, member: str) -> Path:
+        return self.root / "banks" / member / "published"
 
     def vault(self, member: str) -> Path:
         return self.root / "vaults" / member

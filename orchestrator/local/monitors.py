@@ -46,17 +46,18 @@ def settings_for(
 def start(
     layout: StateLayout,
     consortium: Consortium,
-    store: StoreSettings,
+    stores: dict[str, StoreSettings],
     rpc_urls: dict[str, str],
 ) -> Starting:
-    """Spawn the monitors that do not run, each on its bank's endpoint in `rpc_urls`
+    """Spawn the monitors that do not run, each on its bank's store view in `stores` and
+    its bank's endpoint in `rpc_urls`
     (`Starting.wait` waits until they serve). A monitor needs no running network: it
     keeps trying until the network and the node answer."""
     pending = []
     for member in consortium.members():
         svc = service(layout, member)
         if svc.pid() is None:
-            settings = settings_for(layout, consortium, member, store, rpc_urls[member])
+            settings = settings_for(layout, consortium, member, stores[member], rpc_urls[member])
             process = svc.start(settings, settings.url)
             pending.append((svc, process, settings.url + "healthz", member))
     return Starting(pending)

@@ -47,6 +47,7 @@ class Heartbeat:
     peers: int | None
     sealing: bool
     signer: str | None
+    leader: bool = False  # not kept in the history: only the latest round's claim counts
 
 
 @dataclass(frozen=True)

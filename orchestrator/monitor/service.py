@@ -1,7 +1,9 @@
 """One bank's monitor (`poactl monitor`): collect, remember, serve.
 
-A collector thread reads, every second or so, the bank's store (every node's heartbeat
-blob, the network's members and signers, who holds which lease) and the chain through
+A collector thread reads, every second or so, the bank's store and the other banks'
+published data (every node's heartbeat, the network's members and signers, who holds
+which lease: the bank's own from its leases, another bank's as its nodes' latest
+heartbeats claim, since leases never leave a bank) and the chain through
 the bank's own node (`chain`), into the history (`history`); the HTTP face (`server`)
 answers from a snapshot (`view`) computed at most once a second. All of it runs in one
 process, with no dependency outside poactl: the page is a static file.
@@ -62,9 +64,10 @@ class Monitor:
     # -- collecting ------------------------------------------------------------------
     def collect(self, *, store_too: bool = True) -> None:
         """One round: heartbeats, (the network and leases), the chain."""
-        self.history.add_heartbeats(self._heartbeats())
+        beats = self._heartbeats()
+        self.history.add_heartbeats(beats)
         if store_too:
-            self._view = self._read_network()
+            self._view = self._read_network(beats)
         self.chain.poll()
 
     def _heartbeats(self) -> list[Heartbeat]:
@@ -79,25 +82,36 @@ class Monitor:
                     node=str(doc["node"]), at=datetime.fromisoformat(doc["time"]).timestamp(),
                     member=str(doc["member"]), state=str(doc["state"]), block=doc.get("block"),
                     hash=doc.get("hash"), peers=doc.get("peers"), sealing=bool(doc["sealing"]),
-                    signer=doc.get("signer"),
+                    signer=doc.get("signer"), leader=bool(doc.get("leader")),
                 ))  # fmt: skip
             except (ValueError, KeyError, TypeError) as e:
                 log.debug("skipping a bad heartbeat blob %s: %s", name, e)
         return beats
 
-    def _read_network(self) -> Settings:
+    def _read_network(self, beats: list[Heartbeat]) -> Settings:
         network = read_network(self.store)
         if network is None:
             return self._view
+        fresh = time.time() - 2 * self._view.heartbeat_seconds
+        claims = {(b.member, b.signer): b.node for b in beats if b.signer and b.at >= fresh}
+        leaders = {b.member: b.node for b in beats if b.leader and b.at >= fresh}
         leases = []
         for member, info in network.members.items():
             names = [("leader", leader_lease(member))] + [
                 (f"identity-{i}", identity_lease(member, i)) for i in range(len(info.signers))
             ]
             for label, name in names:
-                h = holder_of(self.store, name)
-                leases.append({"member": member, "lease": label,
-                               "holder": h.holder if h.leased else None})  # fmt: skip
+                source = "lease" if member == self.settings.member else "heartbeat"
+                if source == "lease":
+                    h = holder_of(self.store, name)
+                    holder = h.holder if h.leased else None
+                elif label == "leader":
+                    holder = leaders.get(member)
+                else:
+                    holder = claims.get((member, info.signers[int(label.split("-")[1])]))
+                leases.append(
+                    {"member": member, "lease": label, "holder": holder, "source": source}
+                )
         return Settings(
             member=self.settings.member,
             heartbeat_seconds=self._view.heartbeat_seconds,

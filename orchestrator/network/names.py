@@ -1,14 +1,19 @@
 """Names of what a consortium keeps: blobs and leases in a store, secrets in a vault.
 
-    members/<member>.json          a member's signer addresses (identity order), its
-                                   transaction account and its governance admin
-                                   account; its leader publishes them
-    network/genesis.json           the canonical Clique genesis (the founder's leader)
-    network/networkinfo.json       chain id, period, members, signers, genesis sha256
-    enodes/<node>.json             a node's enode URL (its agent)
-    leases/<member>/leader         the member's leader lease
-    leases/<member>/identity-<i>   validator identity i's lease; the holder in the blob
-    heartbeats/<node>.json         an agent's heartbeat
+    members/<member>.json            a member's signer addresses (identity order), its
+                                     transaction account and its governance admin
+                                     account; its leader publishes them
+    network/genesis.json             the canonical Clique genesis (the founder's leader)
+    network/networkinfo.json         chain id, period, members, signers, genesis sha256
+    network/contracts.json           the CreditRegistry's address (its deployer)
+    enodes/<member>/<node>.json      a node's enode URL (its agent)
+    heartbeats/<member>/<node>.json  an agent's heartbeat
+    leases/<member>/leader           the member's leader lease
+    leases/<member>/identity-<i>     validator identity i's lease; the holder in the blob
+
+Each bank keeps all of these in its own store. Everything but `leases/` is *consortium
+data*: the bank also publishes it, read-only, for the other banks (`publisher_of` says
+whose word counts for a name). Leases never leave the bank.
 
 One module so that every reader and writer agrees on them, and so that a light client
 (the credit SDK) can name a secret without importing the network's machinery.
@@ -25,12 +30,35 @@ def member_blob(member: str) -> str:
     return f"members/{member}.json"
 
 
-def enode_blob(node: str) -> str:
-    return f"enodes/{node}.json"
+PUBLISHED_PREFIXES = ("members/", "network/", "enodes/", "heartbeats/")
+SHARED_PREFIX = "network/"  # the same for every member: whoever publishes it
 
 
-def heartbeat_blob(node: str) -> str:
-    return f"heartbeats/{node}.json"
+def enode_blob(member: str, node: str) -> str:
+    return f"enodes/{member}/{node}.json"
+
+
+def heartbeat_blob(member: str, node: str) -> str:
+    return f"heartbeats/{member}/{node}.json"
+
+
+def is_published(name: str) -> bool:
+    """Whether `name` is consortium data (published) rather than the bank's own (leases)."""
+    return name.startswith(PUBLISHED_PREFIXES)
+
+
+def publisher_of(name: str) -> str | None:
+    """The member whose publication is authoritative for `name`: the member a descriptor,
+    enode or heartbeat belongs to; None for the network's shared blobs (any member's copy,
+    checked against the genesis hash where it matters) and for names that are not
+    published."""
+    if not is_published(name) or name.startswith(SHARED_PREFIX):
+        return None
+    kind, _, rest = name.partition("/")
+    if kind == "members":  # members/<member>.json
+        return rest.removesuffix(".json") if "/" not in rest else None
+    member, nested, _ = rest.partition("/")  # enodes/<member>/..., heartbeats/<member>/...
+    return member if nested else None
 
 
 def leader_lease(member: str) -> str:

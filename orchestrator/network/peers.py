@@ -1,6 +1,7 @@
 """Peers: each node publishes its enode; every agent reads the others' to peer with them.
 
-Static peering only (no discovery): the enodes in the store are the whole peer list.
+Static peering only (no discovery): the enodes in the bank's store and in the other
+banks' published data are the whole peer list.
 A malformed record is reported and skipped, never fatal, so one bad blob cannot keep
 a consortium from peering.
 """
@@ -11,16 +12,16 @@ import json
 import re
 
 from orchestrator.boundaries import Store
-from orchestrator.network.names import enode_blob
+from orchestrator.network.names import enode_blob, publisher_of
 
 ENODE = re.compile(r"^enode://[0-9a-f]{128}@[0-9A-Za-z.:\[\]-]+:\d{1,5}$")
 
 
 def publish_enode(store: Store, node: str, member: str, enode: str) -> None:
     body = json.dumps({"node": node, "member": member, "enode": enode}, sort_keys=True)
-    current = store.read(enode_blob(node))
+    current = store.read(enode_blob(member, node))
     if current is None or current.data != body.encode():
-        store.write(enode_blob(node), body.encode())
+        store.write(enode_blob(member, node), body.encode())
 
 
 def read_enodes(store: Store) -> tuple[dict[str, str], list[str]]:
@@ -33,9 +34,12 @@ def read_enodes(store: Store) -> tuple[dict[str, str], list[str]]:
             continue
         try:
             doc = json.loads(blob.data)
-            node, enode = str(doc["node"]), str(doc["enode"])
+            node, enode, member = str(doc["node"]), str(doc["enode"]), str(doc["member"])
         except (ValueError, KeyError, TypeError) as e:
             problems.append(f"{name}: not an enode record ({type(e).__name__})")
+            continue
+        if member != publisher_of(name):
+            problems.append(f"{name}: names member {member[:40]!r}, not the publisher")
             continue
         if not ENODE.match(enode):
             problems.append(f"{name}: malformed enode URL {enode[:80]!r}")

@@ -61,8 +61,23 @@ class AzureBlobStore:
             read_timeout=read_timeout,
         )
 
+    @classmethod
+    def from_container_url(cls, url: str, *, timeout: float = 5.0) -> AzureBlobStore:
+        """A container reached by its URL alone, e.g. another bank's consortium data
+        through a read-only SAS URL (`https://ACCOUNT.blob.core.windows.net/C?sv=...`)."""
+        store = cls.__new__(cls)
+        store._url = url.split("?", 1)[0]  # never log the signature
+        store._container = ContainerClient.from_container_url(
+            url, retry_total=0, connection_timeout=3.0, read_timeout=timeout
+        )
+        return store
+
     def __repr__(self) -> str:
         return f"AzureBlobStore({self._url!r})"
+
+    def put(self, name: str, data: bytes) -> None:
+        """Publish `data` as `name` (this container as a bank's `Publication`)."""
+        self.write(name, data)
 
     def ensure_container(self) -> None:
         """Create the container unless it exists."""

@@ -25,12 +25,15 @@ CONFIG = Path("etc/poactl/agent.yaml")
 UNIT = Path("etc/systemd/system/poactl-agent.service")
 VENV = Path("opt/poactl/venv")
 SAMPLE = Path("orchestrator/consortium.yaml")  # a consortium file, for --consortium
+BANK_B_DATA = "https://bankbdata.blob.core.windows.net/consortium?sv=2022-11-02&sp=rl&sig=ab%3D"
 GOOD = {
     "--member": "bank-a",
     "--node": "bank-a-1",
     "--vault-url": "https://bank-a-kv.vault.azure.net",
     "--storage-account-url": "https://bankadata.blob.core.windows.net",
-    "--container": "consortium",
+    "--container": "poactl",
+    "--publish-container": "consortium",
+    "--consortium-data": f"bank-b={BANK_B_DATA}",
 }
 
 
@@ -108,7 +111,13 @@ def test_first_run_installs_poactl_config_and_unit(installed: tuple[Path, Path, 
         "store": {
             "kind": "azure",
             "account_url": "https://bankadata.blob.core.windows.net",
-            "container": "consortium",
+            "container": "poactl",
+            "publish": {
+                "kind": "azure",
+                "account_url": "https://bankadata.blob.core.windows.net",
+                "container": "consortium",
+            },
+            "consortium_data": {"bank-b": BANK_B_DATA},
         },
     }
     # The agent's own loader accepts it (an unknown or missing key would be an error).
@@ -205,6 +214,10 @@ def test_process_runtime_config_has_no_image(tmp_path: Path) -> None:
         ({"storage_account_url": None}, "--storage-account-url: missing"),
         ({"container": "a--b"}, "--container: 'a--b' is not a blob container name"),
         ({"runtime": "podman"}, "--runtime: 'podman' is not docker or process"),
+        ({"publish_container": "poactl"}, "--publish-container: must differ from --container"),
+        ({"consortium_data": "bank-b"}, "--consortium-data: 'bank-b' is not MEMBER=URL"),
+        ({"consortium_data": "bank-a=https://x.net/c"}, "'bank-a' is this bank"),
+        ({"consortium_data": "bank-b=http://x.net/c"}, "is not an https:// container URL"),
         ({"source": "/nonexistent/poactl.whl"}, "--source: '/nonexistent/poactl.whl' does not"),
         ({"prefix": "relative/root"}, "--prefix: 'relative/root' is not an absolute path"),
         ({"image": "bad image"}, "--image: 'bad image' is not an image reference"),

@@ -209,7 +209,7 @@ def test_wrong_vault_url_gives_up_at_the_boot_timeout_naming_the_url(
     node = local.layout.node(f"{MEMBER}-1")
     assert json.loads(node.agent_status.read_text())["state"] == "FATAL"
     assert_no_identity_keystore(node.root)
-    assert not_leased(LocalStore(local.layout.store), leader_lease(MEMBER))
+    assert not_leased(LocalStore(local.layout.store(MEMBER)), leader_lease(MEMBER))
 
 
 @pytest.mark.slow
@@ -250,7 +250,7 @@ def test_untrusted_vault_credentials_stop_the_agent_at_once(
     node = local.layout.node(f"{MEMBER}-1")
     assert json.loads(node.agent_status.read_text())["state"] == "FATAL"
     assert_no_identity_keystore(node.root)
-    assert not_leased(LocalStore(local.layout.store), leader_lease(MEMBER))
+    assert not_leased(LocalStore(local.layout.store(MEMBER)), leader_lease(MEMBER))
 
 
 # -- 3 and 4: a running consortium -------------------------------------------------------
@@ -291,8 +291,8 @@ def running(geth: str) -> Iterator[Running]:
 
 
 BAD_ENODES = {
-    "enodes/bogus.json": b"not json",
-    "enodes/bad-url.json": json.dumps(
+    f"enodes/{MEMBER}/bogus.json": b"not json",
+    f"enodes/{MEMBER}/bad-url.json": json.dumps(
         {"node": "bad-url", "member": MEMBER, "enode": "enode://nothex@127.0.0.1:30303"}
     ).encode(),
 }
@@ -308,7 +308,7 @@ def test_malformed_enode_blobs_are_reported_once_and_ignored(running: Running) -
     logs = {n: local.layout.node(n).agent_log for n in nodes}
     offsets = {n: logs[n].stat().st_size for n in nodes}
     pids = {n: json.loads(local.layout.node(n).agent_status.read_text())["pid"] for n in nodes}
-    store = LocalStore(local.layout.store)
+    store = LocalStore(local.layout.store(MEMBER))
     head_before = _head(local, nodes[0])
 
     for name, data in BAD_ENODES.items():
@@ -337,8 +337,8 @@ def test_malformed_enode_blobs_are_reported_once_and_ignored(running: Running) -
         assert psutil.pid_exists(pids[node])
         state = json.loads(local.layout.node(node).agent_status.read_text())["state"]
         assert state in ("SEALING", "FOLLOWING"), f"{node} is {state}"
-    assert "not an enode record" in reports(nodes[0], "enodes/bogus.json")[0]
-    assert "malformed enode URL" in reports(nodes[0], "enodes/bad-url.json")[0]
+    assert "not an enode record" in reports(nodes[0], f"enodes/{MEMBER}/bogus.json")[0]
+    assert "malformed enode URL" in reports(nodes[0], f"enodes/{MEMBER}/bad-url.json")[0]
     assert _head(local, nodes[0]) > head_before, "the chain stopped"
     status = subprocess.run(
         poactl("status", "--state-dir", str(local.layout.root)),
@@ -363,7 +363,7 @@ def test_a_missing_validator_key_stops_the_agent_and_frees_the_identity(
 ) -> None:
     local = running.local
     local.down()  # a clean stop releases every lease: identity 0 is free
-    store = LocalStore(local.layout.store)
+    store = LocalStore(local.layout.store(MEMBER))
     # The member's leader lease is held (as by a healthy leader elsewhere), so the new
     # agent cannot lead: it must not create identities in its empty vault.
     leader = store.acquire_lease(leader_lease(MEMBER), 60)

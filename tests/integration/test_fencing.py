@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.config import StoreSettings, VaultSettings
+from orchestrator.config import NodeSpec, StoreSettings, VaultSettings
 from orchestrator.local.consortium import LocalConsortium
 from tests.helpers.chain import (
     agent,
@@ -58,22 +58,22 @@ def on_azure(
     links: dict[str, CuttableLink] = {}
     port = int(azurite.account_url.split(":")[2].split("/")[0])
 
-    def store_via_link(node: str) -> StoreSettings:
-        links[node] = cuttable_link(port)
+    def store_via_link(node: NodeSpec) -> StoreSettings:
+        links[node.name] = cuttable_link(port)
         return StoreSettings(
             kind="azure",
-            account_url=f"http://127.0.0.1:{links[node].port}/devstoreaccount1",
-            container=container,
+            account_url=f"http://127.0.0.1:{links[node.name].port}/devstoreaccount1",
+            container=f"{container}-{node.member}",  # each bank its own store
             account_key_file=key_file,
         )
 
     local = LocalConsortium(
         short_dir / "state",
         geth=geth,
-        store=StoreSettings(
+        store=lambda member: StoreSettings(
             kind="azure",
             account_url=azurite.account_url,
-            container=container,
+            container=f"{container}-{member}",
             account_key_file=key_file,
         ),
         agent_store=store_via_link,

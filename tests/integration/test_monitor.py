@@ -126,8 +126,11 @@ def test_nodes_validators_and_leases_match_the_consortium(running: LocalConsorti
     assert sorted(v["address"] for v in s["validators"]) == sorted(network.all_signers)
     sealed = {v["address"]: v["last_sealed_block"] for v in s["validators"]}
     assert all(sealed.values()), sealed
-    holders = {(r["member"], r["lease"]): r["holder"] for r in s["leases"]}
-    assert holders[("bank-b", "identity-0")] == "bank-b-1"
+    holders = {(r["member"], r["lease"]): (r["holder"], r["source"]) for r in s["leases"]}
+    # bank-a's monitor reads its own leases; bank-b's leases never leave bank-b, so it
+    # shows what bank-b's published heartbeats claim.
+    assert holders[("bank-b", "identity-0")] == ("bank-b-1", "heartbeat")
+    assert holders[("bank-a", "leader")][1] == "lease" and holders[("bank-a", "leader")][0]
     # The mean block time is the chain's own (blocks 1..head; block 0 is stamped when the
     # network was created), and never under the period. A young chain on a loaded machine
     # may have waited out a fork at block 1, so no upper bound is asserted here.

@@ -314,12 +314,12 @@ def test_a_network_from_before_governance_names_the_way_out(store: LocalStore) -
 
 def test_publish_enode_writes_once_and_rewrites_on_change(store: LocalStore) -> None:
     publish_enode(store, "bank-a-1", "bank-a", ENODE_A)
-    first = store.read("enodes/bank-a-1.json")
+    first = store.read("enodes/bank-a/bank-a-1.json")
     assert first is not None
     publish_enode(store, "bank-a-1", "bank-a", ENODE_A)
-    assert store.read("enodes/bank-a-1.json") == first  # same record: not rewritten
+    assert store.read("enodes/bank-a/bank-a-1.json") == first  # same record: not rewritten
     publish_enode(store, "bank-a-1", "bank-a", ENODE_B)  # a new node key or address
-    second = store.read("enodes/bank-a-1.json")
+    second = store.read("enodes/bank-a/bank-a-1.json")
     assert second is not None
     assert second.etag != first.etag
     assert read_enodes(store) == ({"bank-a-1": ENODE_B}, [])
@@ -330,33 +330,38 @@ def test_read_enodes_skips_and_reports_bad_records(store: LocalStore) -> None:
     assert ENODE.match(ENODE_B)
     publish_enode(store, "bank-a-1", "bank-a", ENODE_A)
     publish_enode(store, "bank-b-2", "bank-b", ENODE_B)
-    store.write("enodes/broken.json", b'{"node": "bank-a-2", "enode": ')
-    store.write("enodes/no-enode.json", json.dumps({"node": "bank-a-3"}).encode())
+    store.write("enodes/bank-a/broken.json", b'{"node": "bank-a-2", "enode": ')
+    store.write("enodes/bank-a/no-enode.json", json.dumps({"node": "bank-a-3"}).encode())
     bad_url = "enode://" + "zz" * 64 + "@127.0.0.1:30305"
     store.write(
-        "enodes/bad-url.json",
+        "enodes/bank-b/bad-url.json",
         json.dumps({"node": "bank-b-1", "member": "bank-b", "enode": bad_url}).encode(),
     )
     store.write(
-        "enodes/no-port.json",
+        "enodes/bank-b/no-port.json",
         json.dumps({"node": "bank-b-3", "enode": "enode://" + "ab" * 64 + "@host"}).encode(),
+    )
+    store.write(  # bank-b's folder speaking for a node of bank-a's
+        "enodes/bank-b/bank-a-9.json",
+        json.dumps({"node": "bank-a-9", "member": "bank-a", "enode": ENODE_A}).encode(),
     )
 
     enodes, problems = read_enodes(store)
 
     assert enodes == {"bank-a-1": ENODE_A, "bank-b-2": ENODE_B}
-    assert len(problems) == 4
+    assert len(problems) == 5
     by_blob = {p.split(":", 1)[0]: p for p in problems}
+    assert "not the publisher" in by_blob.pop("enodes/bank-b/bank-a-9.json")
     assert set(by_blob) == {
-        "enodes/bad-url.json",
-        "enodes/broken.json",
-        "enodes/no-enode.json",
-        "enodes/no-port.json",
+        "enodes/bank-b/bad-url.json",
+        "enodes/bank-a/broken.json",
+        "enodes/bank-a/no-enode.json",
+        "enodes/bank-b/no-port.json",
     }
-    assert "not an enode record (JSONDecodeError)" in by_blob["enodes/broken.json"]
-    assert "not an enode record (KeyError)" in by_blob["enodes/no-enode.json"]
-    assert "malformed enode URL" in by_blob["enodes/bad-url.json"]
-    assert "zzzz" in by_blob["enodes/bad-url.json"]
+    assert "not an enode record (JSONDecodeError)" in by_blob["enodes/bank-a/broken.json"]
+    assert "not an enode record (KeyError)" in by_blob["enodes/bank-a/no-enode.json"]
+    assert "malformed enode URL" in by_blob["enodes/bank-b/bad-url.json"]
+    assert "zzzz" in by_blob["enodes/bank-b/bad-url.json"]
 
 
 def test_read_enodes_of_an_empty_store(store: LocalStore) -> None:

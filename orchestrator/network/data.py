@@ -1,0 +1,143 @@
+"""One bank's view of the consortium: its own store, plus what the other banks publish.
+
+A bank writes only its own store; every consortium-data blob it writes there (its member
+descriptor, its nodes' enodes and heartbeats, the genesis it founded) is also put into
+its publication, which the other banks read and cannot write. Leases stay in the own
+store. A read looks in the own store first and then in the other banks' published data,
+taking each member's word only for what is that member's (`names.publisher_of`):
+bank B's publication cannot speak for bank A's nodes. The network's shared blobs (the
+genesis, the network information, the contract addresses) may come from any member; the
+genesis and network information, which never change, are adopted into the own store and
+republished, so a joining bank can fetch them from any member.
+
+With this view the agents, the monitor and `poactl` run the same code whether a bank is
+alone in a store or reads the others through their publications.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from orchestrator.boundaries import Blob, ConsortiumData, Lease, Publication, Store
+from orchestrator.errors import AccessDenied
+from orchestrator.network.names import (
+    GENESIS,
+    NETWORK_INFO,
+    PUBLISHED_PREFIXES,
+    is_published,
+    publisher_of,
+)
+
+log = logging.getLogger(__name__)
+
+ADOPTED = frozenset({GENESIS, NETWORK_INFO})  # immutable once written: safe to copy
+
+
+class ConsortiumStore:
+    """A `Store`: `own` for `member`'s writes and leases, `others` (member -> its
+    published data) for the rest of the consortium, `publication` for what `member`
+    publishes (None: a reader, such as the monitor, that publishes nothing)."""
+
+    def __init__(
+        self,
+        member: str,
+        own: Store,
+        *,
+        others: Mapping[str, ConsortiumData],
+        publication: Publication | None,
+    ) -> None:
+        self.member = member
+        self.own = own
+        self.others = {m: d for m, d in others.items() if m != member}
+        self.publication = publication
+
+    def __repr__(self) -> str:
+        return f"ConsortiumStore({self.member!r}, own={self.own!r}, others={list(self.others)})"
+
+    # -- blobs -------------------------------------------------------------------------
+
+    def read(self, name: str) -> Blob | None:
+        blob = self.own.read(name)
+        if blob is not None or not is_published(name):
+            return blob
+        publisher = publisher_of(name)
+        if publisher == self.member:
+            return None
+        sources = [publisher] if publisher is not None else list(self.others)
+        for member in sources:
+            data = self.others.get(member)
+            found = data.read(name) if data is not None else None
+            if found is not None:
+                if name in ADOPTED:
+                    self._adopt(found)
+                return found
+        return None
+
+    def write(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        if_match: str | None = None,
+        if_absent: bool = False,
+        lease: Lease | None = None,
+    ) -> str | None:
+        publisher = publisher_of(name)
+        if publisher is not None and publisher != self.member:
+            raise AccessDenied(
+                f"{self.member} cannot write {publisher}'s consortium data",
+                obj=name,
+                hint="a bank writes only its own store; the other banks publish their own",
+            )
+        etag = self.own.write(name, data, if_match=if_match, if_absent=if_absent, lease=lease)
+        if etag is not None:
+            self._publish(name, data)
+        return etag
+
+    def list(self, prefix: str) -> list[str]:
+        names = set(self.own.list(prefix))
+        for member, data in self.others.items():
+            names.update(
+                n for n in data.list(prefix)
+                if is_published(n) and publisher_of(n) in (member, None)
+            )  # fmt: skip
+        return sorted(names)
+
+    # -- leases: the bank's own ----------------------------------------------------------
+
+    def acquire_lease(
+        self, name: str, duration: int, *, lease_id: str | None = None
+    ) -> Lease | None:
+        return self.own.acquire_lease(name, duration, lease_id=lease_id)
+
+    def renew_lease(self, lease: Lease) -> bool:
+        return self.own.renew_lease(lease)
+
+    def release_lease(self, lease: Lease) -> None:
+        self.own.release_lease(lease)
+
+    def break_lease(self, name: str) -> None:
+        self.own.break_lease(name)
+
+    # -- publishing --------------------------------------------------------------------
+
+    def republish(self) -> None:
+        """Put every consortium-data blob of the own store into the publication again
+        (after the publication was lost or moved)."""
+        for prefix in PUBLISHED_PREFIXES:
+            for name in self.own.list(prefix):
+                blob = self.own.read(name)
+                if blob is not None:
+                    self._publish(name, blob.data)
+
+    def _publish(self, name: str, data: bytes) -> None:
+        if self.publication is not None and is_published(name):
+            self.publication.put(name, data)
+
+    def _adopt(self, blob: Blob) -> None:
+        if self.publication is None:
+            return  # a reader keeps nothing
+        if self.own.write(blob.name, blob.data, if_absent=True) is not None:
+            log.info("adopted %s from the consortium; publishing it as %s", blob.name, self.member)
+            self._publish(blob.name, blob.data)
