@@ -221,8 +221,7 @@ def _transfers(local: LocalConsortium, count: int) -> list[str]:
     key = local.vault("bank-a").get_secret(tx_key_name("bank-a"))
     assert key is not None
     account = Account.from_key(key.value)
-    answer = post(local, json.dumps(rpc("eth_getTransactionCount", account.address, "pending")))
-    nonce = int(answer.json()["result"], 16)
+    nonce = _settled_nonce(local, account.address)
     return [
         "0x" + account.sign_transaction({
             "to": "0x" + "33" * 20, "value": 1, "gas": 21000, "maxFeePerGas": 20 * 10**9,
@@ -231,6 +230,25 @@ def _transfers(local: LocalConsortium, count: int) -> list[str]:
         }).raw_transaction.hex().removeprefix("0x")
         for i in range(count)
     ]  # fmt: skip
+
+
+def _settled_nonce(local: LocalConsortium, address: str) -> int:
+    """The account's next nonce once every one of bank-a's nodes has mined all it sent
+    before (an earlier test's transfers may still be pending on some node, and asking a
+    node that lags would hand out a nonce in use: "already known")."""
+    urls = [n.rpc_url for n in local.load().nodes if n.member == "bank-a"]
+    counts: set[int] = set()
+
+    def settled() -> bool:
+        counts.clear()
+        for url in urls:
+            for tag in ("latest", "pending"):
+                body = rpc("eth_getTransactionCount", address, tag)
+                counts.add(int(requests.post(url, json=body, timeout=5).json()["result"], 16))
+        return len(counts) == 1
+
+    wait_for(settled, 60, "bank-a's earlier transfers to be mined on all its nodes")
+    return counts.pop()
 
 
 class Loop(threading.Thread):
