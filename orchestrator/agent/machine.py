@@ -40,6 +40,7 @@ from types import FrameType
 from typing import Any
 
 from orchestrator.agent import status
+from orchestrator.agent.admission import DONE, take_seats
 from orchestrator.agent.endpoint import AgentMetrics, HealthServer
 from orchestrator.agent.fencing import (
     check_lease_fits,
@@ -82,10 +83,16 @@ from orchestrator.network.create import (
     create_network,
     ensure_member_identities,
     publish_member,
+    read_member,
     read_network,
 )
 from orchestrator.network.leases import LeaseKeeper
-from orchestrator.network.names import heartbeat_blob, identity_lease, leader_lease
+from orchestrator.network.names import (
+    admin_key_name,
+    heartbeat_blob,
+    identity_lease,
+    leader_lease,
+)
 from orchestrator.retry import Backoff
 from orchestrator.signer.policy import SigningPolicy
 from orchestrator.signer.server import SignerServer
@@ -155,6 +162,7 @@ class Agent:
         self.supervisor: Supervisor | None = None
         self._fatal: PoaError | None = None
         self._duties_done = False
+        self._seated = False  # a joined bank's validators are registered in governance
         self.backoff = Backoff(self.name, base=LOOP_SECONDS, cap=MAX_BACKOFF_SECONDS)
         self.clique: CliqueStatus | None = None  # the last reconciliation of votes
 
@@ -392,8 +400,16 @@ class Agent:
             if self.identity_keeper is keeper:
                 self._fence(f"lost the lease {keeper.name}")
 
+    def _own_signers(self, network: NetworkInfo) -> tuple[str, ...]:
+        """The member's identities: in the genesis for a founder; in its published
+        descriptor for a bank that joined later (none until its leader publishes it)."""
+        if self.member in network.members:
+            return network.signers(self.member)
+        info = read_member(self.store, self.member)
+        return info.signers if info is not None else ()
+
     def _acquire_identity(self, network: NetworkInfo) -> None:
-        signers = network.signers(self.member)
+        signers = self._own_signers(network)
         for i in preferred_order(self.name, len(signers)):
             keeper = LeaseKeeper(
                 self.store,
@@ -473,10 +489,29 @@ class Agent:
         and the lease loop must not): vote Clique's signers toward governance."""
         while not self._stop.wait(self.consortium.settings.block_period):
             try:
+                self._take_seats()
                 self._vote()
             except Exception:  # a bad answer must not end the loop: log it, try again
                 log.exception("%s: reconciling Clique's votes failed", self.name)
                 self._set_clique(None)
+
+    def _take_seats(self) -> None:
+        """A bank that joined after the genesis: its leader seats its validators and
+        writer once the members admit it (`agent.admission`)."""
+        network = self.network
+        if self._seated or network is None or self.member in network.members:
+            return
+        if not self.leader.held or self.supervisor is None:
+            return
+        info = read_member(self.store, self.member)
+        key = self.vault.get_secret(admin_key_name(self.member))
+        if info is None or key is None:
+            return
+        rpc_url = f"http://{self.settings.rpc_host}:{self.settings.ports.http}"
+        try:
+            self._seated = take_seats(rpc_url, key, info) == DONE
+        except PoaError as e:  # the node is not up yet, or busy: next round
+            log.debug("%s: cannot take its seats now: %s", self.name, e)
 
     def _vote(self) -> None:
         """While sealing, vote Clique's signers toward governance's decision; otherwise

@@ -62,6 +62,56 @@ def up(
         click.echo(deploy_after_up(local))  # the CreditRegistry, recorded in the store
 
 
+@click.command()
+@click.option(
+    "--from", "url", required=True, metavar="URL",
+    help="A member's consortium data: a directory, file:// URL or read-only SAS URL.",
+)  # fmt: skip
+@click.option("--member", required=True, help="This bank's member name in the network.")
+@click.option(
+    "--validators", type=click.IntRange(0, 16), default=None,
+    help="Validator identities of this bank [default: 1, or the --config file's].",
+)  # fmt: skip
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A consortium file listing only this bank (its ports, runtime, tuning); the "
+    "chain's parameters come from the network.",
+)
+@state_dir_option
+@geth_option
+@click.option("--timeout", type=float, default=UP_TIMEOUT_SECONDS, show_default=True)
+@handles_errors
+def join(
+    *,
+    url: str,
+    member: str,
+    validators: int | None,
+    config: Path | None,
+    state_dir: Path,
+    geth: str | None,
+    timeout: float,
+) -> None:
+    """Join a running network as a new bank, from this bank's own (new) state dir."""
+    from orchestrator.local.join import join as join_network
+
+    local = LocalConsortium(state_dir, geth=geth)
+    r = join_network(
+        local, url=url, member=member, validators=validators, config=config, timeout=timeout,
+        on_progress=lambda line: click.echo(f"  … {line}"),
+    )  # fmt: skip
+    click.echo(_render_up(r.up, state_dir).split("\n  next:")[0])
+    click.echo(
+        f"  {member} follows the chain (block {r.up.head}) and publishes its consortium data "
+        f"at {r.data_url}\n"
+        f"  admin {r.member.admin}; validators {', '.join(r.member.signers) or 'none'}\n"
+        f"  next: a member proposes it, `poactl members propose {member} --data "
+        f"{r.data_url} --as BANK`, and the members vote; once admitted, {member}'s "
+        "validators are seated and seal"
+    )
+
+
 def _render_up(r: UpResult, state_dir: Path) -> str:
     verb = "created and started" if r.created else "started"
     lines = [

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 COMMANDS = {  # name -> "module:attribute"
     "up": "orchestrator.cli.consortium:up",
+    "join": "orchestrator.cli.consortium:join",
     "status": "orchestrator.cli.consortium:status",
     "down": "orchestrator.cli.consortium:down",
     "destroy": "orchestrator.cli.consortium:destroy",

@@ -18,7 +18,7 @@ from orchestrator.cli.common import handles_errors, state_dir_option
 from orchestrator.errors import ConfigError
 from orchestrator.governance import Governance, ProposalView
 from orchestrator.local.consortium import LocalConsortium
-from orchestrator.local.governance import bank_governance, sealing_signers
+from orchestrator.local.governance import bank_governance, read_joining_member, sealing_signers
 
 as_option = click.option(
     "--as", "bank", required=True, metavar="BANK", help="The bank whose admin key signs."
@@ -41,11 +41,19 @@ def members(ctx: click.Context, state_dir: Path, fmt: str) -> None:
     if ctx.invoked_subcommand is not None:
         return
     local = LocalConsortium(state_dir)
-    report = _report(bank_governance(local), sealing_signers(local))
+    report = _report(bank_governance(local), sealing_signers(local), _data_urls(local))
     click.echo(json.dumps(report, indent=2) if fmt == "json" else _render(report))
 
 
-def _report(gov: Governance, sealing: list[str] | None) -> dict[str, Any]:
+def _data_urls(local: LocalConsortium) -> dict[str, str]:
+    """Where each bank this state dir knows publishes its consortium data."""
+    urls = {m: local.data_url(m) for m in local.load().members()}
+    return {**local.joined_from(), **urls, **local.proposed_data()}
+
+
+def _report(
+    gov: Governance, sealing: list[str] | None, data_urls: dict[str, str]
+) -> dict[str, Any]:
     signing = {a.lower() for a in sealing or []}
     return {
         "governance": gov.address,
@@ -58,6 +66,7 @@ def _report(gov: Governance, sealing: list[str] | None) -> dict[str, Any]:
                     {"address": v, "sealing": v.lower() in signing} for v in m.validators
                 ],
                 "writers": list(m.writers),
+                "data_url": data_urls.get(m.name),
             }
             for m in gov.members()
         ],
@@ -70,7 +79,7 @@ def _render(r: dict[str, Any]) -> str:
     lines = [f"governance {r['governance']}: {_count(len(r['members']), 'member')}, "
              f"{r['threshold']} decide"]  # fmt: skip
     for m in r["members"]:
-        lines.append(f"  {m['name']}  admin {m['admin']}")
+        lines.append(f"  {m['name']}  admin {m['admin']}  data {m['data_url'] or 'unknown'}")
         for v in m["validators"]:
             shown = "sealing" if v["sealing"] else "NOT sealing"
             lines.append(f"    validator {v['address']} ({shown})")
@@ -149,6 +158,43 @@ def vote(
         members_now = len(gov.members(block=inclusion.block_number))
         tally = f"{proposal.status}; {_count(members_now, 'member')} now"
     click.echo(f"{head}{inclusion.block_number}: {tally}")
+
+
+GAS_MONEY_WEI = 10**20  # 100 ether: a joining bank's first transactions (gas price ~1 gwei)
+
+
+@members.command()
+@click.argument("name")
+@as_option
+@click.option(
+    "--data", "url", required=True, metavar="URL",
+    help="Where the joining bank publishes its consortium data (`poactl join` prints it).",
+)  # fmt: skip
+@sub_state_dir_option
+@click.pass_obj
+@handles_errors
+def propose(state_dir: Path, name: str, bank: str, url: str, sub_state_dir: Path | None) -> None:
+    """Propose the bank NAME, which joined from its own state dir, as a member: read its
+    published descriptor, give its admin and writer accounts gas money from BANK's admin,
+    and file the proposal (BANK's approval)."""
+    local = LocalConsortium(sub_state_dir or state_dir)
+    gov = bank_governance(local, bank)
+    info = read_joining_member(url, name)
+    if gov.is_member(info.admin):
+        raise ConfigError(f"{name!r} is already a member", obj=name, hint="see `poactl members`")
+    for account in (info.admin, info.tx_account):
+        gov.fund(account, GAS_MONEY_WEI).wait(timeout=60)
+    inclusion = gov.propose_add(info.admin, name).wait(timeout=60)
+    local.record_proposed_data(name, url)
+    at = inclusion.block_number
+    proposal = gov.proposal(gov.proposal_count(block=at) - 1, block=at)
+    click.echo(
+        f"{bank} proposed #{proposal.id} add {name} ({info.admin}) in block {at}: "
+        f"{proposal.status}, for {len(proposal.approvals)} ({gov.threshold()} decide); "
+        f"gave {GAS_MONEY_WEI // 10**18} ether of gas money to {info.admin} and "
+        f"{info.tx_account}\n  next: the other members vote, "
+        f"`poactl members vote {name} --approve --as BANK`"
+    )
 
 
 @members.command()

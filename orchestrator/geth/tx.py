@@ -344,13 +344,22 @@ class TxSender:
         return revert_of(e, self._decode_revert)
 
     def send(
-        self, *, to: str | None, data: bytes, gas: int | None = None, what: str = "transaction"
+        self,
+        *,
+        to: str | None,
+        data: bytes,
+        gas: int | None = None,
+        value: int = 0,
+        what: str = "transaction",
     ) -> PendingTx:
-        """Estimate (unless `gas`), sign with a fresh nonce, send; the PendingTx.
+        """Estimate (unless `gas`), sign with a fresh nonce, send (with `value` wei); the
+        PendingTx.
 
         The contract's refusal surfaces here as ContractRevert, before any gas is spent.
         """
         call: dict[str, Any] = {"from": self.address, "data": HexBytes(data).to_0x_hex()}
+        if value:
+            call["value"] = hex(value)
         if to is not None:
             call["to"] = to
         limit = gas if gas is not None else self.estimate(call)
@@ -366,7 +375,7 @@ class TxSender:
                 "gas": limit,
                 "maxFeePerGas": max_fee,
                 "maxPriorityFeePerGas": tip,
-                "value": 0,
+                "value": value,
                 "data": call["data"],
             }
             if to is not None:

@@ -226,6 +226,12 @@ class Governance:
     def remove_writers(self, accounts: Sequence[str]) -> PendingTx:
         return self._send("removeWriters", [_addresses(accounts)], "writers removed")
 
+    def fund(self, account: str, wei: int) -> PendingTx:
+        """Send `wei` from this admin's account to `account`: a sponsoring member gives a
+        joining bank's accounts the gas money for their first transactions."""
+        to = check_address("account", account)
+        return self._writer().send(to=to, data=b"", value=wei, what=f"gas money for {to}")
+
     # -- plumbing -------------------------------------------------------------------------
 
     def _writer(self) -> TxSender:

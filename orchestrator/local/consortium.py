@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import json
 import logging
 import os
 import shutil
@@ -55,6 +56,7 @@ from orchestrator.local.services import Starting
 from orchestrator.network.create import NetworkInfo, read_network
 from orchestrator.network.leases import holder_of
 from orchestrator.network.names import identity_lease, leader_lease
+from orchestrator.statefile import read_json, write_json_atomic
 from orchestrator.wiring import (
     geth_command,
     make_runtime,
@@ -123,16 +125,41 @@ class LocalConsortium:
             )
         return parse_config(self.layout.config.read_text(), source=str(self.layout.config))
 
+    def joined_from(self) -> dict[str, str]:
+        """For a bank that joined a running network: the member it joined from -> that
+        member's consortium data URL (`local.join`); empty for a founding consortium."""
+        doc = read_json(self.layout.joined)
+        return {str(doc["member"]): str(doc["url"])} if doc else {}
+
+    def record_proposed_data(self, member: str, url: str) -> None:
+        """Remember where a bank proposed for membership publishes (`members propose`)."""
+        write_json_atomic(self.layout.proposed, {**self.proposed_data(), member: url})
+
+    def proposed_data(self) -> dict[str, str]:
+        """Banks proposed from this state dir -> their consortium data URLs."""
+        doc = read_json(self.layout.proposed)
+        return {str(m): str(u) for m, u in (doc or {}).items()}
+
     def data_url(self, member: str) -> str:
         """Where `member` publishes its consortium data for the other banks."""
         return self.layout.published(member).as_uri()
 
     def store_settings(
-        self, member: str, own: StoreSettings | None = None, *, publishes: bool = True
+        self,
+        member: str,
+        own: StoreSettings | None = None,
+        *,
+        publishes: bool = True,
+        consortium: Consortium | None = None,
+        joined_from: Mapping[str, str] | None = None,
     ) -> StoreSettings:
         """`member`'s store as its processes see it: its own store (`own`, default the
-        bank's), its publication, and every other bank's published data."""
-        others = {m: self.data_url(m) for m in self.load().members() if m != member}
+        bank's), its publication, and every other bank's published data (the banks of
+        `consortium`, default this state dir's, and the one it joined from)."""
+        banks = (consortium or self.load()).members()
+        others = {m: self.data_url(m) for m in banks if m != member}
+        others.update(self.joined_from() if joined_from is None else joined_from)
+        others.update({m: u for m, u in self.proposed_data().items() if m != member})
         publish = PublishSettings(kind="local", path=self.layout.published(member))
         return (own or self._own_store(member)).model_copy(
             update={"publish": publish if publishes else None, "consortium_data": others}
@@ -219,6 +246,12 @@ class LocalConsortium:
             balancers={r.member: r.url for r in balancers.rows(self.layout, consortium)},
         )
 
+    def create(self, consortium: Consortium, *, joined_from: Mapping[str, str]) -> None:
+        """Make the state of a bank that joins a running network, without starting it
+        (`local.join`; `up` then starts it)."""
+        self._check_socket_paths(consortium)
+        self._create(consortium, geth_command(self._runtime(consortium)), joined_from=joined_from)
+
     def _consortium_for_up(self, config: Path | None) -> Consortium:
         if not self.exists:
             if self.layout.root.exists() and any(self.layout.root.iterdir()):
@@ -249,8 +282,16 @@ class LocalConsortium:
                     hint="use a shorter --state-dir",
                 )
 
-    def _create(self, consortium: Consortium, geth: str) -> None:
-        """The consortium file and one agent.yaml per node, made aside and renamed in."""
+    def _create(
+        self,
+        consortium: Consortium,
+        geth: str,
+        *,
+        joined_from: Mapping[str, str] | None = None,
+    ) -> None:
+        """The consortium file and one agent.yaml per node, made aside and renamed in
+        (with `joined_from`, member -> URL, a bank that joins: then no new pseudonym
+        secret, the consortium's reaches it from a member)."""
         root = self.layout.root
         root.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.creating-", dir=root.parent))
@@ -270,11 +311,15 @@ class LocalConsortium:
                     staged = staging / vault.path.relative_to(root)
                     vault = vault.model_copy(update={"path": staged})
                 vaults[member] = make_vault(vault)
-            retry_transient(lambda: share_secret(vaults), what="pseudonym secret", timeout=30)
+            if joined_from is None:
+                retry_transient(lambda: share_secret(vaults), what="pseudonym secret", timeout=30)
+            else:
+                joined = [{"member": m, "url": u} for m, u in joined_from.items()]
+                (staging / self.layout.joined.name).write_text(json.dumps(joined[0]))
             for node in consortium.nodes:
                 paths = layout.node(node.name)
                 paths.root.mkdir(parents=True)
-                settings = self.agent_settings(consortium, node, geth)
+                settings = self.agent_settings(consortium, node, geth, joined_from=joined_from)
                 paths.agent_config.write_text(
                     yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False)
                 )
@@ -286,7 +331,14 @@ class LocalConsortium:
             raise
         log.info("created consortium state in %s", root)
 
-    def agent_settings(self, consortium: Consortium, node: NodeSpec, geth: str) -> AgentFile:
+    def agent_settings(
+        self,
+        consortium: Consortium,
+        node: NodeSpec,
+        geth: str,
+        *,
+        joined_from: Mapping[str, str] | None = None,
+    ) -> AgentFile:
         """What the agent of `node` runs with: the local store, its bank's local vault."""
         supervision = consortium.settings.supervision
         return AgentFile(
@@ -305,7 +357,12 @@ class LocalConsortium:
             advertise=f"127.0.0.1:{node.peer_port}" if _peers_via_balancer(consortium) else None,
             lease_seconds=supervision.lease_seconds,
             heartbeat_seconds=supervision.heartbeat_seconds,
-            store=self.store_settings(node.member, self._agent_store(node)),
+            store=self.store_settings(
+                node.member,
+                self._agent_store(node),
+                consortium=consortium,
+                joined_from=joined_from,
+            ),
             vault=self._vault(node.member),
             runtime=self._runtime(consortium).model_copy(update={"geth": geth}),
         )
@@ -436,7 +493,10 @@ class LocalConsortium:
         """A monitor follows the chain through its bank's first node."""
         first = {m: next(n.rpc_url for n in consortium.nodes if n.member == m)
                  for m in consortium.members()}  # fmt: skip
-        stores = {m: self.store_settings(m, publishes=False) for m in consortium.members()}
+        stores = {
+            m: self.store_settings(m, publishes=False, consortium=consortium)
+            for m in consortium.members()
+        }
         return monitors.start(self.layout, consortium, stores, first)
 
     def stop_monitors(self) -> list[str]:

@@ -10,7 +10,9 @@ from orchestrator.geth.ipc import ipc_probe
 from orchestrator.governance import Governance
 from orchestrator.local.consortium import LocalConsortium
 from orchestrator.local.registry import app_endpoints, require_answering, running_network
+from orchestrator.network.create import MemberInfo, read_member
 from orchestrator.network.names import admin_key_name
+from orchestrator.wiring import open_consortium_data
 
 
 def bank_governance(local: LocalConsortium, bank: str | None = None) -> Governance:
@@ -48,3 +50,19 @@ def sealing_signers(local: LocalConsortium) -> list[str] | None:
         if isinstance(signers, list):
             return [str(s) for s in signers]
     return None
+
+
+def read_joining_member(url: str, name: str) -> MemberInfo:
+    """The descriptor a joining bank publishes at `url`, which must be `name`'s."""
+    data = open_consortium_data(url)
+    published = [n.removeprefix("members/").removesuffix(".json") for n in data.list("members/")]
+    if published != [name]:
+        raise ConfigError(
+            f"{url} does not publish {name!r}'s member descriptor"
+            + (f" (it publishes {', '.join(published)})" if published else ""),
+            obj=url,
+            hint="give the URL `poactl join` printed for that bank",
+        )
+    info = read_member(data, name)
+    assert info is not None
+    return info

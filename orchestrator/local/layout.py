@@ -1,6 +1,8 @@
 """Where things live in a local consortium's state directory (paths only, no I/O).
 
 <state>/consortium.yaml       the settings this consortium was created from
+<state>/joined.json           a bank that joined a running network: the member and URL
+<state>/proposed.json         banks proposed from here: their consortium data URLs
 <state>/banks/<member>/store.sqlite   each bank's own store: its leases, and the
                               consortium data it writes (network info, enodes, heartbeats)
 <state>/banks/<member>/published/    what the bank publishes for the others, read-only
@@ -37,6 +39,16 @@ class StateLayout:
     @property
     def config(self) -> Path:
         return self.root / "consortium.yaml"
+
+    @property
+    def joined(self) -> Path:
+        """A bank that joined a running network: where it joined from (`local.join`)."""
+        return self.root / "joined.json"
+
+    @property
+    def proposed(self) -> Path:
+        """Banks proposed for membership from here -> their consortium data URLs."""
+        return self.root / "proposed.json"
 
     def store(self, member: str) -> Path:
         return self.root / "banks" / member / "store.sqlite"

@@ -29,7 +29,7 @@ from genesis import (
     governance_contract,
 )
 from orchestrator.artifacts import load_artifact
-from orchestrator.boundaries import Secret, Store, Vault
+from orchestrator.boundaries import ConsortiumData, Secret, Store, Vault
 from orchestrator.config import Consortium, Custody, GovernanceRules
 from orchestrator.errors import ConfigError, StateError
 from orchestrator.geth.keys import address_of_public_key
@@ -118,7 +118,7 @@ def publish_member(store: Store, info: MemberInfo) -> None:
         )
 
 
-def read_member(store: Store, member: str) -> MemberInfo | None:
+def read_member(store: ConsortiumData, member: str) -> MemberInfo | None:
     blob = store.read(member_blob(member))
     if blob is None:
         return None
@@ -232,7 +232,7 @@ def _before_governance(name: str) -> StateError:
     )
 
 
-def read_network(store: Store) -> NetworkInfo | None:
+def read_network(store: ConsortiumData) -> NetworkInfo | None:
     blob = store.read(NETWORK_INFO)
     if blob is None:
         return None
