@@ -1,7 +1,8 @@
 """A bank that joined after the genesis takes its seats: once the members have admitted
 it, its leader adds its own validators and its transaction account as a writer, with
 its admin key, as a founder's were at block 0. Clique then follows governance through
-the sealing agents' votes (`agent.votes`).
+the sealing agents' votes (`agent.votes`). Its leader also receives the consortium's
+pseudonym secret, sealed to its admin key by a member (`network.sealed`), into its vault.
 
 One round per call; the agent calls it from its votes thread while it leads, until it
 answers "done". A refusal by the contract (over the cap, an address registered to
@@ -12,10 +13,12 @@ from __future__ import annotations
 
 import logging
 
-from orchestrator.boundaries import Secret
-from orchestrator.errors import ContractRevert
+from orchestrator.boundaries import Secret, Store, Vault
+from orchestrator.errors import ContractRevert, StateError
 from orchestrator.governance.client import Governance
 from orchestrator.network.create import MemberInfo
+from orchestrator.network.names import PSEUDONYM_SECRET_NAME
+from orchestrator.network.sealed import open_sealed
 
 log = logging.getLogger(__name__)
 
@@ -40,3 +43,27 @@ def take_seats(rpc_url: str, admin_key: Secret, info: MemberInfo) -> str:
     except ContractRevert as e:
         log.error("%s: the governance refused to seat it: %s", info.member, e)
     return DONE
+
+
+def receive_secret(store: Store, vault: Vault, member: str, admin_key: Secret) -> bool:
+    """True once `member`'s vault holds the consortium's pseudonym secret: taken from the
+    first envelope a member sealed to it that opens."""
+    if vault.get_secret(PSEUDONYM_SECRET_NAME) is not None:
+        return True
+    for name in store.list("sealed/"):
+        if not name.endswith(f"/{member}.json"):
+            continue
+        blob = store.read(name)
+        if blob is None:
+            continue
+        try:
+            secret = open_sealed(
+                blob.data, name=PSEUDONYM_SECRET_NAME, recipient=member, admin_key=admin_key
+            )
+        except StateError as e:
+            log.error("%s: %s", name, e)
+            continue
+        vault.set_secret(PSEUDONYM_SECRET_NAME, secret)
+        log.info("%s: received the consortium's pseudonym secret from %s", member, name)
+        return True
+    return False

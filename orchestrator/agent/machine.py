@@ -40,7 +40,7 @@ from types import FrameType
 from typing import Any
 
 from orchestrator.agent import status
-from orchestrator.agent.admission import DONE, take_seats
+from orchestrator.agent.admission import DONE, receive_secret, take_seats
 from orchestrator.agent.endpoint import AgentMetrics, HealthServer
 from orchestrator.agent.fencing import (
     check_lease_fits,
@@ -93,6 +93,7 @@ from orchestrator.network.names import (
     identity_lease,
     leader_lease,
 )
+from orchestrator.network.sealed import publish_admin_key
 from orchestrator.retry import Backoff
 from orchestrator.signer.policy import SigningPolicy
 from orchestrator.signer.server import SignerServer
@@ -163,6 +164,7 @@ class Agent:
         self._fatal: PoaError | None = None
         self._duties_done = False
         self._seated = False  # a joined bank's validators are registered in governance
+        self._settled = False  # ... and its vault holds the consortium's pseudonym secret
         self.backoff = Backoff(self.name, base=LOOP_SECONDS, cap=MAX_BACKOFF_SECONDS)
         self.clique: CliqueStatus | None = None  # the last reconciliation of votes
 
@@ -453,6 +455,9 @@ class Agent:
             self.vault, self.member, self.spec.validators, custody=self.spec.custody
         )
         publish_member(self.store, info)
+        admin_key = self.vault.get_secret(admin_key_name(self.member))
+        if admin_key is not None:  # others seal vault secrets to it (`network.sealed`)
+            publish_admin_key(self.store, self.member, admin_key)
         if self.member == self.consortium.members()[0] and self.network is None:
             self.network = create_network(self.store, self.consortium)
         return self.network is not None
@@ -499,7 +504,7 @@ class Agent:
         """A bank that joined after the genesis: its leader seats its validators and
         writer once the members admit it (`agent.admission`)."""
         network = self.network
-        if self._seated or network is None or self.member in network.members:
+        if self._settled or network is None or self.member in network.members:
             return
         if not self.leader.held or self.supervisor is None:
             return
@@ -509,8 +514,10 @@ class Agent:
             return
         rpc_url = f"http://{self.settings.rpc_host}:{self.settings.ports.http}"
         try:
-            self._seated = take_seats(rpc_url, key, info) == DONE
-        except PoaError as e:  # the node is not up yet, or busy: next round
+            self._seated = self._seated or take_seats(rpc_url, key, info) == DONE
+            if self._seated:
+                self._settled = receive_secret(self.store, self.vault, self.member, key)
+        except PoaError as e:  # the node or the store is not there yet: next round
             log.debug("%s: cannot take its seats now: %s", self.name, e)
 
     def _vote(self) -> None:

@@ -18,7 +18,12 @@ from orchestrator.cli.common import handles_errors, state_dir_option
 from orchestrator.errors import ConfigError
 from orchestrator.governance import Governance, ProposalView
 from orchestrator.local.consortium import LocalConsortium
-from orchestrator.local.governance import bank_governance, read_joining_member, sealing_signers
+from orchestrator.local.governance import (
+    bank_governance,
+    read_joining_member,
+    seal_pseudonym_secret,
+    sealing_signers,
+)
 
 as_option = click.option(
     "--as", "bank", required=True, metavar="BANK", help="The bank whose admin key signs."
@@ -157,6 +162,11 @@ def vote(
     else:  # decided by this ballot; a removed member's ballots no longer count
         members_now = len(gov.members(block=inclusion.block_number))
         tally = f"{proposal.status}; {_count(members_now, 'member')} now"
+        if proposal.kind == "add" and proposal.status == "approved":
+            tally += (
+                f"\n  next: `poactl members share-secret {name} --as BANK` gives it the "
+                "pseudonym secret, sealed to its admin key"
+            )
     click.echo(f"{head}{inclusion.block_number}: {tally}")
 
 
@@ -194,6 +204,41 @@ def propose(state_dir: Path, name: str, bank: str, url: str, sub_state_dir: Path
         f"gave {GAS_MONEY_WEI // 10**18} ether of gas money to {info.admin} and "
         f"{info.tx_account}\n  next: the other members vote, "
         f"`poactl members vote {name} --approve --as BANK`"
+    )
+
+
+@members.command("share-secret")
+@click.argument("name")
+@as_option
+@click.option(
+    "--data", "url", default=None, metavar="URL",
+    help="NAME's consortium data URL [default: the one `members propose` recorded].",
+)  # fmt: skip
+@sub_state_dir_option
+@click.pass_obj
+@handles_errors
+def share_secret(
+    state_dir: Path, name: str, bank: str, url: str | None, sub_state_dir: Path | None
+) -> None:
+    """Give the admitted member NAME the consortium's pseudonym secret, sealed to NAME's
+    admin key (as the members admitted it) and published in BANK's consortium data."""
+    local = LocalConsortium(sub_state_dir or state_dir)
+    admin = {m.name: m.admin for m in bank_governance(local, bank).members()}.get(name)
+    if admin is None:
+        raise ConfigError(
+            f"{name!r} is not a member: the secret goes only to an admitted bank",
+            obj=name,
+            hint="see `poactl members`; the members vote first",
+        )
+    url = url or local.proposed_data().get(name)
+    if url is None:
+        raise ConfigError(
+            f"where {name} publishes is not known here", obj=name, hint="pass --data URL"
+        )
+    sealed = seal_pseudonym_secret(local, bank, name, admin=admin, url=url)
+    click.echo(
+        f"{bank} sealed the pseudonym secret to {name}'s admin {admin} and published it "
+        f"as {sealed}; {name}'s leader takes it into {name}'s vault"
     )
 
 

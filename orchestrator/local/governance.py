@@ -11,7 +11,8 @@ from orchestrator.governance import Governance
 from orchestrator.local.consortium import LocalConsortium
 from orchestrator.local.registry import app_endpoints, require_answering, running_network
 from orchestrator.network.create import MemberInfo, read_member
-from orchestrator.network.names import admin_key_name
+from orchestrator.network.names import PSEUDONYM_SECRET_NAME, admin_key_name
+from orchestrator.network.sealed import read_admin_key, seal, sealed_blob
 from orchestrator.wiring import open_consortium_data
 
 
@@ -66,3 +67,25 @@ def read_joining_member(url: str, name: str) -> MemberInfo:
     info = read_member(data, name)
     assert info is not None
     return info
+
+
+def seal_pseudonym_secret(
+    local: LocalConsortium, bank: str, recipient: str, *, admin: str, url: str
+) -> str:
+    """Seal `bank`'s pseudonym secret to `recipient`'s admitted `admin` (its public key as
+    published at `url`), publish it in `bank`'s consortium data; the blob's name."""
+    public_key = read_admin_key(open_consortium_data(url), recipient, admin=admin)
+    secret = local.vault(bank).get_secret(PSEUDONYM_SECRET_NAME)
+    if secret is None:
+        raise StateError(
+            f"{bank}'s vault holds no pseudonym secret to share",
+            obj=PSEUDONYM_SECRET_NAME,
+            hint="share it from a bank that has it (a founder, or an admitted member)",
+        )
+    envelope = seal(
+        secret, name=PSEUDONYM_SECRET_NAME, sender=bank, recipient=recipient,
+        public_key=public_key,
+    )  # fmt: skip
+    name = sealed_blob(bank, recipient)
+    local.store(bank).write(name, envelope)
+    return name

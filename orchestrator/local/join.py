@@ -26,7 +26,8 @@ from orchestrator.errors import ConfigError, StateError
 from orchestrator.local.consortium import UP_TIMEOUT_SECONDS, LocalConsortium, UpResult
 from orchestrator.network.create import MemberInfo, ensure_member_identities, publish_member
 from orchestrator.network.join import JoinSource, fetch_network
-from orchestrator.network.names import GENESIS, NETWORK_INFO
+from orchestrator.network.names import GENESIS, NETWORK_INFO, admin_key_name
+from orchestrator.network.sealed import publish_admin_key
 from orchestrator.wiring import open_consortium_data
 
 
@@ -78,6 +79,9 @@ def join(
             local.vault(member), member, spec.validators, custody=spec.custody
         )
         publish_member(store, info)
+        admin_key = local.vault(member).get_secret(admin_key_name(member))
+        assert admin_key is not None  # ensure_member_identities made it
+        publish_admin_key(store, member, admin_key)
         up = local.up(timeout=timeout, on_progress=on_progress)
     except BaseException:
         if local.exists:

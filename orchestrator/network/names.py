@@ -8,6 +8,8 @@
     network/contracts.json           the CreditRegistry's address (its deployer)
     enodes/<member>/<node>.json      a node's enode URL (its agent)
     heartbeats/<member>/<node>.json  an agent's heartbeat
+    keys/<member>/admin.json         the member's admin public key (`network.sealed`)
+    sealed/<sender>/<recipient>.json a vault secret sealed to the recipient's admin key
     leases/<member>/leader           the member's leader lease
     leases/<member>/identity-<i>     validator identity i's lease; the holder in the blob
 
@@ -30,7 +32,7 @@ def member_blob(member: str) -> str:
     return f"members/{member}.json"
 
 
-PUBLISHED_PREFIXES = ("members/", "network/", "enodes/", "heartbeats/")
+PUBLISHED_PREFIXES = ("members/", "network/", "enodes/", "heartbeats/", "keys/", "sealed/")
 SHARED_PREFIX = "network/"  # the same for every member: whoever publishes it
 
 

@@ -1,7 +1,9 @@
 """A third bank joins a running two-bank consortium from its own state dir, on real geth
 1.13.15: it syncs as a follower from bank-a's published consortium data, bank-a
 proposes it, bank-b approves (two members: both must), its leader seats its validator,
-Clique's signers vote it in, and it seals. Bad `--from` data changes nothing on disk.
+Clique's signers vote it in, and it seals; bank-a seals the pseudonym secret to it, and
+a credit record bank-c writes is read by bank-b from its own node. Bad `--from` data
+changes nothing on disk.
 
 Tests run in file order on one founding consortium.
 """
@@ -18,9 +20,13 @@ import pytest
 from click.testing import CliRunner, Result
 
 from orchestrator.cli.main import main
+from orchestrator.credit import CreditClient
 from orchestrator.geth.ipc import ipc_request
 from orchestrator.local.consortium import LocalConsortium
 from orchestrator.local.governance import bank_governance
+from orchestrator.local.registry import deploy_local, local_resolver
+from orchestrator.network.names import PSEUDONYM_SECRET_NAME
+from tests.credit.conftest import record
 from tests.helpers.consortium import running_consortium
 from tests.helpers.ports import consortium_yaml, ports_yaml
 from tests.helpers.waiting import wait_for
@@ -31,6 +37,7 @@ pytestmark = [pytest.mark.geth, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def founders(geth: str) -> Iterator[LocalConsortium]:
     with running_consortium(geth, consortium_yaml({"bank-a": 1, "bank-b": 1})) as local:
+        deploy_local(local)  # the CreditRegistry, recorded in bank-a's consortium data
         yield local
 
 
@@ -156,3 +163,40 @@ def test_admitted_by_both_members_its_validator_seals(
     assert [m["name"] for m in report["members"]] == ["bank-a", "bank-b", "bank-c"]
     (c,) = [m for m in report["members"] if m["name"] == "bank-c"]
     assert c["data_url"] == url and [v["address"] for v in c["validators"]] == [signer]
+
+
+def credit_client(state_dir: Path, bank: str) -> CreditClient:
+    a = local_resolver(state_dir).resolve(bank)
+    return CreditClient(
+        a.rpc_url, registry=a.registry, account_key=a.account_key,
+        pseudonym_secret=a.pseudonym_secret,
+    )  # fmt: skip
+
+
+def test_the_secret_reaches_it_sealed_and_the_others_read_its_records(
+    founders: LocalConsortium, joiner_dir: Path
+) -> None:
+    joined = LocalConsortium(joiner_dir / "s")
+    refused = poactl("members", "share-secret", "bank-d", "--as", "bank-a",
+                     "--state-dir", str(founders.layout.root))  # fmt: skip
+    assert refused.exit_code != 0 and "the secret goes only to an admitted bank" in refused.output
+    shared = poactl("members", "share-secret", "bank-c", "--as", "bank-a",
+                    "--state-dir", str(founders.layout.root))  # fmt: skip
+    assert shared.exit_code == 0, shared.output
+    secret = founders.vault("bank-a").get_secret(PSEUDONYM_SECRET_NAME)
+    assert secret is not None
+    envelope = founders.layout.published("bank-a") / "sealed" / "bank-a" / "bank-c.json"
+    assert secret.value not in envelope.read_text()  # never in clear
+    wait_for(lambda: joined.vault("bank-c").get_secret(PSEUDONYM_SECRET_NAME) == secret, 30,
+             "bank-c's leader to take the secret into its vault")  # fmt: skip
+
+    c = credit_client(joined.layout.root, "bank-c")
+    b = credit_client(founders.layout.root, "bank-b")
+    assert c.rpc_url == joined.load().node("bank-c-1").rpc_url  # bank-c's own node
+    subject = c.subject("078-05-1120")
+    assert b.subject("078-05-1120") == subject  # the same pseudonym at both banks
+    sent = record("JOINED-LOAN-1", current_balance=4_200)
+    c.report(subject, sent).wait(timeout=30)
+    wait_for(lambda: bool(b.get(subject).tradelines), 20, "bank-b to read bank-c's record")
+    (tradeline,) = b.get(subject).tradelines
+    assert tradeline.record == sent and tradeline.furnisher == c.address
