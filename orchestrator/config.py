@@ -152,6 +152,9 @@ class StoreSettings(Strict):
     # The other banks' consortium data: member -> a directory, a file:// URL, or an
     # http(s) URL of a Blob container (in Azure, a read-only SAS URL).
     consortium_data: dict[MemberName, str] = {}
+    # The member whose publication speaks for the network's shared blobs (genesis,
+    # network information, contract addresses): the founder, or the member joined from.
+    shared_from: MemberName | None = None
 
     @model_validator(mode="after")
     def _fields_for_kind(self) -> StoreSettings:

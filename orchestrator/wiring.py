@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from orchestrator.boundaries import ConsortiumData, Publication, Runtime, Store, Vault
 from orchestrator.config import PublishSettings, RuntimeSettings, StoreSettings, VaultSettings
@@ -36,6 +37,7 @@ def make_store(settings: StoreSettings, *, member: str | None = None) -> Store:
         own,
         others={m: open_consortium_data(url) for m, url in settings.consortium_data.items()},
         publication=None if settings.publish is None else _publication(settings.publish),
+        shared_from=settings.shared_from,
     )
 
 
@@ -78,10 +80,12 @@ def open_consortium_data(url: str) -> ConsortiumData:
     if parsed.scheme == "file" or (not parsed.scheme and url.startswith("/")):
         from orchestrator.store.published import DirectoryData
 
-        return DirectoryData(Path(parsed.path if parsed.scheme else url))
+        return DirectoryData(Path(url2pathname(parsed.path) if parsed.scheme else url))
+    from orchestrator.network.data import shown_url
+
     raise ConfigError(
-        f"{url!r} is not a consortium data URL",
-        obj=url,
+        f"{shown_url(url)!r} is not a consortium data URL",
+        obj=shown_url(url),
         hint="give an absolute path, a file:// URL, or a Blob container URL "
         "(https://ACCOUNT.blob.core.windows.net/consortium?<read-only SAS>)",
     )

@@ -17,7 +17,7 @@ from orchestrator.boundaries import Secret, Store, Vault
 from orchestrator.errors import ContractRevert, StateError
 from orchestrator.governance.client import Governance
 from orchestrator.network.create import MemberInfo
-from orchestrator.network.names import PSEUDONYM_SECRET_NAME
+from orchestrator.network.names import PSEUDONYM_SECRET_NAME, publisher_of
 from orchestrator.network.sealed import open_sealed
 
 log = logging.getLogger(__name__)
@@ -45,21 +45,27 @@ def take_seats(rpc_url: str, admin_key: Secret, info: MemberInfo) -> str:
     return DONE
 
 
-def receive_secret(store: Store, vault: Vault, member: str, admin_key: Secret) -> bool:
+def receive_secret(
+    store: Store, vault: Vault, member: str, admin_key: Secret, *, rpc_url: str
+) -> bool:
     """True once `member`'s vault holds the consortium's pseudonym secret: taken from the
-    first envelope a member sealed to it that opens."""
+    first envelope that opens, sealed by a member of the consortium (on chain, now) and
+    published by that member itself."""
     if vault.get_secret(PSEUDONYM_SECRET_NAME) is not None:
         return True
+    senders = {m.name for m in Governance(rpc_url).members()} - {member}
     for name in store.list("sealed/"):
-        if not name.endswith(f"/{member}.json"):
+        sender = publisher_of(name)
+        if not name.endswith(f"/{member}.json") or sender not in senders:
             continue
         blob = store.read(name)
         if blob is None:
             continue
         try:
             secret = open_sealed(
-                blob.data, name=PSEUDONYM_SECRET_NAME, recipient=member, admin_key=admin_key
-            )
+                blob.data, name=PSEUDONYM_SECRET_NAME, recipient=member, admin_key=admin_key,
+                sender=sender,
+            )  # fmt: skip
         except StateError as e:
             log.error("%s: %s", name, e)
             continue

@@ -222,7 +222,7 @@ class Agent:
                 keeper = self.identity_keeper
                 self.sealer.fence()
             if keeper is not None and keeper.held and self.network is not None:
-                period, signers = self.network.block_period, len(self.network.all_signers)
+                period, signers = self.network.block_period, self._signer_count()
                 settle_signatures(keeper, self.paths.ipc, in_flight_seconds(period, signers))
         finally:
             if self.supervisor is not None:
@@ -402,6 +402,12 @@ class Agent:
             if self.identity_keeper is keeper:
                 self._fence(f"lost the lease {keeper.name}")
 
+    def _signer_count(self) -> int:
+        """Clique's signers for the fencing arithmetic: the genesis's, or more once
+        governance has added some (joined banks): the larger count waits longer."""
+        founding = len(self.network.all_signers) if self.network else 0
+        return max(founding, len(self.clique.signers) if self.clique else 0)
+
     def _own_signers(self, network: NetworkInfo) -> tuple[str, ...]:
         """The member's identities: in the genesis for a founder; in its published
         descriptor for a bank that joined later (none until its leader publishes it)."""
@@ -418,7 +424,7 @@ class Agent:
                 identity_lease(self.member, i),
                 duration=self.settings.lease_seconds,
                 holder=self.name,
-                margin=fence_margin(network.block_period, len(network.all_signers)),
+                margin=fence_margin(network.block_period, self._signer_count()),
             )
             if not keeper.try_acquire():
                 continue
@@ -516,7 +522,9 @@ class Agent:
         try:
             self._seated = self._seated or take_seats(rpc_url, key, info) == DONE
             if self._seated:
-                self._settled = receive_secret(self.store, self.vault, self.member, key)
+                self._settled = receive_secret(
+                    self.store, self.vault, self.member, key, rpc_url=rpc_url
+                )
         except PoaError as e:  # the node or the store is not there yet: next round
             log.debug("%s: cannot take its seats now: %s", self.name, e)
 

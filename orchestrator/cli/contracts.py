@@ -45,6 +45,8 @@ def render_deploy(outcome: DeployOutcome, network: NetworkInfo) -> str:
 
 def deploy_after_up(local: LocalConsortium) -> str:
     """`poactl up`'s last step: the registry, deployed if needed; one line for its output."""
+    if local.joined_from():
+        return "  credit registry: the consortium's, recorded by the member this bank joined from"
     try:
         outcome = deploy_local(local)
     except PoaError as e:

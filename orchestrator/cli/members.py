@@ -24,6 +24,7 @@ from orchestrator.local.governance import (
     seal_pseudonym_secret,
     sealing_signers,
 )
+from orchestrator.network.data import shown_url
 
 as_option = click.option(
     "--as", "bank", required=True, metavar="BANK", help="The bank whose admin key signs."
@@ -71,7 +72,7 @@ def _report(
                     {"address": v, "sealing": v.lower() in signing} for v in m.validators
                 ],
                 "writers": list(m.writers),
-                "data_url": data_urls.get(m.name),
+                "data_url": shown_url(data_urls[m.name]) if m.name in data_urls else None,
             }
             for m in gov.members()
         ],
@@ -192,12 +193,17 @@ def propose(state_dir: Path, name: str, bank: str, url: str, sub_state_dir: Path
     info = read_joining_member(url, name)
     if gov.is_member(info.admin):
         raise ConfigError(f"{name!r} is already a member", obj=name, hint="see `poactl members`")
-    for account in (info.admin, info.tx_account):
-        gov.fund(account, GAS_MONEY_WEI).wait(timeout=60)
+    # The proposal first: a refusal (a taken name, a pending proposal) costs no money.
     inclusion = gov.propose_add(info.admin, name).wait(timeout=60)
     local.record_proposed_data(name, url)
+    for account in (info.admin, info.tx_account):
+        gov.fund(account, GAS_MONEY_WEI).wait(timeout=60)
     at = inclusion.block_number
-    proposal = gov.proposal(gov.proposal_count(block=at) - 1, block=at)
+    proposal = max(
+        (p for p in (gov.proposal(i, block=at) for i in range(gov.proposal_count(block=at)))
+         if p.target == info.admin and p.kind == "add"),
+        key=lambda p: p.id,
+    )  # fmt: skip
     click.echo(
         f"{bank} proposed #{proposal.id} add {name} ({info.admin}) in block {at}: "
         f"{proposal.status}, for {len(proposal.approvals)} ({gov.threshold()} decide); "

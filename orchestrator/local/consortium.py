@@ -53,7 +53,7 @@ from orchestrator.local.ports import check_ports_free
 from orchestrator.local.readiness import wait_until_ready
 from orchestrator.local.report import ConsortiumStatus, LeaseRow, NodeStatus
 from orchestrator.local.services import Starting
-from orchestrator.network.create import NetworkInfo, read_network
+from orchestrator.network.create import NetworkInfo, read_member, read_network
 from orchestrator.network.leases import holder_of
 from orchestrator.network.names import identity_lease, leader_lease
 from orchestrator.statefile import read_json, write_json_atomic
@@ -125,6 +125,18 @@ class LocalConsortium:
             )
         return parse_config(self.layout.config.read_text(), source=str(self.layout.config))
 
+    def _refuse_shared_store(self) -> None:
+        """A state dir from before each bank had its own store cannot run (`up`, `status`);
+        `down` and `destroy` still work on it."""
+        if (self.layout.root / "store.sqlite").exists():
+            raise StateError(
+                "this state dir was made by an older poactl: one store shared by every bank "
+                "(store.sqlite), where each bank now has its own (banks/<bank>/)",
+                obj=str(self.layout.root),
+                hint="`poactl down`, then `poactl destroy` (it deletes that chain's data and "
+                "keys) and `poactl up`",
+            )
+
     def joined_from(self) -> dict[str, str]:
         """For a bank that joined a running network: the member it joined from -> that
         member's consortium data URL (`local.join`); empty for a founding consortium."""
@@ -157,12 +169,18 @@ class LocalConsortium:
         bank's), its publication, and every other bank's published data (the banks of
         `consortium`, default this state dir's, and the one it joined from)."""
         banks = (consortium or self.load()).members()
+        joined = self.joined_from() if joined_from is None else joined_from
         others = {m: self.data_url(m) for m in banks if m != member}
-        others.update(self.joined_from() if joined_from is None else joined_from)
+        others.update(joined)
         others.update({m: u for m, u in self.proposed_data().items() if m != member})
         publish = PublishSettings(kind="local", path=self.layout.published(member))
+        shared_from = next(iter(joined), banks[0])  # the member joined from, or the founder
         return (own or self._own_store(member)).model_copy(
-            update={"publish": publish if publishes else None, "consortium_data": others}
+            update={
+                "publish": publish if publishes else None,
+                "consortium_data": others,
+                "shared_from": shared_from,
+            }
         )
 
     def store(self, member: str | None = None) -> Store:
@@ -262,6 +280,7 @@ class LocalConsortium:
                 )
             return load_config(config)
         recorded = self.load()
+        self._refuse_shared_store()
         if config is not None and load_config(config).canonical() != recorded.canonical():
             raise StateError(
                 f"this state dir was created from different settings than {config}",
@@ -421,6 +440,7 @@ class LocalConsortium:
     # -- status ----------------------------------------------------------------------
     def status(self) -> ConsortiumStatus:
         consortium = self.load()
+        self._refuse_shared_store()
         stall_after = max(10.0, 5.0 * consortium.settings.block_period)
         many = len(consortium.nodes) > 1
 
@@ -476,13 +496,21 @@ class LocalConsortium:
             store = make_store(self._own_store(member))  # leases never leave the bank
             h = holder_of(store, leader_lease(member))
             rows.append(LeaseRow(member, "leader", None, h.holder if h.leased else None))
-            signers = network.signers(member) if network else ()
+            signers = self._signers_of(network, member, store)
             for i, signer in enumerate(signers):
                 h = holder_of(store, identity_lease(member, i))
                 rows.append(
                     LeaseRow(member, f"identity-{i}", signer, h.holder if h.leased else None)
                 )
         return rows
+
+    @staticmethod
+    def _signers_of(network: NetworkInfo, member: str, store: Store) -> tuple[str, ...]:
+        """A founder's identities from the genesis; a joined bank's from its descriptor."""
+        if member in network.members:
+            return network.signers(member)
+        info = read_member(store, member)
+        return info.signers if info is not None else ()
 
     # -- monitors --------------------------------------------------------------------
     def start_monitors(self) -> list[str]:

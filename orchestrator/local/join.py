@@ -57,7 +57,7 @@ def join(
         )
     source = fetch_network(open_consortium_data(url), url, joining=member)
     on_progress(
-        f"consortium data of {source.member} at {url}: chain {source.network.chain_id}, "
+        f"consortium data of {source.member} at {source.url}: chain {source.network.chain_id}, "
         f"members {', '.join(source.network.members)}, genesis "
         f"{source.network.genesis_sha256[:12]}…"
     )
@@ -71,9 +71,7 @@ def join(
         store = local.store(member)
         # The network as checked, in the bank's own store: its agents start from it.
         store.write(GENESIS, source.genesis, if_absent=True)
-        info_blob = open_consortium_data(url).read(NETWORK_INFO)
-        assert info_blob is not None  # fetch_network read it
-        store.write(NETWORK_INFO, info_blob.data, if_absent=True)
+        store.write(NETWORK_INFO, source.network_info, if_absent=True)
         spec = consortium.settings.members[member]
         info = ensure_member_identities(
             local.vault(member), member, spec.validators, custody=spec.custody

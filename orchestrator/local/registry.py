@@ -117,6 +117,13 @@ def local_resolver(state_dir: Path | None) -> ConsortiumResolver:
 
 def deploy_local(local: LocalConsortium, *, replace: bool = False) -> DeployOutcome:
     """Deploy (or find) the consortium's registry through the founder's own node."""
+    if local.joined_from():
+        raise StateError(
+            "a bank that joined a running network does not deploy the credit registry: it "
+            "uses the consortium's (and never makes a pseudonym secret of its own)",
+            obj=str(local.layout.root),
+            hint="`poactl credit` commands find the registry in the consortium data",
+        )
     consortium = local.load()
     network = running_network(local)
     founder = network.founder

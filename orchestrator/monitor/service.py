@@ -29,7 +29,7 @@ from orchestrator.monitor.settings import MonitorFile
 from orchestrator.monitor.view import HOUR, Settings, Snapshot, snapshot
 from orchestrator.network.create import read_network
 from orchestrator.network.leases import holder_of
-from orchestrator.network.names import identity_lease, leader_lease
+from orchestrator.network.names import identity_lease, leader_lease, publisher_of
 from orchestrator.retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,8 @@ class Monitor:
                 continue
             try:
                 doc = json.loads(blob.data)
+                if doc["member"] != publisher_of(name):
+                    raise ValueError(f"names member {doc['member']!r}, not its publisher")
                 beats.append(Heartbeat(
                     node=str(doc["node"]), at=datetime.fromisoformat(doc["time"]).timestamp(),
                     member=str(doc["member"]), state=str(doc["state"]), block=doc.get("block"),

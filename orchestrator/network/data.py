@@ -5,10 +5,12 @@ descriptor, its nodes' enodes and heartbeats, the genesis it founded) is also pu
 its publication, which the other banks read and cannot write. Leases stay in the own
 store. A read looks in the own store first and then in the other banks' published data,
 taking each member's word only for what is that member's (`names.publisher_of`):
-bank B's publication cannot speak for bank A's nodes. The network's shared blobs (the
-genesis, the network information, the contract addresses) may come from any member; the
-genesis and network information, which never change, are adopted into the own store and
-republished, so a joining bank can fetch them from any member.
+bank B's publication cannot speak for bank A's nodes, and a name without its member
+part is nobody's. The network's shared blobs (the genesis, the network information, the
+contract addresses) come from one member only, `shared_from`: the founder for the
+founding banks, the member a bank joined from for a joined bank (none for the founder
+itself). The genesis and network information, which never change, are adopted into the
+own store and republished, so a joining bank can fetch them from any member.
 
 With this view the agents, the monitor and `poactl` run the same code whether a bank is
 alone in a store or reads the others through their publications.
@@ -26,6 +28,7 @@ from orchestrator.network.names import (
     NETWORK_INFO,
     PUBLISHED_PREFIXES,
     is_published,
+    is_shared,
     publisher_of,
 )
 
@@ -37,7 +40,8 @@ ADOPTED = frozenset({GENESIS, NETWORK_INFO})  # immutable once written: safe to 
 class ConsortiumStore:
     """A `Store`: `own` for `member`'s writes and leases, `others` (member -> its
     published data) for the rest of the consortium, `publication` for what `member`
-    publishes (None: a reader, such as the monitor, that publishes nothing)."""
+    publishes (None: a reader, such as the monitor, that publishes nothing), and
+    `shared_from` the member trusted for the network's shared blobs."""
 
     def __init__(
         self,
@@ -46,8 +50,10 @@ class ConsortiumStore:
         *,
         others: Mapping[str, ConsortiumData],
         publication: Publication | None,
+        shared_from: str | None = None,
     ) -> None:
         self.member = member
+        self.shared_from = shared_from if shared_from != member else None
         self.own = own
         self.others = {m: d for m, d in others.items() if m != member}
         self.publication = publication
@@ -61,18 +67,12 @@ class ConsortiumStore:
         blob = self.own.read(name)
         if blob is not None or not is_published(name):
             return blob
-        publisher = publisher_of(name)
-        if publisher == self.member:
-            return None
-        sources = [publisher] if publisher is not None else list(self.others)
-        for member in sources:
-            data = self.others.get(member)
-            found = data.read(name) if data is not None else None
-            if found is not None:
-                if name in ADOPTED:
-                    self._adopt(found)
-                return found
-        return None
+        source = self._source(name)
+        data = self.others.get(source) if source is not None else None
+        found = data.read(name) if data is not None else None
+        if found is not None and name in ADOPTED:
+            self._adopt(found)
+        return found
 
     def write(
         self,
@@ -98,11 +98,17 @@ class ConsortiumStore:
     def list(self, prefix: str) -> list[str]:
         names = set(self.own.list(prefix))
         for member, data in self.others.items():
-            names.update(
-                n for n in data.list(prefix)
-                if is_published(n) and publisher_of(n) in (member, None)
-            )  # fmt: skip
+            names.update(n for n in data.list(prefix) if self._source(n) == member)
         return sorted(names)
+
+    def _source(self, name: str) -> str | None:
+        """The other member whose publication speaks for `name` (None: no one does)."""
+        if not is_published(name):
+            return None
+        if is_shared(name):
+            return self.shared_from
+        publisher = publisher_of(name)
+        return publisher if publisher != self.member else None
 
     # -- leases: the bank's own ----------------------------------------------------------
 
@@ -141,3 +147,9 @@ class ConsortiumStore:
         if self.own.write(blob.name, blob.data, if_absent=True) is not None:
             log.info("adopted %s from the consortium; publishing it as %s", blob.name, self.member)
             self._publish(blob.name, blob.data)
+
+
+def shown_url(url: str) -> str:
+    """`url` as it may be shown or logged: without its query (a SAS URL's signature)."""
+    base, query = url.split("?", 1) if "?" in url else (url, "")
+    return f"{base}?<signature hidden>" if query else base

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +21,11 @@ from orchestrator.boundaries import ConsortiumData
 from orchestrator.config import ConsortiumFile
 from orchestrator.errors import ConfigError, StateError
 from orchestrator.network.create import NetworkInfo, read_network
+from orchestrator.network.data import shown_url
 from orchestrator.network.names import GENESIS, NETWORK_INFO
 
 CHAIN_FIELDS = ("chain_id", "block_period", "epoch", "gas_limit")
+MEMBER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")  # config.MemberName
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class JoinSource:
     url: str
     member: str  # the bank whose publication this is
     network: NetworkInfo
+    network_info: bytes  # as published and checked
     genesis: bytes
     chain: dict[str, int]  # CHAIN_FIELDS, read from the genesis
 
@@ -52,7 +56,15 @@ class JoinSource:
 
 def fetch_network(data: ConsortiumData, url: str, *, joining: str) -> JoinSource:
     """The network published at `url` (opened as `data`), checked, for bank `joining`."""
-    if data.read(NETWORK_INFO) is None:
+    url = shown_url(url)  # a SAS signature never reaches a message
+    if not MEMBER_NAME.match(joining):
+        raise ConfigError(
+            f"{joining!r} is not a member name",
+            obj="--member",
+            hint="2-32 lowercase letters, digits and '-', a letter first (e.g. bank-c)",
+        )
+    info_blob = data.read(NETWORK_INFO)
+    if info_blob is None:
         raise ConfigError(
             f"{url} holds no consortium data (no {NETWORK_INFO})",
             obj=url,
@@ -90,7 +102,7 @@ def fetch_network(data: ConsortiumData, url: str, *, joining: str) -> JoinSource
             obj=joining,
             hint="pick the name your bank is known by that no member has",
         )
-    return JoinSource(url, publishers[0], network, genesis.data, chain)
+    return JoinSource(url, publishers[0], network, info_blob.data, genesis.data, chain)
 
 
 def _chain_of(genesis: bytes, url: str) -> dict[str, int]:

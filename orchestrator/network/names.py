@@ -49,18 +49,24 @@ def is_published(name: str) -> bool:
     return name.startswith(PUBLISHED_PREFIXES)
 
 
+def is_shared(name: str) -> bool:
+    """The network's blobs (genesis, network information, contract addresses): the same
+    for every member, taken from the one member a bank trusts for them."""
+    return name.startswith(SHARED_PREFIX)
+
+
 def publisher_of(name: str) -> str | None:
     """The member whose publication is authoritative for `name`: the member a descriptor,
-    enode or heartbeat belongs to; None for the network's shared blobs (any member's copy,
-    checked against the genesis hash where it matters) and for names that are not
-    published."""
-    if not is_published(name) or name.startswith(SHARED_PREFIX):
+    enode, heartbeat, key or sealed envelope belongs to. None for shared blobs, for names
+    that are not published, and for a name without its member part (nobody's word)."""
+    if not is_published(name) or is_shared(name):
         return None
     kind, _, rest = name.partition("/")
     if kind == "members":  # members/<member>.json
-        return rest.removesuffix(".json") if "/" not in rest else None
+        member = rest.removesuffix(".json")
+        return member if member and "/" not in rest and rest.endswith(".json") else None
     member, nested, _ = rest.partition("/")  # enodes/<member>/..., heartbeats/<member>/...
-    return member if nested else None
+    return member if nested and member else None
 
 
 def leader_lease(member: str) -> str:

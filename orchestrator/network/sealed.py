@@ -107,13 +107,18 @@ def seal(secret: Secret, *, name: str, sender: str, recipient: str, public_key: 
     return json.dumps(body, sort_keys=True).encode()
 
 
-def open_sealed(envelope: bytes, *, name: str, recipient: str, admin_key: Secret) -> Secret:
-    """The secret in `envelope`, for `recipient` holding `admin_key`; StateError if the
-    envelope is not for it, was altered, or was sealed to another key."""
+def open_sealed(
+    envelope: bytes, *, name: str, recipient: str, admin_key: Secret, sender: str | None = None
+) -> Secret:
+    """The secret in `envelope`, for `recipient` holding `admin_key` (from `sender`, when
+    given: the member whose publication held it); StateError if the envelope is not for
+    it, was altered, or was sealed to another key."""
     try:
         doc: dict[str, Any] = json.loads(envelope)
         if doc["name"] != name or doc["recipient"] != recipient:
             raise ValueError("another name or recipient")
+        if sender is not None and doc["sender"] != sender:
+            raise ValueError(f"it names sender {str(doc['sender'])[:40]!r}, not {sender}")
         point = ec.EllipticCurvePublicKey.from_encoded_point(
             ec.SECP256K1(), bytes.fromhex(doc["ephemeral"][2:])
         )
@@ -123,7 +128,8 @@ def open_sealed(envelope: bytes, *, name: str, recipient: str, admin_key: Secret
         )  # fmt: skip
     except (ValueError, KeyError, TypeError, InvalidTag) as e:
         raise StateError(
-            f"a sealed {name} for {recipient} does not open ({type(e).__name__})",
+            f"a sealed {name} for {recipient} does not open ({type(e).__name__}"
+            + (f": {e})" if isinstance(e, ValueError) and str(e) else ")"),
             obj=name,
             hint="ask the sending member to seal it again to your published admin key",
         ) from e

@@ -33,9 +33,12 @@ class DirectoryData:
         return self.root.joinpath(*parts)
 
     def read(self, name: str) -> Blob | None:
+        path = self._path(name)
+        if not self._inside(path):
+            return None
         try:
-            data = self._path(name).read_bytes()
-        except (FileNotFoundError, NotADirectoryError):
+            data = path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
         return Blob(name, data, f'"{hashlib.sha256(data).hexdigest()[:16]}"', leased=False)
 
@@ -44,11 +47,26 @@ class DirectoryData:
             return []
         names = []
         for path in self.root.rglob("*"):
-            if path.is_file() and not path.name.startswith("."):  # skip half-written files
+            # Half-written files start with a dot; a link could point anywhere on the reader's
+            # machine (another bank's files must not make it publish its own).
+            if path.is_file() and not path.name.startswith(".") and self._inside(path):
                 name = path.relative_to(self.root).as_posix()
                 if name.startswith(prefix):
                     names.append(name)
         return sorted(names)
+
+    def _inside(self, path: Path) -> bool:
+        """Whether `path` is a real file under the root: no symbolic link on the way."""
+        try:
+            relative = path.relative_to(self.root)
+        except ValueError:
+            return False
+        here = self.root
+        for part in relative.parts:
+            here = here / part
+            if here.is_symlink():
+                return False
+        return True
 
     def put(self, name: str, data: bytes) -> None:
         path = self._path(name)

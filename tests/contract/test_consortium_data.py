@@ -39,6 +39,7 @@ def _directory_banks(tmp_path: Path) -> tuple[Banks, Callable[[str], Path]]:
                 path=tmp_path / b / "store.sqlite",
                 publish=PublishSettings(kind="local", path=published[b]),
                 consortium_data={o: published[o].as_uri() for o in BANKS if o != b},
+                shared_from="bank-a",  # the founder
             ),
             member=b,
         )
@@ -120,6 +121,35 @@ def test_a_publication_speaks_only_for_its_own_bank(tmp_path: Path) -> None:
     assert c.list("enodes/") == [] and read_enodes(c) == ({}, [])
     publish_enode(banks["bank-a"], "bank-a-1", "bank-a", ENODE)
     assert read_enodes(c) == ({"bank-a-1": ENODE}, [])
+
+
+def test_the_networks_blobs_come_from_the_founder_only(tmp_path: Path) -> None:
+    """bank-b cannot hand bank-c (or the founder) a genesis, nor make a record count by
+    leaving the member out of its name, nor point a file at a local secret."""
+    banks, published = _directory_banks(tmp_path)
+    forged = published("bank-b") / "network"
+    forged.mkdir(parents=True)
+    (forged / "genesis.json").write_text('{"forged": true}')
+    (published("bank-b") / "heartbeats").mkdir()
+    (published("bank-b") / "heartbeats" / "bank-a-1.json").write_text("{}")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for publication")
+    (published("bank-b") / "network" / "contracts.json").symlink_to(secret)
+    for reader in ("bank-a", "bank-c"):
+        assert banks[reader].read(GENESIS) is None
+        assert banks[reader].list("heartbeats/") == []
+    assert open_consortium_data(published("bank-b").as_uri()).read("network/contracts.json") is None
+    assert "network/contracts.json" not in open_consortium_data(str(published("bank-b"))).list("")
+    banks["bank-a"].write(GENESIS, b'{"genesis": 1}', if_absent=True)
+    blob = banks["bank-c"].read(GENESIS)
+    assert blob is not None and blob.data == b'{"genesis": 1}'
+
+
+def test_a_path_with_spaces_is_read_through_its_file_url(tmp_path: Path) -> None:
+    root = tmp_path / "a bank" / "published"
+    (root / "members").mkdir(parents=True)
+    (root / "members" / "bank-a.json").write_text("{}")
+    assert open_consortium_data(root.as_uri()).list("members/") == ["members/bank-a.json"]
 
 
 def test_leases_stay_in_the_banks_own_store(tmp_path: Path) -> None:

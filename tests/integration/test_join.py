@@ -110,6 +110,9 @@ def test_a_new_bank_syncs_as_a_follower_and_publishes(
     joined = LocalConsortium(joiner_dir / "s")
     assert "bank-c follows the chain" in result.output
     assert f"publishes its consortium data at {joined.data_url('bank-c')}" in result.output
+    status = poactl("status", "--format", "json", "--state-dir", str(joiner_dir / "s"))
+    leases = {(r["member"], r["lease"]): r["holder"] for r in json.loads(status.output)["leases"]}
+    assert leases[("bank-c", "identity-0")] == "bank-c-1", status.output
     descriptor = joined.layout.published("bank-c") / "members" / "bank-c.json"
     assert json.loads(descriptor.read_text())["member"] == "bank-c"
     # Its node is on the founders' chain: the same block hashes.

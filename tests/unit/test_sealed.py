@@ -56,3 +56,13 @@ def test_a_published_key_must_derive_the_admitted_admin(tmp_path: Path) -> None:
         read_admin_key(store, "bank-c", admin=Account.from_key(key().value).address)
     with pytest.raises(StateError):
         read_admin_key(store, "bank-d", admin=address)
+
+
+def test_an_envelope_opens_only_from_the_sender_it_names() -> None:
+    admin = key()
+    envelope = seal(Secret("s" * 64), name=NAME, sender="bank-a", recipient="bank-c",
+                    public_key=public_key_hex(admin))  # fmt: skip
+    opened = open_sealed(envelope, name=NAME, recipient="bank-c", admin_key=admin, sender="bank-a")
+    assert opened == Secret("s" * 64)
+    with pytest.raises(StateError, match="not bank-b"):  # republished by another bank
+        open_sealed(envelope, name=NAME, recipient="bank-c", admin_key=admin, sender="bank-b")
