@@ -108,8 +108,7 @@ def main() -> None:
         "3 to add back) have each sealed a block carrying their vote, and a signer seals",
         "at most one block in three, so a change takes a few rounds of 2 s blocks. The",
         "issue's figure, from the last approving vote to a *joining* bank's validators",
-        "sealing, needs `poactl join`, which is not built yet; adding a validator back is",
-        "the same Clique path.",
+        "sealing, is the next section's (`scripts/bench/join.py`).",
         END,
     ])  # fmt: skip
     publish(BEGIN, END, section, record_it=args.record)
