@@ -11,7 +11,6 @@ MAX_LAG_BLOCKS of the head. A failed `up` stops what it started.
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import json
 import logging
@@ -32,7 +31,7 @@ import yaml
 from orchestrator.agent import status
 from orchestrator.agent.paths import NodePaths
 from orchestrator.agent.settings import AgentFile, AgentPorts, load_agent_config
-from orchestrator.agent.status import ENDED, AgentState, AgentStatus, GethStatus
+from orchestrator.agent.status import AgentStatus, GethStatus
 from orchestrator.boundaries import Store, Vault
 from orchestrator.config import (
     Consortium,
@@ -45,17 +44,15 @@ from orchestrator.config import (
     parse_config,
 )
 from orchestrator.errors import StateError
-from orchestrator.geth.health import check_node
 from orchestrator.geth.proc import runs_with_arg, stop_pid
 from orchestrator.local import balancers, monitors
 from orchestrator.local.layout import UNIX_SOCKET_PATH_MAX, StateLayout
 from orchestrator.local.ports import check_ports_free
 from orchestrator.local.readiness import wait_until_ready
-from orchestrator.local.report import ConsortiumStatus, LeaseRow, NodeStatus
+from orchestrator.local.report import ConsortiumStatus
 from orchestrator.local.services import Starting
-from orchestrator.network.create import NetworkInfo, read_member, read_network
-from orchestrator.network.leases import holder_of
-from orchestrator.network.names import identity_lease, leader_lease
+from orchestrator.local.status import collect_status
+from orchestrator.network.create import NetworkInfo, read_network
 from orchestrator.statefile import read_json, write_json_atomic
 from orchestrator.wiring import (
     geth_command,
@@ -441,76 +438,10 @@ class LocalConsortium:
     def status(self) -> ConsortiumStatus:
         consortium = self.load()
         self._refuse_shared_store()
-        stall_after = max(10.0, 5.0 * consortium.settings.block_period)
-        many = len(consortium.nodes) > 1
-
-        def one(node: NodeSpec) -> NodeStatus:
-            paths = self.layout.node(node.name)
-            agent = status.read(paths.agent_status, AgentStatus)
-            state = (
-                agent.seen(running=self._agent_running(node.name))
-                if agent is not None
-                else AgentState.STOPPED
-            )
-            live = agent is not None and state not in ENDED
-            signer = agent.identity.signer if live and agent and agent.identity else None
-            health = check_node(node.rpc_url, paths.ipc, signer=signer, expect_peers=many)
-            return NodeStatus(
-                node,
-                signer,
-                state,
-                bool(agent and agent.sealing) and state is AgentState.SEALING,
-                health,
-                leader=live and bool(agent and agent.leader),
-                clique=agent.clique if live and agent else None,
-            )
-
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            nodes = list(pool.map(one, consortium.nodes))
-        top = max((n.health.block for n in nodes if n.health.block is not None), default=0)
-        ages = [n.health.head_age for n in nodes if n.health.head_age is not None]
-        stalled = min(ages) if ages and min(ages) > stall_after else None
-        nodes = [
-            dataclasses.replace(
-                n,
-                behind=top - n.health.block if n.health.block is not None else 0,
-                chain_stalled_for=stalled,
-            )
-            for n in nodes
-        ]
-        return ConsortiumStatus(
-            consortium.settings.chain_id,
-            self.layout.root,
-            nodes,
-            self._leases(consortium),
-            [m.as_dict() for m in monitors.rows(self.layout, consortium)],
-            [b.as_dict() for b in balancers.rows(self.layout, consortium)],
-        )
-
-    def _leases(self, consortium: Consortium) -> list[LeaseRow]:
-        network = self.network()
-        if network is None:
-            return []
-        rows = []
-        for member in consortium.members():
-            store = make_store(self._own_store(member))  # leases never leave the bank
-            h = holder_of(store, leader_lease(member))
-            rows.append(LeaseRow(member, "leader", None, h.holder if h.leased else None))
-            signers = self._signers_of(network, member, store)
-            for i, signer in enumerate(signers):
-                h = holder_of(store, identity_lease(member, i))
-                rows.append(
-                    LeaseRow(member, f"identity-{i}", signer, h.holder if h.leased else None)
-                )
-        return rows
-
-    @staticmethod
-    def _signers_of(network: NetworkInfo, member: str, store: Store) -> tuple[str, ...]:
-        """A founder's identities from the genesis; a joined bank's from its descriptor."""
-        if member in network.members:
-            return network.signers(member)
-        info = read_member(store, member)
-        return info.signers if info is not None else ()
+        return collect_status(
+            self.layout, consortium, running=self._agent_running, network=self.network(),
+            own_store=lambda member: make_store(self._own_store(member)),
+        )  # fmt: skip
 
     # -- monitors --------------------------------------------------------------------
     def start_monitors(self) -> list[str]:
