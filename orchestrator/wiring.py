@@ -38,6 +38,8 @@ def make_store(settings: StoreSettings, *, member: str | None = None) -> Store:
         others={m: open_consortium_data(url) for m, url in settings.consortium_data.items()},
         publication=None if settings.publish is None else _publication(settings.publish),
         shared_from=settings.shared_from,
+        urls=settings.consortium_data,
+        open_data=open_consortium_data,
     )
 
 

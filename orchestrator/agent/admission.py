@@ -1,8 +1,13 @@
-"""A bank that joined after the genesis takes its seats: once the members have admitted
-it, its leader adds its own validators and its transaction account as a writer, with
-its admin key, as a founder's were at block 0. Clique then follows governance through
-the sealing agents' votes (`agent.votes`). Its leader also receives the consortium's
-pseudonym secret, sealed to its admin key by a member (`network.sealed`), into its vault.
+"""What an agent does about the consortium's membership once its geth runs
+(`MembershipDuties`, from the agent's votes thread):
+
+- every agent reads the publications of members its bank did not read yet (a bank that
+  joined after it started), from the directories of the banks it reads (`network.data`);
+- a bank that joined after the genesis takes its seats: once the members have admitted
+  it, its leader adds its own validators and its transaction account as a writer, with
+  its admin key, as a founder's were at block 0 (Clique then follows governance through
+  the sealing agents' votes, `agent.votes`), and receives the consortium's pseudonym
+  secret, sealed to its admin key by a member (`network.sealed`), into its vault.
 
 One round per call; the agent calls it from its votes thread while it leads, until it
 answers "done". A refusal by the contract (over the cap, an address registered to
@@ -12,17 +17,70 @@ another member) is final: it is logged with its rule and not retried.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 from orchestrator.boundaries import Secret, Store, Vault
-from orchestrator.errors import ContractRevert, StateError
+from orchestrator.errors import ContractRevert, PoaError, StateError
 from orchestrator.governance.client import Governance
-from orchestrator.network.create import MemberInfo
-from orchestrator.network.names import PSEUDONYM_SECRET_NAME, publisher_of
+from orchestrator.network.create import MemberInfo, NetworkInfo, read_member
+from orchestrator.network.data import ConsortiumStore
+from orchestrator.network.names import PSEUDONYM_SECRET_NAME, admin_key_name, publisher_of
 from orchestrator.network.sealed import open_sealed
 
 log = logging.getLogger(__name__)
 
 WAITING, DONE = "waiting", "done"
+DISCOVER_EVERY = 15.0  # seconds between looks for members that joined later
+
+
+class MembershipDuties:
+    """One bank agent's membership duties; `run` once a block period while geth runs."""
+
+    def __init__(
+        self,
+        *,
+        member: str,
+        store: Store,
+        vault: Vault,
+        rpc_url: str,
+        on_discovered: Callable[[], None],
+    ) -> None:
+        self.member, self.store, self.vault, self.rpc_url = member, store, vault, rpc_url
+        self.on_discovered = on_discovered
+        self.seated = False  # a joined bank's validators are registered in governance
+        self.settled = False  # ... and its vault holds the consortium's pseudonym secret
+        self._next_discovery = 0.0
+
+    def run(self, network: NetworkInfo | None, *, leader: bool) -> None:
+        try:
+            self._discover()
+            if leader and network is not None and self.member not in network.members:
+                self._take_seats()
+        except PoaError as e:  # the node, the store or a publication is not there yet
+            log.debug("%s: membership duties wait: %s", self.member, e)
+
+    def _discover(self) -> None:
+        store = self.store
+        if not isinstance(store, ConsortiumStore) or time.monotonic() < self._next_discovery:
+            return
+        self._next_discovery = time.monotonic() + DISCOVER_EVERY
+        members = {m.name for m in Governance(self.rpc_url).members()}
+        if store.discover(members):
+            self.on_discovered()
+
+    def _take_seats(self) -> None:
+        if self.settled:
+            return
+        info = read_member(self.store, self.member)
+        key = self.vault.get_secret(admin_key_name(self.member))
+        if info is None or key is None:
+            return
+        self.seated = self.seated or take_seats(self.rpc_url, key, info) == DONE
+        if self.seated:
+            self.settled = receive_secret(
+                self.store, self.vault, self.member, key, rpc_url=self.rpc_url
+            )
 
 
 def take_seats(rpc_url: str, admin_key: Secret, info: MemberInfo) -> str:

@@ -40,7 +40,7 @@ from types import FrameType
 from typing import Any
 
 from orchestrator.agent import status
-from orchestrator.agent.admission import DONE, receive_secret, take_seats
+from orchestrator.agent.admission import MembershipDuties
 from orchestrator.agent.endpoint import AgentMetrics, HealthServer
 from orchestrator.agent.fencing import (
     check_lease_fits,
@@ -86,6 +86,7 @@ from orchestrator.network.create import (
     read_member,
     read_network,
 )
+from orchestrator.network.data import ConsortiumStore
 from orchestrator.network.leases import LeaseKeeper
 from orchestrator.network.names import (
     admin_key_name,
@@ -163,8 +164,11 @@ class Agent:
         self.supervisor: Supervisor | None = None
         self._fatal: PoaError | None = None
         self._duties_done = False
-        self._seated = False  # a joined bank's validators are registered in governance
-        self._settled = False  # ... and its vault holds the consortium's pseudonym secret
+        self.membership = MembershipDuties(
+            member=self.member, store=store, vault=vault,
+            rpc_url=f"http://{settings.rpc_host}:{settings.ports.http}",
+            on_discovered=lambda: self.peers.refresh(self.store),
+        )  # fmt: skip
         self.backoff = Backoff(self.name, base=LOOP_SECONDS, cap=MAX_BACKOFF_SECONDS)
         self.clique: CliqueStatus | None = None  # the last reconciliation of votes
 
@@ -464,6 +468,8 @@ class Agent:
         admin_key = self.vault.get_secret(admin_key_name(self.member))
         if admin_key is not None:  # others seal vault secrets to it (`network.sealed`)
             publish_admin_key(self.store, self.member, admin_key)
+        if isinstance(self.store, ConsortiumStore):
+            self.store.publish_directory()  # where the banks it reads publish
         if self.member == self.consortium.members()[0] and self.network is None:
             self.network = create_network(self.store, self.consortium)
         return self.network is not None
@@ -500,33 +506,12 @@ class Agent:
         and the lease loop must not): vote Clique's signers toward governance."""
         while not self._stop.wait(self.consortium.settings.block_period):
             try:
-                self._take_seats()
+                if self.supervisor is not None:  # geth runs: governance can be read
+                    self.membership.run(self.network, leader=self.leader.held)
                 self._vote()
             except Exception:  # a bad answer must not end the loop: log it, try again
                 log.exception("%s: reconciling Clique's votes failed", self.name)
                 self._set_clique(None)
-
-    def _take_seats(self) -> None:
-        """A bank that joined after the genesis: its leader seats its validators and
-        writer once the members admit it (`agent.admission`)."""
-        network = self.network
-        if self._settled or network is None or self.member in network.members:
-            return
-        if not self.leader.held or self.supervisor is None:
-            return
-        info = read_member(self.store, self.member)
-        key = self.vault.get_secret(admin_key_name(self.member))
-        if info is None or key is None:
-            return
-        rpc_url = f"http://{self.settings.rpc_host}:{self.settings.ports.http}"
-        try:
-            self._seated = self._seated or take_seats(rpc_url, key, info) == DONE
-            if self._seated:
-                self._settled = receive_secret(
-                    self.store, self.vault, self.member, key, rpc_url=rpc_url
-                )
-        except PoaError as e:  # the node or the store is not there yet: next round
-            log.debug("%s: cannot take its seats now: %s", self.name, e)
 
     def _vote(self) -> None:
         """While sealing, vote Clique's signers toward governance's decision; otherwise

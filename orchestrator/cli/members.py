@@ -24,7 +24,8 @@ from orchestrator.local.governance import (
     seal_pseudonym_secret,
     sealing_signers,
 )
-from orchestrator.network.data import shown_url
+from orchestrator.network.data import directory_entry, shown_url
+from orchestrator.network.names import directory_blob
 
 as_option = click.option(
     "--as", "bank", required=True, metavar="BANK", help="The bank whose admin key signs."
@@ -196,6 +197,8 @@ def propose(state_dir: Path, name: str, bank: str, url: str, sub_state_dir: Path
     # The proposal first: a refusal (a taken name, a pending proposal) costs no money.
     inclusion = gov.propose_add(info.admin, name).wait(timeout=60)
     local.record_proposed_data(name, url)
+    # Where the new bank publishes, in BANK's directory: the members' agents find it there.
+    local.store(bank).write(directory_blob(bank, name), directory_entry(name, url))
     for account in (info.admin, info.tx_account):
         gov.fund(account, GAS_MONEY_WEI).wait(timeout=60)
     at = inclusion.block_number

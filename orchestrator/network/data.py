@@ -12,14 +12,20 @@ founding banks, the member a bank joined from for a joined bank (none for the fo
 itself). The genesis and network information, which never change, are adopted into the
 own store and republished, so a joining bank can fetch them from any member.
 
+Each bank also publishes where the banks it reads publish (`directory/<bank>/...`), and
+`discover` adds the publications of current members it did not read yet, from the
+directories of the banks it reads: so the founders come to read a bank that joined
+later, and a joined bank the members other than the one it joined from.
+
 With this view the agents, the monitor and `poactl` run the same code whether a bank is
 alone in a store or reads the others through their publications.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from orchestrator.boundaries import Blob, ConsortiumData, Lease, Publication, Store
 from orchestrator.errors import AccessDenied
@@ -27,6 +33,7 @@ from orchestrator.network.names import (
     GENESIS,
     NETWORK_INFO,
     PUBLISHED_PREFIXES,
+    directory_blob,
     is_published,
     is_shared,
     publisher_of,
@@ -51,12 +58,19 @@ class ConsortiumStore:
         others: Mapping[str, ConsortiumData],
         publication: Publication | None,
         shared_from: str | None = None,
+        urls: Mapping[str, str] | None = None,
+        open_data: Callable[[str], ConsortiumData] | None = None,
     ) -> None:
+        """`urls` (member -> URL) are where `others` were opened from; `open_data` opens
+        a URL that `discover` finds."""
         self.member = member
         self.shared_from = shared_from if shared_from != member else None
         self.own = own
+        # Replaced, never changed in place: other threads iterate over it.
         self.others = {m: d for m, d in others.items() if m != member}
+        self.urls = {m: u for m, u in (urls or {}).items() if m != member}
         self.publication = publication
+        self._open_data = open_data
 
     def __repr__(self) -> str:
         return f"ConsortiumStore({self.member!r}, own={self.own!r}, others={list(self.others)})"
@@ -97,7 +111,7 @@ class ConsortiumStore:
 
     def list(self, prefix: str) -> list[str]:
         names = set(self.own.list(prefix))
-        for member, data in self.others.items():
+        for member, data in list(self.others.items()):
             names.update(n for n in data.list(prefix) if self._source(n) == member)
         return sorted(names)
 
@@ -126,6 +140,42 @@ class ConsortiumStore:
     def break_lease(self, name: str) -> None:
         self.own.break_lease(name)
 
+    # -- the directory of publications -------------------------------------------------
+
+    def publish_directory(self, urls: Mapping[str, str] | None = None) -> None:
+        """Publish where each bank this one reads (or `urls`) publishes its data."""
+        for member, url in (self.urls if urls is None else urls).items():
+            body = directory_entry(member, url)
+            current = self.own.read(directory_blob(self.member, member))
+            if current is None or current.data != body:
+                self.write(directory_blob(self.member, member), body)
+
+    def discover(self, members: Collection[str]) -> Sequence[str]:
+        """Start reading the publications of `members` (the consortium's members now)
+        that this bank does not read yet, as the directories it reads name them; the
+        members added. A directory entry is its publisher's word: a wrong one can only
+        point at data that the authority rules and the checks on it then refuse."""
+        if self._open_data is None:
+            return []
+        added = []
+        for name in self.list("directory/"):
+            blob = self.read(name)
+            try:
+                doc = json.loads(blob.data) if blob else {}
+                member, url = str(doc["member"]), str(doc["url"])
+            except (ValueError, KeyError, TypeError):
+                log.debug("skipping a bad directory entry %s", name)
+                continue
+            known = member == self.member or member in self.others
+            if known or member not in members or not name.endswith(f"/{member}.json"):
+                continue
+            self.others = {**self.others, member: self._open_data(url)}
+            self.urls = {**self.urls, member: url}
+            added.append(member)
+            log.info("%s now reads %s's consortium data at %s", self.member, member,
+                     shown_url(url))  # fmt: skip
+        return added
+
     # -- publishing --------------------------------------------------------------------
 
     def republish(self) -> None:
@@ -153,3 +203,8 @@ def shown_url(url: str) -> str:
     """`url` as it may be shown or logged: without its query (a SAS URL's signature)."""
     base, query = url.split("?", 1) if "?" in url else (url, "")
     return f"{base}?<signature hidden>" if query else base
+
+
+def directory_entry(member: str, url: str) -> bytes:
+    """A directory blob's body: where `member` publishes its consortium data."""
+    return json.dumps({"member": member, "url": url}, sort_keys=True).encode()

@@ -10,6 +10,7 @@
     heartbeats/<member>/<node>.json  an agent's heartbeat
     keys/<member>/admin.json         the member's admin public key (`network.sealed`)
     sealed/<sender>/<recipient>.json a vault secret sealed to the recipient's admin key
+    directory/<bank>/<member>.json   where <member> publishes, as <bank> knows it
     leases/<member>/leader           the member's leader lease
     leases/<member>/identity-<i>     validator identity i's lease; the holder in the blob
 
@@ -32,7 +33,15 @@ def member_blob(member: str) -> str:
     return f"members/{member}.json"
 
 
-PUBLISHED_PREFIXES = ("members/", "network/", "enodes/", "heartbeats/", "keys/", "sealed/")
+PUBLISHED_PREFIXES = (
+    "members/",
+    "network/",
+    "enodes/",
+    "heartbeats/",
+    "keys/",
+    "sealed/",
+    "directory/",
+)
 SHARED_PREFIX = "network/"  # the same for every member: whoever publishes it
 
 
@@ -42,6 +51,10 @@ def enode_blob(member: str, node: str) -> str:
 
 def heartbeat_blob(member: str, node: str) -> str:
     return f"heartbeats/{member}/{node}.json"
+
+
+def directory_blob(publisher: str, member: str) -> str:
+    return f"directory/{publisher}/{member}.json"
 
 
 def is_published(name: str) -> bool:

@@ -18,7 +18,8 @@ from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 from orchestrator.boundaries import Store
 from orchestrator.config import PublishSettings, StoreSettings
 from orchestrator.errors import AccessDenied, ConfigError
-from orchestrator.network.names import GENESIS, enode_blob, leader_lease
+from orchestrator.network.data import ConsortiumStore, directory_entry
+from orchestrator.network.names import GENESIS, directory_blob, enode_blob, leader_lease
 from orchestrator.network.peers import publish_enode, read_enodes
 from orchestrator.store.azure_blob import AzureBlobStore
 from orchestrator.wiring import make_store, open_consortium_data
@@ -200,3 +201,37 @@ def test_a_read_only_sas_url_cannot_write(azurite: Azurite) -> None:
     assert "sig=" not in repr(reader)  # the signature never reaches a log line
     with pytest.raises((AccessDenied, HttpResponseError)):
         reader.put("members/bank-a.json", b"forged")
+
+
+def test_a_bank_that_joined_later_is_found_through_a_members_directory(tmp_path: Path) -> None:
+    published = {b: tmp_path / b / "published" for b in BANKS}
+
+    def bank(name: str, reads: tuple[str, ...]) -> Store:
+        return make_store(
+            StoreSettings(
+                kind="local", path=tmp_path / name / "store.sqlite",
+                publish=PublishSettings(kind="local", path=published[name]),
+                consortium_data={o: published[o].as_uri() for o in reads},
+                shared_from="bank-a",
+            ),
+            member=name,
+        )  # fmt: skip
+
+    a = bank("bank-a", ("bank-b",))  # a founder, started before bank-c joined
+    b = bank("bank-b", ("bank-a",))
+    c = bank("bank-c", ("bank-b",))  # joined from bank-b
+    c.write("members/bank-c.json", b'{"member": "bank-c"}')
+    assert a.read("members/bank-c.json") is None
+    assert isinstance(a, ConsortiumStore) and isinstance(b, ConsortiumStore)
+    b.write(
+        directory_blob("bank-b", "bank-c"), directory_entry("bank-c", published["bank-c"].as_uri())
+    )
+    assert a.discover({"bank-a", "bank-b"}) == []  # not a member yet: not read
+    assert a.discover({"bank-a", "bank-b", "bank-c"}) == ["bank-c"]
+    blob = a.read("members/bank-c.json")
+    assert blob is not None and blob.data == b'{"member": "bank-c"}'
+    assert a.discover({"bank-a", "bank-b", "bank-c"}) == []  # once
+    b.publish_directory()  # what bank-b reads, for bank-c: bank-a
+    assert isinstance(c, ConsortiumStore) and c.discover({"bank-a", "bank-b", "bank-c"}) == [
+        "bank-a"
+    ]
