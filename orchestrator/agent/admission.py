@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 
 from orchestrator.boundaries import Secret, Store, Vault
 from orchestrator.errors import ContractRevert, PoaError, StateError
@@ -44,30 +43,34 @@ class MembershipDuties:
         store: Store,
         vault: Vault,
         rpc_url: str,
-        on_discovered: Callable[[], None],
     ) -> None:
         self.member, self.store, self.vault, self.rpc_url = member, store, vault, rpc_url
-        self.on_discovered = on_discovered
         self.seated = False  # a joined bank's validators are registered in governance
         self.settled = False  # ... and its vault holds the consortium's pseudonym secret
         self._next_discovery = 0.0
 
     def run(self, network: NetworkInfo | None, *, leader: bool) -> None:
         try:
-            self._discover()
-            if leader and network is not None and self.member not in network.members:
+            self._discover(leader=leader)
+        except PoaError as e:  # the node or a publication is not there yet: next round
+            log.debug("%s: discovery waits: %s", self.member, e)
+        if leader and network is not None and self.member not in network.members:
+            try:
                 self._take_seats()
-        except PoaError as e:  # the node, the store or a publication is not there yet
-            log.debug("%s: membership duties wait: %s", self.member, e)
+            except PoaError as e:  # the node or the store is not there yet: next round
+                log.debug("%s: taking its seats waits: %s", self.member, e)
 
-    def _discover(self) -> None:
+    def _discover(self, *, leader: bool) -> None:
+        """Read the members this bank does not read yet; the leader also keeps the bank's
+        directory of what it reads up to date. The lease loop's next peer refresh dials
+        the new banks' nodes."""
         store = self.store
         if not isinstance(store, ConsortiumStore) or time.monotonic() < self._next_discovery:
             return
         self._next_discovery = time.monotonic() + DISCOVER_EVERY
-        members = {m.name for m in Governance(self.rpc_url).members()}
-        if store.discover(members):
-            self.on_discovered()
+        store.discover(vouchers(Governance(self.rpc_url)))
+        if leader:
+            store.publish_directory()
 
     def _take_seats(self) -> None:
         if self.settled:
@@ -81,6 +84,20 @@ class MembershipDuties:
             self.settled = receive_secret(
                 self.store, self.vault, self.member, key, rpc_url=self.rpc_url
             )
+
+
+def vouchers(gov: Governance) -> dict[str, set[str]]:
+    """Member -> the members whose directory entry for it counts: for a founder, the
+    founders (they configured each other); for a bank admitted later, the member that
+    proposed it (it knew where the bank publishes)."""
+    members = gov.members()
+    names = {m.admin: m.name for m in members}
+    founders = {m.name for m in members if m.since == 0}
+    proposers: dict[str, set[str]] = {}
+    for p in gov.proposals():
+        if p.kind == "add" and p.status == "approved" and p.proposer in names:
+            proposers[p.name] = {names[p.proposer]}
+    return {m.name: founders if m.since == 0 else proposers.get(m.name, set()) for m in members}
 
 
 def take_seats(rpc_url: str, admin_key: Secret, info: MemberInfo) -> str:

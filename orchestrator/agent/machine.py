@@ -167,7 +167,6 @@ class Agent:
         self.membership = MembershipDuties(
             member=self.member, store=store, vault=vault,
             rpc_url=f"http://{settings.rpc_host}:{settings.ports.http}",
-            on_discovered=lambda: self.peers.refresh(self.store),
         )  # fmt: skip
         self.backoff = Backoff(self.name, base=LOOP_SECONDS, cap=MAX_BACKOFF_SECONDS)
         self.clique: CliqueStatus | None = None  # the last reconciliation of votes

@@ -26,9 +26,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import TypeVar
 
 from orchestrator.boundaries import Blob, ConsortiumData, Lease, Publication, Store
-from orchestrator.errors import AccessDenied
+from orchestrator.errors import AccessDenied, PoaError
 from orchestrator.network.names import (
     GENESIS,
     NETWORK_INFO,
@@ -40,6 +41,7 @@ from orchestrator.network.names import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ADOPTED = frozenset({GENESIS, NETWORK_INFO})  # immutable once written: safe to copy
 
@@ -71,6 +73,8 @@ class ConsortiumStore:
         self.urls = {m: u for m, u in (urls or {}).items() if m != member}
         self.publication = publication
         self._open_data = open_data
+        self._discovered: frozenset[str] = frozenset()  # read since `discover` found them
+        self._warned: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
         return f"ConsortiumStore({self.member!r}, own={self.own!r}, others={list(self.others)})"
@@ -83,7 +87,7 @@ class ConsortiumStore:
             return blob
         source = self._source(name)
         data = self.others.get(source) if source is not None else None
-        found = data.read(name) if data is not None else None
+        found = self._ask(source, lambda: data.read(name), None) if data is not None else None
         if found is not None and name in ADOPTED:
             self._adopt(found)
         return found
@@ -112,8 +116,25 @@ class ConsortiumStore:
     def list(self, prefix: str) -> list[str]:
         names = set(self.own.list(prefix))
         for member, data in list(self.others.items()):
-            names.update(n for n in data.list(prefix) if self._source(n) == member)
+            listed = self._list_of(member, data, prefix)
+            names.update(n for n in listed if self._source(n) == member)
         return sorted(names)
+
+    def _list_of(self, member: str, data: ConsortiumData, prefix: str) -> Sequence[str]:
+        empty: Sequence[str] = ()
+        return self._ask(member, lambda: data.list(prefix), empty)
+
+    def _ask(self, member: str | None, call: Callable[[], T], failed: T) -> T:
+        """`call()` on `member`'s publication. A bank this one found by `discover` that
+        does not answer (gone, a credential expired) is logged once and skipped; a
+        configured bank's errors reach the caller, which retries or reports them."""
+        if member not in self._discovered:
+            return call()
+        try:
+            return call()
+        except PoaError as e:
+            self._warn_once(f"ask:{member}", f"{member}'s consortium data does not answer: {e}")
+            return failed
 
     def _source(self, name: str) -> str | None:
         """The other member whose publication speaks for `name` (None: no one does)."""
@@ -145,36 +166,58 @@ class ConsortiumStore:
     def publish_directory(self, urls: Mapping[str, str] | None = None) -> None:
         """Publish where each bank this one reads (or `urls`) publishes its data."""
         for member, url in (self.urls if urls is None else urls).items():
+            if "?" in url:
+                continue  # a SAS URL is the reader's credential: exchanged out of band
             body = directory_entry(member, url)
             current = self.own.read(directory_blob(self.member, member))
             if current is None or current.data != body:
                 self.write(directory_blob(self.member, member), body)
 
-    def discover(self, members: Collection[str]) -> Sequence[str]:
-        """Start reading the publications of `members` (the consortium's members now)
-        that this bank does not read yet, as the directories it reads name them; the
-        members added. A directory entry is its publisher's word: a wrong one can only
-        point at data that the authority rules and the checks on it then refuse."""
+    def discover(self, vouched: Mapping[str, Collection[str]]) -> Sequence[str]:
+        """Follow the consortium's membership: start reading each member in `vouched`
+        (member -> the banks whose directory entry for it counts) that this bank does not
+        read yet, from such an entry; stop reading a discovered bank that is no longer a
+        member. The members added. An entry for a founder counts from any founder; for a
+        bank that joined later, only from the member that proposed it (`agent.admission`
+        computes `vouched`), so no other bank can choose who speaks for it."""
         if self._open_data is None:
             return []
+        gone = self._discovered - vouched.keys()
+        if gone:
+            self.others = {m: d for m, d in self.others.items() if m not in gone}
+            self._discovered -= gone
+            log.info("%s stops reading %s: no longer members", self.member, ", ".join(gone))
         added = []
         for name in self.list("directory/"):
-            blob = self.read(name)
+            member = name.rsplit("/", 1)[-1].removesuffix(".json")
+            publisher = publisher_of(name)
+            if member == self.member or member in self.others or member not in vouched:
+                continue
+            if publisher not in vouched[member]:
+                continue
             try:
+                blob = self.read(name)
                 doc = json.loads(blob.data) if blob else {}
-                member, url = str(doc["member"]), str(doc["url"])
-            except (ValueError, KeyError, TypeError):
-                log.debug("skipping a bad directory entry %s", name)
+                url = str(doc["url"])
+                if doc["member"] != member:
+                    raise ValueError(f"names member {str(doc['member'])[:40]!r}")
+                data = self._open_data(url)
+                data.list("members/")  # it answers, and we may read it
+            except Exception as e:
+                self._warn_once(name, f"skipping the directory entry {name}: {e}")
                 continue
-            known = member == self.member or member in self.others
-            if known or member not in members or not name.endswith(f"/{member}.json"):
-                continue
-            self.others = {**self.others, member: self._open_data(url)}
+            self.others = {**self.others, member: data}
             self.urls = {**self.urls, member: url}
+            self._discovered = self._discovered | {member}
             added.append(member)
-            log.info("%s now reads %s's consortium data at %s", self.member, member,
-                     shown_url(url))  # fmt: skip
+            log.info("%s now reads %s's consortium data at %s (from %s's directory)",
+                     self.member, member, shown_url(url), publisher)  # fmt: skip
         return added
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned = self._warned | {key}
+            log.warning("%s: %s", self.member, message)
 
     # -- publishing --------------------------------------------------------------------
 

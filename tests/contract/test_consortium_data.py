@@ -226,12 +226,27 @@ def test_a_bank_that_joined_later_is_found_through_a_members_directory(tmp_path:
     b.write(
         directory_blob("bank-b", "bank-c"), directory_entry("bank-c", published["bank-c"].as_uri())
     )
-    assert a.discover({"bank-a", "bank-b"}) == []  # not a member yet: not read
-    assert a.discover({"bank-a", "bank-b", "bank-c"}) == ["bank-c"]
+    founders = {"bank-a", "bank-b"}
+    vouched = {"bank-a": founders, "bank-b": founders}
+    assert a.discover(vouched) == []  # not a member yet: not read
+    assert a.discover({**vouched, "bank-c": {"bank-a"}}) == []  # bank-b did not propose it
+    assert a.discover({**vouched, "bank-c": {"bank-b"}}) == ["bank-c"]
     blob = a.read("members/bank-c.json")
     assert blob is not None and blob.data == b'{"member": "bank-c"}'
-    assert a.discover({"bank-a", "bank-b", "bank-c"}) == []  # once
+    assert a.discover({**vouched, "bank-c": {"bank-b"}}) == []  # once
     b.publish_directory()  # what bank-b reads, for bank-c: bank-a
-    assert isinstance(c, ConsortiumStore) and c.discover({"bank-a", "bank-b", "bank-c"}) == [
-        "bank-a"
-    ]
+    assert isinstance(c, ConsortiumStore)
+    assert c.discover({**vouched, "bank-c": {"bank-b"}}) == ["bank-a"]
+    assert a.discover(vouched) == []  # bank-c voted out: no longer read
+    assert a.read("members/bank-c.json") is None
+
+
+def test_a_directory_entry_that_does_not_answer_is_skipped(tmp_path: Path) -> None:
+    banks, _ = _directory_banks(tmp_path)
+    a, b = banks["bank-a"], banks["bank-b"]
+    assert isinstance(a, ConsortiumStore)
+    b.write(directory_blob("bank-b", "bank-d"), directory_entry("bank-d", "https://"))
+    b.write(directory_blob("bank-b", "bank-e"), b"not json")
+    vouched = {m: {"bank-b"} for m in ("bank-a", "bank-b", "bank-d", "bank-e")}
+    assert a.discover(vouched) == []  # both skipped, logged once; nothing raised
+    assert a.list("members/") == []
