@@ -10,6 +10,7 @@ from pathlib import Path
 from orchestrator.geth.ipc import ipc_probe
 from orchestrator.geth.sealed import sealed_blocks
 from orchestrator.local.consortium import LocalConsortium
+from tests.helpers.waiting import wait_for
 
 
 def agent(local: LocalConsortium, node: str) -> dict[str, object]:
@@ -19,6 +20,15 @@ def agent(local: LocalConsortium, node: str) -> dict[str, object]:
 def head(local: LocalConsortium, node: str) -> int:
     answer = ipc_probe(local.layout.node(node).ipc, "eth_blockNumber", [])
     return int(answer, 16) if isinstance(answer, str) else -1
+
+
+def wait_until_all_reach(local: LocalConsortium, node: str, timeout: float = 20.0) -> None:
+    """Block until every node is at `node`'s head or beyond: a write acknowledged by one
+    bank's node may not have reached another bank's node yet (a block behind)."""
+    target = head(local, node)
+    names = [n.name for n in local.load().nodes]
+    wait_for(lambda: all(head(local, n) >= target for n in names), timeout,
+             f"every node to reach block {target}")  # fmt: skip
 
 
 def chain_of(local: LocalConsortium, node: str) -> dict[int, tuple[str, str]]:

@@ -37,6 +37,7 @@ from orchestrator.network.names import PSEUDONYM_SECRET_NAME
 from orchestrator.wiring import make_vault
 from tests.credit.conftest import record
 from tests.credit.scan import scan
+from tests.helpers.chain import wait_until_all_reach
 from tests.helpers.ports import consortium_yaml
 
 pytestmark = [pytest.mark.geth, pytest.mark.slow]
@@ -171,6 +172,7 @@ def test_credit_commands_need_only_the_state_dir(running: LocalConsortium, tmp_p
                     str(record_file))  # fmt: skip
     assert result.exit_code == 0, result.output
     assert result.output.startswith("bank-a reported E2E-CARD: tx 0x")
+    wait_until_all_reach(running, "bank-a-1")  # bank-b reads from its own node
 
     result = poactl(running, "credit", "get", "--bank", "bank-b", *subject, "--format", "json")
     assert result.exit_code == 0, result.output
@@ -183,9 +185,11 @@ def test_credit_commands_need_only_the_state_dir(running: LocalConsortium, tmp_p
                     "--furnisher", "bank-a", "--account-ref", "E2E-CARD")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "bank-b disputed bank-a/E2E-CARD (XB): tx 0x" in result.output
+    wait_until_all_reach(running, "bank-b-1")
     result = poactl(running, "credit", "resolve", "--bank", "bank-a", *subject,
                     "--account-ref", "E2E-CARD", "--code", "XH")  # fmt: skip
     assert result.exit_code == 0, result.output
+    wait_until_all_reach(running, "bank-a-1")
 
     result = poactl(running, "credit", "history", "--bank", "bank-b", *subject)
     assert result.exit_code == 0, result.output

@@ -24,6 +24,7 @@ from orchestrator.geth.client import http_web3
 from orchestrator.local import monitors
 from orchestrator.local.consortium import LocalConsortium
 from orchestrator.network.names import tx_key_name
+from tests.helpers.chain import wait_until_all_reach
 from tests.helpers.consortium import running_consortium
 from tests.helpers.ports import ports_yaml
 from tests.helpers.services import browser, prometheus
@@ -106,6 +107,7 @@ def test_up_and_status_name_each_banks_monitor(running: LocalConsortium) -> None
 def test_transactions_per_minute_match_the_chain(running: LocalConsortium) -> None:
     started = time.time()
     send_transfers(running, 12)
+    wait_until_all_reach(running, "bank-a-1")  # the chain is read from bank-b's node
     head = http_web3(running.load().node("bank-b-1").rpc_url).eth.block_number
     wait_for(lambda: (state(running)["chain"]["head"] or 0) >= head, 20, "the monitor to catch up")
     shown = {p["minute"]: p["txs"] for p in state(running)["tx_per_minute"]}
@@ -135,6 +137,7 @@ def test_nodes_validators_and_leases_match_the_consortium(running: LocalConsorti
     # network was created), and never under the period. A young chain on a loaded machine
     # may have waited out a fork at block 1, so no upper bound is asserted here.
     head = s["chain"]["head"]
+    wait_until_all_reach(running, "bank-a-1")  # the monitor follows bank-a's node
     w3 = http_web3(running.load().node("bank-b-1").rpc_url)
     first, last = (w3.eth.get_block(n)["timestamp"] for n in (1, head))
     assert s["chain"]["block_time_seconds"] == pytest.approx((last - first) / (head - 1))
