@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from dataclasses import dataclass
 
 import requests
@@ -106,11 +107,29 @@ class Deployment:
     gas_used: int
 
 
-def registry_code_at(rpc_url: str, address: str, *, token: Secret | None = None) -> str:
-    """What is at `address`: "registry" (our runtime code), "none" or "other"."""
+def registry_code_at(
+    rpc_url: str,
+    address: str,
+    *,
+    token: Secret | None = None,
+    deployed_in: int | None = None,
+    sync_wait: float = 0.0,
+) -> str:
+    """What is at `address`: "registry" (our runtime code), "none", "other", or "behind".
+
+    With `deployed_in` (the block that deployed it), a node whose head is below that block
+    gets up to `sync_wait` seconds to reach it (a bank's node may be a block behind the
+    deployer's); "behind" if it is still below then, rather than a misleading "none".
+    """
     w3 = http_web3(rpc_url, token=token)
     checked = check_address("registry address", address)
+    deadline = time.monotonic() + sync_wait
     try:
+        if deployed_in is not None:
+            while w3.eth.block_number < deployed_in:
+                if time.monotonic() >= deadline:
+                    return "behind"
+                time.sleep(0.25)
         code = HexBytes(w3.eth.get_code(checked))
     except (requests.ConnectionError, requests.Timeout, OSError) as e:
         raise transport_error(e, rpc_url) from e

@@ -38,6 +38,8 @@ from orchestrator.network.names import NETWORK_INFO, PSEUDONYM_SECRET_NAME, tx_k
 log = logging.getLogger(__name__)
 
 CONTRACTS_BLOB = "network/contracts.json"
+SYNC_WAIT = 10.0
+"""Seconds a bank's node may take to reach the registry's deployment block (5 blocks)."""
 CONTRACTS_VERSION = 2
 REGISTRY = "CreditRegistry"
 DEPLOY_HINT = "`poactl contracts deploy` (`poactl up` deploys it unless --no-deploy)"
@@ -195,11 +197,23 @@ def _recorded_problem(
     )
     if recorded.genesis_sha256 != network.genesis_sha256:
         return f"{CONTRACTS_BLOB} names {where} of another chain (a different genesis)"
-    found = registry_code_at(rpc_url, recorded.address, token=token)
+    found = registry_code_at(
+        rpc_url,
+        recorded.address,
+        token=token,
+        deployed_in=recorded.block_number,
+        sync_wait=SYNC_WAIT,
+    )
     if found == "registry":
         return None
     if found == "other":
         return f"another contract's code is at the recorded address of {where}"
+    if found == "behind":
+        return (
+            f"{CONTRACTS_BLOB} names {where}, but {rpc_url} has not reached block "
+            f"{recorded.block_number} within {SYNC_WAIT:.0f} s: this node is still syncing, "
+            "or the chain was reset"
+        )
     return (
         f"{CONTRACTS_BLOB} names {where}, but {rpc_url} has no code there: the chain was "
         "reset, or this node has not synced that block yet"
@@ -255,7 +269,12 @@ class ConsortiumResolver:
         if self._check_code:
             problem = _recorded_problem(recorded, network, rpc_url, self._tokens.get(bank))
             if problem is not None:
-                raise StateError(problem, obj=CONTRACTS_BLOB, hint=f"redeploy: {DEPLOY_HINT}")
+                raise StateError(
+                    problem,
+                    obj=CONTRACTS_BLOB,
+                    hint=f"if the node is syncing, wait and try again; if the chain was "
+                    f"reset, redeploy: {DEPLOY_HINT}",
+                )
         vault = self._vault(bank)
         key = vault.get_secret(tx_key_name(bank))
         if key is None:
