@@ -130,13 +130,7 @@ class OptionsResolver:
 def _access(bank: str) -> tuple[CreditClient, BankAccess]:
     resolver: BankResolver = click.get_current_context().meta[_OPTIONS_KEY]
     access = resolver.resolve(bank)
-    client = CreditClient(
-        access.rpc_url,
-        registry=access.registry,
-        account_key=access.account_key,
-        pseudonym_secret=access.pseudonym_secret,
-        rpc_token=access.rpc_token,
-    )
+    client = CreditClient.of(access)
     return client, access
 
 
@@ -147,7 +141,8 @@ def _subject(client: CreditClient, text: str) -> bytes:
 
 
 def _furnisher(text: str, access: BankAccess) -> str:
-    """An address, or a bank name the resolver knows."""
+    """An address, or a bank name the resolver knows (its admin account, the furnisher:
+    `names` lists a bank's admin after its writer account, so the admin wins)."""
     by_name = {name: address for address, name in access.names.items()}
     return str(check_address("--furnisher", by_name.get(text, text)))
 

@@ -25,6 +25,7 @@ class BankAccess:
     pseudonym_secret: Secret
     names: Mapping[str, str] = field(default_factory=dict)  # address -> bank name (display)
     rpc_token: Secret | None = None  # the application's token for its bank's balancer
+    registry_block: int = 0  # the registry's deployment block: its logs start there
 
 
 class BankResolver(Protocol):

@@ -42,9 +42,8 @@ HINTS: dict[str, str] = {
     "NotMember": "this account does not write for a member bank: governance lists each "
     "member's writer accounts (`poactl members`); check that you use the bank's own "
     "transaction key, and that the bank is still a member",
-    "ZeroAddress": "give a real account address",
     "NotFurnisher": "a bank writes and resolves only its own tradelines; the furnisher must "
-    "be the sending account",
+    "be the sending account's bank (its admin account in governance)",
     "UnknownTradeline": "no such tradeline: check the subject, furnisher and account "
     "reference (a report still in flight must be included first)",
     "InvalidKey": _FIX_RECORD,
@@ -52,6 +51,8 @@ HINTS: dict[str, str] = {
     "InvalidHistory": _FIX_RECORD,
     "InvalidDate": _FIX_RECORD,
     "InvalidAmount": _FIX_RECORD,
+    "InvalidLength": "a record is 66 bytes and a batch entry 130 (subject, account reference, "
+    "record): encode them with the SDK (`CreditClient.report`, `CreditClient.furnish`)",
     "StaleReport": "the chain already holds a report with a later date of account "
     "information; report with that date or a later one",
     "AlreadyDisputed": "a dispute is already open on this tradeline; the furnisher must "
@@ -142,17 +143,15 @@ def deploy_new_registry(
     rpc_url: str,
     deployer_key: Secret,
     *,
-    governance: str = GOVERNANCE_ADDRESS,
     confirmations: int = 0,
     timeout: float = 60.0,
 ) -> Deployment:
-    """Deploy a new registry (one transaction) that asks `governance` who may write; the
-    deploying account keeps no power over it. Waits for inclusion and `confirmations`."""
+    """Deploy a new registry (one transaction) that asks the genesis Governance contract
+    (GOVERNANCE_ADDRESS, a constant in its code) who may write; the deploying account keeps
+    no power over it. Waits for inclusion and `confirmations`."""
     w3 = http_web3(rpc_url)
     sender = sender_for(w3, deployer_key, url=rpc_url)
-    checked = check_address("governance", governance)
-    factory = w3.eth.contract(abi=registry_artifact().abi, bytecode=registry_artifact().bytecode)
-    data = HexBytes(factory.constructor(checked).data_in_transaction)
+    data = HexBytes(registry_artifact().bytecode)
     inclusion = sender.send(to=None, data=bytes(data), what="registry deployment").wait(
         confirmations=confirmations, timeout=timeout
     )
@@ -169,7 +168,7 @@ def deploy_new_registry(
     return Deployment(
         address=str(deployed),
         deployer=str(sender.address),
-        governance=str(checked),
+        governance=GOVERNANCE_ADDRESS,
         tx_hash=inclusion.tx_hash,
         block_number=inclusion.block_number,
         gas_used=inclusion.gas_used,
@@ -181,12 +180,10 @@ def deploy_registry(
     deployer_key: Secret,
     *,
     address: str | None = None,
-    governance: str = GOVERNANCE_ADDRESS,
     confirmations: int = 0,
     timeout: float = 60.0,
 ) -> str:
-    """The registry's address: `address` if the registry is deployed there, else a new one
-    that asks `governance` who may write."""
+    """The registry's address: `address` if the registry is deployed there, else a new one."""
     if address is not None:
         recorded = str(check_address("registry address", address))
         found = registry_code_at(rpc_url, recorded)
@@ -202,7 +199,6 @@ def deploy_registry(
             )
         log.warning("no code at the recorded registry address %s; deploying again", recorded)
     deployment = deploy_new_registry(
-        rpc_url, deployer_key, governance=governance, confirmations=confirmations,
-        timeout=timeout,
-    )  # fmt: skip
+        rpc_url, deployer_key, confirmations=confirmations, timeout=timeout
+    )
     return deployment.address

@@ -87,13 +87,7 @@ def _ms(seconds: float) -> str:
 
 def _client(bank: DemoBank) -> CreditClient:
     access = bank.access
-    return CreditClient(
-        access.rpc_url,
-        registry=access.registry,
-        account_key=access.account_key,
-        pseudonym_secret=access.pseudonym_secret,
-        rpc_token=access.rpc_token,
-    )
+    return CreditClient.of(access)
 
 
 def summary_line(s: Summary) -> str:
@@ -167,7 +161,7 @@ def run_demo(
 
     emit(f"[4] {bank_b.name} reads it from its own node")
     found, credit_file, read_seconds = _read_until_visible(
-        b, subject, a.address, record.account_ref, deadline=included + timeout
+        b, subject, a.furnisher, record.account_ref, deadline=included + timeout
     )
     visible = time.monotonic()
     after = credit_file.block_number - inclusion.block_number
@@ -179,11 +173,11 @@ def run_demo(
     )
 
     emit(f"[5] the record {bank_b.name} read equals what {bank_a.name} sent")
-    equal = found.record == record and found.furnisher == a.address
+    equal = found.record == record and found.furnisher == a.furnisher
     fields = len(dataclasses.fields(Record))
     if equal:
         emit(
-            f"    equal: all {fields} fields match, furnisher {bank_a.name} ({a.address}), "
+            f"    equal: all {fields} fields match, furnisher {bank_a.name} ({a.furnisher}), "
             f"version {found.version}"
         )
     else:

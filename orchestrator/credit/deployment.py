@@ -298,6 +298,11 @@ class ConsortiumResolver:
             registry=recorded.address,
             account_key=key,
             pseudonym_secret=secret,
-            names={info.tx_account: member for member, info in network.members.items()},
+            names={
+                account: member
+                for member, info in network.members.items()
+                for account in (info.tx_account, info.admin)
+            },
             rpc_token=self._tokens.get(bank),
+            registry_block=recorded.block_number,
         )

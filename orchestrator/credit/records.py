@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from orchestrator.credit import codes
 from orchestrator.credit.errors import InvalidRecord
@@ -298,111 +299,99 @@ def account_ref_bytes(account_ref: str) -> bytes:
     return _code(account_ref, 32)
 
 
-def record_to_contract(r: Record) -> tuple[Any, ...]:
-    """The contract's `Report` tuple, in its field order."""
-    return (
-        account_ref_bytes(r.account_ref),
-        _code(r.portfolio_type, 1),
-        _code(r.account_type, 2),
-        date_to_int(r.date_opened),
-        r.credit_limit,
-        r.highest_credit,
-        r.current_balance,
-        r.amount_past_due,
-        _code(r.account_status, 2),
-        _code(r.payment_rating, 1),
-        _code(r.payment_history, 24),
-        date_to_int(r.date_of_account_information),
-        _code(r.compliance_condition, 2),
-        _code(r.special_comment, 2),
-    )
-
-
-# The contract's Report struct (the argument of report()), in declaration order.
-CONTRACT_REPORT_FIELDS = (
-    "accountRef",
-    "portfolioType",
-    "accountType",
-    "dateOpened",
-    "creditLimit",
-    "highestCredit",
-    "currentBalance",
-    "amountPastDue",
-    "accountStatus",
-    "paymentRating",
-    "paymentHistory",
-    "dateOfAccountInformation",
-    "complianceCondition",
-    "specialComment",
+# The record's packed layout on chain (the contract's RECORD_BYTES): (field, offset, size).
+RECORD_LAYOUT = (
+    ("portfolio_type", 0, 1),
+    ("account_type", 1, 2),
+    ("date_opened", 3, 4),
+    ("credit_limit", 7, 6),
+    ("highest_credit", 13, 6),
+    ("current_balance", 19, 6),
+    ("amount_past_due", 25, 6),
+    ("account_status", 31, 2),
+    ("payment_rating", 33, 1),
+    ("payment_history", 34, 24),
+    ("special_comment", 58, 2),
+    ("date_of_account_information", 60, 4),
+    ("compliance_condition", 64, 2),  # not in the Reported log: the state word has it
 )
-# The contract's Tradeline struct, in declaration (storage packing) order.
-CONTRACT_TRADELINE_FIELDS = (
-    "accountRef",
-    "furnisher",
-    "dateOpened",
-    "dateOfAccountInformation",
-    "version",
-    "creditLimit",
-    "highestCredit",
-    "currentBalance",
-    "amountPastDue",
-    "updatedAt",
-    "specialComment",
-    "paymentHistory",
-    "portfolioType",
-    "accountType",
-    "accountStatus",
-    "paymentRating",
-    "complianceCondition",
-)
+RECORD_BYTES = 66
+ENTRY_BYTES = 32 + 32 + RECORD_BYTES  # subject, account reference, record: one `furnish` entry
 
 
-def tradeline_from_contract(subject: bytes, t: Sequence[Any] | Mapping[str, Any]) -> Tradeline:
-    """A Tradeline from the contract's `Tradeline` struct: a tuple in its field order (a
-    call's result) or a mapping by field name (a decoded event)."""
-    if isinstance(t, Mapping):
-        t = [t[name] for name in CONTRACT_TRADELINE_FIELDS]
-    (
-        account_ref,
-        furnisher,
-        date_opened,
-        date_info,
-        version,
-        credit_limit,
-        highest_credit,
-        current_balance,
-        amount_past_due,
-        updated_at,
-        special_comment,
-        payment_history,
-        portfolio_type,
-        account_type,
-        account_status,
-        payment_rating,
-        compliance_condition,
-    ) = t
-    record = Record(
-        account_ref=_text(account_ref),
-        portfolio_type=_text(portfolio_type),
-        account_type=_text(account_type),
-        date_opened=int_to_date(date_opened),
-        date_of_account_information=int_to_date(date_info),
-        current_balance=current_balance,
-        account_status=_text(account_status),
-        payment_history=_text(payment_history),
-        credit_limit=credit_limit,
-        highest_credit=highest_credit,
-        amount_past_due=amount_past_due,
-        payment_rating=_text(payment_rating),
-        compliance_condition=_text(compliance_condition),
-        special_comment=_text(special_comment),
-    )
+def record_to_contract(r: Record) -> bytes:
+    """The record as the contract takes it: 66 bytes, big-endian (see RECORD_LAYOUT)."""
+    out = bytearray()
+    for name, _offset, size in RECORD_LAYOUT:
+        value = getattr(r, name)
+        if name in _DATES:
+            out += date_to_int(value).to_bytes(size, "big")
+        elif name in _AMOUNTS:
+            out += int(value).to_bytes(size, "big")
+        else:
+            out += _code(value, size)
+    return bytes(out)
+
+
+def record_from_contract(account_ref: str, data: bytes) -> Record:
+    """The Record that `record_to_contract` packed into `data`."""
+    if len(data) != RECORD_BYTES:
+        raise ValueError(f"a packed record is {RECORD_BYTES} bytes, not {len(data)}")
+    values: dict[str, Any] = {"account_ref": account_ref}
+    for name, offset, size in RECORD_LAYOUT:
+        raw = data[offset : offset + size]
+        if name in _DATES:
+            values[name] = int_to_date(int.from_bytes(raw, "big"))
+        elif name in _AMOUNTS:
+            values[name] = int.from_bytes(raw, "big")
+        else:
+            values[name] = _text(raw)
+    return Record(**values)
+
+
+def commitment(packed: bytes) -> int:
+    """The contract's commitment to a packed record: the high 16 bytes of its keccak."""
+    return int.from_bytes(keccak(packed)[:16], "big")
+
+
+@dataclass(frozen=True)
+class TradelineState:
+    """A tradeline's state word in the contract (0 for none): see CreditRegistry.sol."""
+
+    version: int
+    date_of_account_information: int  # YYYYMMDD
+    compliance_condition: str
+    updated_at: int  # block time of the last change
+    commitment: int
+
+    @classmethod
+    def of(cls, word: int) -> TradelineState:
+        return cls(
+            version=word & 0xFFFFFFFF,
+            date_of_account_information=(word >> 32) & 0xFFFFFFFF,
+            compliance_condition=_text((word >> 64 & 0xFFFF).to_bytes(2, "big")),
+            updated_at=(word >> 80) & (2**48 - 1),
+            commitment=word >> 128,
+        )
+
+
+def tradeline_key(subject: bytes, furnisher: str, account_ref: str) -> bytes:
+    """The contract's key of a tradeline: keccak(abi.encode(subject, furnisher, ref))."""
+    address = bytes.fromhex(to_checksum_address(furnisher)[2:])
+    return keccak(subject + address.rjust(32, b"\0") + account_ref_bytes(account_ref))
+
+
+def tradeline_at(
+    subject: bytes, furnisher: str, state: TradelineState, record: Record
+) -> Tradeline:
+    """The tradeline after a change: the last reported `record`, with the compliance
+    condition, version and time from `state` (a dispute changes only those)."""
     return Tradeline(
         subject=bytes(subject),
         furnisher=to_checksum_address(furnisher),
-        record=record,
-        version=int(version),
-        updated_at=dt.datetime.fromtimestamp(int(updated_at), tz=dt.UTC),
+        record=dataclasses.replace(record, compliance_condition=state.compliance_condition),
+        version=state.version,
+        updated_at=dt.datetime.fromtimestamp(state.updated_at, tz=dt.UTC),
     )
 
 

@@ -18,7 +18,7 @@ from eth_utils.abi import function_signature_to_4byte_selector
 from orchestrator.artifacts import CONTRACTS, SOLC_SETTINGS, load_artifact
 from orchestrator.credit import NonceAllocator, decode_revert
 from orchestrator.credit.contract import HINTS, error_names
-from orchestrator.credit.records import CONTRACT_REPORT_FIELDS, CONTRACT_TRADELINE_FIELDS
+from orchestrator.credit.records import ENTRY_BYTES, RECORD_BYTES, RECORD_LAYOUT
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,12 +79,18 @@ def test_build_reproduces_the_committed_artifact() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_the_sdk_field_orders_match_the_abi() -> None:
-    abi = {item.get("name"): item for item in load_artifact("CreditRegistry").abi}
-    (_, _, report) = abi["report"]["inputs"]
-    assert tuple(c["name"] for c in report["components"]) == CONTRACT_REPORT_FIELDS
-    (lines,) = abi["tradelinesOf"]["outputs"]
-    assert tuple(c["name"] for c in lines["components"]) == CONTRACT_TRADELINE_FIELDS
+def test_the_sdk_record_layout_is_the_contracts() -> None:
+    """The packed layout is contiguous, and the source documents the same offsets."""
+    end = 0
+    source = (ROOT / "contracts" / "CreditRegistry.sol").read_text()
+    for name, offset, size in RECORD_LAYOUT:
+        assert offset == end, name
+        end += size
+        first, *rest = name.split("_")
+        assert f" {offset} {first}{''.join(p.title() for p in rest)}(" in source, name
+    assert end == RECORD_BYTES == 66
+    assert f"RECORD_BYTES = {RECORD_BYTES};" in source
+    assert f"ENTRY_BYTES = {ENTRY_BYTES};" in source
 
 
 # -- custom errors ----------------------------------------------------------------------
@@ -114,8 +120,14 @@ def test_custom_errors_decode_with_names_and_plain_values() -> None:
     e = decode_revert(_encoded("NoOpenDispute(bytes2)", ["bytes2"], [b"\0\0"]))
     assert e is not None and e.args_by_name == {"code": "blank"}
 
-    e = decode_revert(_encoded("StaleReport(uint32,uint32)", ["uint32", "uint32"], [2, 1]))
-    assert e is not None and e.args_by_name == {"stored": 2, "given": 1}
+    ref = b"R".ljust(32, b"\0")
+    e = decode_revert(
+        _encoded("StaleReport(bytes32,uint32,uint32)", ["bytes32", "uint32", "uint32"], [ref, 2, 1])
+    )
+    assert e is not None and {k: e.args_by_name[k] for k in ("stored", "given")} == {
+        "stored": 2,
+        "given": 1,
+    }
 
 
 def test_standard_reverts_and_unknown_data() -> None:

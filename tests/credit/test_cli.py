@@ -82,7 +82,7 @@ def test_report_then_get_from_another_bank(
     assert doc["subject"] == "0x" + subject.hex()
     (line,) = doc["tradelines"]
     assert record_from_mapping(line["record"]) == record("CLI-LOAN")
-    assert line["furnisher"] == chain.addresses["bank_a"]
+    assert line["furnisher"] == chain.addresses["gov_a"]  # the bank: its admin account
     assert doc["summary"]["accounts"] == 1
 
     # The pseudonym itself works as --subject too.
@@ -97,7 +97,7 @@ def test_dispute_resolve_and_history(
 ) -> None:
     subject = bank_a.subject("CLI-DISPUTE-1")
     bank_a.report(subject, record("CLI-D")).wait()
-    a = chain.addresses["bank_a"]
+    a = chain.addresses["gov_a"]  # bank A itself: its admin account
     result = run(
         chain, registry, files, "bank_b",
         "dispute", "--bank", "bank-b", "--subject", "CLI-DISPUTE-1", "--furnisher", a,
@@ -188,7 +188,7 @@ def test_a_resolver_from_the_main_cli_is_used_and_options_override_it(
                 registry=registry,
                 account_key=chain.keys[bank.replace("-", "_")],
                 pseudonym_secret=Secret(chain.pseudonym_secret.value),
-                names={chain.addresses["bank_a"]: "bank-a", chain.addresses["bank_b"]: "bank-b"},
+                names={chain.addresses["gov_a"]: "bank-a", chain.addresses["gov_b"]: "bank-b"},
             )
 
     resolver = Consortium()

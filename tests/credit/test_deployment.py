@@ -25,6 +25,7 @@ from tests.helpers.ports import consortium_yaml
 
 A = "0x" + "aa" * 20
 B = "0x" + "bb" * 20
+ADMIN_A, ADMIN_B = "0x" + "a1" * 20, "0x" + "b1" * 20
 
 
 def vault(path: Path) -> Vault:
@@ -140,8 +141,8 @@ def test_contracts_record_round_trips_and_refuses_what_it_cannot_read(tmp_path: 
 
 def network_info(s: Store) -> None:
     members = {
-        "bank-a": {"member": "bank-a", "signers": [B], "tx_account": A, "admin": B},
-        "bank-b": {"member": "bank-b", "signers": [A], "tx_account": B, "admin": A},
+        "bank-a": {"member": "bank-a", "signers": [B], "tx_account": A, "admin": ADMIN_A},
+        "bank-b": {"member": "bank-b", "signers": [A], "tx_account": B, "admin": ADMIN_B},
     }
     doc = {
         "version": 2,
@@ -179,5 +180,5 @@ def test_resolver_names_the_banks_and_what_is_missing(tmp_path: Path) -> None:
     vault(tmp_path / "bank-a").set_secret(PSEUDONYM_SECRET_NAME, Secret("p" * 40))
     access = resolver.resolve("bank-a")
     assert access.rpc_url == "http://127.0.0.1:1" and access.registry == A
-    assert access.names == {A: "bank-a", B: "bank-b"}
+    assert access.names == {A: "bank-a", ADMIN_A: "bank-a", B: "bank-b", ADMIN_B: "bank-b"}
     assert access.account_key.value == "0x" + "01" * 32

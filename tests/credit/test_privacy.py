@@ -32,7 +32,7 @@ def test_no_national_id_appears_on_chain(
     for p in pending:
         p.wait()
     subject = bank_b.subject(NATIONAL_IDS[0])
-    bank_b.dispute(subject, bank_a.address, "PRIV-0").wait()
+    bank_b.dispute(subject, bank_a.furnisher, "PRIV-0").wait()
     bank_a.resolve(subject, "PRIV-0").wait()
     # ... and a report through the CLI, which takes the raw ID on its command line.
     key = tmp_path / "b.key"

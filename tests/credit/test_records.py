@@ -12,12 +12,14 @@ import yaml
 from orchestrator.credit import InvalidRecord, Record, Tradeline, summarize, validate_record
 from orchestrator.credit.records import (
     AMOUNT_MAX,
-    CONTRACT_REPORT_FIELDS,
-    CONTRACT_TRADELINE_FIELDS,
+    RECORD_BYTES,
+    TradelineState,
+    commitment,
+    record_from_contract,
     record_from_mapping,
     record_to_contract,
     record_to_mapping,
-    tradeline_from_contract,
+    tradeline_at,
 )
 
 TODAY = dt.date(2024, 6, 15)
@@ -222,25 +224,27 @@ def test_record_from_mapping_names_a_missing_field() -> None:
 FURNISHER = "0x7e5f4552091A69125d5DFcD7B8C2659029395bDF"
 
 
-def as_stored(report: tuple[Any, ...], version: int, updated_at: int) -> tuple[Any, ...]:
-    """What the contract stores for `report`: its Tradeline tuple, built by field name."""
-    names = CONTRACT_REPORT_FIELDS
-    by_name = dict(zip(names, report, strict=True))
-    by_name |= {"furnisher": FURNISHER, "version": version, "updatedAt": updated_at}
-    return tuple(by_name[n] for n in CONTRACT_TRADELINE_FIELDS)
-
-
 def test_contract_encoding_round_trips() -> None:
     record = bad(payment_rating="", special_comment="AC", compliance_condition="XB")
-    report = record_to_contract(record)
-    assert report[0] == b"LOAN-0001".ljust(32, b"\0")
-    assert report[2] == b"00" and report[3] == 20220110 and report[9] == b"\0"
-    back = tradeline_from_contract(b"\x01" * 32, as_stored(report, 3, 1_700_000_000))
-    assert back.record == record
-    assert (back.furnisher, back.version) == (FURNISHER, 3)
-    assert back.updated_at == dt.datetime(2023, 11, 14, 22, 13, 20, tzinfo=dt.UTC)
-    by_name = dict(zip(CONTRACT_TRADELINE_FIELDS, as_stored(report, 3, 0), strict=True))
-    assert tradeline_from_contract(b"\x01" * 32, by_name).record == record
+    packed = record_to_contract(record)
+    assert len(packed) == RECORD_BYTES
+    assert packed[1:3] == b"00" and packed[3:7] == (20220110).to_bytes(4, "big")
+    assert packed[33:34] == b"\0" and packed[64:66] == b"XB"
+    assert record_from_contract("LOAN-0001", packed) == record
+    assert commitment(packed) != commitment(record_to_contract(bad(current_balance=1)))
+
+
+def test_a_state_word_decodes_and_dresses_the_last_report() -> None:
+    word = (
+        (0xAB << 128) | (1_700_000_000 << 80) | (int.from_bytes(b"XB", "big") << 64)
+        | (20240131 << 32) | 3
+    )  # fmt: skip
+    state = TradelineState.of(word)
+    assert state == TradelineState(3, 20240131, "XB", 1_700_000_000, 0xAB)
+    line = tradeline_at(b"\x01" * 32, FURNISHER.lower(), state, bad(compliance_condition=""))
+    assert (line.furnisher, line.version, line.record.compliance_condition) == (FURNISHER, 3, "XB")
+    assert line.updated_at == dt.datetime(2023, 11, 14, 22, 13, 20, tzinfo=dt.UTC)
+    assert TradelineState.of(0).version == 0
 
 
 # -- summary ----------------------------------------------------------------------------

@@ -12,8 +12,8 @@ import pytest
 
 from genesis import GOVERNANCE_ADDRESS
 from orchestrator.credit import ContractRevert, CreditClient, codes, registry_contract
-from orchestrator.credit.contract import deploy_new_registry, error_names
-from orchestrator.credit.records import CONTRACT_REPORT_FIELDS, record_to_contract
+from orchestrator.credit.contract import error_names
+from orchestrator.credit.records import RECORD_LAYOUT, record_to_contract, tradeline_key
 from tests.credit.conftest import NATIONAL_IDS, TODAY, Chain, record
 
 pytestmark = [pytest.mark.geth, pytest.mark.slow]
@@ -37,10 +37,11 @@ def test_a_member_reports_and_another_member_reads_the_same_record(
     assert credit_file.block_number >= inclusion.block_number
     (line,) = credit_file.tradelines
     assert line.record == sent
-    assert line.furnisher == bank_a.address
+    assert line.furnisher == bank_a.furnisher  # the bank (its admin account), not its writer
+    assert bank_a.furnisher != bank_a.address
     assert line.version == 1
-    assert bank_b.tradeline(subject, bank_a.address, "LOAN-0001") == line
-    assert bank_b.tradeline(subject, bank_b.address, "LOAN-0001") is None
+    assert bank_b.tradeline(subject, bank_a.furnisher, "LOAN-0001") == line
+    assert bank_b.tradeline(subject, bank_b.furnisher, "LOAN-0001") is None
 
 
 def test_a_non_member_is_refused_before_gas_is_spent(bank_c: CreditClient) -> None:
@@ -73,17 +74,48 @@ def test_a_bank_writes_only_its_own_tradelines(bank_a: CreditClient, bank_b: Cre
     subject = bank_a.subject(NATIONAL_IDS[2])
     bank_a.report(subject, record("SHARED-REF", current_balance=100)).wait()
     with pytest.raises(ContractRevert) as caught:
-        bank_b.report(subject, record("SHARED-REF", current_balance=0), furnisher=bank_a.address)
+        bank_b.report(subject, record("SHARED-REF", current_balance=0), furnisher=bank_a.furnisher)
     assert caught.value.error == "NotFurnisher"
-    assert caught.value.args_by_name == {"caller": bank_b.address, "furnisher": bank_a.address}
+    assert caught.value.args_by_name == {"caller": bank_b.address, "furnisher": bank_a.furnisher}
 
     # The same account reference from bank B is bank B's own tradeline, beside A's.
     bank_b.report(subject, record("SHARED-REF", current_balance=7)).wait()
     lines = {t.furnisher: t for t in bank_a.get(subject).tradelines}
-    assert set(lines) == {bank_a.address, bank_b.address}
-    assert lines[bank_a.address].record.current_balance == 100
-    assert lines[bank_a.address].version == 1
-    assert lines[bank_b.address].record.current_balance == 7
+    assert set(lines) == {bank_a.furnisher, bank_b.furnisher}
+    assert lines[bank_a.furnisher].record.current_balance == 100
+    assert lines[bank_a.furnisher].version == 1
+    assert lines[bank_b.furnisher].record.current_balance == 7
+
+
+def test_a_batch_writes_many_records_cheaply_and_a_repeat_writes_nothing(
+    bank_a: CreditClient, bank_b: CreditClient
+) -> None:
+    subjects = [bank_a.subject(f"BATCH{i:04d}") for i in range(100)]
+    entries = [(s, record(f"B-{i}")) for i, s in enumerate(subjects)]
+    first = bank_a.furnish(entries).wait()
+    w3 = bank_a.sender.w3
+    assert len(w3.eth.get_transaction_receipt(first.tx_hash)["logs"]) == 100
+    assert first.gas_used / 100 <= 30_000  # new tradelines, one storage word each
+
+    again = bank_a.furnish(entries).wait()  # the committed records again: skipped
+    assert w3.eth.get_transaction_receipt(again.tx_hash)["logs"] == []
+    (line,) = bank_b.get(subjects[7]).tradelines
+    assert (line.record, line.version, line.furnisher) == (entries[7][1], 1, bank_a.furnisher)
+
+    updates = [(s, record(f"B-{i}", current_balance=14_000)) for i, s in enumerate(subjects)]
+    monthly = bank_a.furnish(updates[:10] + entries[10:]).wait()  # 10 changed, 90 repeated
+    assert len(w3.eth.get_transaction_receipt(monthly.tx_hash)["logs"]) == 10
+    keys = [tradeline_key(s, bank_a.furnisher, f"B-{i}") for i, s in enumerate(subjects)]
+    assert [s.version for s in bank_b.states(keys)] == [2] * 10 + [1] * 90
+    assert (
+        bank_b.tradeline(subjects[3], bank_a.furnisher, "B-3")
+        == bank_b.get(subjects[3]).tradelines[0]
+    )
+
+
+def test_a_single_new_record_costs_at_most_60k_gas(bank_a: CreditClient) -> None:
+    inclusion = bank_a.report(bank_a.subject("SINGLE-GAS-1"), record("ONE")).wait()
+    assert inclusion.gas_used <= 60_000
 
 
 def test_every_update_keeps_its_version_in_the_history(
@@ -106,15 +138,15 @@ def test_every_update_keeps_its_version_in_the_history(
     blocks = [bank_a.report(subject, r).wait().block_number for r in sent]
     bank_a.report(subject, record("OTHER-ACCOUNT")).wait()
 
-    history = bank_b.history(subject, furnisher=bank_a.address, account_ref="HIST-1")
+    history = bank_b.history(subject, furnisher=bank_a.furnisher, account_ref="HIST-1")
     assert [h.tradeline.version for h in history] == [1, 2, 3]
     assert [h.tradeline.record for h in history] == sent
     assert [h.block_number for h in history] == blocks
     assert {h.change for h in history} == {"reported"}
-    assert {h.by for h in history} == {bank_a.address}
+    assert {h.by for h in history} == {bank_a.furnisher}  # a bank, not its writer
     assert len(bank_b.history(subject)) == 4  # every tradeline of the subject
-    assert bank_b.history(subject, furnisher=bank_b.address) == []
-    current = bank_b.tradeline(subject, bank_a.address, "HIST-1")
+    assert bank_b.history(subject, furnisher=bank_b.furnisher) == []
+    current = bank_b.tradeline(subject, bank_a.furnisher, "HIST-1")
     assert current is not None and current.version == 3 and current.record == sent[-1]
 
 
@@ -124,39 +156,39 @@ def test_disputes_are_flagged_by_any_member_and_resolved_by_the_furnisher(
     subject = bank_a.subject(NATIONAL_IDS[4])
     bank_a.report(subject, record("DISPUTED")).wait()
 
-    bank_b.dispute(subject, bank_a.address, "DISPUTED", "XB").wait()
-    line = bank_a.tradeline(subject, bank_a.address, "DISPUTED")
+    bank_b.dispute(subject, bank_a.furnisher, "DISPUTED", "XB").wait()
+    line = bank_a.tradeline(subject, bank_a.furnisher, "DISPUTED")
     assert line is not None
     assert (line.record.compliance_condition, line.version, line.disputed) == ("XB", 2, True)
     assert bank_a.get(subject).summary.disputed == 1
 
     with pytest.raises(ContractRevert) as caught:
-        bank_b.resolve(subject, "DISPUTED", "XH", furnisher=bank_a.address)
+        bank_b.resolve(subject, "DISPUTED", "XH", furnisher=bank_a.furnisher)
     assert caught.value.error == "NotFurnisher"
 
     # A monthly report with a blank code keeps the open dispute (Metro 2 semantics).
     bank_a.report(subject, record("DISPUTED", current_balance=14_500)).wait()
-    line = bank_a.tradeline(subject, bank_a.address, "DISPUTED")
+    line = bank_a.tradeline(subject, bank_a.furnisher, "DISPUTED")
     assert line is not None and line.record.compliance_condition == "XB" and line.version == 3
 
     bank_a.resolve(subject, "DISPUTED", "XH").wait()
-    line = bank_b.tradeline(subject, bank_a.address, "DISPUTED")
+    line = bank_b.tradeline(subject, bank_a.furnisher, "DISPUTED")
     assert line is not None and line.record.compliance_condition == "XH" and not line.disputed
 
     # A later dispute can be opened again, and XR removes the code altogether.
-    bank_b.dispute(subject, bank_a.address, "DISPUTED", "XF").wait()
+    bank_b.dispute(subject, bank_a.furnisher, "DISPUTED", "XF").wait()
     bank_a.resolve(subject, "DISPUTED", "XR").wait()
-    line = bank_b.tradeline(subject, bank_a.address, "DISPUTED")
+    line = bank_b.tradeline(subject, bank_a.furnisher, "DISPUTED")
     assert line is not None and line.record.compliance_condition == "" and line.version == 6
 
     history = bank_a.history(subject, account_ref="DISPUTED")
     assert [(h.change, h.by, h.tradeline.record.compliance_condition) for h in history] == [
-        ("reported", bank_a.address, ""),
-        ("disputed", bank_b.address, "XB"),
-        ("reported", bank_a.address, "XB"),
-        ("resolved", bank_a.address, "XH"),
-        ("disputed", bank_b.address, "XF"),
-        ("resolved", bank_a.address, ""),
+        ("reported", bank_a.furnisher, ""),
+        ("disputed", bank_b.furnisher, "XB"),
+        ("reported", bank_a.furnisher, "XB"),
+        ("resolved", bank_a.furnisher, "XH"),
+        ("disputed", bank_b.furnisher, "XF"),
+        ("resolved", bank_a.furnisher, ""),
     ]
 
 
@@ -189,7 +221,7 @@ def test_writing_follows_membership_in_governance(
     with pytest.raises(ContractRevert, match="NotMember"):
         bank_c.report(subject, record("C-LOAN", current_balance=1))
     # What a removed member reported stays readable.
-    assert bank_a.tradeline(subject, bank_c.address, "C-LOAN") is not None
+    assert bank_a.tradeline(subject, chain.addresses["gov_c"], "C-LOAN") is not None
 
 
 def test_summary_across_banks(bank_a: CreditClient, bank_b: CreditClient) -> None:
@@ -240,14 +272,28 @@ class Ctx:
 
     def raw_report(self, **changes: Any) -> None:
         """report() straight to the contract (eth_call), past the client's own checks."""
-        report = list(record_to_contract(record("RAW-REF")))
-        names = CONTRACT_REPORT_FIELDS
+        packed = bytearray(record_to_contract(record("RAW-REF")))
         subject = changes.pop("subject", self.subject)
+        ref = changes.pop("accountRef", b"RAW-REF".ljust(32, b"\0"))
         for name, value in changes.items():
-            report[names.index(name)] = value
+            offset, size = LAYOUT[name]
+            raw = value.to_bytes(size, "big") if isinstance(value, int) else value
+            packed[offset : offset + size] = raw.ljust(size, b"\0")
+        self.raw("report", subject, self.a.furnisher, ref, bytes(packed))
+
+    def raw(self, fn: str, *args: Any) -> None:
+        """`fn(*args)` as bank A, straight to the contract (eth_call)."""
         contract = registry_contract(self.a.sender.w3, self.registry)
-        data = contract.encode_abi("report", args=[subject, self.a.address, tuple(report)])
+        data = contract.encode_abi(fn, args=list(args))
         self.a.sender.call({"from": self.a.address, "to": self.registry, "data": data})
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(part.title() for part in rest)
+
+
+LAYOUT = {_camel(name): (offset, size) for name, offset, size in RECORD_LAYOUT}
 
 
 @pytest.fixture(scope="module")
@@ -262,23 +308,19 @@ def ctx(
     subject = bank_a.subject("REVERTS-0001")
     bank_a.report(subject, record("LOAN-R")).wait()
     bank_a.report(subject, record("LOAN-D")).wait()
-    bank_b.dispute(subject, bank_a.address, "LOAN-D").wait()
+    bank_b.dispute(subject, bank_a.furnisher, "LOAN-D").wait()
     return Ctx(chain, registry, admin, bank_a, bank_b, bank_c, subject)
 
 
-ZERO = "0x" + "00" * 20
 CASES: dict[str, tuple[Callable[[Ctx], object], dict[str, object]]] = {
     "NotMember": (lambda x: x.c.report(x.subject, record()), {}),
-    "ZeroAddress": (
-        lambda x: deploy_new_registry(x.chain.rpc_url, x.chain.keys["admin"], governance=ZERO),
-        {},
-    ),
-    "NotFurnisher": (lambda x: x.b.resolve(x.subject, "LOAN-D", furnisher=x.a.address), {}),
+    "NotFurnisher": (lambda x: x.b.resolve(x.subject, "LOAN-D", furnisher=x.a.furnisher), {}),
     "UnknownTradeline": (
-        lambda x: x.b.dispute(x.subject, x.a.address, "NO-SUCH-REF"),
+        lambda x: x.b.dispute(x.subject, x.a.furnisher, "NO-SUCH-REF"),
         {"accountRef": "0x" + b"NO-SUCH-REF".ljust(32, b"\0").hex()},
     ),
     "InvalidKey": (lambda x: x.raw_report(accountRef=bytes(32)), {"field": "'accountRef'"}),
+    "InvalidLength": (lambda x: x.raw("furnish", b"\1" * 129), {"length": 129, "unit": 130}),
     "InvalidCode": (
         lambda x: x.raw_report(accountStatus=b"99"),
         {"field": "'accountStatus'", "code": "'99'"},
@@ -303,7 +345,7 @@ CASES: dict[str, tuple[Callable[[Ctx], object], dict[str, object]]] = {
         {},
     ),
     "AlreadyDisputed": (
-        lambda x: x.b.dispute(x.subject, x.a.address, "LOAN-D", "XF"),
+        lambda x: x.b.dispute(x.subject, x.a.furnisher, "LOAN-D", "XF"),
         {"code": "'XB'"},
     ),
     "NoOpenDispute": (lambda x: x.a.resolve(x.subject, "LOAN-R"), {"code": "blank"}),

@@ -94,7 +94,7 @@ def test_the_allocator_resyncs_after_another_writer_used_the_nonce(
     again = bank_a.report(subject, record("RESYNC-2")).wait()
     assert again.nonce == mine.nonce + 2
     assert any("refused" in r.message and "resyncing" in r.message for r in caplog.records)
-    assert bank_a.tradeline(subject, bank_a.address, "RESYNC-2") is not None
+    assert bank_a.tradeline(subject, bank_a.furnisher, "RESYNC-2") is not None
 
 
 def test_waiting_for_confirmations(bank_b: CreditClient) -> None:

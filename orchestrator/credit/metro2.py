@@ -1,0 +1,648 @@
+"""A bank's monthly furnishing file, read into validated records (`poactl credit furnish`).
+
+This module owns the file formats a bank furnishes and nothing else: it reads a file into
+`FileRecord`s (a validated `Record` plus the national ID and account number it came
+with) and `LineProblem`s (one per refused line: line, field, what is allowed), and it
+writes Metro 2 files for tests and benchmarks. It never talks to the chain and never
+hashes anything itself: the caller's `account_ref(identification_number, account_number)`
+turns the bank's account number into the opaque reference stored on chain, and the
+caller hashes the national ID into the subject (`pseudonym`). National IDs, account
+numbers and names stay inside the bank's process: problems show them masked, and
+`FileRecord`'s repr leaves them out.
+
+Two formats, told apart by the first non-blank character (`{`: JSON Lines, else Metro 2):
+
+* Metro 2 (CDIA) 426-character "character format": a Header Record, one Base Segment per
+  account, a Trailer Record; one record per line (LF or CRLF). A base segment may be
+  followed on its line by appended segments (J1, J2, K1..K4, L1, N1); only the base
+  segment is read. Dates are MMDDYYYY, amounts right-justified zero-filled whole
+  dollars, alphanumeric fields left-justified blank-filled.
+* JSON Lines: one object per line with `national_id`, `account_number` and the `Record`
+  fields except `account_ref` (dates YYYY-MM-DD); name, birth date and address keys are
+  accepted and ignored. Blank lines are skipped in both formats.
+
+Field positions (1-based, inclusive) are those of moov-io/metro2, the open-source Go
+implementation of Metro 2: https://github.com/moov-io/metro2, `pkg/lib/specifications.go`
+(`baseSegmentCharacterFormat`, `headerRecordCharacterFormat`,
+`trailerRecordCharacterFormat`, 0-based offsets there), cross-checked against the Ruby
+gem teamupstart/metro_2 (`lib/metro_2/records/base_segment.rb`, same widths in order).
+
+Base segment (426 characters):
+
+    1-4     Record Descriptor Word (0426; more with appended segments)
+    5       Processing Indicator (1)
+    6-19    Time Stamp (MMDDYYYYHHMMSS)
+    20      Correction Indicator (reserved)
+    21-40   Identification Number (the furnisher's; part of our account_ref)
+    41-42   Cycle Identifier
+    43-72   Consumer Account Number
+    73      Portfolio Type                       -> portfolio_type
+    74-75   Account Type                         -> account_type
+    76-83   Date Opened                          -> date_opened
+    84-92   Credit Limit                         -> credit_limit
+    93-101  Highest Credit / Original Loan Amt   -> highest_credit
+    102-104 Terms Duration
+    105     Terms Frequency
+    106-114 Scheduled Monthly Payment Amount
+    115-123 Actual Payment Amount
+    124-125 Account Status                       -> account_status
+    126     Payment Rating                       -> payment_rating
+    127-150 Payment History Profile              -> payment_history
+    151-152 Special Comment                      -> special_comment
+    153-154 Compliance Condition Code            -> compliance_condition
+    155-163 Current Balance                      -> current_balance
+    164-172 Amount Past Due                      -> amount_past_due
+    173-181 Original Charge-off Amount
+    182-189 Date of Account Information          -> date_of_account_information
+    190-197 FCRA Compliance/Date of First Delinquency
+    198-205 Date Closed
+    206-213 Date of Last Payment
+    214     Interest Type Indicator
+    215-231 Reserved (231: Consumer Transaction Type in older guides)
+    232-256 Surname             257-276 First Name       277-296 Middle Name
+    297     Generation Code
+    298-306 Social Security Number               -> national_id
+    307-314 Date of Birth       315-324 Telephone Number
+    325     ECOA Code           326-327 Consumer Information Indicator
+    328-329 Country Code        330-361 First Line of Address
+    362-393 Second Line of Address               394-413 City
+    414-415 State               416-424 Postal/Zip Code
+    425     Address Indicator   426     Residence Code
+
+Header: 1-4 RDW, 5-10 "HEADER", 48-55 Activity Date, 56-63 Date Created, 80-119 Reporter
+Name. Trailer: 1-4 RDW, 5-11 "TRAILER", 12-20 Total Base Records (checked when present).
+Names, birth dates, telephone numbers and addresses are never read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from orchestrator.credit.errors import InvalidRecord
+from orchestrator.credit.pseudonym import NATIONAL_ID, normalize_national_id
+from orchestrator.credit.records import RECORD_FIELDS, Record, record_from_mapping, validate_record
+from orchestrator.errors import ConfigError
+
+RECORD_LENGTH = 426
+RDW = f"{RECORD_LENGTH:04d}"
+HEADER_ID = "HEADER"  # positions 5-10
+TRAILER_ID = "TRAILER"  # positions 5-11
+
+# Base-segment fields this module reads or writes: name -> (first, last position, 1-based
+# inclusive; the Metro 2 name). Names are the Record's where the field is one of its.
+BASE_FIELDS: dict[str, tuple[int, int, str]] = {
+    "record_descriptor_word": (1, 4, "Record Descriptor Word"),
+    "identification_number": (21, 40, "Identification Number"),
+    "consumer_account_number": (43, 72, "Consumer Account Number"),
+    "portfolio_type": (73, 73, "Portfolio Type"),
+    "account_type": (74, 75, "Account Type"),
+    "date_opened": (76, 83, "Date Opened"),
+    "credit_limit": (84, 92, "Credit Limit"),
+    "highest_credit": (93, 101, "Highest Credit"),
+    "account_status": (124, 125, "Account Status"),
+    "payment_rating": (126, 126, "Payment Rating"),
+    "payment_history": (127, 150, "Payment History Profile"),
+    "special_comment": (151, 152, "Special Comment"),
+    "compliance_condition": (153, 154, "Compliance Condition Code"),
+    "current_balance": (155, 163, "Current Balance"),
+    "amount_past_due": (164, 172, "Amount Past Due"),
+    "date_of_account_information": (182, 189, "Date of Account Information"),
+    "national_id": (298, 306, "Social Security Number"),
+}
+_CODES = (
+    "portfolio_type",
+    "account_type",
+    "account_status",
+    "payment_rating",
+    "special_comment",
+    "compliance_condition",
+)
+_AMOUNTS = ("credit_limit", "highest_credit", "current_balance", "amount_past_due")
+_DATES = ("date_opened", "date_of_account_information")
+_SLICES = {name: slice(first - 1, last) for name, (first, last, _) in BASE_FIELDS.items()}
+_TRAILER_COUNT = slice(11, 20)  # Total Base Records, positions 12-20
+
+# JSON Lines keys: the identifiers, the Record's fields but account_ref, and personal data
+# a bank's export may carry, accepted and never used.
+JSONL_IDS = ("national_id", "account_number")
+JSONL_RECORD_KEYS = tuple(name for name in RECORD_FIELDS if name != "account_ref")
+JSONL_IGNORED = frozenset(
+    {
+        "surname",
+        "first_name",
+        "middle_name",
+        "date_of_birth",
+        "address",
+        "city",
+        "state",
+        "postal_code",
+        "telephone",
+    }
+)
+_JSONL_KEYS = frozenset(JSONL_IDS) | frozenset(JSONL_RECORD_KEYS) | JSONL_IGNORED
+_SECRET_FIELDS = frozenset(
+    {"national_id", "account_number", "consumer_account_number", "account_ref"}
+)
+
+_HINT = (
+    "furnish a Metro 2 426-character file (header, one base segment per account, "
+    "trailer) or JSON Lines (one object per line); see docs/credit.md"
+)
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One account read from the file, validated, with the identifiers it came with."""
+
+    line: int  # 1-based line number in the file
+    # The consumer's SSN / national ID as in the file (blanks trimmed): only ever hashed
+    # into the pseudonym, inside the bank's process. Left out of the repr on purpose.
+    national_id: str = field(repr=False)
+    # The bank's account number as in the file: only ever hashed into an account_ref.
+    account_number: str = field(repr=False)
+    record: Record  # its account_ref is the caller's account_ref(...)
+
+
+@dataclass(frozen=True)
+class LineProblem:
+    """Why one line was refused: its field, the value shown safely, what is allowed."""
+
+    line: int
+    field: str
+    value: str  # safe to print: national IDs and account numbers are masked
+    rule: str  # what is allowed
+
+    def __str__(self) -> str:
+        shown = self.value if self.value.startswith("<") else repr(self.value)
+        return f"line {self.line}: {self.field} {shown}: {self.rule}"
+
+
+@dataclass(frozen=True)
+class ReadFile:
+    """What a furnishing file held: its format, the good records and the refused lines."""
+
+    format: str  # "metro2" | "jsonl"
+    records: list[FileRecord]
+    problems: list[LineProblem]
+
+
+def masked(raw: str) -> str:
+    """Enough to recognise a typo, not enough to leak an identifier into a log."""
+    return f"<{len(raw)} characters ending {raw[-2:]}>" if len(raw) > 6 else "<short value>"
+
+
+def _shown(name: str, value: object) -> str:
+    if isinstance(value, str):
+        return masked(value) if name in _SECRET_FIELDS else value
+    if value is None:
+        return "<missing>"
+    return str(value)
+
+
+# -- reading ----------------------------------------------------------------------------
+
+
+def read_furnishing_file(
+    path: Path, *, account_ref: Callable[[str, str], str], today: date | None = None
+) -> ReadFile:
+    """Every account in `path` (Metro 2 or JSON Lines), validated; a bad line is a problem.
+
+    `account_ref(identification_number, account_number)` gives each record's reference
+    (the identification number is the base segment's, "" for JSON Lines). Good records
+    are returned next to the problems of the bad ones. A file that cannot be trusted as a
+    whole (unreadable, not UTF-8, no header or trailer, a trailer count that disagrees)
+    is a ConfigError.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the furnishing file: {exc.strerror or exc}",
+            obj=str(path),
+            hint="check the path and that this user may read the file",
+        ) from exc
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"not a text file: byte {exc.start} (line {line}) is not ASCII or UTF-8",
+            obj=str(path),
+            hint="export the file as ASCII or UTF-8 text (the Metro 2 packed format and "
+            "EBCDIC are not read)",
+        ) from exc
+    lines = text.split("\n")
+    reader = _Reader(account_ref, today or date.today())
+    stripped = text.lstrip()
+    if not stripped:
+        raise ConfigError("the furnishing file is empty", obj=str(path), hint=_HINT)
+    if stripped[0] == "{":
+        reader.read_jsonl(lines)
+        fmt = "jsonl"
+    else:
+        reader.read_metro2(lines, path)
+        fmt = "metro2"
+    reader.problems.sort(key=lambda p: p.line)
+    return ReadFile(format=fmt, records=reader.records, problems=reader.problems)
+
+
+class _Reader:
+    """The records and problems of one file, and the accounts seen so far."""
+
+    def __init__(self, account_ref: Callable[[str, str], str], today: date) -> None:
+        self.account_ref = account_ref
+        self.today = today
+        self.records: list[FileRecord] = []
+        self.problems: list[LineProblem] = []
+        self.seen: dict[tuple[str, str], int] = {}
+
+    def problem(
+        self, line: int, name: str, value: object, rule: str, *, safe: bool = False
+    ) -> None:
+        """Add a problem; `value` is masked unless it is `safe` (already a description)."""
+        shown = value if safe and isinstance(value, str) else _shown(name, value)
+        self.problems.append(LineProblem(line, name, shown, rule))
+
+    def invalid(self, line: int, exc: InvalidRecord, rule_suffix: str = "") -> None:
+        if exc.field == "national_id" and isinstance(exc.value, str):
+            value = exc.value  # already masked by normalize_national_id
+        else:
+            value = _shown(exc.field, exc.value)
+        self.problems.append(LineProblem(line, exc.field, value, exc.allowed + rule_suffix))
+
+    def accept(
+        self,
+        line: int,
+        national_id: str,
+        identification_number: str,
+        account_number: str,
+        values: dict[str, Any],
+        *,
+        ssn_rule: str = "",
+    ) -> None:
+        """Normalize the ID, compute the reference, refuse duplicates, validate, keep."""
+        subject_id = national_id.upper()
+        if not (national_id.isascii() and NATIONAL_ID.match(subject_id)):
+            try:  # the fast path above gives the same answer for plain ASCII IDs
+                subject_id = normalize_national_id(national_id)
+            except InvalidRecord as exc:
+                self.invalid(line, exc, ssn_rule)
+                return
+        try:
+            ref = self.account_ref(identification_number, account_number)
+        except InvalidRecord as exc:
+            self.problem(line, "account_number", account_number, exc.allowed)
+            return
+        key = (subject_id, ref)
+        first = self.seen.setdefault(key, line)
+        if first != line:
+            self.problem(
+                line,
+                "account_number",
+                account_number,
+                f"each account once per file: this national ID and account appear twice; "
+                f"line {first} has it",
+            )
+            return
+        try:
+            record = validate_record(Record(account_ref=ref, **values), today=self.today)
+        except InvalidRecord as exc:
+            self.invalid(line, exc)
+            return
+        self.records.append(FileRecord(line, national_id, account_number, record))
+
+    # -- Metro 2 ------------------------------------------------------------------------
+
+    def read_metro2(self, lines: list[str], path: Path) -> None:
+        numbered = [(i, s.rstrip("\r")) for i, s in enumerate(lines, 1) if s.strip()]
+        first_no, first = numbered[0]
+        if first[4:10] != HEADER_ID:
+            raise ConfigError(
+                f"no Metro 2 header record: line {first_no} does not have {HEADER_ID} at "
+                "positions 5-10",
+                obj=str(path),
+                hint=_HINT,
+            )
+        last_no, last = numbered[-1]
+        if len(numbered) < 2 or last[4:11] != TRAILER_ID:
+            raise ConfigError(
+                f"no Metro 2 trailer record: the last record (line {last_no}) does not have "
+                f"{TRAILER_ID} at positions 5-11",
+                obj=str(path),
+                hint="the file may be truncated: export it again with its trailer",
+            )
+        segments = numbered[1:-1]
+        for no, line in segments:
+            if line[4:10] == HEADER_ID or line[4:11] == TRAILER_ID:
+                kind = "header" if line[4:10] == HEADER_ID else "trailer"
+                raise ConfigError(
+                    f"a second {kind} record at line {no}: one file holds one header, "
+                    "base segments and one trailer",
+                    obj=str(path),
+                    hint="furnish each file separately",
+                )
+        count = last[_TRAILER_COUNT].strip()
+        if count:
+            if not (count.isascii() and count.isdigit()):
+                raise ConfigError(
+                    f"the trailer's Total Base Records (line {last_no}, positions 12-20) "
+                    "is not a number",
+                    obj=str(path),
+                    hint="export the file again",
+                )
+            if int(count) != len(segments):
+                raise ConfigError(
+                    f"the trailer counts {int(count)} base segments (positions 12-20) but "
+                    f"the file has {len(segments)}",
+                    obj=str(path),
+                    hint="the file may be truncated or edited: export it again",
+                )
+        for no, line in segments:
+            self.read_base_segment(no, line)
+
+    def read_base_segment(self, no: int, line: str) -> None:
+        if len(line) < RECORD_LENGTH:
+            self.problem(
+                no,
+                "record",
+                f"{len(line)} characters",
+                f"a base segment of {RECORD_LENGTH} characters (Metro 2 character format), "
+                "optionally followed by appended segments",
+            )
+            return
+        before = len(self.problems)
+        rdw = line[:4]
+        if not (rdw.isascii() and rdw.isdigit() and int(rdw) >= RECORD_LENGTH):
+            self.problem(no, "record_descriptor_word", rdw, _RDW_RULE)
+        identification = line[_ID_NUMBER].strip()
+        account_number = line[_ACCOUNT_NUMBER].strip()
+        if not account_number:
+            self.problem(no, "consumer_account_number", "", _ACCOUNT_RULE)
+        ssn = line[_SSN].strip()
+        if not ssn or not ssn.strip("0") or not ssn.strip("9"):
+            self.problem(no, "national_id", ssn, _SSN_RULE)
+        values: dict[str, Any] = {name: line[where].strip() for name, where in _CODE_SLICES}
+        values["payment_history"] = line[_HISTORY]
+        for name, where in _AMOUNT_SLICES:
+            raw = line[where]
+            digits = raw.strip()
+            if not digits:
+                values[name] = 0
+            elif digits.isascii() and digits.isdigit():
+                values[name] = int(digits)
+            else:
+                self.problem(no, name, raw, _rule(name, "a whole amount, zero-filled digits"))
+        for name, where in _DATE_SLICES:
+            raw = line[where]
+            parsed = _mmddyyyy(raw)
+            if parsed is None:
+                self.problem(no, name, raw, _rule(name, "a calendar date as MMDDYYYY"))
+            else:
+                values[name] = parsed
+        if len(self.problems) == before:
+            self.accept(no, ssn, identification, account_number, values, ssn_rule=_SSN_WHERE)
+
+    # -- JSON Lines ---------------------------------------------------------------------
+
+    def read_jsonl(self, lines: list[str]) -> None:
+        for no, raw in enumerate(lines, 1):
+            if raw.strip():
+                self.read_json_line(no, raw)
+
+    def read_json_line(self, no: int, raw: str) -> None:
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            self.problem(
+                no, "line", f"column {exc.colno}", f"a JSON object on one line ({exc.msg})"
+            )
+            return
+        if not isinstance(obj, dict):
+            self.problem(no, "line", type(obj).__name__, "a JSON object on one line")
+            return
+        unknown = sorted(set(obj) - _JSONL_KEYS)
+        if unknown:
+            allowed = ", ".join((*JSONL_IDS, *JSONL_RECORD_KEYS))
+            self.problem(
+                no,
+                unknown[0],
+                "<not shown>",
+                f"one of {allowed} (or a name, birth date or address key, which is ignored)",
+            )
+            return
+        ids: list[str] = []
+        for name in JSONL_IDS:
+            value = obj.get(name)
+            if not isinstance(value, str) or not value.strip():
+                if value is None:
+                    shown = "<missing>"
+                elif isinstance(value, str):
+                    shown = "<blank>"
+                else:
+                    shown = f"<a JSON {type(value).__name__}>"
+                self.problem(no, name, shown, "a non-empty string (required)", safe=True)
+                return
+            ids.append(value.strip())
+        data = {name: obj[name] for name in JSONL_RECORD_KEYS if name in obj}
+        data["account_ref"] = "-"  # placeholder; replaced once the reference is computed
+        try:
+            parsed = record_from_mapping(data)
+        except InvalidRecord as exc:
+            self.invalid(no, exc)
+            return
+        values = {name: getattr(parsed, name) for name in JSONL_RECORD_KEYS}
+        self.accept(no, ids[0], "", ids[1], values)
+
+
+def _where(name: str) -> str:
+    first, last, title = BASE_FIELDS[name]
+    where = f"position {first}" if first == last else f"positions {first}-{last}"
+    return f"(Metro 2 {title}, {where})"
+
+
+def _rule(name: str, allowed: str) -> str:
+    return f"{allowed} {_where(name)}"
+
+
+@lru_cache(maxsize=8192)  # files repeat their dates (one date of account information)
+def _mmddyyyy(raw: str) -> date | None:
+    if len(raw) != 8 or not (raw.isascii() and raw.isdigit()):
+        return None
+    try:
+        return date(int(raw[4:]), int(raw[:2]), int(raw[2:4]))
+    except ValueError:
+        return None
+
+
+_ID_NUMBER = _SLICES["identification_number"]
+_ACCOUNT_NUMBER = _SLICES["consumer_account_number"]
+_SSN = _SLICES["national_id"]
+_HISTORY = _SLICES["payment_history"]
+_CODE_SLICES = tuple((name, _SLICES[name]) for name in _CODES)
+_AMOUNT_SLICES = tuple((name, _SLICES[name]) for name in _AMOUNTS)
+_DATE_SLICES = tuple((name, _SLICES[name]) for name in _DATES)
+_RDW_RULE = _rule("record_descriptor_word", f"4 digits, at least {RDW}")
+_ACCOUNT_RULE = _rule("consumer_account_number", "the account number (required)")
+_SSN_RULE = _rule("national_id", "the consumer's SSN / national ID (not blank, zero- or 9-filled)")
+_SSN_WHERE = " " + _where("national_id")
+
+
+# -- writing (tests, benchmarks, demos) -------------------------------------------------
+
+
+def _alpha(name: str, value: str, width: int) -> str:
+    if len(value) > width:
+        raise InvalidRecord(name, _shown(name, value), f"at most {width} characters")
+    return value.ljust(width)
+
+
+def _num(value: int, width: int) -> str:
+    return f"{value:0{width}d}"
+
+
+def _date(value: date) -> str:
+    return f"{value.month:02d}{value.day:02d}{value.year:04d}"
+
+
+_TERMS = {"C": "LOC", "R": "REV", "O": "001", "I": "060", "M": "030"}
+
+
+def format_base_segment(
+    record: Record,
+    *,
+    national_id: str,
+    account_number: str,
+    identification_number: str = "BANK",
+    surname: str = "DOE",
+    first_name: str = "JANE",
+    date_of_birth: date = date(1980, 1, 1),
+) -> str:
+    """`record` as one 426-character Metro 2 base segment (character format).
+
+    The national ID goes, normalized, into the Social Security Number field (9
+    characters, left-justified); fields the Record does not have get plausible constants.
+    """
+    r = record
+    ssn = normalize_national_id(national_id)
+    info = r.date_of_account_information
+    parts = [
+        RDW,
+        "1",  # processing indicator
+        _date(info) + "000000",  # time stamp MMDDYYYYHHMMSS
+        "0",  # correction indicator
+        _alpha("identification_number", identification_number, 20),
+        "  ",  # cycle identifier
+        _alpha("account_number", account_number, 30),
+        _alpha("portfolio_type", r.portfolio_type, 1),
+        _alpha("account_type", r.account_type, 2),
+        _date(r.date_opened),
+        _num(r.credit_limit, 9),
+        _num(r.highest_credit, 9),
+        _TERMS.get(r.portfolio_type, "001"),
+        "M",  # terms frequency
+        _num(0, 9),  # scheduled monthly payment
+        _num(0, 9),  # actual payment
+        _alpha("account_status", r.account_status, 2),
+        _alpha("payment_rating", r.payment_rating, 1),
+        _alpha("payment_history", r.payment_history, 24),
+        _alpha("special_comment", r.special_comment, 2),
+        _alpha("compliance_condition", r.compliance_condition, 2),
+        _num(r.current_balance, 9),
+        _num(r.amount_past_due, 9),
+        _num(0, 9),  # original charge-off amount
+        _date(info),
+        "0" * 8,  # date of first delinquency
+        "0" * 8,  # date closed
+        "0" * 8,  # date of last payment
+        " ",  # interest type indicator
+        " " * 17,  # reserved
+        _alpha("surname", surname, 25),
+        _alpha("first_name", first_name, 20),
+        " " * 20,  # middle name
+        " ",  # generation code
+        _alpha("national_id", ssn, 9),
+        _date(date_of_birth),
+        "0" * 10,  # telephone
+        "1",  # ECOA code: individual
+        "  ",  # consumer information indicator
+        "US",
+        _alpha("address", "1 MAIN ST", 32),
+        " " * 32,
+        _alpha("city", "SPRINGFIELD", 20),
+        "IL",
+        _alpha("postal_code", "62701", 9),
+        " ",  # address indicator
+        " ",  # residence code
+    ]
+    out = "".join(parts)
+    assert len(out) == RECORD_LENGTH, len(out)
+    return out
+
+
+def format_header(identification_number: str, activity_date: date) -> str:
+    """A 426-character Metro 2 header record for a file of `activity_date`."""
+    parts = [
+        RDW,
+        HEADER_ID,
+        "  ",  # cycle identifier
+        " " * 10,  # Innovis program identifier
+        " " * 10,  # Equifax
+        " " * 5,  # Experian
+        " " * 10,  # TransUnion
+        _date(activity_date),
+        _date(activity_date),  # date created
+        "0" * 8,  # program date
+        "0" * 8,  # program revision date
+        _alpha("reporter_name", identification_number, 40),
+        " " * 96,  # reporter address
+        "0" * 10,  # reporter telephone
+        _alpha("software_vendor", "poactl", 40),
+        " " * 5,  # software version
+        " " * 10,  # PRBC program identifier
+        " " * 146,  # reserved
+    ]
+    out = "".join(parts)
+    assert len(out) == RECORD_LENGTH, len(out)
+    return out
+
+
+def format_trailer(base_count: int) -> str:
+    """A 426-character Metro 2 trailer record counting `base_count` base segments."""
+    out = RDW + TRAILER_ID + _num(base_count, 9) + " " * 9 + "0" * 378 + " " * 19
+    assert len(out) == RECORD_LENGTH, len(out)
+    return out
+
+
+def write_metro2(
+    path: Path,
+    items: Iterable[tuple[str, str, Record]],
+    identification_number: str = "BANK",
+) -> int:
+    """Write (national_id, account_number, record) items as a Metro 2 file; their number.
+
+    The header's activity date is the latest date of account information (today without
+    items). The file is written whole, then renamed into place.
+    """
+    listed = list(items)
+    segments = [
+        format_base_segment(
+            r, national_id=nid, account_number=acct, identification_number=identification_number
+        )
+        for nid, acct, r in listed
+    ]
+    activity = max((r.date_of_account_information for _, _, r in listed), default=date.today())
+    lines = [format_header(identification_number, activity), *segments]
+    lines.append(format_trailer(len(segments)))
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="ascii")
+    os.replace(tmp, path)
+    return len(segments)
