@@ -1,4 +1,5 @@
-"""`credit` commands: report, get, history, dispute, resolve. Parse, call the SDK, render.
+"""`credit` commands: report, get, history, dispute, resolve, furnish. Parse, call the SDK,
+render.
 
 Which endpoint, registry and keys a bank uses comes from a `BankResolver`. A parent
 command can put one in `ctx.meta[RESOLVER_KEY]`, or a factory in
@@ -13,10 +14,12 @@ or a pseudonym itself (0x + 64 hex digits).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
 import stat
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +33,7 @@ from orchestrator.cli.common import RESOLVER_FACTORY_KEY, F, handles_errors
 from orchestrator.credit import codes
 from orchestrator.credit.access import BankAccess, BankResolver
 from orchestrator.credit.client import CreditClient
+from orchestrator.credit.furnish import BATCH_RECORDS, FurnishResult, furnish_file
 from orchestrator.credit.pseudonym import check_subject
 from orchestrator.credit.records import (
     CreditFile,
@@ -45,6 +49,7 @@ from orchestrator.geth.tx import PendingTx, check_address
 RESOLVER_KEY = "poactl.credit.resolver"  # a BankResolver
 STATE_DIR_KEY = "poactl.credit.state_dir"  # the --state-dir given, if any
 _OPTIONS_KEY = "poactl.credit.options"  # the OptionsResolver the commands use
+PROBLEMS_SHOWN = 20  # refused lines listed by `furnish` in text; --format json has all
 
 
 ResolverFactory = Callable[[Path | None], BankResolver]  # state dir (None: default) -> it
@@ -503,3 +508,80 @@ def resolve(
     click.echo(
         f"{bank} resolved {account_ref} ({code}): {_finish(pending, wait, confirmations, timeout)}"
     )
+
+
+@credit.command()
+@bank_option
+@state_dir_option
+@click.option(
+    "--file",
+    "furnishing_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Metro 2 (426-character base segments between a header and a trailer) or JSON Lines.",
+)
+@click.option(
+    "--batch",
+    "batch_records",
+    type=click.IntRange(1, 500),
+    default=BATCH_RECORDS,
+    show_default=True,
+    help="Records per transaction.",
+)
+@click.option("--timeout", type=float, default=120.0, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@handles_errors
+def furnish(
+    *, bank: str, furnishing_file: Path, batch_records: int, timeout: float, fmt: str
+) -> None:
+    """Furnish the bank's file of accounts: validate, pseudonymize, write what is missing.
+
+    Lines that fail validation are listed (line, field, rule) and the others still go;
+    the exit status is then 1. Run it again after any failure: it writes only what the
+    chain does not hold yet and never writes a version twice.
+    """
+    client, access = _access(bank)
+    with contextlib.ExitStack() as stack:
+        bars: list[Any] = []  # click's ProgressBar, once the plan is known
+
+        def planned(result: FurnishResult, to_send: int) -> None:
+            if fmt != "text":
+                return
+            click.echo(
+                f"{furnishing_file.name} ({result.file_format}): {result.read} good records, "
+                f"{len(result.problems)} refused, {result.unchanged} already on chain; "
+                f"writing {to_send} in batches of {batch_records}",
+                err=True,
+            )
+            bars.append(stack.enter_context(click.progressbar(length=to_send, file=sys.stderr)))
+
+        def advanced(records: int) -> None:
+            for bar in bars:
+                bar.update(records)
+
+        result = furnish_file(
+            client,
+            furnishing_file,
+            account_key=access.account_key,
+            batch_records=batch_records,
+            timeout=timeout,
+            progress=advanced,
+            on_plan=planned,
+        )
+    if fmt == "json":
+        doc = dataclasses.asdict(result) | {"records_per_second": result.records_per_second}
+        doc["problems"] = [dataclasses.asdict(p) for p in result.problems]
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        per_record = result.gas_used // result.written if result.written else 0
+        click.echo(
+            f"{bank} furnished {result.written} records in {result.batches} transactions "
+            f"({result.seconds:.1f} s, {result.records_per_second:.0f} records/s, "
+            f"{per_record:,} gas per record); {result.unchanged} were already on chain"
+        )
+        for problem in result.problems[:PROBLEMS_SHOWN]:
+            click.echo(f"refused: {problem}")
+        if len(result.problems) > PROBLEMS_SHOWN:
+            click.echo(f"... and {len(result.problems) - PROBLEMS_SHOWN} more (--format json)")
+    if result.problems:
+        raise SystemExit(1)

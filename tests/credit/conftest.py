@@ -5,7 +5,8 @@
 bank accounts and three governance admins, and whose Governance contract has bank A
 and bank B as members. `registry`
 deploys a fresh CreditRegistry per test module, which asks that Governance who writes;
-bank C is funded but not a member.
+bank C is funded but not a member. `files` writes every key and the secret to mode-600
+files for the command-line tests.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+import yaml
 from eth_account import Account
 from web3 import Web3
 
 from genesis import GOVERNANCE_ADDRESS, CliqueSpec, Founder, Rules, governance_contract
 from orchestrator.boundaries import Secret
 from orchestrator.credit import CreditClient, Record, deploy_registry
+from orchestrator.credit.records import record_to_mapping
 from orchestrator.geth.client import http_web3
 from orchestrator.governance import Governance
 from orchestrator.governance.client import governance_artifact
@@ -97,6 +100,25 @@ def chain(geth: str) -> Iterator[Chain]:
             )
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def private_file(path: Path, text: str) -> Path:
+    path.write_text(text + "\n")
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory, chain: Chain) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("credit-cli")
+    out = {name: private_file(d / f"{name}.key", chain.keys[name].value) for name in chain.keys}
+    out["secret"] = private_file(d / "pseudonym.secret", chain.pseudonym_secret.value)
+    doc = record_to_mapping(record("CLI-LOAN"))
+    doc["account_type"] = "00"
+    (d / "record.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    bad = {**doc, "account_status": "99"}
+    (d / "bad.yaml").write_text(yaml.safe_dump(bad, sort_keys=False))
+    return out | {"record": d / "record.yaml", "bad": d / "bad.yaml"}
 
 
 @pytest.fixture(scope="module")

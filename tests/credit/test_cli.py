@@ -7,39 +7,18 @@ from pathlib import Path
 
 import click
 import pytest
-import yaml
 from click.testing import CliRunner, Result
 
 from orchestrator.boundaries import Secret
 from orchestrator.cli.credit import RESOLVER_FACTORY_KEY, RESOLVER_KEY, credit
 from orchestrator.credit import CreditClient, record_from_mapping
 from orchestrator.credit.access import BankAccess, BankResolver
-from orchestrator.credit.records import record_to_mapping
 from orchestrator.errors import StateError
 from tests.credit.conftest import Chain, record
 
 pytestmark = [pytest.mark.geth, pytest.mark.slow]
 
 NATIONAL_ID = "AB-123456-C"
-
-
-def private_file(path: Path, text: str) -> Path:
-    path.write_text(text + "\n")
-    path.chmod(0o600)
-    return path
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory, chain: Chain) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("credit-cli")
-    out = {name: private_file(d / f"{name}.key", chain.keys[name].value) for name in chain.keys}
-    out["secret"] = private_file(d / "pseudonym.secret", chain.pseudonym_secret.value)
-    doc = record_to_mapping(record("CLI-LOAN"))
-    doc["account_type"] = "00"
-    (d / "record.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    bad = {**doc, "account_status": "99"}
-    (d / "bad.yaml").write_text(yaml.safe_dump(bad, sort_keys=False))
-    return out | {"record": d / "record.yaml", "bad": d / "bad.yaml"}
 
 
 def run(chain: Chain, registry: str, files: dict[str, Path], who: str, *args: str) -> Result:
