@@ -43,7 +43,7 @@ from orchestrator.credit.records import (
 from orchestrator.geth.tx import PendingTx
 
 BATCH_RECORDS = 100  # ~3M gas: ten batches fit a 30M-gas block
-IN_FLIGHT = 8  # batches sent before the oldest must be included
+IN_FLIGHT = 32  # batches sent before the oldest must be included: ~3 blocks of 30M gas
 STATE_CHUNK = 1000  # tradeline states per eth_call
 GAS_PER_RECORD = 34_000  # a new record costs ~29.6k (a changed one ~13k): a safe ceiling
 GAS_PER_BATCH = 60_000  # the transaction, the membership check, the batch's ABI

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from eth_account import Account
 
 from genesis import GOVERNANCE_ADDRESS
 from orchestrator.boundaries import Secret
@@ -28,6 +29,7 @@ from orchestrator.cli.main import main
 from orchestrator.credit import CreditClient
 from orchestrator.credit.access import BankAccess
 from orchestrator.credit.deployment import CONTRACTS_BLOB, read_registry
+from orchestrator.credit.metro2 import write_metro2
 from orchestrator.credit.records import record_to_mapping
 from orchestrator.geth.client import http_web3
 from orchestrator.local.consortium import LocalConsortium
@@ -69,13 +71,7 @@ def access(local: LocalConsortium, bank: str) -> BankAccess:
 
 
 def client(local: LocalConsortium, bank: str) -> CreditClient:
-    a = access(local, bank)
-    return CreditClient(
-        a.rpc_url,
-        registry=a.registry,
-        account_key=a.account_key,
-        pseudonym_secret=a.pseudonym_secret,
-    )
+    return CreditClient.of(access(local, bank))
 
 
 def rpc(local: LocalConsortium, node: str) -> str:
@@ -158,8 +154,27 @@ def test_bank_a_writes_through_its_node_bank_b_reads_from_its_own(
     (tradeline,) = found.tradelines
     assert found.block_number - inclusion.block_number <= 2  # within 2 blocks
     assert tradeline.record == sent  # what Bank B reads equals what Bank A sent
-    assert tradeline.furnisher == a.address
+    assert tradeline.furnisher == a.furnisher  # the bank: its admin account
     assert b.subject(NATIONAL_IDS[0]) == subject  # the same pseudonym at both banks
+
+
+def test_a_bank_furnishes_a_metro2_file_that_another_bank_reads(
+    running: LocalConsortium, tmp_path: Path
+) -> None:
+    """`poactl credit furnish` on the consortium: only the state dir, batches, and bank B
+    reading from its own node what bank A furnished."""
+    ids = [f"FU{i:07d}" for i in range(120)]
+    items = [(nid, f"5500{i:012d}", record("x", current_balance=i)) for i, nid in enumerate(ids)]
+    path = tmp_path / "month.m2"
+    write_metro2(path, items)
+    result = poactl(running, "credit", "furnish", "--bank", "bank-a", "--file", str(path))
+    assert result.exit_code == 0, result.output
+    assert "bank-a furnished 120 records in 2 transactions" in result.output
+
+    a, b = client(running, "bank-a"), client(running, "bank-b")
+    wait_until_all_reach(running, "bank-a-1")
+    (line,) = b.get(b.subject(ids[77])).tradelines
+    assert (line.furnisher, line.record.current_balance, line.version) == (a.furnisher, 77, 1)
 
 
 def test_credit_commands_need_only_the_state_dir(running: LocalConsortium, tmp_path: Path) -> None:
@@ -236,8 +251,7 @@ def test_refusals_show_the_registry_reason(running: LocalConsortium, tmp_path: P
     assert "hint: a bank writes and resolves only its own tradelines" in result.output
 
     # Bank B's transaction account no longer writes for it (its admin took it out).
-    names = access(running, "bank-b").names
-    bank_b = next(address for address, name in names.items() if name == "bank-b")
+    bank_b = Account.from_key(access(running, "bank-b").account_key.value).address
     governance = bank_governance(running, "bank-b")
     governance.remove_writers([bank_b]).wait(timeout=30)
     try:

@@ -213,4 +213,4 @@ def test_the_secret_reaches_it_sealed_and_the_others_read_its_records(
     c.report(subject, sent).wait(timeout=30)
     wait_for(lambda: bool(b.get(subject).tradelines), 20, "bank-b to read bank-c's record")
     (tradeline,) = b.get(subject).tradelines
-    assert tradeline.record == sent and tradeline.furnisher == c.address
+    assert tradeline.record == sent and tradeline.furnisher == c.furnisher
