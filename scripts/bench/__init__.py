@@ -10,9 +10,10 @@ geth nodes through `.venv/bin/poactl`, on ports that are free at the time):
 
       .venv/bin/python -m scripts.bench.failover [--trials 10] [--lease-seconds 15] [--record]
 
-* `load`: credit-record writes under open-loop load, reads under it, RSS, gas (issue 5).
+* `load`: credit records under open-loop load, batch furnishing and single writes side by
+  side, reads under it, RSS, CPU, gas (issues 5 and 14).
 
-      .venv/bin/python -m scripts.bench.load [--configs tuned,baseline] [--record]
+      .venv/bin/python -m scripts.bench.load [--configs tuned,baseline] [--modes ...] [--record]
 
 `common` holds what they share. `--help` lists each benchmark's options.
 """

@@ -1,5 +1,6 @@
 """The load benchmark's command line: its options, the tuned and baseline configurations,
-one `Run` of each, the printed section and `--record`."""
+one `Run` per configuration and write mode (tuned/batch, tuned/single, baseline/batch,
+baseline/single), the printed section and `--record`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from .. import load
 from ..common import record
 from .report import BEGIN, END, section
 from .run import Outcome, Run, measure
+from .signing import MODES
+
+CONFIGS = ("tuned", "baseline")
 
 BASELINE_GAS = 30_000_000  # geth's private-network documentation (and geth's default)
 # The tuned configuration's `tuning` section (orchestrator.config.Tuning):
@@ -50,6 +54,13 @@ def parse_args() -> argparse.Namespace:
         default="tuned,baseline",
         help="tuned: --gas-limit and --tuning; baseline: 30M gas, geth's defaults",
     )
+    parser.add_argument(
+        "--modes",
+        default="batch,single",
+        help="batch: furnish(entries) of --batch-records new records per transaction; "
+        "single: report(...) of one",
+    )
+    parser.add_argument("--batch-records", type=int, default=100, help="records per batch")
     parser.add_argument("--gas-limit", type=int, default=500_000_000, help="tuned gas_limit")
     parser.add_argument(
         "--tuning",
@@ -57,8 +68,13 @@ def parse_args() -> argparse.Namespace:
         default=TUNED,
         help=f"tuned: the consortium file's tuning section, as JSON [{json.dumps(TUNED)}]",
     )
-    parser.add_argument("--start-rate", type=float, default=50.0)
-    parser.add_argument("--max-rate", type=float, default=2000.0)
+    parser.add_argument(
+        "--start-rate-single", type=float, default=100.0, help="records/s, single writes"
+    )
+    parser.add_argument(
+        "--start-rate-batch", type=float, default=300.0, help="records/s, batch furnishing"
+    )
+    parser.add_argument("--max-rate", type=float, default=5000.0, help="records/s")
     parser.add_argument("--step-seconds", type=float, default=15.0)
     parser.add_argument("--measure-seconds", type=float, default=30.0)
     parser.add_argument("--idle-read-seconds", type=float, default=5.0)
@@ -68,10 +84,25 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def pick(given: str, known: tuple[str, ...], what: str) -> list[str]:
+    """The names in `given` (comma-separated), in the order of `known`."""
+    names = [n.strip() for n in given.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(known))
+    if unknown or not names:
+        raise SystemExit(f"unknown {what} {', '.join(unknown)!r}: {' or '.join(known)}")
+    return [n for n in known if n in names]
+
+
 def main() -> None:
     args = parse_args()
-    flags = [f"--configs {args.configs}", f"--gas-limit {args.gas_limit}",
-             f"--start-rate {args.start_rate:g}", f"--max-rate {args.max_rate:g}",
+    configs = pick(args.configs, CONFIGS, "configuration")
+    modes = pick(args.modes, MODES, "mode")
+    if args.batch_records < 1:
+        raise SystemExit("--batch-records: at least 1")
+    flags = [f"--configs {','.join(configs)}", f"--modes {','.join(modes)}",
+             f"--batch-records {args.batch_records}", f"--gas-limit {args.gas_limit}",
+             f"--start-rate-single {args.start_rate_single:g}",
+             f"--start-rate-batch {args.start_rate_batch:g}", f"--max-rate {args.max_rate:g}",
              f"--step-seconds {args.step_seconds:g}",
              f"--measure-seconds {args.measure_seconds:g}"]  # fmt: skip
     if args.tuning != TUNED:
@@ -85,26 +116,27 @@ def main() -> None:
     runs: list[Run] = []
     durations: list[float] = []
     try:
-        for i, name in enumerate(args.configs.split(",")):
-            if name not in ("tuned", "baseline"):
-                raise SystemExit(f"unknown configuration {name!r}: tuned or baseline")
-            if name == "baseline":
-                run = Run(name, BASELINE_GAS, work, 42000 + 500 * i)
+        pairs = [(config, mode) for config in configs for mode in modes]
+        for i, (config, mode) in enumerate(pairs):
+            k, base = args.batch_records, 42000 + 500 * i
+            if config == "baseline":
+                run = Run(config, mode, k=k, gas_limit=BASELINE_GAS, work=work, port_base=base)
             else:
-                run = Run(name, args.gas_limit, work, 42000 + 500 * i, tuning=args.tuning)
+                run = Run(config, mode, k=k, gas_limit=args.gas_limit, work=work,
+                          port_base=base, tuning=args.tuning)  # fmt: skip
             runs.append(run)
             t_run = time.monotonic()
             outcome = Outcome(run)
             outcomes.append(outcome)
             try:
                 measure(outcome, args)
-            except Exception as e:  # shown in the doc; the other configurations still run
+            except Exception as e:  # shown in the doc; the other runs still go
                 traceback.print_exc()
                 outcome.error = f"{type(e).__name__}: {e}"[:300]
             finally:
                 run.down()
                 durations.append(time.monotonic() - t_run)
-                print(f"[{name}] done in {durations[-1]:.0f} s", flush=True)
+                print(f"[{run.name}] done in {durations[-1]:.0f} s", flush=True)
     finally:
         for run in runs:
             run.down()

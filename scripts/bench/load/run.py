@@ -1,6 +1,7 @@
-"""One configuration's consortium and the procedure over it: `poactl up` through the real
-CLI, the banks' lanes, observers and sampler; a step (send, collect, judge); the search
-for saturation; gas per write; `measure`, the whole procedure, into an `Outcome`."""
+"""One run (a configuration and a write mode) on its own consortium and the procedure over
+it: `poactl up` through the real CLI, the banks' lanes, observers and sampler; a step
+(send, collect, judge); the search for saturation; gas per record; `measure`, the whole
+procedure, into an `Outcome`. Rates are records/s; a transaction carries K records."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,6 @@ import requests
 import yaml
 from eth_account import Account
 from eth_utils.address import to_checksum_address
-from hexbytes import HexBytes
 
 from orchestrator.config import NodeSpec, parse_config
 from orchestrator.credit.access import BankAccess
@@ -30,7 +30,7 @@ from orchestrator.credit.contract import registry_contract
 from orchestrator.credit.demo import demo_record
 from orchestrator.credit.deployment import ConsortiumResolver
 from orchestrator.credit.pseudonym import pseudonym
-from orchestrator.credit.records import record_to_contract
+from orchestrator.credit.records import tradeline_key
 from orchestrator.errors import StateError
 from orchestrator.geth.client import http_web3
 from orchestrator.geth.ipc import ipc_probe
@@ -40,12 +40,22 @@ from orchestrator.local.registry import local_resolver
 from orchestrator.statefile import read_json
 
 from ..common import POACTL, ROOT, move_ports, pct
-from .signing import Batch, Lane, Signer, presign, pseudonym_fast, subject_calldata
+from .signing import (
+    Batch,
+    Lane,
+    Signer,
+    encode_writes,
+    presign,
+    pseudonym_fast,
+    subject_calldata,
+    subject_offsets,
+)
 from .step import Step, fmt_reads, fmt_step
 from .traffic import Observer, Reader, Sampler, resend, send_lane
 
 GAS_MARGIN = 1.25  # as the SDK: a margin over eth_estimateGas
 UP_TIMEOUT_S = 180.0
+READ_TRADELINES = 10  # of the subject Bank B reads
 DRAIN_MAX_S = 120.0  # wait this long at most for a backlog to clear between steps
 STEP_FACTOR = 1.5
 BISECTIONS = 2
@@ -66,24 +76,30 @@ def wait_for_registry(resolver: ConsortiumResolver, bank: str, timeout: float = 
 
 
 class Run:
-    """One configuration's consortium, lanes, observers and sampler."""
+    """One configuration's consortium written to in one mode (`config/mode`): its lanes,
+    observers and sampler. `k`: records per transaction (1 for `single`)."""
 
     def __init__(
         self,
-        name: str,
+        config: str,
+        mode: str,
+        *,
+        k: int,
         gas_limit: int,
         work: Path,
         port_base: int,
         tuning: dict[str, Any] | None = None,
     ) -> None:
-        self.name, self.gas_limit, self.tuning = name, gas_limit, dict(tuning or {})
-        self.state = work / f"state-{name}"
-        self.config_file = work / f"consortium-{name}.yaml"
-        config = yaml.safe_load((ROOT / "orchestrator" / "consortium.yaml").read_text())
-        config["gas_limit"] = gas_limit
-        config["tuning"] = self.tuning
-        move_ports(config, port_base)
-        self.config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+        self.config, self.mode, self.k = config, mode, 1 if mode == "single" else k
+        self.name = f"{config}/{mode}"
+        self.gas_limit, self.tuning = gas_limit, dict(tuning or {})
+        self.state = work / f"state-{config}-{mode}"
+        self.config_file = work / f"consortium-{config}-{mode}.yaml"
+        shipped = yaml.safe_load((ROOT / "orchestrator" / "consortium.yaml").read_text())
+        shipped["gas_limit"] = gas_limit
+        shipped["tuning"] = self.tuning
+        move_ports(shipped, port_base)
+        self.config_file.write_text(yaml.safe_dump(shipped, sort_keys=False))
         self.consortium = parse_config(self.config_file.read_text(), source=str(self.config_file))
         self.period = self.consortium.settings.block_period
         self.lanes: list[Lane] = []
@@ -95,13 +111,15 @@ class Run:
         self.steps: list[Step] = []
         self.reader_access: BankAccess | None = None
         self.read_subject = b""
+        self.read_keys: list[bytes] = []
         self.idle_reads: list[float] = []
         self.idle_raw: list[float] = []
         self.idle_read_errors: dict[str, int] = {}
-        self.gas: list[int] = []
+        self.gas: list[int] = []  # gasUsed of sampled transactions (of k records each)
         self.receipt_failures = 0
         self.rss_idle: dict[str, int] = {}
         self.reader_node = ""
+        self.direct: dict[str, BankAccess] = {}  # bank -> its access at its first node
 
     # -- set-up ------------------------------------------------------------------------
 
@@ -141,9 +159,11 @@ class Run:
         for node in self.consortium.nodes:
             first.setdefault(node.member, node)
         for bank in self.consortium.members():
-            access = resolver.resolve(bank)
+            # The resolver names the bank's balancer when the consortium has one (the
+            # default file does): the benchmark writes and reads at the bank's first node.
             node = first[bank]
-            assert access.rpc_url == node.rpc_url, (access.rpc_url, node.rpc_url)
+            access = replace(resolver.resolve(bank), rpc_url=node.rpc_url, rpc_token=None)
+            self.direct[bank] = access
             lane = self._lane(bank, node.name, access)
             lane.others = [
                 n.rpc_url for n in self.consortium.nodes if n.member == bank and n is not node
@@ -152,73 +172,79 @@ class Run:
             self.observers[node.name] = Observer(node.name, node.rpc_url)
         for o in self.observers.values():
             o.start()
-        self._seed_reads(resolver)
+        self._seed_reads()
 
     def _lane(self, bank: str, node: str, access: BankAccess) -> Lane:
         w3 = http_web3(access.rpc_url, timeout=10)
         address = Account.from_key(access.account_key.value).address
+        furnisher = CreditClient.of(access).furnisher  # the bank: its admin in Governance
+        if int(furnisher, 16) == 0:
+            raise SystemExit(f"{bank}'s account {address} writes for no member bank")
         contract = registry_contract(w3, access.registry)
-        record = demo_record()
-        subject = pseudonym(access.pseudonym_secret, "BENCH0")
-        template = bytes(
-            HexBytes(contract.encode_abi("report", args=[subject, address,
-                                                         record_to_contract(record)]))
-        )  # fmt: skip
-        other = pseudonym(access.pseudonym_secret, "BENCH1")
-        full = bytes(
-            HexBytes(contract.encode_abi("report", args=[other, address,
-                                                         record_to_contract(record)]))
-        )  # fmt: skip
-        if subject_calldata(template, other) != full:
+        record = demo_record()  # one account reference per lane; every record a new subject
+        secret = access.pseudonym_secret
+
+        def calldata(tag: str) -> bytes:
+            subjects = [pseudonym(secret, f"BENCH{tag}{j}") for j in range(self.k)]
+            return encode_writes(contract, self.mode, furnisher, record, subjects)
+
+        offsets = subject_offsets(self.mode, self.k)
+        template = calldata("T")
+        sample = [pseudonym(secret, f"BENCHS{j}") for j in range(self.k)]
+        if subject_calldata(template, offsets, sample) != calldata("S"):
             raise SystemExit("the calldata template does not match the ABI encoding")
-        sample = f"Bt0x{bank.upper().replace('-', '')}17"
-        if pseudonym_fast(access.pseudonym_secret.value, sample) != pseudonym(
-            access.pseudonym_secret, sample
-        ):
+        sample_id = f"Bt0x{bank.upper().replace('-', '')}17"
+        if pseudonym_fast(secret.value, sample_id) != pseudonym(secret, sample_id):
             raise SystemExit("the fast pseudonym does not match the SDK's")
         call = {"from": address, "to": access.registry, "data": "0x" + template.hex()}
         gas = int(int(w3.eth.estimate_gas(call)) * GAS_MARGIN)  # type: ignore[arg-type]
         signer = Signer(access.account_key.value, int(w3.eth.chain_id), access.registry, gas)
         signer.check_against_eth_account(template)
         nonce = int(w3.eth.get_transaction_count(address, "pending"))
-        print(f"[{self.name}] {bank}: account {address} via {node} ({access.rpc_url}), "
-              f"gas limit per write {gas} (estimate x {GAS_MARGIN}), nonce {nonce}",
-              flush=True)  # fmt: skip
-        return Lane(bank, node, access.rpc_url, address, signer, template,
-                    access.pseudonym_secret.value, nonce)  # fmt: skip
+        print(f"[{self.name}] {bank}: account {address} for furnisher {furnisher} via {node} "
+              f"({access.rpc_url}), {self.k} records per transaction ({len(template)} bytes), "
+              f"gas limit per transaction {gas} (estimate x {GAS_MARGIN}), max fee "
+              f"{signer.max_fee / 1e9:g} gwei, nonce {nonce}", flush=True)  # fmt: skip
+        return Lane(bank, node, access.rpc_url, address, signer, template, offsets,
+                    secret.value, nonce)  # fmt: skip
 
-    def _seed_reads(self, resolver: ConsortiumResolver) -> None:
-        """The subject Bank B reads: two tradelines from bank-a and one from bank-b, written
-        through the SDK (and waited for) before any load."""
+    def _seed_reads(self) -> None:
+        """The subject Bank B reads: ten tradelines, five from each bank (issue 14's read
+        goal is for a subject with ten), written through the SDK (and waited for) before any
+        load; their keys for `states`."""
         banks = self.consortium.members()
         reader_bank = banks[-1]
         pending = []
-        for bank, refs in ((banks[0], ("READ-A1", "READ-A2")), (reader_bank, ("READ-B1",))):
-            access = resolver.resolve(bank)
-            client = CreditClient(
-                access.rpc_url,
-                registry=access.registry,
-                account_key=access.account_key,
-                pseudonym_secret=access.pseudonym_secret,
-            )
+        client: CreditClient | None = None
+        per_bank = READ_TRADELINES // 2
+        for bank, tag in ((banks[0], "A"), (reader_bank, "B")):
+            refs = [f"READ-{tag}{i}" for i in range(per_bank)]
+            client = CreditClient.of(self.direct[bank])
             subject = client.subject("BENCHREADER1")
             for ref in refs:
                 record = dataclasses.replace(demo_record(), account_ref=ref)
                 pending.append(client.report(subject, record))
+                self.read_keys.append(tradeline_key(subject, client.furnisher, ref))
             self.read_subject = subject
         for p in pending:
             p.wait(timeout=60)
+        assert client is not None
+        found = client.states(self.read_keys)
+        if not all(state.version for state in found):
+            raise SystemExit(f"the read subject's tradelines are not all on chain: {found}")
         for lane in self.lanes:  # the SDK used the banks' accounts: continue after it
             w3 = http_web3(lane.url, timeout=10)
             lane.next_nonce = int(
                 w3.eth.get_transaction_count(to_checksum_address(lane.address), "pending")
             )
-        self.reader_access = resolver.resolve(reader_bank)
-        self.reader_node = next(n.name for n in self.consortium.nodes if n.member == reader_bank)
+        self.reader_access = self.direct[reader_bank]
+        self.reader_node = next(ln.node for ln in self.lanes if ln.bank == reader_bank)
 
     def idle_read_phase(self, seconds: float) -> None:
         assert self.reader_access is not None
-        reader = Reader(self.reader_access, self.read_subject, time.monotonic() + 3.0, seconds)
+        reader = Reader(
+            self.reader_access, self.read_subject, self.read_keys, time.monotonic() + 3.0, seconds
+        )
         self.idle_reads, self.idle_raw, self.idle_read_errors, accounts = reader.result(
             seconds + 60
         )
@@ -232,9 +258,9 @@ class Run:
     # -- a step --------------------------------------------------------------------------
 
     def step(self, label: str, rate: float, seconds: float, *, reads: bool = False) -> Step:
-        """Send `rate` writes/s for `seconds` (open loop), wait for them, judge the step."""
+        """Send `rate` records/s for `seconds` (open loop), wait for them, judge the step."""
         assert self.sampler is not None
-        st = Step(label=label, rate=rate, seconds=seconds)
+        st = Step(label=label, rate=rate, seconds=seconds, k=self.k)
         batches = presign(self.lanes, rate, seconds, f"{self.name[0]}{len(self.steps)}x")
         heads0 = {n: o.head for n, o in self.observers.items()}
         t0 = time.monotonic() + 0.05
@@ -243,7 +269,9 @@ class Run:
             # Reads cover the sending phase but its first second; the child gets 3 s to
             # import before the phase starts (CLOCK_MONOTONIC is the same in both).
             t0 += 3.0
-            reader = Reader(self.reader_access, self.read_subject, t0 + 1.0, seconds - 1)
+            reader = Reader(
+                self.reader_access, self.read_subject, self.read_keys, t0 + 1.0, seconds - 1
+            )
         self._send(st, batches, t0)
         self._collect(st, batches, t0)
         obs = self.observers[self.lanes[0].node]
@@ -295,12 +323,13 @@ class Run:
         st.max_lag = max(b.max_lag for b in batches)
 
     def _collect(self, st: Step, batches: list[Batch], t0: float) -> None:
-        """Wait until every sent write is in a block (or DRAIN_MAX_S); latencies."""
+        """Wait until every sent transaction is in a block (or DRAIN_MAX_S); latencies."""
         sent_times = [x for b in batches for x in b.sent_at if not math.isnan(x)]
         if not sent_times:
             raise SystemExit(f"[{self.name}] nothing could be sent: {st.errors}")
         first_sent, last_sent = min(sent_times), max(sent_times)
-        st.send_rate = st.sent / max(1e-9, last_sent - first_sent) if st.sent > 1 else math.nan
+        span = max(1e-9, last_sent - first_sent)
+        st.send_rate = (st.sent - 1) * st.k / span if st.sent > 1 else math.nan
         wanted = [(b, k) for b in batches for k in range(len(b.items)) if k not in b.failed]
         on_time = last_sent + 3 * self.period
         deadline = last_sent + DRAIN_MAX_S
@@ -383,7 +412,8 @@ class Run:
                 failed = mid
         return passed
 
-    def gas_per_write(self, sample: int = 200) -> None:
+    def gas_per_transaction(self, sample: int = 200) -> None:
+        """gasUsed of up to `sample` transactions spread over the steps (per record: / k)."""
         hashes = [h for st in self.steps for h in st.hashes]
         if not hashes:
             return
@@ -419,19 +449,20 @@ class Outcome:
     run: Run
     saturation: float | None = None
     measured: dict[int, Step] = field(default_factory=dict)
-    error: str = ""  # why the configuration's run stopped early
+    error: str = ""  # why the run stopped early
 
 
 def measure(out: Outcome, args: argparse.Namespace) -> None:
     run = out.run
     run.up()
     run.idle_read_phase(args.idle_read_seconds)
-    out.saturation = run.find_saturation(args.start_rate, args.max_rate, args.step_seconds)
-    print(f"[{run.name}] saturation: {out.saturation} writes/s", flush=True)
+    start = args.start_rate_batch if run.mode == "batch" else args.start_rate_single
+    out.saturation = run.find_saturation(start, args.max_rate, args.step_seconds)
+    print(f"[{run.name}] saturation: {out.saturation} records/s", flush=True)
     if out.saturation:
         for share in (50, 70, 90):
             rate = round(out.saturation * share / 100, 1)
             out.measured[share] = run.step(f"{share} %", rate, args.measure_seconds, reads=True)
-    run.gas_per_write()
+    run.gas_per_transaction()
     assert run.sampler is not None
     run.sampler.sample()

@@ -1,5 +1,6 @@
-"""Pre-signed writes: the fast EIP-1559 signer, each bank's lane (key, node, nonce, report
-template) and the batches of transactions a step sends, signed before it starts."""
+"""Pre-signed writes: the fast EIP-1559 signer, the calldata templates (`report` of one
+record, `furnish` of K) with each subject's byte offset, each bank's lane (key, node,
+nonce, template) and the batches of transactions a step sends, signed before it starts."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from eth_account import Account
 from eth_hash.auto import keccak
 from hexbytes import HexBytes
 
+from orchestrator.credit.records import ENTRY_BYTES, Record, account_ref_bytes, record_to_contract
+
 try:  # libsecp256k1 from PyPI (`pip install coincurve`); eth_keys also uses it when present
     import coincurve
 except ImportError:  # pragma: no cover - the slower eth_account path below
@@ -24,6 +27,10 @@ FAST_SIGNING = bool(coincurve)  # else Signer signs with eth_account (the report
 
 TIP_WEI = 10**9  # geth's default --miner.gasprice: a lower tip is never mined
 MAX_FEE_WEI = 10**12  # far above any base fee these runs reach; only gasUsed x price is paid
+# geth refuses a transaction whose gas x maxFeePerGas exceeds --rpc.txfeecap (default 1
+# ether): a batch's max fee is lowered to fit under it (still far above the base fee).
+TX_FEE_CAP_WEI = 10**18 * 9 // 10
+MODES = ("batch", "single")  # furnish(K records) | report(one record)
 
 
 class Signer:
@@ -38,6 +45,7 @@ class Signer:
         self.to = bytes(HexBytes(to))
         self.to_hex = to
         self.gas = gas
+        self.max_fee = min(MAX_FEE_WEI, TX_FEE_CAP_WEI // gas)
 
     def sign(self, nonce: int, data: bytes) -> tuple[bytes, str]:
         """(raw transaction, 0x hash)."""
@@ -45,7 +53,7 @@ class Signer:
             signed = self.account.sign_transaction(self._tx(nonce, data))
             return bytes(signed.raw_transaction), "0x" + bytes(signed.hash).hex()
         fields: list[Any] = [
-            self.chain_id, nonce, TIP_WEI, MAX_FEE_WEI, self.gas, self.to, 0, data, [],
+            self.chain_id, nonce, TIP_WEI, self.max_fee, self.gas, self.to, 0, data, [],
         ]  # fmt: skip
         sig = self.key.sign_recoverable(keccak(b"\x02" + rlp.encode(fields)), hasher=None)
         r, s, v = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big"), sig[64]
@@ -55,7 +63,7 @@ class Signer:
     def _tx(self, nonce: int, data: bytes) -> dict[str, Any]:
         return {
             "type": 2, "chainId": self.chain_id, "nonce": nonce, "gas": self.gas,
-            "maxFeePerGas": MAX_FEE_WEI, "maxPriorityFeePerGas": TIP_WEI, "value": 0,
+            "maxFeePerGas": self.max_fee, "maxPriorityFeePerGas": TIP_WEI, "value": 0,
             "data": data, "to": self.to_hex,
         }  # fmt: skip
 
@@ -66,23 +74,66 @@ class Signer:
             raise SystemExit("the fast signer disagrees with eth_account: refusing to run")
 
 
+# -- calldata -------------------------------------------------------------------------
+
+
+def encode_writes(
+    contract: Any, mode: str, furnisher: str, record: Record, subjects: Sequence[bytes]
+) -> bytes:
+    """The transaction's calldata through the contract's ABI: `report(subject, furnisher,
+    accountRef, record)` (single: one subject) or `furnish(entries)` (batch: one entry of
+    subject, accountRef and record per subject, the same record and account reference)."""
+    ref, packed = account_ref_bytes(record.account_ref), record_to_contract(record)
+    if mode == "single":
+        (subject,) = subjects
+        args: list[Any] = [subject, furnisher, ref, packed]
+        return bytes(HexBytes(contract.encode_abi("report", args=args)))
+    entries = b"".join(s + ref + packed for s in subjects)
+    return bytes(HexBytes(contract.encode_abi("furnish", args=[entries])))
+
+
+def subject_offsets(mode: str, k: int) -> tuple[int, ...]:
+    """Where each subject is in `encode_writes`' calldata (checked against the ABI at start).
+
+    report(bytes32 subject, ...): the first argument, static, right after the selector;
+    furnish(bytes entries): selector, the offset word and the length word, then the entries
+    (ENTRY_BYTES each, the subject first)."""
+    if mode == "single":
+        return (4,)
+    return tuple(4 + 32 + 32 + j * ENTRY_BYTES for j in range(k))
+
+
+def subject_calldata(template: bytes, offsets: Sequence[int], subjects: Sequence[bytes]) -> bytes:
+    """`template` with `subjects` written at `offsets` (32 bytes each)."""
+    data = bytearray(template)
+    for at, subject in zip(offsets, subjects, strict=True):
+        data[at : at + 32] = subject
+    return bytes(data)
+
+
 # -- the banks' lanes -----------------------------------------------------------------
 
 
 @dataclass
 class Lane:
-    """One bank's writes: its key, its own node, its next nonce, its report template."""
+    """One bank's writes: its key, its own node, its next nonce, its calldata template."""
 
     bank: str
     node: str
     url: str
     address: str
     signer: Signer
-    template: bytes  # report(subject, furnisher, Report) calldata; the subject is patched in
+    template: bytes  # report or furnish calldata; the subjects are patched in
+    offsets: tuple[int, ...]  # where each of the K subjects is in `template`
     secret: str
     next_nonce: int
     others: list[str] = field(default_factory=list)  # the bank's other nodes' RPC URLs
     serial: int = 0  # subjects written so far
+
+    @property
+    def k(self) -> int:
+        """Records per transaction."""
+        return len(self.offsets)
 
     @property
     def id_part(self) -> str:
@@ -104,24 +155,26 @@ class Batch:
     max_lag: float = 0.0
 
 
-def subject_calldata(template: bytes, subject: bytes) -> bytes:
-    # report(bytes32 subject, address furnisher, Report r): a static tuple, encoded inline,
-    # so the subject is the 32 bytes after the selector.
-    return template[:4] + subject + template[36:]
-
-
 def presign(lanes: Sequence[Lane], rate: float, seconds: float, tag: str) -> list[Batch]:
-    """Transaction i is due at i / rate; lanes alternate. Consumes nonces and subjects."""
-    total = max(len(lanes), round(rate * seconds))
+    """`rate` in records/s: round(rate x seconds / K) transactions (at least one per lane),
+    transaction i due at i x K / rate, lanes alternating; each record a new subject.
+    Consumes nonces and subjects."""
+    k = lanes[0].k
+    total = max(len(lanes), round(rate * seconds / k))
     batches = [Batch(lane, [], [], []) for lane in lanes]
     for i in range(total):
         b = batches[i % len(lanes)]
         lane = b.lane
-        subject = pseudonym_fast(lane.secret, f"B{tag}{lane.id_part}{lane.serial}")
-        lane.serial += 1
-        raw, tx_hash = lane.signer.sign(lane.next_nonce, subject_calldata(lane.template, subject))
+        key = lane.secret.encode()
+        prefix = f"B{tag}{lane.id_part}".upper()  # as `pseudonym_fast`: a normalized ID
+        subjects = [
+            hmac.digest(key, f"{prefix}{lane.serial + j}".encode(), "sha256") for j in range(k)
+        ]
+        lane.serial += k
+        data = subject_calldata(lane.template, lane.offsets, subjects)
+        raw, tx_hash = lane.signer.sign(lane.next_nonce, data)
         lane.next_nonce += 1
-        b.offsets.append(i / rate)
+        b.offsets.append(i * k / rate)
         b.items.append(
             f'{{"jsonrpc":"2.0","id":{len(b.items)},"method":"eth_sendRawTransaction",'
             f'"params":["0x{raw.hex()}"]}}'

@@ -28,7 +28,19 @@ from .signing import Batch
 POLL_S = 0.05  # block observers poll each node's head this often
 TICK_S = 0.005  # the sender sends what is due at least this often
 MAX_BATCH = 500  # geth's --rpc.batch-request-limit is 1000
+MAX_BODY = 4 * 2**20  # geth refuses a request body over 5 MiB (a batch transaction is ~26 kB)
 READ_RATE = 20.0  # reads per second in the reader process
+
+
+def chunk_end(items: Sequence[str], i: int, j: int) -> int:
+    """The end of the request starting at item i: at most j, MAX_BATCH items and MAX_BODY
+    bytes (but at least one item)."""
+    end, size = i, 0
+    for end in range(i, min(j, i + MAX_BATCH)):
+        size += len(items[end]) + 1
+        if size > MAX_BODY and end > i:
+            return end
+    return end + 1
 
 
 def resend(missing: Sequence[tuple[Batch, int]]) -> int:
@@ -36,8 +48,11 @@ def resend(missing: Sequence[tuple[Batch, int]]) -> int:
     headers = {"Content-Type": "application/json"}
     for b in {id(b): b for b, _ in missing}.values():
         items = [b.items[k] for bb, k in missing if bb is b]
-        for i in range(0, len(items), MAX_BATCH):
-            body = "[" + ",".join(items[i : i + MAX_BATCH]) + "]"
+        i = 0
+        while i < len(items):
+            j = chunk_end(items, i, len(items))
+            body = "[" + ",".join(items[i:j]) + "]"
+            i = j
             for url in b.lane.others:
                 with contextlib.suppress(requests.RequestException):
                     requests.post(url, data=body, headers=headers, timeout=30)
@@ -55,7 +70,7 @@ def send_lane(batch: Batch, t0: float) -> None:
         if due == i:
             time.sleep(min(TICK_S, offsets[i] - now))
             continue
-        j = min(due, i + MAX_BATCH)
+        j = chunk_end(batch.items, i, due)
         body = "[" + ",".join(batch.items[i:j]) + "]"
         sent = time.monotonic()
         batch.max_lag = max(batch.max_lag, sent - t0 - offsets[i])
@@ -192,18 +207,20 @@ class Sampler(threading.Thread):
 
 
 def reader_main(
-    access: BankAccess, subject: bytes, start: float, seconds: float, conn: Connection
+    access: BankAccess,
+    subject: bytes,
+    keys: list[bytes],
+    *,
+    start: float,
+    seconds: float,
+    conn: Connection,
 ) -> None:
     """From `start` (time.monotonic) for `seconds`, READ_RATE times a second: Bank B's SDK
-    `get` of `subject`, then the same `tradelinesOf` as one raw eth_call (the node's share)."""
-    client = CreditClient(
-        access.rpc_url,
-        registry=access.registry,
-        account_key=access.account_key,
-        pseudonym_secret=access.pseudonym_secret,
-    )
+    `get` of `subject` (block number + eth_getLogs), then one raw JSON-RPC eth_call of
+    `states(keys)`, the subject's tradelines' state words (the node's share of a read)."""
+    client = CreditClient.of(access)
     contract = registry_contract(http_web3(access.rpc_url), access.registry)
-    call = {"to": access.registry, "data": contract.encode_abi("tradelinesOf", args=[subject])}
+    call = {"to": access.registry, "data": contract.encode_abi("states", args=[keys])}
     body = {"jsonrpc": "2.0", "id": 1, "method": "eth_call", "params": [call, "latest"]}
     session = requests.Session()
     client.get(subject)  # warm: ABI, connection
@@ -227,7 +244,10 @@ def reader_main(
             sdk.append(time.perf_counter() - t)
             accounts = found.summary.accounts
         t = time.perf_counter()
-        answer = session.post(access.rpc_url, json=body, timeout=10).json()
+        try:
+            answer = session.post(access.rpc_url, json=body, timeout=10).json()
+        except (requests.RequestException, ValueError) as e:
+            answer = {"error": f"{type(e).__name__}: {e}"}
         if "result" in answer:
             raw.append(time.perf_counter() - t)
         else:
@@ -238,10 +258,15 @@ def reader_main(
 
 
 class Reader:
-    def __init__(self, access: BankAccess, subject: bytes, start: float, seconds: float) -> None:
+    """`reader_main` in a child process: `subject`'s SDK get and the raw `states(keys)`."""
+
+    def __init__(
+        self, access: BankAccess, subject: bytes, keys: list[bytes], start: float, seconds: float
+    ) -> None:
         ctx = mp.get_context("spawn")
         self.recv, send = ctx.Pipe(duplex=False)
-        self.proc = ctx.Process(target=reader_main, args=(access, subject, start, seconds, send))
+        window = {"start": start, "seconds": seconds, "conn": send}
+        self.proc = ctx.Process(target=reader_main, args=(access, subject, keys), kwargs=window)
         self.proc.start()
         send.close()
 
