@@ -17,7 +17,7 @@ interface IGovernance {
 ///
 /// Storage holds one word per tradeline: its version, date of account information,
 /// compliance condition, last change time and a commitment (the first 16 bytes of the
-/// keccak of the last record). The full record lives in the `TradelineChanged` log, from
+/// keccak of the last record). The record lives in the `Reported` log, from
 /// which readers rebuild the latest version and the history. A record identical to the
 /// one committed is skipped (no version, no log): sending a batch twice writes nothing
 /// twice. Compiled for evmVersion london (Clique in geth 1.13).
@@ -27,7 +27,8 @@ contract CreditRegistry {
     ///   13 highestCredit(6) 19 currentBalance(6) 25 amountPastDue(6) 31 accountStatus(2)
     ///   33 paymentRating(1) 34 paymentHistory(24) 58 specialComment(2)
     ///   60 dateOfAccountInformation(4)
-    ///   64 complianceCondition(2: blank keeps the stored code, "XR" clears it)
+    ///   64 complianceCondition(2: blank keeps the stored code, "XR" clears it; while a
+    ///      dispute is open a report keeps its code: only `resolve` closes it)
     /// A batch for `furnish` is entries of subject(32) accountRef(32) record(66).
     uint256 public constant RECORD_BYTES = 66;
     uint256 public constant ENTRY_BYTES = 130;
@@ -62,11 +63,13 @@ contract CreditRegistry {
 
     /// @notice A report: `state` is the tradeline's state word after it (its compliance
     /// condition is the one in force); `head` and `body` are the record's bytes 0-31 and
-    /// 32-63 as sent. A record identical to the committed one emits nothing.
+    /// 32-63 as sent. A record identical to the committed one emits nothing. The account
+    /// reference is not indexed: a block of a thousand reports would otherwise fill its
+    /// logs bloom twice as fast, and readers filter by subject.
     event Reported(
         bytes32 indexed subject,
         address indexed furnisher,
-        bytes32 indexed accountRef,
+        bytes32 accountRef,
         uint256 state,
         bytes32 head,
         bytes32 body
@@ -241,10 +244,11 @@ contract CreditRegistry {
             uint256 stored = (state >> 32) & 0xffffffff;
             if (date < stored) revert StaleReport(accountRef, uint32(stored), uint32(date));
         }
-        if (ccc == 0x5852) {
+        uint256 stored = (state >> 64) & 0xffff;
+        if (ccc == 0 || _charIn(bytes2(uint16(stored)), CCC_OPEN)) {
+            ccc = stored; // blank keeps the stored code; only `resolve` closes a dispute
+        } else if (ccc == 0x5852) {
             ccc = 0; // "XR" removes the code
-        } else if (ccc == 0) {
-            ccc = (state >> 64) & 0xffff; // blank keeps the stored one
         }
         uint256 next = (commitment << 128) |
             (block.timestamp << 80) |

@@ -45,6 +45,7 @@ from orchestrator.credit.records import (
 )
 from orchestrator.errors import ConfigError
 from orchestrator.geth.tx import PendingTx, check_address
+from orchestrator.network.names import account_ref_key_name
 
 RESOLVER_KEY = "poactl.credit.resolver"  # a BankResolver
 STATE_DIR_KEY = "poactl.credit.state_dir"  # the --state-dir given, if any
@@ -87,6 +88,7 @@ class OptionsResolver:
     registry: str | None = None
     key_file: Path | None = None
     secret_file: Path | None = None
+    account_ref_key_file: Path | None = None
     fallback: Callable[[], BankResolver | None] | None = None
 
     def resolve(self, bank: str) -> BankAccess:
@@ -121,6 +123,12 @@ class OptionsResolver:
                 else need(None, "--secret-file", base and base.pseudonym_secret)
             ),
             names=base.names if base is not None else {},
+            registry_block=base.registry_block if base is not None else 0,
+            account_ref_key=(
+                read_secret_file(self.account_ref_key_file, "--account-ref-key-file")
+                if self.account_ref_key_file is not None
+                else (base.account_ref_key if base is not None else None)
+            ),
             rpc_token=(
                 read_secret_file(self.token_file, "--token-file")
                 if self.token_file is not None
@@ -329,6 +337,12 @@ def wait_options(fn: F) -> F:
     envvar="POACTL_CREDIT_SECRET_FILE",
     help="File with the consortium's pseudonym secret (mode 600).",
 )
+@click.option(
+    "--account-ref-key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="POACTL_CREDIT_ACCOUNT_REF_KEY_FILE",
+    help="File with the bank's account-reference key (furnish; mode 600).",
+)
 @state_dir_option
 @click.pass_context
 def credit(
@@ -339,6 +353,7 @@ def credit(
     registry: str | None,
     key_file: Path | None,
     secret_file: Path | None,
+    account_ref_key_file: Path | None,
 ) -> None:
     """Credit records: report, read, dispute and resolve tradelines."""
     ctx.meta[_OPTIONS_KEY] = OptionsResolver(
@@ -347,6 +362,7 @@ def credit(
         registry=registry,
         key_file=key_file,
         secret_file=secret_file,
+        account_ref_key_file=account_ref_key_file,
         fallback=functools.partial(_fallback, ctx),
     )
 
@@ -541,6 +557,14 @@ def furnish(
     chain does not hold yet and never writes a version twice.
     """
     client, access = _access(bank)
+    if access.account_ref_key is None:
+        raise ConfigError(
+            f"no account-reference key for {bank}",
+            obj=account_ref_key_name(bank),
+            hint="the bank's leader agent creates it in the bank's vault with its other keys "
+            "(restart the agents, or `poactl up`); outside the consortium's machine pass "
+            "--account-ref-key-file",
+        )
     with contextlib.ExitStack() as stack:
         bars: list[Any] = []  # click's ProgressBar, once the plan is known
 
@@ -562,7 +586,7 @@ def furnish(
         result = furnish_file(
             client,
             furnishing_file,
-            account_key=access.account_key,
+            account_ref_key=access.account_ref_key,
             batch_records=batch_records,
             timeout=timeout,
             progress=advanced,

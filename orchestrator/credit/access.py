@@ -26,6 +26,7 @@ class BankAccess:
     names: Mapping[str, str] = field(default_factory=dict)  # address -> bank name (display)
     rpc_token: Secret | None = None  # the application's token for its bank's balancer
     registry_block: int = 0  # the registry's deployment block: its logs start there
+    account_ref_key: Secret | None = None  # the bank's own key for account references
 
 
 class BankResolver(Protocol):

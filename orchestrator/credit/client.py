@@ -13,15 +13,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from eth_typing import ChecksumAddress
+from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from web3.exceptions import ContractLogicError
-from web3.types import BlockIdentifier
+from web3.types import BlockIdentifier, RPCEndpoint
 
 from orchestrator.boundaries import Secret
 from orchestrator.credit import codes
 from orchestrator.credit.access import BankAccess
 from orchestrator.credit.contract import registry_contract, sender_for
-from orchestrator.credit.errors import InvalidRecord
+from orchestrator.credit.errors import CreditError, InvalidRecord
 from orchestrator.credit.pseudonym import check_secret, check_subject, pseudonym
 from orchestrator.credit.records import (
     CreditFile,
@@ -70,6 +71,9 @@ class CreditClient:
         self.registry: ChecksumAddress = self._contract.address
         self.from_block = from_block
         self._furnisher: str | None = None
+        events = self._contract.events
+        self._reported = HexBytes(events.Reported().topic).to_0x_hex()
+        self._dispute_changed = HexBytes(events.DisputeChanged().topic).to_0x_hex()
 
     @classmethod
     def of(cls, access: BankAccess, *, timeout: float = 10.0) -> CreditClient:
@@ -196,10 +200,15 @@ class CreditClient:
     # -- reads --------------------------------------------------------------------------
 
     def get(self, subject: bytes | str) -> CreditFile:
-        """Every tradeline of `subject` across all banks, and their summary, at one block."""
+        """Every tradeline of `subject` across all banks, and their summary, as of at least
+        `block_number`: the head and the logs come from one node in one JSON-RPC batch
+        (through a balancer, one backend), the logs read after the head."""
         subject_bytes = check_subject(subject)
-        block = int(self._sender.rpc(lambda: self._w3.eth.block_number))
-        entries = self.history(subject_bytes, to_block=block)
+        head, logs = self._raw_batch(
+            [("eth_blockNumber", []), ("eth_getLogs", [self._query(subject_bytes, None, None)])]
+        )
+        block = int(head, 16)
+        entries = self._fold(subject_bytes, logs, None)
         latest: dict[tuple[str, str], Tradeline] = {}
         for entry in entries:  # oldest first: a tradeline keeps its first place
             t = entry.tradeline
@@ -237,52 +246,9 @@ class CreditClient:
         Narrow it to one bank (`furnisher`) and one account (`account_ref`).
         """
         subject_bytes = check_subject(subject)
-        events = self._contract.events
-        kinds = {HexBytes(e.topic): e for e in (events.Reported(), events.DisputeChanged())}
-        topics: list[Any] = [
-            [t.to_0x_hex() for t in kinds],
-            "0x" + subject_bytes.hex(),
-            None
-            if furnisher is None
-            else "0x" + bytes(12).hex() + check_address("furnisher", furnisher)[2:].lower(),
-            None if account_ref is None else "0x" + account_ref_bytes(account_ref).hex(),
-        ]
-        query = {
-            "address": self.registry,
-            "fromBlock": self.from_block if from_block is None else from_block,
-            "toBlock": to_block,
-            "topics": topics,
-        }
-        logs = self._sender.rpc(lambda: self._w3.eth.get_logs(query))  # type: ignore[arg-type]
-        entries = []
-        reported: dict[tuple[str, bytes], Record] = {}
-        for entry in sorted(logs, key=lambda e: (e["blockNumber"], e["logIndex"])):
-            args = kinds[HexBytes(entry["topics"][0])].process_log(entry)["args"]
-            owner, ref = str(args["furnisher"]), bytes(args["accountRef"])
-            if "head" in args:  # Reported; the compliance condition comes from the state
-                packed = bytes(args["head"]) + bytes(args["body"]) + bytes(2)
-                reported[(owner, ref)] = record_from_contract(
-                    ref.rstrip(b"\0").decode("ascii"), packed
-                )
-                change, by = "reported", owner
-            else:
-                change, by = CHANGES[int(args["change"])], str(args["by"])
-            record = reported.get((owner, ref))
-            if record is None:  # a dispute whose report is before `from_block`
-                continue
-            entries.append(
-                HistoryEntry(
-                    change=change,
-                    by=by,
-                    tradeline=tradeline_at(
-                        subject_bytes, owner, TradelineState.of(int(args["state"])), record
-                    ),
-                    block_number=int(entry["blockNumber"]),
-                    tx_hash=HexBytes(entry["transactionHash"]).to_0x_hex(),
-                    log_index=int(entry["logIndex"]),
-                )
-            )
-        return entries
+        query = self._query(subject_bytes, furnisher, from_block, to_block)
+        ref = None if account_ref is None else account_ref_bytes(account_ref)
+        return self._fold(subject_bytes, self._raw("eth_getLogs", [query]), ref)
 
     def is_member(self, bank: str) -> bool:
         """True while `bank` (an account) writes for a member: a writer in governance."""
@@ -293,6 +259,98 @@ class CreditClient:
         return str(self._read("governance", [], "latest"))
 
     # -- plumbing -----------------------------------------------------------------------
+
+    def _query(
+        self,
+        subject: bytes,
+        furnisher: str | None,
+        from_block: int | None,
+        to_block: BlockIdentifier = "latest",
+    ) -> dict[str, Any]:
+        """The eth_getLogs filter of a subject's changes (one bank's, with `furnisher`)."""
+        owner = (
+            None
+            if furnisher is None
+            else "0x" + bytes(12).hex() + check_address("furnisher", furnisher)[2:].lower()
+        )
+        start = self.from_block if from_block is None else from_block
+        return {
+            "address": self.registry,
+            "fromBlock": hex(start),
+            "toBlock": to_block if isinstance(to_block, str) else hex(int(to_block)),
+            "topics": [[self._reported, self._dispute_changed], "0x" + subject.hex(), owner],
+        }
+
+    def _fold(
+        self, subject: bytes, logs: list[dict[str, Any]], ref_filter: bytes | None
+    ) -> list[HistoryEntry]:
+        """History entries from raw logs, oldest first: each change's tradeline is the last
+        report of it dressed with the state word after the change."""
+        entries = []
+        reported: dict[tuple[str, bytes], Record] = {}
+        for log in sorted(logs, key=lambda e: (int(e["blockNumber"], 16), int(e["logIndex"], 16))):
+            change, owner, ref, state, by, packed = self._decode(log)
+            if ref_filter is not None and ref != ref_filter:
+                continue
+            if packed is not None:
+                text = ref.rstrip(b"\0").decode("ascii", errors="replace")
+                reported[(owner, ref)] = record_from_contract(text, packed)
+            record = reported.get((owner, ref))
+            if record is None:  # a dispute whose report is before `from_block`
+                continue
+            entries.append(
+                HistoryEntry(
+                    change=change,
+                    by=by,
+                    tradeline=tradeline_at(subject, owner, state, record),
+                    block_number=int(log["blockNumber"], 16),
+                    tx_hash=log["transactionHash"],
+                    log_index=int(log["logIndex"], 16),
+                )
+            )
+        return entries
+
+    def _decode(
+        self, log: dict[str, Any]
+    ) -> tuple[str, str, bytes, TradelineState, str, bytes | None]:
+        """(change, furnisher, account ref, state, by, packed record or None) of one raw log:
+        `Reported` data is ref, state, head, body; `DisputeChanged` has the ref as its
+        third topic and state, change, by as data (see CreditRegistry.sol)."""
+        topics = log["topics"]
+        data = bytes.fromhex(log["data"][2:])
+        owner = to_checksum_address("0x" + topics[2][-40:])
+        if topics[0] == self._reported:
+            state = TradelineState.of(int.from_bytes(data[32:64], "big"))
+            return "reported", owner, data[:32], state, owner, data[64:128] + bytes(2)
+        state = TradelineState.of(int.from_bytes(data[:32], "big"))
+        change = CHANGES[int.from_bytes(data[32:64], "big")]
+        by = to_checksum_address(data[76:96])
+        return change, owner, bytes.fromhex(topics[3][2:]), state, by, None
+
+    def _raw_batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """Several JSON-RPC calls in one HTTP request (one node), their results in order."""
+        requests = [(RPCEndpoint(method), params) for method, params in calls]
+        answers = self._sender.rpc(lambda: self._w3.provider.make_batch_request(requests))  # type: ignore[attr-defined]
+        if not isinstance(answers, list):
+            answers = [answers]
+        by_id = sorted(answers, key=lambda a: int(a.get("id", 0)))
+        return [
+            self._result(method, answer) for (method, _), answer in zip(calls, by_id, strict=True)
+        ]
+
+    def _raw(self, method: str, params: list[Any]) -> Any:
+        """One JSON-RPC call without web3's formatters (reads of many logs stay fast)."""
+        answer = self._sender.rpc(lambda: self._w3.provider.make_request(method, params))  # type: ignore[arg-type]
+        return self._result(method, answer)
+
+    def _result(self, method: str, answer: Any) -> Any:
+        if "error" in answer:
+            raise CreditError(
+                f"{method} failed: {answer['error'].get('message', answer['error'])}",
+                obj=self.rpc_url,
+                hint="if the node was catching up or a block was replaced, read again",
+            )
+        return answer["result"]
 
     def _encode(self, fn: str, args: Sequence[Any]) -> bytes:
         return bytes(HexBytes(self._contract.encode_abi(fn, args=list(args))))

@@ -33,7 +33,12 @@ from orchestrator.credit.access import BankAccess
 from orchestrator.credit.contract import deploy_new_registry, registry_artifact, registry_code_at
 from orchestrator.errors import ConfigError, StateError
 from orchestrator.network.create import NetworkInfo, read_network
-from orchestrator.network.names import NETWORK_INFO, PSEUDONYM_SECRET_NAME, tx_key_name
+from orchestrator.network.names import (
+    NETWORK_INFO,
+    PSEUDONYM_SECRET_NAME,
+    account_ref_key_name,
+    tx_key_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -305,4 +310,5 @@ class ConsortiumResolver:
             },
             rpc_token=self._tokens.get(bank),
             registry_block=recorded.block_number,
+            account_ref_key=vault.get_secret(account_ref_key_name(bank)),
         )

@@ -3,7 +3,10 @@
 The file (Metro 2 or JSON Lines, read by `metro2`) is validated line by line; a refused
 line is reported and the good ones still go. Each consumer's national ID becomes the
 consortium pseudonym and each account number a keyed account reference, here, in the
-bank's process: neither, nor names, birth dates or addresses, is ever sent.
+bank's process: neither, nor names, birth dates or addresses, is ever sent. The account
+reference is HMAC-SHA256 of the account number under the bank's own account-reference key
+(`<bank>-account-ref-key` in its vault, made with its other keys): the same for every
+writer of the bank and every month, and no other bank can tell which account it stands for.
 
 Resumable and idempotent without a journal: before sending, the registry's state of every
 tradeline in the file is read (`states`, one call per 1,000) and a record whose
@@ -18,6 +21,7 @@ each batch when it is included.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import time
@@ -40,27 +44,24 @@ from orchestrator.credit.records import (
     record_to_contract,
     tradeline_key,
 )
+from orchestrator.errors import TransactionError
 from orchestrator.geth.tx import PendingTx
 
-BATCH_RECORDS = 100  # ~3M gas: ten batches fit a 30M-gas block
-IN_FLIGHT = 32  # batches sent before the oldest must be included: ~3 blocks of 30M gas
+BATCH_RECORDS = 100  # ~3M gas of new records: nine such batches fit a 30M-gas block
+IN_FLIGHT = 32  # batches sent before the oldest must be included: ~3-4 blocks of 30M gas
 STATE_CHUNK = 1000  # tradeline states per eth_call
-GAS_PER_RECORD = 34_000  # a new record costs ~29.6k (a changed one ~13k): a safe ceiling
+# Gas limits per batch: a new record costs ~29.6k and at most ~30.5k (every calldata byte
+# non-zero), a changed one ~13k; geth fits a transaction in a block by its limit.
+GAS_NEW_RECORD = 34_000
+GAS_CHANGED_RECORD = 20_000
 GAS_PER_BATCH = 60_000  # the transaction, the membership check, the batch's ABI
 ACCOUNT_REF_PREFIX = "M2-"
 
 
-def account_ref_key(account_key: Secret) -> bytes:
-    """The bank's key for account references, derived from its transaction key: only the
-    bank can tell which account number a reference stands for."""
-    raw = bytes.fromhex(account_key.value.removeprefix("0x"))
-    return hashlib.sha256(b"poactl account reference\0" + raw).digest()
-
-
-def account_ref_for(key: bytes, identification_number: str, account_number: str) -> str:
+def account_ref_for(key: Secret, account_number: str) -> str:
     """The opaque, stable reference of one account: 32 characters, never the number."""
-    message = f"{identification_number.strip()}\0{account_number.strip()}".encode()
-    digest = hmac.new(key, message, hashlib.sha256).hexdigest()
+    message = account_number.strip().encode()
+    digest = hmac.new(key.value.encode(), message, hashlib.sha256).hexdigest()
     return ACCOUNT_REF_PREFIX + digest[: 32 - len(ACCOUNT_REF_PREFIX)]
 
 
@@ -88,13 +89,14 @@ class _Item:
     line: int
     subject: bytes
     record: Record
+    new: bool = True  # no tradeline on chain yet (a storage word to create)
 
 
 def furnish_file(
     client: CreditClient,
     path: Path,
     *,
-    account_key: Secret,
+    account_ref_key: Secret,
     batch_records: int = BATCH_RECORDS,
     in_flight: int = IN_FLIGHT,
     timeout: float = 120.0,
@@ -109,9 +111,10 @@ def furnish_file(
     raises ContractRevert naming the batch's lines; what was included before stays, and a
     rerun sends only what is missing.
     """
-    key = account_ref_key(account_key)
+    # The reference is of the account number alone: the same in both formats (JSON Lines
+    # has no identification number) and whichever identification number a file carries.
     read = read_furnishing_file(
-        path, account_ref=lambda idn, number: account_ref_for(key, idn, number), today=today
+        path, account_ref=lambda _idn, number: account_ref_for(account_ref_key, number), today=today
     )
     items = [_Item(r.line, client.subject(r.national_id), r.record) for r in read.records]
     result = FurnishResult(read.format, len(items), list(read.problems), unchanged=0)
@@ -121,7 +124,7 @@ def furnish_file(
     sent: deque[tuple[PendingTx, Sequence[_Item]]] = deque()
     for first in range(0, len(todo), batch_records):
         chunk = todo[first : first + batch_records]
-        gas = GAS_PER_BATCH + GAS_PER_RECORD * len(chunk)
+        gas = GAS_PER_BATCH + sum(GAS_NEW_RECORD if i.new else GAS_CHANGED_RECORD for i in chunk)
         pending = client.furnish([(i.subject, i.record) for i in chunk], gas=gas)
         sent.append((pending, chunk))
         result.tx_hashes.append(pending.tx_hash)
@@ -153,7 +156,7 @@ def _missing(client: CreditClient, items: list[_Item], result: FurnishResult) ->
             elif state.version and _stale(item.record, state):
                 result.problems.append(_stale_problem(item, state))
             else:
-                todo.append(item)
+                todo.append(dataclasses.replace(item, new=not state.version))
     result.problems.sort(key=lambda p: p.line)
     return todo
 
@@ -182,12 +185,13 @@ def _settle(
     pending, chunk = batch
     try:
         inclusion = pending.wait(timeout=timeout)
-    except ContractRevert as e:
-        lines = f"lines {chunk[0].line}-{chunk[-1].line}"
+    except (ContractRevert, TransactionError) as e:
+        shown = ", ".join(str(i.line) for i in chunk[:5]) + (", ..." if len(chunk) > 5 else "")
         e.hint = (
-            f"the batch of {lines} was refused and nothing of it written; batches before "
-            f"it are on chain. Run the same command again: it sends only what is missing. "
-            f"{e.hint or ''}"
+            f"the batch of {len(chunk)} records (lines {shown}) was refused and nothing of "
+            f"it written; {result.written} records of earlier batches are on chain and "
+            "batches sent after it may still land. Run the same command again: it sends only "
+            f"what is missing. {e.hint or ''}"
         ).strip()
         raise
     result.written += len(chunk)

@@ -79,7 +79,7 @@ class Tradeline:
 
 @dataclass(frozen=True)
 class HistoryEntry:
-    """One change of a tradeline, rebuilt from a `TradelineChanged` log."""
+    """One change of a tradeline, rebuilt from a `Reported` or `DisputeChanged` log."""
 
     change: str  # "reported" | "disputed" | "resolved"
     by: str  # the bank that made the change

@@ -37,6 +37,7 @@ from orchestrator.network.names import (
     GENESIS,
     NETWORK_INFO,
     NETWORK_INFO_VERSION,
+    account_ref_key_name,
     admin_key_name,
     member_blob,
     tx_key_name,
@@ -100,6 +101,7 @@ def ensure_member_identities(
             signers.append(_address(_key_in_vault(vault, name)))
     tx_account = _address(_key_in_vault(vault, tx_key_name(member)))
     admin = _address(_key_in_vault(vault, admin_key_name(member)))
+    _key_in_vault(vault, account_ref_key_name(member))  # the bank's own; never published
     return MemberInfo(member, tuple(signers), tx_account, admin)
 
 

@@ -102,6 +102,12 @@ def tx_key_name(member: str) -> str:
     return f"{member}-tx-key"
 
 
+def account_ref_key_name(member: str) -> str:
+    """The bank's own key for account references (`credit furnish`): HMAC of an account
+    number under it is the opaque reference on chain; no other bank holds it."""
+    return f"{member}-account-ref-key"
+
+
 def admin_key_name(member: str) -> str:
     """The member's admin account in governance: its one ballot, its validators."""
     return f"{member}-admin-key"

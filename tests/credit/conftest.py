@@ -113,6 +113,7 @@ def files(tmp_path_factory: pytest.TempPathFactory, chain: Chain) -> dict[str, P
     d = tmp_path_factory.mktemp("credit-cli")
     out = {name: private_file(d / f"{name}.key", chain.keys[name].value) for name in chain.keys}
     out["secret"] = private_file(d / "pseudonym.secret", chain.pseudonym_secret.value)
+    out["account_ref_key"] = private_file(d / "account-ref.key", secrets.token_hex(32))
     doc = record_to_mapping(record("CLI-LOAN"))
     doc["account_type"] = "00"
     (d / "record.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))

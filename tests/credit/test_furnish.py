@@ -20,7 +20,7 @@ from web3.types import FilterParams, LogReceipt
 from orchestrator.boundaries import Secret
 from orchestrator.cli.credit import credit
 from orchestrator.credit import CreditClient
-from orchestrator.credit.furnish import account_ref_for, account_ref_key
+from orchestrator.credit.furnish import account_ref_for
 from orchestrator.credit.metro2 import (
     format_base_segment,
     format_header,
@@ -40,6 +40,7 @@ def furnish(chain: Chain, registry: str, files: dict[str, Path], path: Path, *ex
     options = [
         "--rpc-url", chain.rpc_url, "--registry", registry,
         "--key-file", str(files["bank_a"]), "--secret-file", str(files["secret"]),
+        "--account-ref-key-file", str(files["account_ref_key"]),
     ]  # fmt: skip
     return CliRunner().invoke(
         credit, [*options, "furnish", "--bank", "bank-a", "--file", str(path), *extra]
@@ -55,13 +56,29 @@ def accounts(tag: str, n: int) -> list[tuple[str, str, Record]]:
 
 
 def test_account_references_are_keyed_stable_and_opaque() -> None:
-    key = account_ref_key(Secret("0x" + "11" * 32))
-    ref = account_ref_for(key, "BANK", "4000000012345")
-    assert ref == account_ref_for(key, "BANK ", " 4000000012345") and len(ref) == 32
+    key = Secret("11" * 32)
+    ref = account_ref_for(key, "4000000012345")
+    assert ref == account_ref_for(key, " 4000000012345 ") and len(ref) == 32
     assert ref.startswith("M2-") and "12345" not in ref
-    assert ref != account_ref_for(key, "BANK", "4000000012346")
-    other = account_ref_key(Secret("0x" + "22" * 32))
-    assert ref != account_ref_for(other, "BANK", "4000000012345")
+    assert ref != account_ref_for(key, "4000000012346")
+    assert ref != account_ref_for(Secret("22" * 32), "4000000012345")
+
+
+def test_furnishing_needs_the_banks_account_reference_key(
+    chain: Chain, registry: str, files: dict[str, Path], tmp_path: Path
+) -> None:
+    path = tmp_path / "one.jsonl"
+    write_jsonl(path, accounts("NK", 1))
+    options = [
+        "--rpc-url", chain.rpc_url, "--registry", registry,
+        "--key-file", str(files["bank_a"]), "--secret-file", str(files["secret"]),
+    ]  # fmt: skip
+    result = CliRunner().invoke(
+        credit, [*options, "furnish", "--bank", "bank-a", "--file", str(path)]
+    )
+    assert result.exit_code == 1
+    assert "no account-reference key for bank-a" in result.output
+    assert "--account-ref-key-file" in result.output
 
 
 def test_a_metro2_file_goes_in_batches_and_bad_lines_are_reported(
@@ -153,6 +170,7 @@ def test_a_run_killed_mid_file_resumes_and_writes_no_version_twice(
     argv = [
         str(POACTL), "credit", "--rpc-url", chain.rpc_url, "--registry", registry,
         "--key-file", str(files["bank_a"]), "--secret-file", str(files["secret"]),
+        "--account-ref-key-file", str(files["account_ref_key"]),
         "furnish", "--bank", "bank-a", "--file", str(path), "--batch", "50",
     ]  # fmt: skip
     w3 = chain.w3()
@@ -182,8 +200,7 @@ def test_a_run_killed_mid_file_resumes_and_writes_no_version_twice(
 
 
 def _ref(files: dict[str, Path], item: tuple[str, str, Record]) -> str:
-    key = account_ref_key(Secret(files["bank_a"].read_text().strip()))
-    return account_ref_for(key, "BANK", item[1])
+    return account_ref_for(Secret(files["account_ref_key"].read_text().strip()), item[1])
 
 
 def _logs(w3: Web3, registry: str, topic: bytes, start: int) -> list[LogReceipt]:

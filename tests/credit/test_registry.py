@@ -166,10 +166,15 @@ def test_disputes_are_flagged_by_any_member_and_resolved_by_the_furnisher(
         bank_b.resolve(subject, "DISPUTED", "XH", furnisher=bank_a.furnisher)
     assert caught.value.error == "NotFurnisher"
 
-    # A monthly report with a blank code keeps the open dispute (Metro 2 semantics).
+    # A monthly report with a blank code keeps the open dispute (Metro 2 semantics), and
+    # so does one with a code: only resolve() closes a dispute.
     bank_a.report(subject, record("DISPUTED", current_balance=14_500)).wait()
     line = bank_a.tradeline(subject, bank_a.furnisher, "DISPUTED")
     assert line is not None and line.record.compliance_condition == "XB" and line.version == 3
+    closing = record("DISPUTED", current_balance=14_400, compliance_condition="XA")
+    bank_a.report(subject, closing).wait()
+    line = bank_a.tradeline(subject, bank_a.furnisher, "DISPUTED")
+    assert line is not None and line.record.compliance_condition == "XB" and line.version == 4
 
     bank_a.resolve(subject, "DISPUTED", "XH").wait()
     line = bank_b.tradeline(subject, bank_a.furnisher, "DISPUTED")
@@ -179,12 +184,13 @@ def test_disputes_are_flagged_by_any_member_and_resolved_by_the_furnisher(
     bank_b.dispute(subject, bank_a.furnisher, "DISPUTED", "XF").wait()
     bank_a.resolve(subject, "DISPUTED", "XR").wait()
     line = bank_b.tradeline(subject, bank_a.furnisher, "DISPUTED")
-    assert line is not None and line.record.compliance_condition == "" and line.version == 6
+    assert line is not None and line.record.compliance_condition == "" and line.version == 7
 
     history = bank_a.history(subject, account_ref="DISPUTED")
     assert [(h.change, h.by, h.tradeline.record.compliance_condition) for h in history] == [
         ("reported", bank_a.furnisher, ""),
         ("disputed", bank_b.furnisher, "XB"),
+        ("reported", bank_a.furnisher, "XB"),
         ("reported", bank_a.furnisher, "XB"),
         ("resolved", bank_a.furnisher, "XH"),
         ("disputed", bank_b.furnisher, "XF"),
