@@ -86,7 +86,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.credit.errors import InvalidRecord
-from orchestrator.credit.pseudonym import NATIONAL_ID, normalize_national_id
+from orchestrator.credit.pseudonym import NATIONAL_ID, masked, normalize_national_id
 from orchestrator.credit.records import RECORD_FIELDS, Record, record_from_mapping, validate_record
 from orchestrator.errors import ConfigError
 
@@ -191,11 +191,6 @@ class ReadFile:
     format: str  # "metro2" | "jsonl"
     records: list[FileRecord]
     problems: list[LineProblem]
-
-
-def masked(raw: str) -> str:
-    """Enough to recognise a typo, not enough to leak an identifier into a log."""
-    return f"<{len(raw)} characters ending {raw[-2:]}>" if len(raw) > 6 else "<short value>"
 
 
 def _shown(name: str, value: object) -> str:

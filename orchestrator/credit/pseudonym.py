@@ -34,9 +34,10 @@ NATIONAL_ID = re.compile(r"^[A-Z0-9]{4,32}$")
 NATIONAL_ID_ALLOWED = "4 to 32 letters or digits once spaces and dashes are removed"
 
 
-def _masked(raw: str) -> str:
-    """Enough to recognise a typo, not enough to leak the ID into a log or a terminal."""
-    return f"<{len(raw)} characters ending {raw[-2:]!r}>" if len(raw) > 6 else "<short value>"
+def masked(raw: str) -> str:
+    """Enough to recognise a typo, not enough to leak an identifier (a national ID, an
+    account number) into a log or a terminal."""
+    return f"<{len(raw)} characters ending {raw[-2:]}>" if len(raw) > 6 else "<short value>"
 
 
 def normalize_national_id(national_id: str) -> str:
@@ -49,7 +50,7 @@ def normalize_national_id(national_id: str) -> str:
     if not NATIONAL_ID.match(normalized):
         bad = sorted({c for c in normalized if not ("A" <= c <= "Z" or "0" <= c <= "9")})
         detail = f" (contains {''.join(bad)!r})" if bad else f" ({len(normalized)} characters)"
-        raise InvalidRecord("national_id", _masked(national_id) + detail, NATIONAL_ID_ALLOWED)
+        raise InvalidRecord("national_id", masked(national_id) + detail, NATIONAL_ID_ALLOWED)
     return normalized
 
 
@@ -93,7 +94,7 @@ def check_subject(subject: object) -> bytes:
 
 
 def _shown(value: object) -> str:
-    return _masked(value) if isinstance(value, str) else type(value).__name__
+    return masked(value) if isinstance(value, str) else type(value).__name__
 
 
 def share_secret(vaults: Mapping[str, Vault], name: str = PSEUDONYM_SECRET_NAME) -> bool:
