@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from tenacity import retry, retry_if_exception_type, stop_after_attempt
 
 from orchestrator.balancer.jsonrpc import (
     MAX_BODY_BYTES,
@@ -33,6 +34,8 @@ from orchestrator.balancer.jsonrpc import (
 log = logging.getLogger(__name__)
 
 UPSTREAM_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=3)
+DROPPED_ATTEMPTS = 3
+POOL_KEEPALIVE = 5.0  # seconds; under HAProxy's `timeout http-keep-alive` (10 s)
 
 
 class Filter:
@@ -48,7 +51,10 @@ class Filter:
     async def start(self) -> None:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_route("*", "/", self._handle)
-        self._session = aiohttp.ClientSession(timeout=UPSTREAM_TIMEOUT)
+        self._session = aiohttp.ClientSession(
+            timeout=UPSTREAM_TIMEOUT,
+            connector=aiohttp.TCPConnector(keepalive_timeout=POOL_KEEPALIVE),
+        )
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()
@@ -101,12 +107,8 @@ class Filter:
                 if r is not None and not (isinstance(item, dict) and "id" not in item)]  # fmt: skip
 
     async def _post(self, forward: list[dict[str, Any]]) -> list[Any]:
-        assert self._session is not None
-        headers = {"Content-Type": "application/json"}
         try:
-            body = canonical_json(forward)
-            async with self._session.post(self.upstream, data=body, headers=headers) as r:
-                answer = await r.json(content_type=None)
+            answer = await self._post_once_more_if_dropped(canonical_json(forward))
         except (TimeoutError, aiohttp.ClientError, ValueError) as e:
             log.warning("the node pool did not answer: %s", e)
             return [
@@ -114,6 +116,24 @@ class Filter:
                 for f in forward
             ]
         return answer if isinstance(answer, list) else [answer]
+
+    @retry(
+        retry=retry_if_exception_type((aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)),
+        stop=stop_after_attempt(DROPPED_ATTEMPTS),
+        reraise=True,
+    )
+    async def _post_once_more_if_dropped(self, body: bytes) -> Any:
+        """POST to the pool, and again when the connection drops without an answer.
+
+        HAProxy closes an idle keep-alive connection after its keep-alive timeout, on a
+        reload or when stopped; a request written onto one as it closes gets no answer.
+        Sending it again is safe because everything the filter forwards is idempotent:
+        reads, and `eth_sendRawTransaction`, whose transaction geth knows by its hash.
+        """
+        assert self._session is not None
+        headers = {"Content-Type": "application/json"}
+        async with self._session.post(self.upstream, data=body, headers=headers) as r:
+            return await r.json(content_type=None)
 
     async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
         client = web.WebSocketResponse(max_msg_size=MAX_BODY_BYTES)

@@ -15,7 +15,10 @@
                           enodes the bank publishes point there
 
 Runs in master-worker mode with the master CLI on a unix socket, so `reload` (SIGUSR2)
-starts new workers with the new file while the old ones finish their connections.
+starts new workers with the new file while the old ones finish their connections. The
+old workers keep their idle keep-alive connections until the next request, which they
+answer with `Connection: close` (`idle-close-on-response`): closing them at once, the
+default since HAProxy 2.4, fails a request a client writes onto one as it closes.
 """
 
 from __future__ import annotations
@@ -75,6 +78,8 @@ def haproxy_config(spec: BalancerSpec) -> str:
         "    timeout server 60s",
         "    timeout tunnel 1h",
         "    timeout http-request 10s",
+        "    timeout http-keep-alive 10s",
+        "    option idle-close-on-response",  # a reload answers the next request, then closes
         "    retry-on conn-failure empty-response 503",
         "    retries 2",
         "    option redispatch",

@@ -5,7 +5,8 @@ The process writes `haproxy.cfg` and the token map into its state dir, starts De
 HAProxy as its child in master-worker mode, and serves the filter (`filter`). SIGHUP
 rewrites both files and reloads HAProxy (SIGUSR2 to its master: new workers take the
 listening sockets over, old ones finish their connections, no request is dropped);
-SIGTERM stops both. `in_rotation` asks HAProxy's stats socket which nodes take traffic.
+SIGTERM stops both (requests under way get `STOP_GRACE` to finish). `in_rotation` asks
+HAProxy's stats socket which nodes take traffic.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from orchestrator.logs import log_tail
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 15.0
+STOP_GRACE = 3.0  # seconds for requests under way when the balancer stops
 
 
 def haproxy_binary() -> str:
@@ -172,13 +174,24 @@ class Balancer:
                     await asyncio.wait_for(stop.wait(), timeout=1.0)
             return 0
         finally:
-            if self._haproxy is not None and self._haproxy.poll() is None:
-                self._haproxy.send_signal(signal.SIGUSR1)  # soft stop: finish requests
-                try:
-                    self._haproxy.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self._haproxy.kill()
+            if self._haproxy is not None:
+                _stop(self._haproxy)
             await self.filter.stop()
+
+
+def _stop(haproxy: subprocess.Popen[bytes]) -> None:
+    """Soft stop, so requests under way finish; then a hard stop, because idle keep-alive
+    connections (kept open across reloads, see `haproxy`) would hold a soft stop until
+    their clients close them or the keep-alive timeout ends them."""
+    for sig, wait in ((signal.SIGUSR1, STOP_GRACE), (signal.SIGTERM, STOP_GRACE)):
+        if haproxy.poll() is not None:
+            return
+        haproxy.send_signal(sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            haproxy.wait(timeout=wait)
+    if haproxy.poll() is None:
+        haproxy.kill()
+        haproxy.wait()
 
 
 def _listening(host: str, port: int) -> bool:
