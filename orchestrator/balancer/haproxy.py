@@ -18,7 +18,9 @@ Runs in master-worker mode with the master CLI on a unix socket, so `reload` (SI
 starts new workers with the new file while the old ones finish their connections. The
 old workers keep their idle keep-alive connections until the next request, which they
 answer with `Connection: close` (`idle-close-on-response`): closing them at once, the
-default since HAProxy 2.4, fails a request a client writes onto one as it closes.
+default since HAProxy 2.4, fails a request a client writes onto one as it closes. The
+pool's frontend keeps that default: its one client, the filter, sends such a request
+again, and a stop then need not wait for the filter's idle connections.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ def haproxy_config(spec: BalancerSpec) -> str:
         "",
         "frontend pool",
         f"    bind 127.0.0.1:{spec.pool_port}",
+        "    no option idle-close-on-response",  # the filter resends; a stop need not wait
         "    default_backend nodes",
         "",
         "backend nodes",
