@@ -28,12 +28,14 @@ from orchestrator.balancer.haproxy import BalancerSpec, PoolNode, haproxy_config
 from orchestrator.balancer.settings import BalancerFile
 from orchestrator.balancer.tokens import token_map
 from orchestrator.errors import NodeError, ToolError
+from orchestrator.geth.proc import stop_pid
 from orchestrator.logs import log_tail
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 15.0
 STOP_GRACE = 3.0  # seconds for requests under way when the balancer stops
+HAPROXY_STOP = ((signal.SIGUSR1, STOP_GRACE), (signal.SIGTERM, STOP_GRACE), (signal.SIGKILL, 5.0))
 
 
 def haproxy_binary() -> str:
@@ -174,24 +176,12 @@ class Balancer:
                     await asyncio.wait_for(stop.wait(), timeout=1.0)
             return 0
         finally:
-            if self._haproxy is not None:
-                _stop(self._haproxy)
+            if self._haproxy is not None and self._haproxy.poll() is None:
+                # Soft stop so requests under way finish, then a hard stop: idle keep-alive
+                # connections (kept open across reloads, see `haproxy`) would hold a soft
+                # stop until their clients leave or the keep-alive timeout ends them.
+                stop_pid(self._haproxy.pid, HAPROXY_STOP)
             await self.filter.stop()
-
-
-def _stop(haproxy: subprocess.Popen[bytes]) -> None:
-    """Soft stop, so requests under way finish; then a hard stop, because idle keep-alive
-    connections (kept open across reloads, see `haproxy`) would hold a soft stop until
-    their clients close them or the keep-alive timeout ends them."""
-    for sig, wait in ((signal.SIGUSR1, STOP_GRACE), (signal.SIGTERM, STOP_GRACE)):
-        if haproxy.poll() is not None:
-            return
-        haproxy.send_signal(sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            haproxy.wait(timeout=wait)
-    if haproxy.poll() is None:
-        haproxy.kill()
-        haproxy.wait()
 
 
 def _listening(host: str, port: int) -> bool:
