@@ -117,7 +117,9 @@ def lagging_nodes(layout: StateLayout, consortium: Consortium) -> list[str]:
     top = max(numbers.values(), default=0)
     return [
         n for n in heads
-        if numbers.get(n, -1) < top - MAX_LAG_BLOCKS or (numbers.get(n) == 0 and top > 0)
+        if n not in numbers
+        or numbers[n] < top - MAX_LAG_BLOCKS
+        or (numbers[n] == 0 and top > 0)
     ]  # fmt: skip
 
 

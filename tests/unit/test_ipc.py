@@ -1,15 +1,10 @@
-"""The IPC client tells "geth answered null" from "geth could not be asked".
-
-A real unix socket server speaks JSON-RPC the way geth's IPC does (one JSON object per
-request, answered on the same connection), so the client runs its real transport.
-"""
+"""The IPC client tells "geth answered null" from "geth could not be asked", over a
+real unix socket that answers the way geth's IPC does."""
 
 from __future__ import annotations
 
-import json
 import socket
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +13,7 @@ import pytest
 
 from orchestrator.errors import NodeUnreachable, RpcRefused
 from orchestrator.geth.ipc import ipc_probe, ipc_request
+from tests.helpers.fake_ipc import fake_geth_ipc
 
 ANSWERS: dict[str, dict[str, Any]] = {
     "miner_stop": {"result": None},
@@ -29,31 +25,8 @@ ANSWERS: dict[str, dict[str, Any]] = {
 @pytest.fixture
 def fake_geth() -> Iterator[Path]:
     directory = Path(tempfile.mkdtemp(prefix="ipc-", dir="/tmp"))
-    path = directory / "geth.ipc"
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(path))
-    server.listen()
-    stop = threading.Event()
-
-    def serve() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                request = json.loads(conn.recv(65536))
-                answer = {"jsonrpc": "2.0", "id": request["id"], **ANSWERS[request["method"]]}
-                conn.sendall(json.dumps(answer).encode())
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield path
-    stop.set()
-    thread.join()
-    server.close()
-    path.unlink()
+    with fake_geth_ipc(directory / "geth.ipc", ANSWERS) as path:
+        yield path
     directory.rmdir()
 
 
