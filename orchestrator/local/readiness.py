@@ -116,11 +116,10 @@ def lagging_nodes(layout: StateLayout, consortium: Consortium) -> list[str]:
     numbers = {name: int(h, 16) for name, h in heads.items() if isinstance(h, str)}
     top = max(numbers.values(), default=0)
     return [
-        n for n in heads
-        if n not in numbers
-        or numbers[n] < top - MAX_LAG_BLOCKS
-        or (numbers[n] == 0 and top > 0)
-    ]  # fmt: skip
+        n
+        for n in heads
+        if n not in numbers or numbers[n] < top - MAX_LAG_BLOCKS or (numbers[n] == 0 and top > 0)
+    ]
 
 
 def _raise_if_agent_died(
