@@ -9,6 +9,7 @@ reads from its own node. Subjects are pseudonyms: `client.subject(national_id)`.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -127,14 +128,16 @@ class CreditClient:
         *,
         furnisher: str | None = None,
         gas: int | None = None,
+        today: dt.date | None = None,
     ) -> PendingTx:
         """Create or update this bank's tradeline for `subject`.
 
         `furnisher` defaults to this bank; naming another bank is refused by the contract
-        (NotFurnisher): a bank writes only its own tradelines.
+        (NotFurnisher): a bank writes only its own tradelines. `today` is the date the
+        record's dates are checked against (default: the local date).
         """
         subject_bytes = check_subject(subject)
-        validate_record(record)
+        validate_record(record, today=today)
         owner = self.furnisher if furnisher is None else check_address("furnisher", furnisher)
         args = [
             subject_bytes,
@@ -145,22 +148,32 @@ class CreditClient:
         return self._send(self._encode("report", args), gas, f"report of {record.account_ref}")
 
     def furnish(
-        self, entries: Sequence[tuple[bytes, Record]], *, gas: int | None = None
+        self,
+        entries: Sequence[tuple[bytes, Record]],
+        *,
+        gas: int | None = None,
+        today: dt.date | None = None,
     ) -> PendingTx:
         """Create or update many of this bank's tradelines in one transaction.
 
         A record identical to the one on chain is skipped by the contract, so sending a
         batch again writes nothing twice; one invalid or stale record reverts the batch.
         """
+        data = self.furnish_data(entries, today=today)
+        return self._send(data, gas, f"batch of {len(entries)} records")
+
+    def furnish_data(
+        self, entries: Sequence[tuple[bytes, Record]], *, today: dt.date | None = None
+    ) -> bytes:
+        """The calldata of `furnish(entries)`, each record validated (as of `today`)."""
         if not entries:
             raise InvalidRecord("entries", "[]", "at least one (subject, record)")
         packed = bytearray()
         for subject, record in entries:
             packed += check_subject(subject)
-            packed += account_ref_bytes(validate_record(record).account_ref)
+            packed += account_ref_bytes(validate_record(record, today=today).account_ref)
             packed += record_to_contract(record)
-        data = self._encode("furnish", [bytes(packed)])
-        return self._send(data, gas, f"batch of {len(entries)} records")
+        return self._encode("furnish", [bytes(packed)])
 
     def dispute(
         self,

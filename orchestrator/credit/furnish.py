@@ -14,9 +14,12 @@ commitment is already there is not sent again; a record older than the one on ch
 refused as stale. The contract itself skips a record identical to the committed one, so
 batches of a killed run that land after the rerun sent them again write nothing twice.
 
-Records go in batches (`furnish`, 100 records per transaction by default), several
-transactions in flight at once, nonces allocated locally; the progress callback hears of
-each batch when it is included.
+Records go in batches (`furnish`, BATCH_RECORDS per transaction by default), signed here
+and sent through `geth.pipeline`: runs of consecutive nonces in one batch request (so
+behind the bank's round-robin balancer one node gets them in order), up to
+BLOCKS_IN_FLIGHT blocks' worth of gas in flight, receipts read raw when the head moves. The
+progress callback hears of each batch when it is in a block; `FurnishResult.phases` says
+where the time went.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ import dataclasses
 import hashlib
 import hmac
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -33,7 +35,7 @@ from pathlib import Path
 
 from orchestrator.boundaries import Secret
 from orchestrator.credit.client import CreditClient
-from orchestrator.credit.errors import ContractRevert, CreditError
+from orchestrator.credit.errors import CreditError
 from orchestrator.credit.furnishing_file import LineProblem, read_furnishing_file
 from orchestrator.credit.records import (
     Record,
@@ -45,10 +47,10 @@ from orchestrator.credit.records import (
     tradeline_key,
 )
 from orchestrator.errors import TransactionError
-from orchestrator.geth.tx import PendingTx
+from orchestrator.geth.pipeline import TxPipeline
 
-BATCH_RECORDS = 100  # ~3M gas of new records: nine such batches fit a 30M-gas block
-IN_FLIGHT = 32  # batches sent before the oldest must be included: ~3-4 blocks of 30M gas
+BATCH_RECORDS = 100  # ~3M gas of new records per transaction
+BLOCKS_IN_FLIGHT = 3  # gas of up to three full blocks sent and not yet in a block
 STATE_CHUNK = 1000  # tradeline states per eth_call
 # Gas limits per batch: a new record costs ~29.6k and at most ~30.5k (every calldata byte
 # non-zero), a changed one ~13k; geth fits a transaction in a block by its limit.
@@ -76,8 +78,12 @@ class FurnishResult:
     written: int = 0  # records sent and included
     batches: int = 0
     gas_used: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # from the first transaction sent to the last one in a block
     tx_hashes: list[str] = field(default_factory=list)
+    # Where the time went, in seconds: reading (the file, validation, pseudonyms),
+    # chain_state (`states` of every tradeline), building (batches' calldata), signing,
+    # sending (the requests) and waiting (for blocks, and reading receipts).
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def records_per_second(self) -> float:
@@ -98,7 +104,7 @@ def furnish_file(
     *,
     account_ref_key: Secret,
     batch_records: int = BATCH_RECORDS,
-    in_flight: int = IN_FLIGHT,
+    blocks_in_flight: float = BLOCKS_IN_FLIGHT,
     timeout: float = 120.0,
     progress: Callable[[int], None] = lambda _n: None,
     on_plan: Callable[[FurnishResult, int], None] = lambda _r, _n: None,
@@ -107,10 +113,12 @@ def furnish_file(
     """Furnish every good record of `path` that the chain does not hold yet.
 
     `on_plan(result, to_send)` is called once the file is read and the chain consulted;
-    `progress(n)` after each included batch of `n` records. A batch the registry refuses
+    `progress(n)` after each included batch of `n` records. `today` is the date every
+    record is validated against (default: the local date). A batch the registry refuses
     raises ContractRevert naming the batch's lines; what was included before stays, and a
     rerun sends only what is missing.
     """
+    clock = time.monotonic()
     # The reference is of the account number alone: the same in both formats (JSON Lines
     # has no identification number) and whichever identification number a file carries.
     read = read_furnishing_file(
@@ -118,21 +126,57 @@ def furnish_file(
     )
     items = [_Item(r.line, client.subject(r.national_id), r.record) for r in read.records]
     result = FurnishResult(read.format, len(items), list(read.problems), unchanged=0)
+    result.phases["reading"] = time.monotonic() - clock
+    clock = time.monotonic()
     todo = _missing(client, items, result)
+    result.phases["chain_state"] = time.monotonic() - clock
     on_plan(result, len(todo))
     started = time.monotonic()
-    sent: deque[tuple[PendingTx, Sequence[_Item]]] = deque()
-    for first in range(0, len(todo), batch_records):
-        chunk = todo[first : first + batch_records]
-        gas = GAS_PER_BATCH + sum(GAS_NEW_RECORD if i.new else GAS_CHANGED_RECORD for i in chunk)
-        pending = client.furnish([(i.subject, i.record) for i in chunk], gas=gas)
-        sent.append((pending, chunk))
-        result.tx_hashes.append(pending.tx_hash)
-        if len(sent) >= in_flight:
-            _settle(sent.popleft(), result, timeout, progress)
-    while sent:
-        _settle(sent.popleft(), result, timeout, progress)
+    pipe: TxPipeline[Sequence[_Item]] = TxPipeline(client.sender, timeout=timeout)
+    budget = int(blocks_in_flight * pipe.block_gas_limit()) if todo else 0
+    building = 0.0
+
+    def refused(chunk: Sequence[_Item], e: TransactionError) -> TransactionError:
+        shown = ", ".join(str(i.line) for i in chunk[:5]) + (", ..." if len(chunk) > 5 else "")
+        e.hint = (
+            f"the batch of {len(chunk)} records (lines {shown}) was refused and nothing of "
+            f"it written; {result.written} records of earlier batches are on chain and "
+            "batches sent after it may still land. Run the same command again: it sends only "
+            f"what is missing. {e.hint or ''}"
+        ).strip()
+        return e
+
+    first = 0
+    while first < len(todo) or pipe.outstanding:
+        clock = time.monotonic()
+        batch: list[tuple[bytes, int, Sequence[_Item], str]] = []
+        free = budget - pipe.gas_in_flight
+        while first < len(todo):
+            chunk = todo[first : first + batch_records]
+            gas = GAS_PER_BATCH + sum(
+                GAS_NEW_RECORD if i.new else GAS_CHANGED_RECORD for i in chunk
+            )
+            if gas > free and (batch or pipe.outstanding):
+                break
+            data = client.furnish_data([(i.subject, i.record) for i in chunk], today=today)
+            batch.append((data, gas, chunk, f"batch of {len(chunk)} records"))
+            free -= gas
+            first += len(chunk)
+        building += time.monotonic() - clock
+        if batch:
+            result.tx_hashes += pipe.send(client.registry, batch)
+        for landed in pipe.landed(refused):
+            result.written += len(landed.tag)
+            result.batches += 1
+            result.gas_used += landed.gas_used
+            progress(len(landed.tag))
     result.seconds = time.monotonic() - started
+    result.phases |= {
+        "building": building,
+        "signing": pipe.timings.signing,
+        "sending": pipe.timings.sending,
+        "waiting": pipe.timings.following,
+    }
     return result
 
 
@@ -174,27 +218,3 @@ def _stale_problem(item: _Item, state: TradelineState) -> LineProblem:
         rule=f"on or after {on_chain}, the date of the report on chain (version "
         f"{state.version}): an older report is stale",
     )
-
-
-def _settle(
-    batch: tuple[PendingTx, Sequence[_Item]],
-    result: FurnishResult,
-    timeout: float,
-    progress: Callable[[int], None],
-) -> None:
-    pending, chunk = batch
-    try:
-        inclusion = pending.wait(timeout=timeout)
-    except (ContractRevert, TransactionError) as e:
-        shown = ", ".join(str(i.line) for i in chunk[:5]) + (", ..." if len(chunk) > 5 else "")
-        e.hint = (
-            f"the batch of {len(chunk)} records (lines {shown}) was refused and nothing of "
-            f"it written; {result.written} records of earlier batches are on chain and "
-            "batches sent after it may still land. Run the same command again: it sends only "
-            f"what is missing. {e.hint or ''}"
-        ).strip()
-        raise
-    result.written += len(chunk)
-    result.batches += 1
-    result.gas_used += inclusion.gas_used
-    progress(len(chunk))

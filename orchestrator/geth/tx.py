@@ -41,8 +41,8 @@ from orchestrator.errors import (
 log = logging.getLogger(__name__)
 
 # geth's answers that mean "this nonce is not the one to use".
-_NONCE_ERRORS = ("nonce too low", "replacement transaction underpriced", "nonce too high")
-_ALREADY_KNOWN = "already known"
+NONCE_ERRORS = ("nonce too low", "replacement transaction underpriced", "nonce too high")
+ALREADY_KNOWN = "already known"
 SEND_ATTEMPTS = 5
 GAS_MARGIN = 1.25  # estimates run against the latest block; state may move before inclusion
 FEE_TTL_SECONDS = 1.0
@@ -198,6 +198,16 @@ class Inclusion:
     nonce: int
 
 
+@dataclass(frozen=True)
+class SignedTx:
+    """A transaction signed here, not sent yet: its raw bytes, hash, nonce and call."""
+
+    raw: bytes
+    tx_hash: str
+    nonce: int
+    call: Mapping[str, Any]
+
+
 class PendingTx:
     """A sent transaction; `wait` for its inclusion."""
 
@@ -343,6 +353,38 @@ class TxSender:
         """The contract's refusal in `e`, decoded from the ABI where it is one of ours."""
         return revert_of(e, self._decode_revert)
 
+    def call_of(self, *, to: str | None, data: bytes, value: int = 0) -> dict[str, Any]:
+        """The call (from, to, data, value) of a transaction from this account."""
+        call: dict[str, Any] = {"from": self.address, "data": HexBytes(data).to_0x_hex()}
+        if value:
+            call["value"] = hex(value)
+        if to is not None:
+            call["to"] = to
+        return call
+
+    def sign(self, call: Mapping[str, Any], *, gas: int, nonce: int) -> SignedTx:
+        """`call` (from `call_of`) as an EIP-1559 transaction with `nonce`, signed here."""
+        max_fee, tip = self.fees()
+        tx: dict[str, Any] = {
+            "type": 2,
+            "chainId": self.chain_id(),
+            "nonce": nonce,
+            "gas": gas,
+            "maxFeePerGas": max_fee,
+            "maxPriorityFeePerGas": tip,
+            "value": int(call.get("value", "0x0"), 16),
+            "data": call["data"],
+        }
+        if "to" in call:
+            tx["to"] = call["to"]
+        signed = self.account.sign_transaction(tx)
+        return SignedTx(
+            raw=bytes(signed.raw_transaction),
+            tx_hash=HexBytes(signed.hash).to_0x_hex(),
+            nonce=nonce,
+            call=dict(call),
+        )
+
     def send(
         self,
         *,
@@ -357,38 +399,20 @@ class TxSender:
 
         The contract's refusal surfaces here as ContractRevert, before any gas is spent.
         """
-        call: dict[str, Any] = {"from": self.address, "data": HexBytes(data).to_0x_hex()}
-        if value:
-            call["value"] = hex(value)
-        if to is not None:
-            call["to"] = to
+        call = self.call_of(to=to, data=data, value=value)
         limit = gas if gas is not None else self.estimate(call)
-        chain_id = self.chain_id()
         last: Exception | None = None
         for attempt in range(1, SEND_ATTEMPTS + 1):
-            max_fee, tip = self.fees()
             nonce = self.nonces.allocate()
-            tx: dict[str, Any] = {
-                "type": 2,
-                "chainId": chain_id,
-                "nonce": nonce,
-                "gas": limit,
-                "maxFeePerGas": max_fee,
-                "maxPriorityFeePerGas": tip,
-                "value": value,
-                "data": call["data"],
-            }
-            if to is not None:
-                tx["to"] = to
-            signed = self.account.sign_transaction(tx)
-            tx_hash = HexBytes(signed.hash).to_0x_hex()
+            signed = self.sign(call, gas=limit, nonce=nonce)
+            tx_hash = signed.tx_hash
             try:
-                self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                self.w3.eth.send_raw_transaction(signed.raw)
             except Web3RPCError as e:
                 message = str(e.message).lower()
-                if _ALREADY_KNOWN in message:
+                if ALREADY_KNOWN in message:
                     break  # this very transaction is already in the pool
-                if any(m in message for m in _NONCE_ERRORS):
+                if any(m in message for m in NONCE_ERRORS):
                     log.info("nonce %d refused (%s); resyncing from the node", nonce, message)
                     self.nonces.resync()
                     last = e

@@ -98,6 +98,11 @@ def furnish(
             f"({result.seconds:.1f} s, {result.records_per_second:.0f} records/s, "
             f"{per_record:,} gas per record); {result.unchanged} were already on chain"
         )
+        click.echo(
+            "time: "
+            + ", ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in result.phases.items()),
+            err=True,
+        )
         for problem in result.problems[:PROBLEMS_SHOWN]:
             click.echo(f"refused: {problem}")
         if len(result.problems) > PROBLEMS_SHOWN:
