@@ -1,5 +1,5 @@
-"""The load benchmark's command line: its options, the tuned and baseline configurations,
-one `Run` per configuration and write mode (tuned/batch, tuned/single, baseline/batch,
+"""The load benchmark's command line: its options, the default and baseline configurations,
+one `Run` per configuration and write mode (default/batch, default/single, baseline/batch,
 baseline/single), the printed section and `--record`."""
 
 from __future__ import annotations
@@ -12,37 +12,18 @@ import time
 import traceback
 from pathlib import Path
 
+from orchestrator.credit.furnish import BATCH_RECORDS
+
 from .. import load
 from ..common import record
 from .report import BEGIN, END, section
 from .run import Outcome, Run, measure
 from .signing import MODES
 
-CONFIGS = ("tuned", "baseline")
+CONFIGS = ("default", "baseline")
 
-BASELINE_GAS = 30_000_000  # geth's private-network documentation (and geth's default)
-# The tuned configuration's `tuning` section (orchestrator.config.Tuning):
-# * cache_mb: geth's --cache (default 1024 MB); this chain's state is tiny, 128 MB holds it.
-# * memory_limit_mb: GOMEMLIMIT for geth. Without it a node's RSS reached ~1 GB under this
-#   load whatever --cache said: garbage the Go collector had not yet reclaimed. 200 MiB
-#   held the nodes at 222 MB up to 118 writes/s, but 256 MiB after an overload (thousands
-#   of transactions in every pool, 256 recent blocks of up to 2,000 writes in geth's block
-#   caches, which no flag sizes) kept the collector busy: the nodes then fell behind even
-#   at 84 writes/s. 512 MiB leaves that live heap room.
-# * recommit_seconds: geth's miner re-fills the block it is sealing only every
-#   --miner.recommit (default 2 s, the block period), so a write that misses the work
-#   committed at the last head waits for the block after next; 1 s is geth's minimum.
-# * txpool: each bank sends hundreds of transactions per block from one account; geth's
-#   64 queued per account (nonce gaps while a batch arrives) drops the rest.
-TUNED = {
-    "cache_mb": 128,
-    "memory_limit_mb": 512,
-    "recommit_seconds": 1,
-    "txpool_account_slots": 4096,
-    "txpool_global_slots": 16384,
-    "txpool_account_queue": 4096,
-    "txpool_global_queue": 8192,
-}
+# geth's private-network documentation (30M gas, geth's defaults): the baseline.
+BASELINE = {"gas_limit": 30_000_000, "tuning": {}}
 
 
 def parse_args() -> argparse.Namespace:
@@ -51,8 +32,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--configs",
-        default="tuned,baseline",
-        help="tuned: --gas-limit and --tuning; baseline: 30M gas, geth's defaults",
+        default="default,baseline",
+        help="default: the shipped orchestrator/consortium.yaml (with --override); "
+        "baseline: 30M gas, geth's defaults",
     )
     parser.add_argument(
         "--modes",
@@ -60,14 +42,14 @@ def parse_args() -> argparse.Namespace:
         help="batch: furnish(entries) of --batch-records new records per transaction; "
         "single: report(...) of one",
     )
-    parser.add_argument("--batch-records", type=int, default=100, help="records per batch")
-    parser.add_argument("--gas-limit", type=int, default=500_000_000, help="tuned gas_limit")
     parser.add_argument(
-        "--tuning",
-        type=json.loads,
-        default=TUNED,
-        help=f"tuned: the consortium file's tuning section, as JSON [{json.dumps(TUNED)}]",
-    )
+        "--batch-records", type=int, default=BATCH_RECORDS,
+        help="records per batch (the CLI's default)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--override", type=json.loads, default={},
+        help="JSON merged into the default configuration's consortium file, to try settings",
+    )  # fmt: skip
     parser.add_argument(
         "--start-rate-single", type=float, default=100.0, help="records/s, single writes"
     )
@@ -100,13 +82,13 @@ def main() -> None:
     if args.batch_records < 1:
         raise SystemExit("--batch-records: at least 1")
     flags = [f"--configs {','.join(configs)}", f"--modes {','.join(modes)}",
-             f"--batch-records {args.batch_records}", f"--gas-limit {args.gas_limit}",
+             f"--batch-records {args.batch_records}",
              f"--start-rate-single {args.start_rate_single:g}",
              f"--start-rate-batch {args.start_rate_batch:g}", f"--max-rate {args.max_rate:g}",
              f"--step-seconds {args.step_seconds:g}",
              f"--measure-seconds {args.measure_seconds:g}"]  # fmt: skip
-    if args.tuning != TUNED:
-        flags.append(f"--tuning '{json.dumps(args.tuning)}'")
+    if args.override:
+        flags.append(f"--override '{json.dumps(args.override)}'")
     command = " ".join(
         [".venv/bin/python -m scripts.bench.load", *flags, *(["--record"] if args.record else [])]
     )
@@ -119,11 +101,8 @@ def main() -> None:
         pairs = [(config, mode) for config in configs for mode in modes]
         for i, (config, mode) in enumerate(pairs):
             k, base = args.batch_records, 42000 + 500 * i
-            if config == "baseline":
-                run = Run(config, mode, k=k, gas_limit=BASELINE_GAS, work=work, port_base=base)
-            else:
-                run = Run(config, mode, k=k, gas_limit=args.gas_limit, work=work,
-                          port_base=base, tuning=args.tuning)  # fmt: skip
+            override = BASELINE if config == "baseline" else args.override
+            run = Run(config, mode, k=k, work=work, port_base=base, override=override)
             runs.append(run)
             t_run = time.monotonic()
             outcome = Outcome(run)

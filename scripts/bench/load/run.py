@@ -85,23 +85,24 @@ class Run:
         mode: str,
         *,
         k: int,
-        gas_limit: int,
         work: Path,
         port_base: int,
-        tuning: dict[str, Any] | None = None,
+        override: dict[str, Any] | None = None,
     ) -> None:
+        """`override`: merged into the shipped consortium file (the baseline's 30M gas and no
+        tuning; nothing for the default)."""
         self.config, self.mode, self.k = config, mode, 1 if mode == "single" else k
         self.name = f"{config}/{mode}"
-        self.gas_limit, self.tuning = gas_limit, dict(tuning or {})
         self.state = work / f"state-{config}-{mode}"
         self.config_file = work / f"consortium-{config}-{mode}.yaml"
         shipped = yaml.safe_load((ROOT / "orchestrator" / "consortium.yaml").read_text())
-        shipped["gas_limit"] = gas_limit
-        shipped["tuning"] = self.tuning
+        shipped.update(override or {})
         move_ports(shipped, port_base)
         self.config_file.write_text(yaml.safe_dump(shipped, sort_keys=False))
         self.consortium = parse_config(self.config_file.read_text(), source=str(self.config_file))
         self.period = self.consortium.settings.block_period
+        self.gas_limit = self.consortium.settings.gas_limit
+        self.tuning = self.consortium.settings.tuning.model_dump(exclude_none=True)
         self.lanes: list[Lane] = []
         self.observers: dict[str, Observer] = {}
         self.sampler: Sampler | None = None
