@@ -58,6 +58,8 @@ contract CreditRegistry {
     error StaleReport(bytes32 accountRef, uint32 stored, uint32 given);
     error AlreadyDisputed(bytes2 code);
     error NoOpenDispute(bytes2 code);
+    error InvalidAccountRef(bytes32 accountRef);
+    error InvalidFieldLength(string field, uint256 length, uint256 allowed);
 
     // -- events ---------------------------------------------------------------------------
 
@@ -95,6 +97,20 @@ contract CreditRegistry {
     uint256 private constant RATING = 0x1080007f000000000000; // 0-6 G L
     uint256 private constant HISTORY = 0x1db4007f000000000000; // 0-6 B D E G H J K L
     uint256 private constant UPPER_ALNUM = 0x7fffffe03ff000000000000; // 0-9 A-Z
+    uint256 private constant ALNUM = 0x7fffffe07fffffe03ff000000000000; // 0-9 A-Z a-z
+    // Per-byte range tests on a whole word (see `_validRef`): each byte's top bit, and what
+    // to add to every byte so that its top bit says byte >= lo (ADD_GE_lo = 0x80 - lo) or
+    // byte > hi (ADD_GT_hi = 0x7f - hi).
+    uint256 private constant BYTES_80 = 0x8080808080808080808080808080808080808080808080808080808080808080;
+    uint256 private constant ADD_GE_01 = 0x7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f;
+    uint256 private constant ADD_GE_2D = 0x5353535353535353535353535353535353535353535353535353535353535353;
+    uint256 private constant ADD_GT_3A = 0x4545454545454545454545454545454545454545454545454545454545454545;
+    uint256 private constant ADD_GE_41 = 0x3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f;
+    uint256 private constant ADD_GT_5A = 0x2525252525252525252525252525252525252525252525252525252525252525;
+    uint256 private constant ADD_GE_61 = 0x1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f;
+    uint256 private constant ADD_GT_7A = 0x0505050505050505050505050505050505050505050505050505050505050505;
+    uint256 private constant ADD_GE_5F = 0x2121212121212121212121212121212121212121212121212121212121212121;
+    uint256 private constant ADD_GT_5F = 0x2020202020202020202020202020202020202020202020202020202020202020;
     uint256 private constant CCC_ANY = 0x405fe0000000000000000; // X + A B C D E F G H J R
     uint256 private constant CCC_OPEN = 0x4540000000000000000; // X + B D F J: dispute open
     uint256 private constant CCC_RESOLVE = 0x401a80000000000000000; // X + C E G H R
@@ -207,6 +223,55 @@ contract CreditRegistry {
         }
     }
 
+    /// @notice A record with typed fields, for applications without the SDK: `pack` turns
+    /// it into the 66 bytes that `report` and `furnish` take. Codes are text ("11", "I");
+    /// "" or spaces is a blank code (zero bytes on chain, never spaces); dates are YYYYMMDD
+    /// numbers; amounts whole currency units; `paymentHistory` is 24 characters.
+    struct Record {
+        string portfolioType;
+        string accountType;
+        uint32 dateOpened;
+        uint48 creditLimit;
+        uint48 highestCredit;
+        uint48 currentBalance;
+        uint48 amountPastDue;
+        string accountStatus;
+        string paymentRating;
+        string paymentHistory;
+        string specialComment;
+        uint32 dateOfAccountInformation;
+        string complianceCondition;
+    }
+
+    /// @notice The 66-byte record of `r` that `report` and `furnish` take, checked as a
+    /// write checks it (the same errors). A call, not a transaction: it costs no gas.
+    function pack(Record calldata r) external pure returns (bytes memory packed) {
+        packed = abi.encodePacked(
+            bytes1(_code(r.portfolioType, 1, "portfolioType")),
+            bytes2(_code(r.accountType, 2, "accountType")),
+            r.dateOpened,
+            r.creditLimit,
+            r.highestCredit,
+            r.currentBalance,
+            r.amountPastDue,
+            bytes2(_code(r.accountStatus, 2, "accountStatus")),
+            bytes1(_code(r.paymentRating, 1, "paymentRating")),
+            _history(r.paymentHistory),
+            bytes2(_code(r.specialComment, 2, "specialComment")),
+            r.dateOfAccountInformation,
+            bytes2(_code(r.complianceCondition, 2, "complianceCondition"))
+        );
+        uint256 head;
+        uint256 body;
+        uint256 ccc;
+        assembly ("memory-safe") {
+            head := mload(add(packed, 0x20))
+            body := mload(add(packed, 0x40))
+            ccc := shr(240, mload(add(packed, 0x60)))
+        }
+        if (!_valid(head, body, ccc)) _explain(head, body, ccc);
+    }
+
     function tradelineKey(
         bytes32 subject,
         address furnisher,
@@ -225,7 +290,7 @@ contract CreditRegistry {
     /// @dev Writes the record at calldata offset `r` (66 bytes, length already checked).
     function _report(bytes32 subject, address bank, bytes32 accountRef, uint256 r) private {
         if (subject == 0) revert InvalidKey("subject");
-        if (accountRef == 0) revert InvalidKey("accountRef");
+        if (!_validRef(accountRef)) revert InvalidAccountRef(accountRef);
         bytes32 head;
         bytes32 body;
         uint256 ccc;
@@ -238,7 +303,7 @@ contract CreditRegistry {
             calldatacopy(m, r, 66)
             commitment := shr(128, keccak256(m, 66))
         }
-        if (!_valid(uint256(head), uint256(body), ccc)) _explain(r);
+        if (!_valid(uint256(head), uint256(body), ccc)) _explain(uint256(head), uint256(body), ccc);
         uint256 date = uint256(body) & 0xffffffff;
         bytes32 key = _key(subject, bank, accountRef);
         uint256 state = _states[key];
@@ -375,23 +440,21 @@ contract CreditRegistry {
         }
     }
 
-    /// @dev Reverts with the first rule the record at calldata offset `r` breaks.
-    function _explain(uint256 r) private pure {
-        bytes calldata rec;
-        assembly ("memory-safe") {
-            rec.offset := r
-            rec.length := 66
+    /// @dev Reverts with the first rule the record (its words `head` = bytes 0-31, `body` =
+    /// 32-63 and its compliance condition, bytes 64-65) breaks.
+    function _explain(uint256 head, uint256 body, uint256 cc) private pure {
+        bytes1 portfolio = _byte(head, body, 0);
+        if (!_bit(portfolio, PORTFOLIO)) revert InvalidCode("portfolioType", portfolio);
+        if (!_bit(_byte(head, body, 1), UPPER_ALNUM) || !_bit(_byte(head, body, 2), UPPER_ALNUM)) {
+            revert InvalidCode("accountType", bytes2(uint16(_number(head, body, 1, 2))));
         }
-        if (!_bit(rec[0], PORTFOLIO)) revert InvalidCode("portfolioType", rec[0]);
-        if (!_bit(rec[1], UPPER_ALNUM) || !_bit(rec[2], UPPER_ALNUM)) {
-            revert InvalidCode("accountType", bytes2(rec[1:3]));
-        }
-        bytes2 status = bytes2(rec[31:33]);
+        bytes2 status = bytes2(uint16(_number(head, body, 31, 2)));
         if (!_isStatus(status)) revert InvalidCode("accountStatus", status);
-        if (rec[33] != 0 && !_bit(rec[33], RATING)) revert InvalidCode("paymentRating", rec[33]);
-        bytes2 ccc = bytes2(rec[64:66]);
+        bytes1 rating = _byte(head, body, 33);
+        if (rating != 0 && !_bit(rating, RATING)) revert InvalidCode("paymentRating", rating);
+        bytes2 ccc = bytes2(uint16(cc));
         if (ccc != 0 && !_charIn(ccc, CCC_ANY)) revert InvalidCode("complianceCondition", ccc);
-        bytes2 sc = bytes2(rec[58:60]);
+        bytes2 sc = bytes2(uint16(_number(head, body, 58, 2)));
         if (
             sc != 0 &&
             !(_bit(sc[0], UPPER_ALNUM) && (sc[1] == 0 || _bit(sc[1], UPPER_ALNUM)))
@@ -399,16 +462,76 @@ contract CreditRegistry {
             revert InvalidCode("specialComment", sc);
         }
         for (uint256 i = 0; i < 24; i++) {
-            if (!_bit(rec[34 + i], HISTORY)) revert InvalidHistory(i, rec[34 + i]);
+            bytes1 month = _byte(head, body, 34 + i);
+            if (!_bit(month, HISTORY)) revert InvalidHistory(i, month);
         }
-        uint32 opened = uint32(bytes4(rec[3:7]));
-        uint32 dateInfo = uint32(bytes4(rec[60:64]));
+        uint32 opened = uint32(_number(head, body, 3, 4));
+        uint32 dateInfo = uint32(_number(head, body, 60, 4));
         if (!_isDate(opened)) revert InvalidDate("dateOpened", opened);
         if (!_isDate(dateInfo)) revert InvalidDate("dateOfAccountInformation", dateInfo);
         if (opened > dateInfo) revert InvalidDate("dateOpened", opened);
-        uint48 pastDue = uint48(bytes6(rec[25:31]));
-        if (pastDue > uint48(bytes6(rec[19:25]))) revert InvalidAmount("amountPastDue", pastDue);
+        uint256 pastDue = _number(head, body, 25, 6);
+        if (pastDue > _number(head, body, 19, 6)) revert InvalidAmount("amountPastDue", pastDue);
         revert InvalidKey("record"); // _valid and _explain disagree: a bug in the registry
+    }
+
+    /// @dev Byte `k` (0-63) of a record whose bytes 0-31 are `head` and 32-63 `body`.
+    function _byte(uint256 head, uint256 body, uint256 k) private pure returns (bytes1) {
+        return k < 32 ? bytes32(head)[k] : bytes32(body)[k - 32];
+    }
+
+    /// @dev Bytes `k` .. `k + n - 1` of the record as a big-endian number.
+    function _number(
+        uint256 head,
+        uint256 body,
+        uint256 k,
+        uint256 n
+    ) private pure returns (uint256 value) {
+        for (uint256 i = 0; i < n; i++) value = (value << 8) | uint8(_byte(head, body, k + i));
+    }
+
+    /// @dev An account reference: 1 to 32 of A-Z a-z 0-9 . _ : / -, the first a letter or
+    /// digit, left-aligned and zero-padded (as the SDK writes it). All 32 bytes are checked
+    /// at once: in every byte (all below 0x80), adding 0x80 - lo sets its top bit when the
+    /// byte is >= lo, and adding 0x7f - hi when it is > hi, without carrying into the next.
+    function _validRef(bytes32 ref) private pure returns (bool ok) {
+        assembly ("memory-safe") {
+            let high := BYTES_80
+            let used := and(add(ref, ADD_GE_01), high) // not zero
+            let allowed := or(
+                or(
+                    and(add(ref, ADD_GE_2D), not(add(ref, ADD_GT_3A))), // 0x2d-0x3a: - . / 0-9 :
+                    and(add(ref, ADD_GE_41), not(add(ref, ADD_GT_5A))) // 0x41-0x5a: A-Z
+                ),
+                or(
+                    and(add(ref, ADD_GE_61), not(add(ref, ADD_GT_7A))), // 0x61-0x7a: a-z
+                    and(add(ref, ADD_GE_5F), not(add(ref, ADD_GT_5F))) // 0x5f: _
+                )
+            )
+            ok := iszero(and(ref, high)) // ASCII only (and so no carries above)
+            ok := and(ok, iszero(and(used, not(allowed)))) // every character allowed
+            ok := and(ok, iszero(and(shl(8, used), not(used)))) // no zero byte before one
+            ok := and(ok, and(shr(byte(0, ref), ALNUM), 1)) // starts with a letter or digit
+        }
+    }
+
+    /// @dev A code of at most `size` characters, left-aligned, spaces as zero bytes.
+    function _code(
+        string calldata text,
+        uint256 size,
+        string memory field
+    ) private pure returns (bytes32 out) {
+        bytes calldata b = bytes(text);
+        if (b.length > size) revert InvalidFieldLength(field, b.length, size);
+        for (uint256 i = 0; i < b.length; i++) {
+            if (b[i] != " ") out |= bytes32(b[i]) >> (8 * i);
+        }
+    }
+
+    function _history(string calldata text) private pure returns (bytes24) {
+        bytes calldata b = bytes(text);
+        if (b.length != 24) revert InvalidFieldLength("paymentHistory", b.length, 24);
+        return bytes24(b);
     }
 
     function _bit(bytes1 c, uint256 mask) private pure returns (bool) {

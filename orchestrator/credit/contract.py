@@ -46,7 +46,12 @@ HINTS: dict[str, str] = {
     "be the sending account's bank (its admin account in governance)",
     "UnknownTradeline": "no such tradeline: check the subject, furnisher and account "
     "reference (a report still in flight must be included first)",
-    "InvalidKey": _FIX_RECORD,
+    "InvalidKey": "a zero subject: pass the subject's pseudonym (`CreditClient.subject`)",
+    "InvalidAccountRef": "an account reference is 1 to 32 of A-Z a-z 0-9 . _ : / -, starting "
+    "with a letter or digit, written left-aligned and zero-padded into bytes32 (ethers: "
+    "zeroPadBytes(toUtf8Bytes(ref), 32)); see docs/credit.md",
+    "InvalidFieldLength": "a code is at most its Metro 2 width (portfolio type and payment "
+    "rating 1 character, the others 2) and the payment history exactly 24 characters",
     "InvalidCode": _FIX_RECORD,
     "InvalidHistory": _FIX_RECORD,
     "InvalidDate": _FIX_RECORD,

@@ -98,7 +98,7 @@ def test_the_sdk_record_layout_is_the_contracts() -> None:
 
 def test_every_custom_error_has_a_hint() -> None:
     assert set(error_names()) <= set(HINTS)
-    assert len(error_names()) == 12
+    assert len(error_names()) == 14
 
 
 def _encoded(signature: str, types: list[str], values: list[object]) -> bytes:

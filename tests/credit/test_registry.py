@@ -14,9 +14,13 @@ from genesis import GOVERNANCE_ADDRESS
 from orchestrator.credit import ContractRevert, CreditClient, codes, registry_contract
 from orchestrator.credit.contract import error_names
 from orchestrator.credit.records import (
+    ACCOUNT_REF,
     RECORD_LAYOUT,
+    Record,
     TradelineState,
+    account_ref_bytes,
     commitment,
+    date_to_int,
     record_to_contract,
     reported_fields,
     tradeline_key,
@@ -102,7 +106,9 @@ def test_a_batch_writes_many_records_cheaply_and_a_repeat_writes_nothing(
     first = bank_a.furnish(entries).wait()
     w3 = bank_a.sender.w3
     assert len(w3.eth.get_transaction_receipt(first.tx_hash)["logs"]) == 100
-    assert first.gas_used / 100 <= 30_000  # new tradelines, one storage word each
+    # new tradelines, one storage word each (29,922 before the account-reference check,
+    # which costs about 250 gas a record)
+    assert first.gas_used / 100 <= 30_200
 
     again = bank_a.furnish(entries).wait()  # the committed records again: skipped
     assert w3.eth.get_transaction_receipt(again.tx_hash)["logs"] == []
@@ -370,7 +376,15 @@ CASES: dict[str, tuple[Callable[[Ctx], object], dict[str, object]]] = {
         lambda x: x.b.dispute(x.subject, x.a.furnisher, "NO-SUCH-REF"),
         {"accountRef": "0x" + b"NO-SUCH-REF".ljust(32, b"\0").hex()},
     ),
-    "InvalidKey": (lambda x: x.raw_report(accountRef=bytes(32)), {"field": "'accountRef'"}),
+    "InvalidKey": (lambda x: x.raw_report(subject=bytes(32)), {"field": "'subject'"}),
+    "InvalidAccountRef": (
+        lambda x: x.raw_report(accountRef=b"LOAN 1".ljust(32, b"\0")),
+        {"accountRef": "0x" + b"LOAN 1".ljust(32, b"\0").hex()},
+    ),
+    "InvalidFieldLength": (
+        lambda x: x.raw("pack", struct_of(record(), accountStatus="111")),
+        {"field": "'accountStatus'", "length": 3, "allowed": 2},
+    ),
     "InvalidLength": (lambda x: x.raw("furnish", b"\1" * 129), {"length": 129, "unit": 130}),
     "InvalidCode": (
         lambda x: x.raw_report(accountStatus=b"99"),
@@ -465,3 +479,85 @@ def test_the_contract_checks_the_code_sets_itself(ctx: Ctx) -> None:
             ctx.raw_report(**{field: date})
     with pytest.raises(ContractRevert, match="InvalidKey"):
         ctx.raw_report(subject=bytes(32))
+
+
+# -- the account reference and the typed way in ---------------------------------------
+
+GOOD_REFS = ["A", "7", "LOAN-0001", "a.b_c:d/e-f", "M2-" + "0123456789abcdef0123456789abc"]
+BAD_REFS = [
+    b"",  # zero
+    b"-LOAN",  # starts with neither a letter nor a digit
+    b".x",
+    b"LOAN 1",  # a space
+    b"LOAN#1",
+    b"LOAN\0X",  # a zero byte before a character
+    "ÄB".encode(),  # not ASCII
+    b"\x7f",
+    b"A" * 31 + b"~",
+]
+
+
+def test_the_contract_allows_the_account_references_the_client_allows(ctx: Ctx) -> None:
+    for ref in GOOD_REFS:
+        assert ACCOUNT_REF.match(ref)
+        ctx.raw_report(accountRef=account_ref_bytes(ref))
+    for raw in BAD_REFS:
+        text = raw.decode("latin-1")
+        assert not ACCOUNT_REF.match(text.rstrip("\0")) or "\0" in text, raw
+        with pytest.raises(ContractRevert, match="InvalidAccountRef"):
+            ctx.raw_report(accountRef=raw.ljust(32, b"\0"))
+
+
+def struct_of(r: Record, **changes: object) -> tuple[object, ...]:
+    """`r` as the contract's `Record` struct (its ABI tuple), with `changes` by field."""
+    fields = {
+        "portfolioType": r.portfolio_type,
+        "accountType": r.account_type,
+        "dateOpened": date_to_int(r.date_opened),
+        "creditLimit": r.credit_limit,
+        "highestCredit": r.highest_credit,
+        "currentBalance": r.current_balance,
+        "amountPastDue": r.amount_past_due,
+        "accountStatus": r.account_status,
+        "paymentRating": r.payment_rating,
+        "paymentHistory": r.payment_history,
+        "specialComment": r.special_comment,
+        "dateOfAccountInformation": date_to_int(r.date_of_account_information),
+        "complianceCondition": r.compliance_condition,
+    } | changes
+    return tuple(fields.values())
+
+
+def test_pack_gives_the_sdks_bytes_and_a_writes_errors(ctx: Ctx) -> None:
+    """`pack(Record)` is how a client without the SDK builds the 66 bytes: the same bytes
+    as the SDK for every kind of field, blanks as zero bytes (given as "" or spaces)."""
+    contract = registry_contract(ctx.a.sender.w3, ctx.registry)
+    samples = [
+        record("P-1"),
+        record("P-2", payment_rating="", special_comment="", compliance_condition=""),
+        record("P-3", account_status="71", current_balance=900, amount_past_due=300),
+        record(
+            "P-4",
+            account_status="13",
+            current_balance=0,
+            payment_rating="",
+            special_comment="AX",
+            compliance_condition="XR",
+            credit_limit=2**48 - 1,
+        ),
+        record("P-5", account_status="05", payment_rating="L", special_comment="B"),
+    ]
+    for sample in samples:
+        packed = contract.functions.pack(struct_of(sample)).call()
+        assert packed == record_to_contract(sample), sample
+    blanks = struct_of(samples[1], paymentRating=" ", specialComment="  ", complianceCondition=" ")
+    assert contract.functions.pack(blanks).call() == record_to_contract(samples[1])
+    with pytest.raises(ContractRevert, match="InvalidCode") as caught:
+        ctx.raw("pack", struct_of(samples[0], accountStatus="99"))
+    assert caught.value.args_by_name["field"] == "'accountStatus'"
+    with pytest.raises(ContractRevert, match="InvalidHistory"):
+        ctx.raw("pack", struct_of(samples[0], paymentHistory="0" * 23 + "Z"))
+    with pytest.raises(ContractRevert, match="InvalidFieldLength"):
+        ctx.raw("pack", struct_of(samples[0], paymentHistory="0" * 23))
+    with pytest.raises(ContractRevert, match="InvalidDate"):
+        ctx.raw("pack", struct_of(samples[0], dateOpened=20230230))
