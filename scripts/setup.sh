@@ -53,12 +53,12 @@ else
 fi
 [[ $(geth_version) == "$GETH_VERSION"* ]] \
   || die "$geth is not geth $GETH_VERSION but '$(geth_version)'; delete it and rerun"
-# 4. Node tools (Azurite, solc-js) into .tools/node, again only when their list changed.
+# 4. Node tools (Azurite, solc-js, ethers) into .tools/node, again only when their list changed.
 node_dir="$root/.tools/node"
 want_node=$(sha256sum "$root/scripts/tools/package.json" | cut -d' ' -f1)
 if [ "$(cat "$node_dir/.installed" 2>/dev/null)" != "$want_node" ]; then
   command -v npm >/dev/null || die "npm is needed for Azurite and solc; install Node.js 18+ and rerun"
-  say "installing Azurite and solc-js into .tools/node (npm)"
+  say "installing Azurite, solc-js and ethers into .tools/node (npm)"
   mkdir -p "$node_dir"
   cp "$root/scripts/tools/package.json" "$node_dir/package.json"
   if ! npm install --prefix "$node_dir" --no-audit --no-fund --loglevel=error \
@@ -68,7 +68,7 @@ if [ "$(cat "$node_dir/.installed" 2>/dev/null)" != "$want_node" ]; then
   fi
   echo "$want_node" > "$node_dir/.installed"
 else
-  say "Azurite and solc-js already installed in .tools/node"
+  say "Azurite, solc-js and ethers already installed in .tools/node"
 fi
 
 # 5. Debian's packages: HAProxy (each bank's load balancer), and what the monitoring
