@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.config import parse_config
+from orchestrator.config import load_config, parse_config
 from orchestrator.errors import ToolError
 from orchestrator.geth.command import (
     GETH_VERSION,
@@ -52,8 +52,27 @@ def argv(request: pytest.FixtureRequest, tmp_path: Path) -> list[str]:
     return geth_argv("/opt/geth", _node(tmp_path, validator=request.param == "validator"))
 
 
-def test_the_shipped_default_passes_no_tuning_flags(argv: list[str]) -> None:
+def test_a_node_without_tuning_passes_no_tuning_flags(argv: list[str]) -> None:
     assert not [a for a in argv if a.startswith(("--cache", "--txpool.", "--miner.recommit"))]
+
+
+def test_the_shipped_defaults_reach_every_file_that_leaves_them_out() -> None:
+    """The measured defaults live in orchestrator/consortium.yaml alone: `poactl up` without
+    a file, a file without `gas_limit` or `tuning` (`poactl join` builds one) get them;
+    `tuning: {}` is geth's own setup (the benchmarks' baseline)."""
+    shipped = load_config().settings
+    assert shipped.gas_limit >= 60_000_000  # more than 1,000 credit records a second
+    assert shipped.tuning.flags() and shipped.tuning.environment()
+    bare = parse_config("members: {bank-a: {validators: 1}}\n", source="c.yaml").settings
+    assert (bare.gas_limit, bare.tuning) == (shipped.gas_limit, shipped.tuning)
+    geths = parse_config(
+        "members: {bank-a: {validators: 1}}\ngas_limit: 30000000\ntuning: {}\n", source="c.yaml"
+    ).settings
+    assert (geths.gas_limit, geths.tuning.flags(), geths.tuning.environment()) == (
+        30_000_000,
+        (),
+        {},
+    )
 
 
 def test_tuning_flags_follow_the_consortium_file(tmp_path: Path) -> None:
@@ -76,8 +95,8 @@ def test_memory_limit_goes_into_geths_environment_not_its_argv() -> None:
     ).settings.tuning
     assert tuning.environment() == {"GOMEMLIMIT": "256MiB"}
     assert tuning.flags() == ()
-    default = parse_config("members: {bank-a: {validators: 1}}\n", source="c.yaml")
-    assert default.settings.tuning.environment() == {}
+    geths = parse_config("members: {bank-a: {validators: 1}}\ntuning: {}\n", source="c.yaml")
+    assert geths.settings.tuning.environment() == {}
 
 
 @pytest.mark.geth
