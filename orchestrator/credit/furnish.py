@@ -25,6 +25,7 @@ where the time went.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import hmac
 import time
@@ -48,6 +49,7 @@ from orchestrator.credit.records import (
 )
 from orchestrator.errors import TransactionError
 from orchestrator.geth.pipeline import TxPipeline
+from orchestrator.retry import retry_transient
 
 BATCH_RECORDS = 100  # ~3M gas of new records per transaction
 BLOCKS_IN_FLIGHT = 3  # gas of up to three full blocks sent and not yet in a block
@@ -194,7 +196,10 @@ def _missing(client: CreditClient, items: list[_Item], result: FurnishResult) ->
     for first in range(0, len(items), STATE_CHUNK):
         chunk = items[first : first + STATE_CHUNK]
         keys = [tradeline_key(i.subject, furnisher, i.record.account_ref) for i in chunk]
-        for item, state in zip(chunk, client.states(keys), strict=True):
+        states = retry_transient(
+            functools.partial(client.states, keys), what="reading tradeline states", timeout=60.0
+        )
+        for item, state in zip(chunk, states, strict=True):
             if state.version and state.commitment == commitment(record_to_contract(item.record)):
                 result.unchanged += 1
             elif state.version and _stale(item.record, state):

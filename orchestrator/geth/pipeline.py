@@ -35,6 +35,7 @@ from orchestrator.geth.tx import (
     TxSender,
     transport_error,
 )
+from orchestrator.retry import retry_transient
 
 T = TypeVar("T")
 _Signed = tuple[SignedTx, tuple[bytes, int, T, str]]  # a signed transaction and its item
@@ -89,6 +90,7 @@ class TxPipeline(Generic[T]):
     sender: TxSender
     timeout: float = 120.0
     poll: float = 0.2
+    retry_seconds: float = 60.0  # a request that gets no answer is sent again this long
     timings: Timings = field(default_factory=Timings)
     _flights: dict[str, Flight[T]] = field(default_factory=dict)  # by hash, in nonce order
     _head: int = -1
@@ -252,14 +254,24 @@ class TxPipeline(Generic[T]):
         return [a["result"] for a in answers]
 
     def _batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
-        """One batch request, its answers in the order of `calls`."""
+        """One batch request, its answers in the order of `calls`. Every request here may be
+        sent again (reads, and raw transactions already signed: a second copy is "already
+        known"), so one that gets no answer is retried for up to `retry_seconds`."""
         requests_ = [(RPCEndpoint(method), params) for method, params in calls]
         provider = self.sender.w3.provider
+
+        def ask() -> Any:
+            try:
+                return provider.make_batch_request(requests_)  # type: ignore[attr-defined]
+            except (requests.ConnectionError, requests.Timeout, OSError) as e:
+                raise transport_error(e, self.sender.url) from e
+
+        what = f"a batch of {len(calls)} {calls[0][0]}" if calls else "a batch"
         try:
-            answers = provider.make_batch_request(requests_)  # type: ignore[attr-defined]
-        except (requests.ConnectionError, requests.Timeout, OSError) as e:
-            self.sender.nonces.invalidate()
-            raise transport_error(e, self.sender.url) from e
+            answers = retry_transient(ask, what=what, timeout=self.retry_seconds)
+        except ServiceUnavailable:
+            self.sender.nonces.invalidate()  # whether the node took what we sent is unknown
+            raise
         if not isinstance(answers, list):  # the whole batch refused: one error object
             error = answers.get("error", answers) if isinstance(answers, dict) else answers
             raise ServiceUnavailable(
