@@ -29,6 +29,7 @@ import functools
 import hashlib
 import hmac
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -54,6 +55,7 @@ from orchestrator.retry import retry_transient
 BATCH_RECORDS = 100  # ~3M gas of new records per transaction
 BLOCKS_IN_FLIGHT = 3  # gas of up to three full blocks sent and not yet in a block
 STATE_CHUNK = 1000  # tradeline states per eth_call
+LOOKAHEAD_RECORDS = 10 * STATE_CHUNK  # checked against the chain ahead of sending
 # Gas limits per batch: a new record costs ~29.6k and at most ~30.5k (every calldata byte
 # non-zero), a changed one ~13k; geth fits a transaction in a block by its limit.
 GAS_NEW_RECORD = 34_000
@@ -109,16 +111,18 @@ def furnish_file(
     blocks_in_flight: float = BLOCKS_IN_FLIGHT,
     timeout: float = 120.0,
     progress: Callable[[int], None] = lambda _n: None,
-    on_plan: Callable[[FurnishResult, int], None] = lambda _r, _n: None,
+    on_plan: Callable[[FurnishResult], None] = lambda _r: None,
     today: date | None = None,
 ) -> FurnishResult:
     """Furnish every good record of `path` that the chain does not hold yet.
 
-    `on_plan(result, to_send)` is called once the file is read and the chain consulted;
-    `progress(n)` after each included batch of `n` records. `today` is the date every
-    record is validated against (default: the local date). A batch the registry refuses
-    raises ContractRevert naming the batch's lines; what was included before stays, and a
-    rerun sends only what is missing.
+    `on_plan(result)` is called once the file is read (`result.read` good records to
+    check against the chain, `result.problems` the refused lines); `progress(n)` each time
+    `n` more of them are done: found on chain already, or written in an included batch.
+    The chain's state is read a chunk at a time while earlier batches are in flight.
+    `today` is the date every record is validated against (default: the local date). A
+    batch the registry refuses raises ContractRevert naming the batch's lines; what was
+    included before stays, and a rerun sends only what is missing.
     """
     clock = time.monotonic()
     # The reference is of the account number alone: the same in both formats (JSON Lines
@@ -129,13 +133,12 @@ def furnish_file(
     items = [_Item(r.line, client.subject(r.national_id), r.record) for r in read.records]
     result = FurnishResult(read.format, len(items), list(read.problems), unchanged=0)
     result.phases["reading"] = time.monotonic() - clock
-    clock = time.monotonic()
-    todo = _missing(client, items, result)
-    result.phases["chain_state"] = time.monotonic() - clock
-    on_plan(result, len(todo))
+    checker = _Checker(client, items, result)
+    on_plan(result)
     started = time.monotonic()
     pipe: TxPipeline[Sequence[_Item]] = TxPipeline(client.sender, timeout=timeout)
-    budget = int(blocks_in_flight * pipe.block_gas_limit()) if todo else 0
+    budget = int(blocks_in_flight * pipe.block_gas_limit()) if items else 0
+    queue: deque[_Item] = deque()  # checked, to send
     building = 0.0
 
     def refused(chunk: Sequence[_Item], e: TransactionError) -> TransactionError:
@@ -148,32 +151,44 @@ def furnish_file(
         ).strip()
         return e
 
-    first = 0
-    while first < len(todo) or pipe.outstanding:
+    def check() -> None:
+        found = result.unchanged
+        queue.extend(checker.next_chunk())
+        if result.unchanged > found:
+            progress(result.unchanged - found)
+
+    while not checker.done or queue or pipe.outstanding:
+        while not checker.done and len(queue) < batch_records:
+            check()  # a batch's worth to send, at least
         clock = time.monotonic()
         batch: list[tuple[bytes, int, Sequence[_Item], str]] = []
         free = budget - pipe.gas_in_flight
-        while first < len(todo):
-            chunk = todo[first : first + batch_records]
+        while queue:
+            chunk = [queue.popleft() for _ in range(min(batch_records, len(queue)))]
             gas = GAS_PER_BATCH + sum(
                 GAS_NEW_RECORD if i.new else GAS_CHANGED_RECORD for i in chunk
             )
             if gas > free and (batch or pipe.outstanding):
+                queue.extendleft(reversed(chunk))
                 break
             data = client.furnish_data([(i.subject, i.record) for i in chunk], today=today)
             batch.append((data, gas, chunk, f"batch of {len(chunk)} records"))
             free -= gas
-            first += len(chunk)
         building += time.monotonic() - clock
         if batch:
             result.tx_hashes += pipe.send(client.registry, batch)
-        for landed in pipe.landed(refused):
+        ahead = not checker.done and len(queue) < LOOKAHEAD_RECORDS
+        if ahead:
+            check()  # while the batches in flight wait for blocks
+        for landed in pipe.landed(refused, wait=not ahead):
             result.written += len(landed.tag)
             result.batches += 1
             result.gas_used += landed.gas_used
             progress(len(landed.tag))
     result.seconds = time.monotonic() - started
+    result.problems.sort(key=lambda p: p.line)
     result.phases |= {
+        "chain_state": checker.seconds,
         "building": building,
         "signing": pipe.timings.signing,
         "sending": pipe.timings.sending,
@@ -182,32 +197,49 @@ def furnish_file(
     return result
 
 
-def _missing(client: CreditClient, items: list[_Item], result: FurnishResult) -> list[_Item]:
-    """The items whose record the chain does not hold; stale ones become problems."""
-    furnisher = client.furnisher
-    if int(furnisher, 16) == 0:
-        raise CreditError(
-            f"{client.address} does not write for a member bank",
-            obj=client.address,
-            hint="use the bank's own transaction key; governance lists each member's "
-            "writer accounts (`poactl members`)",
-        )
-    todo: list[_Item] = []
-    for first in range(0, len(items), STATE_CHUNK):
-        chunk = items[first : first + STATE_CHUNK]
-        keys = [tradeline_key(i.subject, furnisher, i.record.account_ref) for i in chunk]
+class _Checker:
+    """The chain's state of the file's tradelines, STATE_CHUNK keys per `states` call, read
+    as sending needs it: a record the chain holds already is counted (`unchanged`), one
+    older than the chain's is a problem (stale), the rest is to send."""
+
+    def __init__(self, client: CreditClient, items: list[_Item], result: FurnishResult) -> None:
+        self.client, self.items, self.result = client, items, result
+        self.furnisher = client.furnisher
+        if int(self.furnisher, 16) == 0:
+            raise CreditError(
+                f"{client.address} does not write for a member bank",
+                obj=client.address,
+                hint="use the bank's own transaction key; governance lists each member's "
+                "writer accounts (`poactl members`)",
+            )
+        self.first = 0
+        self.seconds = 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.first >= len(self.items)
+
+    def next_chunk(self) -> list[_Item]:
+        """The next chunk's items the chain does not hold (stale ones become problems)."""
+        started = time.monotonic()
+        chunk = self.items[self.first : self.first + STATE_CHUNK]
+        self.first += len(chunk)
+        keys = [tradeline_key(i.subject, self.furnisher, i.record.account_ref) for i in chunk]
         states = retry_transient(
-            functools.partial(client.states, keys), what="reading tradeline states", timeout=60.0
+            functools.partial(self.client.states, keys),
+            what="reading tradeline states",
+            timeout=60.0,
         )
+        todo = []
         for item, state in zip(chunk, states, strict=True):
             if state.version and state.commitment == commitment(record_to_contract(item.record)):
-                result.unchanged += 1
+                self.result.unchanged += 1
             elif state.version and _stale(item.record, state):
-                result.problems.append(_stale_problem(item, state))
+                self.result.problems.append(_stale_problem(item, state))
             else:
                 todo.append(dataclasses.replace(item, new=not state.version))
-    result.problems.sort(key=lambda p: p.line)
-    return todo
+        self.seconds += time.monotonic() - started
+        return todo
 
 
 def _stale(record: Record, state: TradelineState) -> bool:

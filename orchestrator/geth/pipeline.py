@@ -145,16 +145,18 @@ class TxPipeline(Generic[T]):
         )
 
     def landed(
-        self, on_failure: Callable[[T, TransactionError], TransactionError]
+        self, on_failure: Callable[[T, TransactionError], TransactionError], *, wait: bool = True
     ) -> list[Landed[T]]:
-        """Wait one poll interval; what is in a block since the last call (oldest first).
+        """What is in a block since the last call (oldest first), after waiting one poll
+        interval (unless `wait` is false: the caller had other work meanwhile).
 
         A reverted transaction raises `on_failure(tag, the replayed reason)`."""
+        if not self._flights:
+            return []
         started = time.monotonic()
         try:
-            time.sleep(self.poll)
-            if not self._flights:
-                return []
+            if wait:
+                time.sleep(self.poll)
             head = int(self._call([("eth_blockNumber", [])])[0], 16)
             now = time.monotonic()
             if head == self._head and now - self._checked < RECEIPT_CHECK_SECONDS:

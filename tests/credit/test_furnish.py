@@ -30,6 +30,7 @@ from orchestrator.credit.metro2 import (
 from orchestrator.credit.records import Record
 from tests.credit.conftest import TODAY, Chain, record
 from tests.credit.scan import chain_bytes
+from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.geth, pytest.mark.slow]
 
@@ -164,9 +165,12 @@ def write_jsonl(path: Path, items: list[tuple[str, str, Record]]) -> None:
 def test_a_run_killed_mid_file_resumes_and_writes_no_version_twice(
     chain: Chain, registry: str, files: dict[str, Path], bank_a: CreditClient, tmp_path: Path
 ) -> None:
-    items = accounts("KL", 1500)
+    # More records than the run keeps in flight (three blocks' worth of gas: about 2,500 at
+    # 30M gas and 50 a batch), so the kill lands mid-file.
+    count = 4000
+    items = accounts("KL", count)
     path = tmp_path / "big.m2"
-    assert write_metro2(path, items) == 1500
+    assert write_metro2(path, items) == count
     argv = [
         str(POACTL), "credit", "--rpc-url", chain.rpc_url, "--registry", registry,
         "--key-file", str(files["bank_a"]), "--secret-file", str(files["secret"]),
@@ -185,17 +189,26 @@ def test_a_run_killed_mid_file_resumes_and_writes_no_version_twice(
     finally:
         proc.wait(timeout=10)
     partial = len(_logs(w3, registry, reported, start))
-    assert 0 < partial < 1500, partial
+    assert 0 < partial < count, partial
 
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
-    time.sleep(3)  # batches the killed run left in the pool land (and write nothing)
-    logs = _logs(w3, registry, reported, start)
-    assert len(logs) == 1500  # every record once: none twice, none missing
-    assert len({bytes(log["topics"][1]) for log in logs}) == 1500
-    line = bank_a.tradeline(
-        bank_a.subject(items[1499][0]), bank_a.furnisher, _ref(files, items[1499])
+    # Batches the killed run left in the pool land too (and write nothing): wait until the
+    # account has nothing pending.
+    address = bank_a.address
+    wait_for(
+        lambda: (
+            w3.eth.get_transaction_count(address, "pending")
+            == w3.eth.get_transaction_count(address, "latest")
+        ),
+        timeout=120,
+        what="the killed run's batches to leave the pool",
     )
+    logs = _logs(w3, registry, reported, start)
+    assert len(logs) == count  # every record once: none twice, none missing
+    assert len({bytes(log["topics"][1]) for log in logs}) == count
+    last = items[count - 1]
+    line = bank_a.tradeline(bank_a.subject(last[0]), bank_a.furnisher, _ref(files, last))
     assert line is not None and line.version == 1
 
 

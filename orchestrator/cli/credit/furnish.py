@@ -63,16 +63,16 @@ def furnish(
     with contextlib.ExitStack() as stack:
         bars: list[Any] = []  # click's ProgressBar, once the plan is known
 
-        def planned(result: FurnishResult, to_send: int) -> None:
+        def planned(result: FurnishResult) -> None:
             if fmt != "text":
                 return
             click.echo(
                 f"{furnishing_file.name} ({result.file_format}): {result.read} good records, "
-                f"{len(result.problems)} refused, {result.unchanged} already on chain; "
-                f"writing {to_send} in batches of {batch_records}",
+                f"{len(result.problems)} refused; writing what the chain lacks in batches of "
+                f"{batch_records}",
                 err=True,
             )
-            bars.append(stack.enter_context(click.progressbar(length=to_send, file=sys.stderr)))
+            bars.append(stack.enter_context(click.progressbar(length=result.read, file=sys.stderr)))
 
         def advanced(records: int) -> None:
             for bar in bars:
