@@ -7,6 +7,8 @@ import datetime as dt
 import json
 import math
 import shutil
+import signal
+import sys
 import tempfile
 import time
 import traceback
@@ -47,6 +49,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    # `kill` (SIGTERM) stops the benchmark like Ctrl-C: the consortiums go down first.
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(143))
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     if not configs or set(configs) - set(CONFIGS):
         raise SystemExit(f"--configs: some of {', '.join(CONFIGS)}")
@@ -81,12 +85,16 @@ def main() -> None:
             except (Exception, SystemExit) as e:  # shown in the summary; the others still go
                 traceback.print_exc()
                 run.error = f"{type(e).__name__}: {e}"[:400]
+                print(run.status(), flush=True)
             finally:
                 run.down()
     finally:
         for run in runs:
             run.down()
-        shutil.rmtree(work, ignore_errors=True)
+        if any(run.error for run in runs):
+            print(f"kept {work} (state dirs and geth logs of the failed run)")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     publish(BEGIN, END, section(runs, command), record_it=args.record)
     print(f"wall time {time.monotonic() - started:.0f} s")
 

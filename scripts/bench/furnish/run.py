@@ -267,6 +267,14 @@ class Run:
             return None
         return next((h.seen for h in watch.heads if h.hash == block_hash), None)
 
+    def status(self) -> str:
+        """`poactl status` of this consortium (after a failure: which node is stuck)."""
+        done = subprocess.run(
+            [POACTL, "status", "--state-dir", str(self.state)],
+            check=False, capture_output=True, text=True,
+        )  # fmt: skip
+        return done.stdout + done.stderr
+
     def down(self) -> None:
         for watch in self.watches.values():
             watch.stop.set()
