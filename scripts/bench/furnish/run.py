@@ -171,7 +171,7 @@ class Run:
         """The real CLI through bank-a's balancer (the local resolver's default)."""
         assert self.sampler is not None
         argv = [POACTL, "credit", "furnish", "--bank", "bank-a", "--file", str(path),
-                "--format", "json", "--state-dir", str(self.state), "--timeout", "300"]  # fmt: skip
+                "--format", "json", "--state-dir", str(self.state), "--timeout", "900"]  # fmt: skip
         argv += ["--batch", str(self.batch)] if self.batch else []
         geths0 = self.sampler.cpu_seconds()
         psutil.cpu_percent(None)
