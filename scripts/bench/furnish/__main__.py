@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .. import furnish
 from ..common import geth_version, machine, publish
-from .run import CliRun, Run, mean, spread_of, write_file
+from .run import Breakdown, CliRun, Run, mean, spread_of, write_file
 
 BEGIN, END = "<!-- bench_furnish:begin -->", "<!-- bench_furnish:end -->"
 CONFIGS = ("default", "baseline")
@@ -182,6 +182,9 @@ def _run_section(run: Run) -> list[str]:
             f"{mean([t.mgas / t.seconds for t in b.imports if t.seconds > 0]):.0f} Mgas/s mean |",
             f"| a sealer building its block (work with transactions) | "
             f"{spread_of([t.seconds for t in b.builds])} |",
+            f"| executions of each block, all nodes (every mining node builds the next block, "
+            f"again at each recommit while transactions arrive; the others import it) | "
+            f"{_executions(b)} |",
             f"| reorgs seen by one node (blocks replaced) | {b.reorgs} |",
             "| blocks sealed by | "
             + ", ".join(f"{n} {c}" for n, c in sorted(b.sealed_by.items()))
@@ -195,6 +198,18 @@ def _run_section(run: Run) -> list[str]:
         )
         lines += ["", f"RSS per geth, MB (idle after `up` / max): {rss}."]
     return [*lines, ""]
+
+
+def _executions(b: Breakdown) -> str:
+    """Builds and imports per block, and the builds of nodes that sealed none of them."""
+    if not b.blocks:
+        return "-"
+    idle = sum(n for node, n in b.built_by.items() if not b.sealed_by.get(node))
+    return (
+        f"{sum(b.built_by.values()) / b.blocks:.1f} builds (of which "
+        f"{idle / b.blocks:.1f} by nodes that sealed none of these blocks) + "
+        f"{sum(b.imported_by.values()) / b.blocks:.1f} imports per block"
+    )
 
 
 def _goals(runs: list[Run]) -> list[str]:

@@ -104,6 +104,8 @@ class Breakdown:
     builds: list[GethTiming] = field(default_factory=list)
     reorgs: int = 0
     sealed_by: Counter[str] = field(default_factory=Counter)
+    built_by: Counter[str] = field(default_factory=Counter)  # builds with transactions
+    imported_by: Counter[str] = field(default_factory=Counter)
     unseen_sealer: int = 0  # transactions the sealer's watcher never saw pending
 
 
@@ -238,6 +240,8 @@ class Run:
             imports, builds = geth_timings(self.local.layout.node(name).geth_log, lo, hi)
             b.imports += imports
             b.builds += builds
+            b.built_by[name] += len(builds)
+            b.imported_by[name] += len(imports)
 
     def _transactions(self, sealer: str, block_hash: str, mine: list[str]) -> None:
         """The block's spread to the other nodes and its transactions' propagation."""
