@@ -94,6 +94,9 @@ class Tuning(Strict):
     txpool_global_slots: TxpoolSlots | None = None
     txpool_account_queue: TxpoolSlots | None = None
     txpool_global_queue: TxpoolSlots | None = None
+    # --gcmode: "archive" writes every block's state to disk at once; "full" (geth's default)
+    # keeps recent state in memory, unbounded by --cache for the chain's first 128 blocks.
+    gc_mode: Literal["full", "archive"] | None = None
 
     def flags(self) -> tuple[str, ...]:
         """The geth flags these settings stand for, in a fixed order."""
@@ -107,6 +110,7 @@ class Tuning(Strict):
             ("--txpool.globalslots", self.txpool_global_slots),
             ("--txpool.accountqueue", self.txpool_account_queue),
             ("--txpool.globalqueue", self.txpool_global_queue),
+            ("--gcmode", self.gc_mode),
         )
         return tuple(x for flag, value in pairs if value is not None for x in (flag, str(value)))
 

@@ -8,7 +8,6 @@ import json
 import math
 import shutil
 import signal
-import sys
 import tempfile
 import time
 import traceback
@@ -49,8 +48,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    # `kill` (SIGTERM) stops the benchmark like Ctrl-C: the consortiums go down first.
-    signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(143))
+    # `kill` (SIGTERM) stops the whole benchmark like Ctrl-C: the consortiums go down first.
+    signal.signal(signal.SIGTERM, _interrupt)
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     if not configs or set(configs) - set(CONFIGS):
         raise SystemExit(f"--configs: some of {', '.join(CONFIGS)}")
@@ -97,6 +96,10 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
     publish(BEGIN, END, section(runs, command), record_it=args.record)
     print(f"wall time {time.monotonic() - started:.0f} s")
+
+
+def _interrupt(_signal: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def section(runs: list[Run], command: str) -> str:
