@@ -78,7 +78,8 @@ def test_the_shipped_defaults_reach_every_file_that_leaves_them_out() -> None:
 def test_tuning_flags_follow_the_consortium_file(tmp_path: Path) -> None:
     tuning = parse_config(
         "members: {bank-a: {validators: 1}}\n"
-        "tuning: {cache_mb: 128, recommit_seconds: 1, txpool_account_queue: 1024}\n",
+        "tuning: {cache_mb: 128, recommit_seconds: 1, txpool_account_queue: 1024, "
+        "gc_mode: archive}\n",
         source="c.yaml",
     ).settings.tuning
     node = dataclasses.replace(_node(tmp_path, validator=True), tuning=tuning.flags())
@@ -86,6 +87,7 @@ def test_tuning_flags_follow_the_consortium_file(tmp_path: Path) -> None:
     assert _value(argv, "--cache") == "128"
     assert _value(argv, "--miner.recommit") == "1s"
     assert _value(argv, "--txpool.accountqueue") == "1024"
+    assert _value(argv, "--gcmode") == "archive"
     assert "--txpool.globalslots" not in argv  # left out: geth's default
 
 
