@@ -177,21 +177,26 @@ class Run:
         argv += ["--batch", str(self.batch)] if self.batch else []
         geths0 = self.sampler.cpu_seconds()
         psutil.cpu_percent(None)
+        out_file = self.state.parent / f"furnish-{len(self.runs)}.out"
+        err_file = self.state.parent / f"furnish-{len(self.runs)}.err"
         t0 = time.monotonic()
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        child = psutil.Process(proc.pid)
-        cli_cpu = 0.0
-        while proc.poll() is None:
-            try:
-                t = child.cpu_times()
-                cli_cpu = t.user + t.system
-            except psutil.Error:
-                pass
-            time.sleep(0.5)
-            if time.monotonic() - t0 > timeout:
-                proc.kill()
-        out, err = proc.communicate()
+        # Files, not pipes: the CLI's JSON (every transaction hash) would fill a pipe that
+        # nobody reads until it exits, and it would never exit.
+        with out_file.open("w") as out_w, err_file.open("w") as err_w:
+            proc = subprocess.Popen(argv, stdout=out_w, stderr=err_w, text=True)
+            child = psutil.Process(proc.pid)
+            cli_cpu = 0.0
+            while proc.poll() is None:
+                try:
+                    t = child.cpu_times()
+                    cli_cpu = t.user + t.system
+                except psutil.Error:
+                    pass
+                time.sleep(0.5)
+                if time.monotonic() - t0 > timeout:
+                    proc.kill()
         wall = time.monotonic() - t0
+        out, err = out_file.read_text(), err_file.read_text()
         if proc.returncode not in (0, 1) or not out.strip().startswith("{"):
             raise SystemExit(f"[{self.config}] furnish failed ({proc.returncode}):\n{err[-3000:]}")
         run = CliRun(label, wall, json.loads(out))
