@@ -42,6 +42,7 @@ from typing import Any
 
 from orchestrator.agent import status
 from orchestrator.agent.admission import MembershipDuties
+from orchestrator.agent.chainview import ChainView
 from orchestrator.agent.endpoint import AgentMetrics, HealthServer
 from orchestrator.agent.fencing import check_lease_fits, in_flight_seconds, settle_signatures
 from orchestrator.agent.holding import IdentityHolder, release_lease
@@ -65,6 +66,7 @@ from orchestrator.boundaries import Runtime, Store, Vault
 from orchestrator.config import Consortium, load_config
 from orchestrator.errors import PoaError, ServiceUnavailable, StateError, WaitTimeout
 from orchestrator.geth.keys import follower_address
+from orchestrator.geth.lag import stall_after
 from orchestrator.network.create import NetworkInfo, read_network
 from orchestrator.retry import Backoff
 from orchestrator.signer.policy import SigningPolicy
@@ -108,8 +110,9 @@ class Agent:
         self._stop = threading.Event()
         self._lock = threading.RLock()  # the identity lease and the sealer move together
         self.peers = StaticPeers(
-            self.paths, node=self.name, host=settings.host, p2p_port=settings.ports.p2p
-        )
+            self.paths, member=self.member, node=self.name, host=settings.host,
+            p2p_port=settings.ports.p2p,
+        )  # fmt: skip
         self.metrics = AgentMetrics()
         self.leader = Leadership(
             store=store, vault=vault, member=self.member, node=self.name,
@@ -126,7 +129,7 @@ class Agent:
             self.signing,
             needs_peers=lambda: len(self.network.all_signers) > 1 if self.network else True,
             static_peers=self.peers.enodes,
-            stall_after=max(8.0, 4.0 * self.consortium.settings.block_period),
+            stall_after=stall_after(self.consortium.settings.block_period),
             on_change=self.write_status,
         )
         self.holder = IdentityHolder(
@@ -140,10 +143,13 @@ class Agent:
             self.paths.ipc, node=self.name, allow=self.signing.allow_votes,
             sealing=lambda: self.sealer.sealing, on_change=self.write_status,
         )  # fmt: skip
-        self.report = NodeReport(
-            self.paths, node=self.name, member=self.member, store=store, metrics=self.metrics,
-            facts=self._facts,
+        self.chain = ChainView(
+            (self.member, self.name), period=self.consortium.settings.block_period,
+            heartbeat_seconds=settings.heartbeat_seconds,
         )  # fmt: skip
+        self.report = NodeReport(
+            self.paths, store=store, metrics=self.metrics, chain=self.chain, facts=self._facts
+        )
         self.supervisor: Supervisor | None = None
         self._fatal: PoaError | None = None
         self.membership = MembershipDuties(
@@ -354,6 +360,7 @@ class Agent:
                     next_peers = now + PEERS_EVERY
                 if now >= next_heartbeat and self.supervisor is not None:
                     self.report.heartbeat()
+                    self.chain.refresh(self.store, time.time())  # the others' heads
                     next_heartbeat = now + self.settings.heartbeat_seconds
             except ServiceUnavailable as e:
                 self.metrics.store_error()

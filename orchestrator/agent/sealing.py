@@ -42,8 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import NodeError
-from orchestrator.geth.health import is_behind
+from orchestrator.geth.health import sync_heads
 from orchestrator.geth.ipc import ipc_probe, ipc_request
+from orchestrator.geth.lag import assess
 from orchestrator.signer.keys import ValidatorKey
 from orchestrator.signer.policy import SigningLease, SigningPolicy
 
@@ -177,7 +178,13 @@ class Sealer:
         eth_peers = [
             p for p in peers or [] if isinstance(p.get("protocols", {}).get("eth"), dict)
         ]  # "handshake" while the eth Status exchange is still under way
-        return len(eth_peers) > 0 and not is_behind(syncing)
+        now = time.time()
+        sync = sync_heads(syncing, now)
+        level = (
+            sync is None
+            or not assess(sync[0], [sync[1]], now=now, period=self.policy.block_period).behind
+        )  # not even one block behind: sealing there would fork the chain
+        return len(eth_peers) > 0 and level
 
     def _heal_if_stalled(self) -> None:
         head: Any = ipc_probe(self.ipc_path, "eth_blockNumber", [])

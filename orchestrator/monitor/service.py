@@ -11,12 +11,10 @@ process, with no dependency outside poactl: the page is a static file.
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
 import time
-from datetime import datetime
 from types import FrameType
 
 from orchestrator.boundaries import Store
@@ -28,8 +26,10 @@ from orchestrator.monitor.server import MonitorServer
 from orchestrator.monitor.settings import MonitorFile
 from orchestrator.monitor.view import HOUR, Settings, Snapshot, snapshot
 from orchestrator.network.create import read_network
+from orchestrator.network.heartbeats import Heartbeat as Published
+from orchestrator.network.heartbeats import Observer, read_heartbeats
 from orchestrator.network.leases import holder_of
-from orchestrator.network.names import identity_lease, leader_lease, publisher_of
+from orchestrator.network.names import identity_lease, leader_lease
 from orchestrator.retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -59,35 +59,30 @@ class Monitor:
         self._lock = threading.Lock()
         self._latest: Snapshot | None = None
         self._stop = threading.Event()
+        known = self.history.last_heartbeats()  # a restart keeps each one's first sighting
+        self._observer = Observer({k: (b.sent, b.at) for k, b in known.items()})
+        self._reported: set[str] = set()
         self.backoff = Backoff(f"monitor of {settings.member}", base=POLL_SECONDS, cap=10.0)
 
     # -- collecting ------------------------------------------------------------------
     def collect(self, *, store_too: bool = True) -> None:
         """One round: heartbeats, (the network and leases), the chain."""
-        beats = self._heartbeats()
-        self.history.add_heartbeats(beats)
+        beats = self.take_heartbeats(time.time())
         if store_too:
             self._view = self._read_network(beats)
         self.chain.poll()
 
-    def _heartbeats(self) -> list[Heartbeat]:
-        beats = []
-        for name in self.store.list("heartbeats/"):
-            blob = self.store.read(name)
-            if blob is None:
-                continue
-            try:
-                doc = json.loads(blob.data)
-                if doc["member"] != publisher_of(name):
-                    raise ValueError(f"names member {doc['member']!r}, not its publisher")
-                beats.append(Heartbeat(
-                    node=str(doc["node"]), at=datetime.fromisoformat(doc["time"]).timestamp(),
-                    member=str(doc["member"]), state=str(doc["state"]), block=doc.get("block"),
-                    hash=doc.get("hash"), peers=doc.get("peers"), sealing=bool(doc["sealing"]),
-                    signer=doc.get("signer"), leader=bool(doc.get("leader")),
-                ))  # fmt: skip
-            except (ValueError, KeyError, TypeError) as e:
-                log.debug("skipping a bad heartbeat blob %s: %s", name, e)
+    def take_heartbeats(self, now: float) -> list[Heartbeat]:
+        """Every node's heartbeat into the history, keyed by its path and stamped with
+        the time this monitor first saw it (`now` for a new one): a publisher's clock
+        says nothing about freshness."""
+        found, problems = read_heartbeats(self.store)
+        for problem in problems:
+            if problem not in self._reported:
+                self._reported.add(problem)
+                log.warning("skipping a heartbeat: %s", problem)
+        beats = [_kept(b) for b in self._observer.observe(found, now)]
+        self.history.add_heartbeats(beats)
         return beats
 
     def _read_network(self, beats: list[Heartbeat]) -> Settings:
@@ -161,3 +156,12 @@ class Monitor:
         self.chain.close()
         self.history.close()
         return 0
+
+
+def _kept(beat: Published) -> Heartbeat:
+    """A heartbeat as the history keeps it, stamped when this monitor first saw it."""
+    return Heartbeat(
+        node=beat.node, at=beat.seen_at, member=beat.member, state=beat.state,
+        block=beat.block, hash=beat.hash, peers=beat.peers, sealing=beat.sealing,
+        signer=beat.signer, leader=beat.leader, sent=beat.sent, block_time=beat.block_time,
+    )  # fmt: skip

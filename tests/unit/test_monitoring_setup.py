@@ -40,7 +40,7 @@ def test_the_alert_rules_load(tmp_path: Path) -> None:
     rules.write_bytes(RULES.read_bytes())
     out = promtool("check", "rules", str(rules))
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "SUCCESS: 6 rules found" in out.stdout
+    assert "SUCCESS: 7 rules found" in out.stdout
 
 
 RULE_TESTS = """
@@ -61,6 +61,8 @@ tests:
         values: '0 0 1 1 1 1'
       - series: 'poactl_monitor_reorg_depth_max'
         values: '0 0 0 0 0 0'
+      - series: 'poactl_monitor_node_lag_blocks{node="bank-a-1",member="bank-a"}'
+        values: '0 2 40 41 42 43'
     alert_rule_test:
       - eval_time: 5s
         alertname: NodeLate
@@ -96,6 +98,18 @@ tests:
               description: >-
                 Another signer sealed the blocks it was in turn for: its node is down,
                 fenced or behind.
+      - eval_time: 5s
+        alertname: NodeBehind
+        exp_alerts: []
+      - eval_time: 20s
+        alertname: NodeBehind
+        exp_alerts:
+          - exp_labels: {severity: warning, node: bank-a-1, member: bank-a}
+            exp_annotations:
+              summary: "bank-a-1 (bank-a) is 42 blocks behind the chain's head"
+              description: >-
+                Its head does not keep up with the other nodes': its agent takes it out
+                of the balancer and recovers it (peers again, then a geth restart).
       - eval_time: 25s
         alertname: Fork
         exp_alerts:
