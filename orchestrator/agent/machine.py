@@ -35,7 +35,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
@@ -43,13 +42,15 @@ from typing import Any
 from orchestrator.agent import status
 from orchestrator.agent.admission import MembershipDuties
 from orchestrator.agent.chainview import ChainView
+from orchestrator.agent.duties import Duty
 from orchestrator.agent.endpoint import AgentMetrics, HealthServer
 from orchestrator.agent.fencing import check_lease_fits, in_flight_seconds, settle_signatures
-from orchestrator.agent.holding import IdentityHolder, release_lease
+from orchestrator.agent.holding import WATCHDOG_SECONDS, IdentityHolder, release_lease
 from orchestrator.agent.leading import Leadership
 from orchestrator.agent.node import prepare_node, supervise_geth
 from orchestrator.agent.paths import NodePaths
 from orchestrator.agent.peers import StaticPeers
+from orchestrator.agent.recovery import NodeCare
 from orchestrator.agent.reporting import NodeReport
 from orchestrator.agent.sealing import Sealer
 from orchestrator.agent.settings import AgentFile
@@ -66,9 +67,8 @@ from orchestrator.boundaries import Runtime, Store, Vault
 from orchestrator.config import Consortium, load_config
 from orchestrator.errors import PoaError, ServiceUnavailable, StateError, WaitTimeout
 from orchestrator.geth.keys import follower_address
-from orchestrator.geth.lag import stall_after
 from orchestrator.network.create import NetworkInfo, read_network
-from orchestrator.retry import Backoff
+from orchestrator.retry import Backoff, Recurring
 from orchestrator.signer.policy import SigningPolicy
 from orchestrator.signer.server import SignerServer
 
@@ -128,8 +128,6 @@ class Agent:
             self.paths.ipc,
             self.signing,
             needs_peers=lambda: len(self.network.all_signers) > 1 if self.network else True,
-            static_peers=self.peers.enodes,
-            stall_after=stall_after(self.consortium.settings.block_period),
             on_change=self.write_status,
         )
         self.holder = IdentityHolder(
@@ -150,6 +148,16 @@ class Agent:
         self.report = NodeReport(
             self.paths, store=store, metrics=self.metrics, chain=self.chain, facts=self._facts
         )
+        self.care = NodeCare(
+            self.paths.ipc, self.sealer, self.chain, peers=self.peers.enodes,
+            period=self.consortium.settings.block_period,
+        )  # fmt: skip
+        self.duties = [
+            Duty("lease loop", self._lease_loop, **self._duty_options()),
+            Duty("watchdog", self._watchdog, **self._duty_options(), on_death=self._watchdog_died),
+            Duty("votes round", self._votes_loop, **self._duty_options()),
+        ]
+        self._votes_failures = Recurring(log, self.name, level=logging.ERROR, traceback=True)
         self.supervisor: Supervisor | None = None
         self._fatal: PoaError | None = None
         self.membership = MembershipDuties(
@@ -232,12 +240,8 @@ class Agent:
                 self.settings.host, self.settings.ports.health, self._health, self.metrics
             )
             with health, SignerServer(self.paths.signer_ipc, self.signing):
-                loops = [
-                    threading.Thread(target=self._guard(loop), name=loop.__name__, daemon=True)
-                    for loop in (self._lease_loop, self._watchdog, self._votes_loop)
-                ]
-                for t in loops:
-                    t.start()
+                for duty in self.duties:
+                    duty.start()
                 try:
                     self._transition(AgentState.WAITING_FOR_NETWORK, "waiting for the network")
                     if self._wait_for_network():
@@ -250,25 +254,28 @@ class Agent:
                     self._stop.set()
                     if self.supervisor is not None:
                         self.supervisor.request_stop()
-                    for t in loops:
-                        t.join(timeout=10)
+                    for duty in self.duties:
+                        duty.join(timeout=10)
                     self._shut_down()
         if self._fatal is not None:
             raise self._fatal
         return 0
 
-    def _guard(self, loop: Callable[[], None]) -> Callable[[], None]:
-        """Run a background loop; a permanent error ends the whole agent."""
+    def _duty_options(self) -> dict[str, Any]:
+        """A background duty: a permanent error ends the whole agent; any other death
+        makes it unhealthy while the duty restarts (`duties`)."""
+        return {"who": self.name, "stop": self._stop, "on_fatal": self._end}
 
-        def run() -> None:
-            try:
-                loop()
-            except PoaError as e:
-                log.error("%s: %s", self.name, e)
-                self._fatal = self._fatal or e
-                self.request_stop()
+    def _end(self, error: PoaError) -> None:
+        log.error("%s: %s", self.name, error)
+        self._fatal = self._fatal or error
+        self.request_stop()
 
-        return run
+    def _watchdog_died(self) -> None:
+        """No fence could come on time without the watchdog: fence now, to be safe."""
+        with self._lock:
+            if self.holder.keeper is not None:
+                self.holder.fence("the watchdog died; fenced to be safe until it runs again")
 
     def _wait_for_network(self) -> bool:
         started = time.monotonic()
@@ -313,7 +320,7 @@ class Agent:
             peers=len(self.peers.enodes()),
             geth=self.geth,
             runtime=self.runtime,
-            sealer=self.sealer,
+            sealer=self.care,
         )
         if self._stop.is_set():
             return
@@ -371,7 +378,7 @@ class Agent:
             self._stop.wait(self.backoff.pause())
 
     def _watchdog(self) -> None:
-        while not self._stop.wait(0.2):
+        while not self._stop.wait(WATCHDOG_SECONDS):
             self.holder.check_deadline()
 
     def _votes_loop(self) -> None:
@@ -382,9 +389,11 @@ class Agent:
                 if self.supervisor is not None:  # geth runs: governance can be read
                     self.membership.run(self.network, leader=self.leader.held)
                 self.voter.vote()
-            except Exception:  # a bad answer must not end the loop: log it, try again
-                log.exception("%s: reconciling Clique's votes failed", self.name)
+            except Exception as e:  # a bad answer must not end the loop: say so, try again
+                self._votes_failures.failed("reconciling Clique's votes failed", e)
                 self.voter.set(None)
+            else:
+                self._votes_failures.succeeded()
 
     def _signer_count(self) -> int:
         """Clique's signers for the fencing arithmetic: the genesis's, or more once
@@ -407,8 +416,11 @@ class Agent:
 
     def _health(self) -> tuple[bool, dict[str, Any]]:
         supervisor = self.supervisor
-        return self.report.health(
+        healthy, body = self.report.health(
             geth_state=supervisor.state.value if supervisor else None,
             needs_peers=bool(self.peers.enodes()),
             ending=self.state in ENDING,
         )
+        dead = [problem for duty in self.duties if (problem := duty.problem)]
+        body["problems"] += dead
+        return healthy and not dead, body
