@@ -181,30 +181,34 @@ class Agent:
             self.write_status()
 
     def write_status(self) -> None:
-        identity, keeper = self.sealer.identity, self.holder.keeper
-        held = None
-        if identity is not None and keeper is not None:
-            held = identity_status(identity.index, identity.address, keeper)
-        status.write(
-            self.paths.agent_status,
-            AgentStatus(
-                node=self.name,
-                member=self.member,
-                role=self.settings.role,
-                state=self.state,
-                since=datetime.now(UTC).isoformat(timespec="seconds"),
-                pid=os.getpid(),
-                leader=self.leader.held,
-                identity=held,
-                last_fence=self.holder.last_fence,
-                sealing=self.sealer.sealing,
-                fences=self.holder.fences,
-                rpc_url=f"http://{self.settings.rpc_host}:{self.settings.ports.http}",
-                health_url=f"http://{self.settings.host}:{self.settings.ports.health}/health",
-                message=self.message,
-                clique=self.voter.clique,
-            ),
-        )
+        """Write `agent.json` from the state as it is now, under the agent's lock: the
+        lease loop, the watchdog, the votes round and the node's care all write it, and
+        a snapshot taken before a fence must never land after the fence's."""
+        with self._lock:
+            identity, keeper = self.sealer.identity, self.holder.keeper
+            held = None
+            if identity is not None and keeper is not None:
+                held = identity_status(identity.index, identity.address, keeper)
+            status.write(
+                self.paths.agent_status,
+                AgentStatus(
+                    node=self.name,
+                    member=self.member,
+                    role=self.settings.role,
+                    state=self.state,
+                    since=datetime.now(UTC).isoformat(timespec="seconds"),
+                    pid=os.getpid(),
+                    leader=self.leader.held,
+                    identity=held,
+                    last_fence=self.holder.last_fence,
+                    sealing=self.sealer.sealing,
+                    fences=self.holder.fences,
+                    rpc_url=f"http://{self.settings.rpc_host}:{self.settings.ports.http}",
+                    health_url=f"http://{self.settings.host}:{self.settings.ports.health}/health",
+                    message=self.message,
+                    clique=self.voter.clique,
+                ),
+            )
 
     # -- run ---------------------------------------------------------------------------
     def request_stop(self, *_: object) -> None:

@@ -50,7 +50,7 @@ class BalancerSpec:
     filter_port: int  # poactl's filter, on loopback
     pool_port: int  # the node pool, on loopback
     nodes: Sequence[PoolNode]
-    tokens_map: Path  # "<token> <application>" per line
+    tokens_map: Path  # "<token> <application>" per line (relative: to the configuration)
     master_socket: Path
     max_body_bytes: int
 
@@ -67,6 +67,7 @@ def haproxy_config(spec: BalancerSpec) -> str:
         f"# poactl: the load balancer of {spec.member} (generated; poactl rewrites it)",
         "global",
         "    master-worker",
+        "    default-path config",  # relative paths (the tokens map) beside this file
         f"    stats socket {spec.master_socket}.stats mode 600 level admin expose-fd listeners",
         "    maxconn 4096",
         "    log stderr format short local0 notice",

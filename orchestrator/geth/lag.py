@@ -16,7 +16,8 @@ after the node's own may be up to `ceil(dt / period)` blocks higher on a healthy
 while the chain moved (it has never synced, and cannot import the blocks peers
 broadcast until geth's next sync round). It is *stuck* when it lags and its head has
 not moved for `stuck_after(period)`. The chain is *stalled* when the newest block anyone
-has seen is older than `stall_after(period)`: one threshold for every reader.
+has seen is older than `stall_after(period)`: one threshold for every reader (a chain
+still at its genesis has no block time yet, so it is not judged stalled).
 
 No I/O, no clock: the same observations give the same answer everywhere (`HeadWatch`
 remembers, from the observations fed to it, since when a node's head has not moved).
@@ -107,7 +108,8 @@ def assess(
     ]  # a dead node's last heartbeat says nothing about the chain now
     seen = ([own] if own is not None else []) + fresh
     top = max((h.number for h in seen), default=None)
-    times = [h.block_time for h in seen if h.block_time is not None]
+    # The genesis's timestamp is fixed when the network is made (0 here): not a block time.
+    times = [h.block_time for h in seen if h.block_time is not None and h.number > 0]
     head_age = max(0.0, now - max(times)) if times else None
     limit = stall_after(period)
     stalled = head_age is not None and head_age > limit

@@ -24,7 +24,11 @@ A request is signed only when all of these hold, in this order:
 
 The signature must come back within `SIGN_TIMEOUT_SECONDS` (geth waits for it with no
 timeout of its own, so a slow vault would stall sealing), and the lease is checked once
-more before it is returned. `release` (the agent's fence) takes effect at once.
+more before it is returned. Each signing call runs on a thread of its own: a vault call
+that hangs past the timeout keeps only its own thread, never one the next header needs,
+so once the vault answers again the next header is signed; while `MAX_HUNG_CALLS` calls
+still hang, a new one is refused at once rather than started. `release` (the agent's
+fence) takes effect at once.
 """
 
 from __future__ import annotations
@@ -33,9 +37,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from eth_utils.address import to_checksum_address
@@ -49,6 +51,7 @@ log = logging.getLogger(__name__)
 CLIQUE_HEADER = "application/x-clique-header"
 MAX_PAST_SECONDS = 10
 SIGN_TIMEOUT_SECONDS = 2.0
+MAX_HUNG_CALLS = 8  # signing calls still waiting for the vault past their timeout
 
 
 class Refused(SignerError):
@@ -93,7 +96,8 @@ class SigningPolicy:
         self._sign_timeout = sign_timeout
         self._lock = threading.Lock()
         self._held: _Held | None = None
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sign")
+        self._hung = 0  # signing calls still running past their timeout
+        self._hung_lock = threading.Lock()
         self._observe = observe
         self._votes: dict[str, bool] = {}  # address (lower case) -> add; see allow_votes
 
@@ -176,14 +180,61 @@ class SigningPolicy:
         return signature
 
     def _sign_in_time(self, key: ValidatorKey, digest: bytes, number: int) -> bytes:
-        future = self._pool.submit(key.sign, digest)
+        with self._hung_lock:
+            if self._hung >= MAX_HUNG_CALLS:
+                raise Refused(
+                    f"height {number}: {self._hung} signing calls to the vault still hang; "
+                    "no new one until they end"
+                )
+        call = _Call(key, digest, self._hung_lock, self._hung_ended)
+        threading.Thread(target=call.run, name=f"sign-{number}", daemon=True).start()
+        if not call.done.wait(self._sign_timeout):
+            with self._hung_lock:
+                if not call.done.is_set():  # still running: count it until it ends
+                    call.hung = True
+                    self._hung += 1
+                    raise Refused(
+                        f"height {number}: the key did not sign within "
+                        f"{self._sign_timeout:.1f}s"
+                    )
+        if isinstance(call.error, SigningFailed):
+            raise Refused(f"height {number}: {call.error.what}") from call.error
+        if isinstance(call.error, PoaError):  # the vault could not be asked
+            raise Refused(f"height {number}: the vault did not sign: {call.error.what}") from (
+                call.error
+            )
+        if call.error is not None:
+            raise call.error
+        assert call.signature is not None
+        return call.signature
+
+    def _hung_ended(self) -> None:
+        with self._hung_lock:
+            self._hung -= 1
+
+
+@dataclass
+class _Call:
+    """One signing call on a thread of its own; `ended` is told when a call that hung
+    past its timeout finally ends (`lock` orders "done" against "hung")."""
+
+    key: ValidatorKey
+    digest: bytes
+    lock: threading.Lock
+    ended: Callable[[], None]
+    done: threading.Event = field(default_factory=threading.Event)
+    signature: bytes | None = None
+    error: BaseException | None = None
+    hung: bool = False
+
+    def run(self) -> None:
         try:
-            return future.result(timeout=self._sign_timeout)
-        except FutureTimeout as e:
-            raise Refused(
-                f"height {number}: the key did not sign within {self._sign_timeout:.1f}s"
-            ) from e
-        except SigningFailed as e:
-            raise Refused(f"height {number}: {e.what}") from e
-        except PoaError as e:  # the vault could not be asked
-            raise Refused(f"height {number}: the vault did not sign: {e.what}") from e
+            self.signature = self.key.sign(self.digest)
+        except BaseException as e:  # handed to the waiting caller
+            self.error = e
+        finally:
+            with self.lock:
+                self.done.set()
+                hung = self.hung
+            if hung:
+                self.ended()

@@ -77,6 +77,11 @@ def test_the_chain_is_stalled_when_the_newest_block_anyone_saw_is_old() -> None:
     assert not b.stalled and b.head_age == 4 and b.lagging
 
 
+def test_the_genesis_timestamp_is_not_a_block_time() -> None:
+    a = assess(Head(0, NOW, 0.0), [Head(0, NOW, 0.0)], now=NOW, period=PERIOD)
+    assert a.head_age is None and not a.stalled
+
+
 def test_a_node_that_did_not_answer_has_no_lag_but_the_chain_is_judged() -> None:
     a = assess(None, [Head(5, NOW, NOW - 1)], now=NOW, period=PERIOD)
     assert (a.own, a.top, a.behind, a.lagging, a.stalled) == (None, 5, None, False, False)

@@ -3,8 +3,18 @@
 
 from __future__ import annotations
 
-from orchestrator.agent.recovery import Action, StuckRecovery
+import tempfile
+from pathlib import Path
+
+from orchestrator.agent.chainview import ChainView
+from orchestrator.agent.recovery import Action, NodeCare, StuckRecovery
+from orchestrator.agent.sealing import Sealer
+from orchestrator.geth.keys import follower_address
 from orchestrator.geth.lag import Assessment, Head, assess
+from orchestrator.network.heartbeats import write_heartbeat
+from orchestrator.signer.policy import SigningPolicy
+from orchestrator.store.local import LocalStore
+from tests.helpers.fake_ipc import fake_geth_ipc
 
 PERIOD = 2
 
@@ -73,3 +83,48 @@ def test_a_sealing_node_on_a_stalled_chain_re_handshakes_once_per_stall_period()
     assert acted == [(0.0, Action.REHANDSHAKE), (10.0, Action.REHANDSHAKE),
                      (20.0, Action.REHANDSHAKE), (30.0, Action.REHANDSHAKE)]  # fmt: skip
     assert run(StuckRecovery(PERIOD), 35, stalled, sealing=False) == []  # nothing to heal
+
+
+# -- the node's care, against a geth that stands still ------------------------------------
+
+
+def test_the_care_re_handshakes_a_stuck_node_then_asks_for_a_restart(tmp_path: Path) -> None:
+    """geth answers block 246 and "not syncing" while the others' heartbeats say 290."""
+    now = [1_800_000_000.0]
+    store = LocalStore(tmp_path / "s.sqlite")
+    write_heartbeat(store, {
+        "member": "bank-b", "node": "bank-b-1", "state": "SEALING", "leader": False,
+        "signer": None, "sealing": True, "block": 290, "hash": "0x1", "block_time": int(now[0]),
+        "peers": 3, "time": "t1",
+    })  # fmt: skip
+    chain = ChainView(("bank-a", "bank-a-1"), period=PERIOD, heartbeat_seconds=10)
+    policy = SigningPolicy(follower=follower_address("bank-a-1"), block_period=PERIOD)
+    with tempfile.TemporaryDirectory(prefix="rc-", dir="/tmp") as root:
+        ipc = Path(root) / "geth.ipc"
+        sealer = Sealer(ipc, policy, needs_peers=lambda: True)
+        peers = ["enode://" + "ab" * 64 + "@127.0.0.1:30303"]
+        care = NodeCare(ipc, sealer, chain, peers=lambda: peers, period=PERIOD,
+                        clock=lambda: now[0])  # fmt: skip
+        head = {"number": hex(246), "hash": "0x2", "timestamp": hex(int(now[0]) - 90)}
+        answers = {
+            "eth_getBlockByNumber": {"result": head}, "eth_syncing": {"result": False},
+            "admin_removePeer": {"result": True}, "admin_addPeer": {"result": True},
+        }  # fmt: skip
+        calls: list[tuple[str, list[object]]] = []
+        with fake_geth_ipc(ipc, answers, calls):
+            chain.refresh(store, now[0])
+            care.reset()
+            wanted = []
+            for _ in range(30):  # 15 s of ticks, heartbeats read every 10 s
+                care.tick()
+                wanted.append(care.restart_wanted())
+                now[0] += 0.5
+                if len(wanted) == 20:
+                    chain.refresh(store, now[0])
+    peer_calls = [c for c in calls if c[0].startswith("admin_")]
+    assert peer_calls == [("admin_removePeer", peers), ("admin_addPeer", peers)]
+    assert care.last is not None and care.last.stuck
+    restarts = [w for w in wanted if w]
+    assert len(restarts) == 1  # once: the next waits for the backoff
+    assert restarts[0].startswith("44 blocks behind the head (at 246, the chain at 290)")
+    assert restarts[0].endswith("and re-handshaking its peers did not help")

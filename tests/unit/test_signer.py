@@ -13,6 +13,7 @@ import os
 import socket
 import stat
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,10 +35,11 @@ from orchestrator.signer.keys import (
     SigningFailed,
     clique_signature,
 )
-from orchestrator.signer.policy import CLIQUE_HEADER, Refused, SigningPolicy
+from orchestrator.signer.policy import CLIQUE_HEADER, MAX_HUNG_CALLS, Refused, SigningPolicy
 from orchestrator.signer.server import SignerServer
 from orchestrator.store.local import LocalStore
 from orchestrator.vault.local import LocalVault
+from tests.helpers.waiting import wait_for
 
 KEY = Secret("0x" + "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
 ADDRESS = Account.from_key(KEY.value).address
@@ -279,6 +281,56 @@ def test_a_key_that_does_not_answer_in_time_is_refused(store: LocalStore) -> Non
     with pytest.raises(Refused, match=r"did not sign within 0\.2s"):
         sign(policy, 3)
     assert time.monotonic() - started < 0.9
+
+
+def test_calls_that_hang_in_the_vault_do_not_starve_the_next_header(store: LocalStore) -> None:
+    """Two vault calls hang (a connection that never answers); the vault then answers
+    again: the next header is signed at once, not queued behind the hung calls."""
+    policy = SigningPolicy(
+        follower=follower_address("bank-a-1"), block_period=PERIOD, sign_timeout=0.3
+    )
+    vault_back = threading.Event()
+    calls = []
+
+    def vault(digest: bytes) -> bytes:
+        calls.append(digest)
+        if len(calls) <= 2:
+            vault_back.wait(10)  # hangs until the test ends
+        return KeyInMemory(KEY).sign(digest)[:64]
+
+    policy.hold(KeyInVault("k", ADDRESS, vault), keeper(store, "bank-a-1"))
+    try:
+        for number in (3, 4):
+            with pytest.raises(Refused, match=r"did not sign within 0\.3s"):
+                sign(policy, number)
+        started = time.monotonic()
+        signature = sign(policy, 5)
+        assert time.monotonic() - started < 0.3
+        assert len(signature) == 65
+    finally:
+        vault_back.set()
+
+
+def test_too_many_hung_vault_calls_refuse_at_once(store: LocalStore) -> None:
+    policy = SigningPolicy(
+        follower=follower_address("bank-a-1"), block_period=PERIOD, sign_timeout=0.05
+    )
+    vault_back = threading.Event()
+
+    def hangs(digest: bytes) -> bytes:
+        vault_back.wait(10)
+        return KeyInMemory(KEY).sign(digest)[:64]
+
+    policy.hold(KeyInVault("k", ADDRESS, hangs), keeper(store, "bank-a-1"))
+    try:
+        for number in range(3, 3 + MAX_HUNG_CALLS):
+            with pytest.raises(Refused, match="did not sign within"):
+                sign(policy, number)
+        with pytest.raises(Refused, match=f"{MAX_HUNG_CALLS} signing calls to the vault still"):
+            sign(policy, 3 + MAX_HUNG_CALLS)
+    finally:
+        vault_back.set()
+    wait_for(lambda: policy._hung == 0, 5, "the hung calls to end")
 
 
 def test_a_header_that_does_not_parse_is_refused(policy: SigningPolicy, store: LocalStore) -> None:
