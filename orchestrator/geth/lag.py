@@ -15,9 +15,11 @@ after the node's own may be up to `ceil(dt / period)` blocks higher on a healthy
 *lagging* when that lag is over `MAX_LAG_BLOCKS`, or when it is still at the genesis
 while the chain moved (it has never synced, and cannot import the blocks peers
 broadcast until geth's next sync round). It is *stuck* when it lags and its head has
-not moved for `stuck_after(period)`. The chain is *stalled* when the newest block anyone
-has seen is older than `stall_after(period)`: one threshold for every reader (a chain
-still at its genesis has no block time yet, so it is not judged stalled).
+not moved for `stuck_after(period)`. The chain is *stalled* when somebody saw the newest
+block anyone has seen still being the newest `stall_after(period)` after it was stamped:
+one threshold for every reader. (A node stuck on an old block says nothing about the
+chain; the quiet between two heartbeats is not a stall; a chain still at its genesis has
+no block time yet.)
 
 No I/O, no clock: the same observations give the same answer everywhere (`HeadWatch`
 remembers, from the observations fed to it, since when a node's head has not moved).
@@ -108,11 +110,7 @@ def assess(
     ]  # a dead node's last heartbeat says nothing about the chain now
     seen = ([own] if own is not None else []) + fresh
     top = max((h.number for h in seen), default=None)
-    # The genesis's timestamp is fixed when the network is made (0 here): not a block time.
-    times = [h.block_time for h in seen if h.block_time is not None and h.number > 0]
-    head_age = max(0.0, now - max(times)) if times else None
-    limit = stall_after(period)
-    stalled = head_age is not None and head_age > limit
+    head_age, stalled, limit = _stall(seen, now, stall_after(period))
     if own is None:
         return Assessment(None, top, None, False, None, head_age, stalled, limit)
     behind = max((_lead(h, own, period) for h in fresh), default=0)
@@ -121,6 +119,22 @@ def assess(
     if lagging and own_since is not None and now - own_since >= stuck_after(period):
         stuck_for = now - own_since
     return Assessment(own.number, top, behind, lagging, stuck_for, head_age, stalled, limit)
+
+
+def _stall(seen: list[Head], now: float, limit: float) -> tuple[float | None, bool, float]:
+    """Seconds since the newest block anyone saw, and whether the chain has stalled: only
+    a sighting of that newest head made more than `limit` after its block was stamped
+    proves a stall. A node stuck on an old block says nothing about the chain, and
+    neither does the quiet between two heartbeats."""
+    # The genesis's timestamp is fixed when the network is made (0 here): not a block time.
+    timed = [h for h in seen if h.block_time is not None and h.number > 0]
+    if not timed:
+        return None, False, limit
+    newest = max(timed, key=lambda h: (h.number, h.block_time or 0.0))
+    stamped = newest.block_time or 0.0
+    sighted = max(h.seen_at for h in timed if h.number >= newest.number)
+    moved_on = any(h.number > newest.number for h in seen)  # a higher head, time unknown
+    return max(0.0, now - stamped), sighted - stamped > limit and not moved_on, limit
 
 
 def _lead(other: Head, own: Head, period: float) -> int:

@@ -122,7 +122,10 @@ class Monitor:
         with self._lock:
             now = time.time()
             if self._latest is None or now - self._latest.at > SNAPSHOT_MAX_AGE:
-                self._latest = snapshot(self.history, self._view, now)
+                polled = self.chain.polled_at
+                self._latest = snapshot(
+                    self.history, self._view, now, followed_at=polled if polled else 0.0
+                )
             return self._latest
 
     # -- running ---------------------------------------------------------------------

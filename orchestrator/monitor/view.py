@@ -88,14 +88,23 @@ def in_turn_signer(number: int, signers: list[str]) -> str:
     return ordered[number % len(ordered)]
 
 
-def snapshot(history: History, settings: Settings, now: float | None = None) -> Snapshot:
+def snapshot(
+    history: History,
+    settings: Settings,
+    now: float | None = None,
+    *,
+    followed_at: float | None = None,
+) -> Snapshot:
+    """`followed_at`: when the monitor's node last answered (default `now`; None when it
+    never did): its head was seen then, not later."""
     now = time.time() if now is None else now
+    followed_at = now if followed_at is None else followed_at
     blocks = history.blocks_since(now - HOUR)
     followed = history.head()
     beats = history.last_heartbeats()
     period, fresh_for = settings.block_period, SILENT_INTERVALS * settings.heartbeat_seconds
     heads = {key: head for key, b in beats.items() if (head := _beat_head(b)) is not None}
-    seen = [*heads.values(), *([_block_head(followed, now)] if followed else [])]
+    seen = [*heads.values(), *([_block_head(followed, followed_at)] if followed else [])]
     chain = _chain(assess(None, seen, now=now, period=period, fresh_for=fresh_for),
                    followed, beats, blocks)  # fmt: skip
     recent = {b.key for b in history.heartbeats_since(now - REPORTED_WINDOW)}
@@ -131,7 +140,7 @@ def _beat_head(beat: Heartbeat) -> Head | None:
 
 def _block_head(block: Block, seen_at: float) -> Head:
     """A block the monitor followed: the chain was at least there at its timestamp, and
-    the monitor's node is there now (`seen_at` now: the node's head as last polled)."""
+    the monitor's node was there at `seen_at` (its head, as last polled)."""
     return Head(block.number, seen_at, float(block.time), "followed")
 
 

@@ -194,8 +194,7 @@ class SigningPolicy:
                     call.hung = True
                     self._hung += 1
                     raise Refused(
-                        f"height {number}: the key did not sign within "
-                        f"{self._sign_timeout:.1f}s"
+                        f"height {number}: the key did not sign within {self._sign_timeout:.1f}s"
                     )
         if isinstance(call.error, SigningFailed):
             raise Refused(f"height {number}: {call.error.what}") from call.error

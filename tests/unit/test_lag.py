@@ -77,6 +77,14 @@ def test_the_chain_is_stalled_when_the_newest_block_anyone_saw_is_old() -> None:
     assert not b.stalled and b.head_age == 4 and b.lagging
 
 
+def test_the_quiet_between_two_heartbeats_is_not_a_stall() -> None:
+    heartbeat = Head(15, NOW - 8, NOW - 9)  # seen 8 s ago, its block then 1 s old
+    quiet = assess(None, [heartbeat], now=NOW + 10, period=PERIOD)
+    assert quiet.head_age == 19 and not quiet.stalled
+    again = Head(15, NOW + 12, NOW - 9)  # the next heartbeat: the same head, 21 s on
+    assert assess(None, [heartbeat, again], now=NOW + 12, period=PERIOD).stalled
+
+
 def test_the_genesis_timestamp_is_not_a_block_time() -> None:
     a = assess(Head(0, NOW, 0.0), [Head(0, NOW, 0.0)], now=NOW, period=PERIOD)
     assert a.head_age is None and not a.stalled

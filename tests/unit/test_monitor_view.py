@@ -196,3 +196,27 @@ def test_two_banks_nodes_with_one_name_are_two_nodes(history: History) -> None:
         ("bank-b", "node-1"),
     ]
     assert set(s.forks["heads"]) == {"bank-a/node-1", "bank-b/node-1"}
+
+
+def test_the_quiet_between_heartbeats_is_not_a_stall_while_the_monitors_node_is_frozen(
+    history: History,
+) -> None:
+    """The monitor's node froze at block 10 (it last answered 20 s ago); the others'
+    heartbeats, every 10 s, show the chain moving: no stall, even 18 s after the last."""
+    history.add_blocks(chain(10, end=NOW - 20))
+    history.add_heartbeats([
+        Heartbeat("bank-b-1", NOW - 8, "bank-b", "SEALING", 15, "0xh15", 5, True, B1,
+                  block_time=int(NOW - 9)),
+    ])  # fmt: skip
+    for later in (0, 10):
+        s = snapshot(history, SETTINGS, NOW + later, followed_at=NOW - 20)
+        assert s.chain["head"] == 15 and not s.chain["stalled"], s.chain
+        assert s.chain["head_age_seconds"] == pytest.approx(9 + later)
+        assert "ChainStalled" not in [a.name for a in s.alerts]
+    # A heartbeat that shows the same head long after its block was made: a stall.
+    history.add_heartbeats([
+        Heartbeat("bank-b-1", NOW + 12, "bank-b", "SEALING", 15, "0xh15", 5, True, B1,
+                  sent="later", block_time=int(NOW - 9)),
+    ])  # fmt: skip
+    s = snapshot(history, SETTINGS, NOW + 12, followed_at=NOW - 20)
+    assert s.chain["stalled"] and [a.name for a in s.alerts] == ["ChainStalled"]
