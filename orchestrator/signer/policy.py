@@ -19,8 +19,13 @@ A request is signed only when all of these hold, in this order:
 8. the height is first recorded with the lease (`record_height`, a write that only
    the lease's holder can make: it proves the lease in the store, not only in this
    process's clock), then signed. geth asks again for the same height whenever it
-   refreshes the block with new transactions: the same holder may re-sign its own
-   latest height, never a lower one.
+   refreshes the block with new transactions (`--miner.recommit`): the same holder may
+   re-sign its own latest height, never a lower one, and only while no version of that
+   block can have been published yet — on the same parent, and before the timestamp of
+   the first header it signed at that height, less `RESIGN_MARGIN_SECONDS` (Clique
+   publishes no block before its timestamp, and geth drops the older version when it
+   seals the new one). After that moment only the very same header is signed again: a
+   different one would be a second block at one height by one identity.
 
 The signature must come back within `SIGN_TIMEOUT_SECONDS` (geth waits for it with no
 timeout of its own, so a slow vault would stall sealing), and the lease is checked once
@@ -43,7 +48,7 @@ from typing import Protocol
 from eth_utils.address import to_checksum_address
 
 from orchestrator.errors import PoaError, SignerError
-from orchestrator.signer.header import NotACliqueHeader, parse_clique_header
+from orchestrator.signer.header import CliqueHeader, NotACliqueHeader, parse_clique_header
 from orchestrator.signer.keys import SigningFailed, ValidatorKey
 
 log = logging.getLogger(__name__)
@@ -51,6 +56,7 @@ log = logging.getLogger(__name__)
 CLIQUE_HEADER = "application/x-clique-header"
 MAX_PAST_SECONDS = 10
 SIGN_TIMEOUT_SECONDS = 2.0
+RESIGN_MARGIN_SECONDS = 0.5  # before the first version's timestamp, for the clocks and geth
 MAX_HUNG_CALLS = 8  # signing calls still waiting for the vault past their timeout
 
 
@@ -77,6 +83,7 @@ class _Held:
     key: ValidatorKey
     lease: SigningLease
     signed: int  # the highest height this holder signed (starts at the inherited mark)
+    first: CliqueHeader | None = None  # the first header this holder signed at `signed`
 
 
 class SigningPolicy:
@@ -171,13 +178,33 @@ class SigningPolicy:
             )
         if header.number < held.signed:
             raise Refused(f"height {header.number} is below {held.signed}, already signed")
+        if header.number == held.signed:
+            self._check_resign(header, held.first, now)
         if not held.lease.record_height(header.number):  # proves the lease in the store
             raise Refused(f"height {header.number}: the lease was lost; not recorded")
+        if header.number > held.signed or held.first is None:
+            held.first = header
         held.signed = header.number
         signature = self._sign_in_time(held.key, header.seal_hash, header.number)
         if self._held is not held or not held.lease.proven():
             raise Refused(f"height {header.number}: fenced while signing")
         return signature
+
+    @staticmethod
+    def _check_resign(header: CliqueHeader, first: CliqueHeader | None, now: float) -> None:
+        """Another version of the height this holder signed last: see rule 8."""
+        if first is None or header.seal_hash == first.seal_hash:
+            return  # nothing signed at this height yet by this holder, or the same header
+        if header.parent != first.parent:
+            raise Refused(
+                f"height {header.number}: already signed on another parent; a second block "
+                "at one height is never signed"
+            )
+        if now >= first.time - RESIGN_MARGIN_SECONDS:
+            raise Refused(
+                f"height {header.number}: a version stamped {first.time} was signed and its "
+                f"time has come ({now:.1f}), so it may be out; no second block at one height"
+            )
 
     def _sign_in_time(self, key: ValidatorKey, digest: bytes, number: int) -> bytes:
         with self._hung_lock:

@@ -35,7 +35,13 @@ from orchestrator.signer.keys import (
     SigningFailed,
     clique_signature,
 )
-from orchestrator.signer.policy import CLIQUE_HEADER, MAX_HUNG_CALLS, Refused, SigningPolicy
+from orchestrator.signer.policy import (
+    CLIQUE_HEADER,
+    MAX_HUNG_CALLS,
+    RESIGN_MARGIN_SECONDS,
+    Refused,
+    SigningPolicy,
+)
 from orchestrator.signer.server import SignerServer
 from orchestrator.store.local import LocalStore
 from orchestrator.vault.local import LocalVault
@@ -212,10 +218,43 @@ def test_the_holder_re_signs_its_own_height_but_never_a_lower_one(
     policy: SigningPolicy, store: LocalStore
 ) -> None:
     policy.hold(KeyInMemory(KEY), keeper(store, "bank-a-1"))
-    sign(policy, 9)
-    sign(policy, 9, at=time.time() + 1)  # geth refreshed the block with new transactions
+    due = time.time() + PERIOD  # geth signs a block before its time, then waits
+    sign(policy, 9, at=due)
+    sign(policy, 9, at=due, extra=b"poactl-refreshed".ljust(32, b"\0"))  # new transactions
     with pytest.raises(Refused, match="below 9"):
         sign(policy, 8)
+
+
+def test_once_a_versions_time_has_come_no_other_version_of_that_height_is_signed(
+    store: LocalStore,
+) -> None:
+    """geth's recommit offers a second version of height 9 after the first one's time:
+    the first may be out already (a loaded machine, a late parent), so the second would
+    be a second block at one height by one identity. The same header may be signed again."""
+    now = [time.time()]
+    policy = SigningPolicy(
+        follower=follower_address("bank-a-1"), block_period=PERIOD, clock=lambda: now[0]
+    )
+    policy.hold(KeyInMemory(KEY), keeper(store, "bank-a-1"))
+    due = int(now[0]) + PERIOD
+    first = header(9, at=due)
+    policy.sign_data(CLIQUE_HEADER, ADDRESS, first)
+    refreshed = header(9, at=due, extra=b"poactl-refreshed".ljust(32, b"\0"))
+    now[0] = due - RESIGN_MARGIN_SECONDS - 0.1
+    policy.sign_data(CLIQUE_HEADER, ADDRESS, refreshed)  # still before its time: fine
+    now[0] = due - RESIGN_MARGIN_SECONDS + 0.1
+    later = header(9, at=due, extra=b"poactl-later".ljust(32, b"\0"))
+    with pytest.raises(Refused, match="its time has come"):
+        policy.sign_data(CLIQUE_HEADER, ADDRESS, later)
+    policy.sign_data(CLIQUE_HEADER, ADDRESS, first)  # the very same header: no new block
+    with pytest.raises(Refused, match="another parent"):
+        now[0] = due - PERIOD
+        policy.sign_data(
+            CLIQUE_HEADER, ADDRESS,
+            bytes(rlp.encode([b"\x99" * 32, *rlp.decode(header(9, at=due))[1:]])),
+        )  # fmt: skip
+    now[0] = due + 0.5
+    policy.sign_data(CLIQUE_HEADER, ADDRESS, header(10, at=due + PERIOD))  # the next height
 
 
 def test_a_new_holder_never_signs_at_or_below_what_an_earlier_holder_signed(
@@ -224,7 +263,8 @@ def test_a_new_holder_never_signs_at_or_below_what_an_earlier_holder_signed(
     first = SigningPolicy(follower=follower_address("bank-a-1"), block_period=PERIOD)
     lease = keeper(store, "bank-a-1")
     first.hold(KeyInMemory(KEY), lease)
-    sign(first, 12)
+    stamp = time.time()
+    sign(first, 12, at=stamp)
     store.break_lease(LEASE)  # the holder froze; its lease ended
     second = SigningPolicy(follower=follower_address("bank-a-3"), block_period=PERIOD)
     second.hold(KeyInMemory(KEY), keeper(store, "bank-a-3"))
@@ -233,7 +273,7 @@ def test_a_new_holder_never_signs_at_or_below_what_an_earlier_holder_signed(
             sign(second, number)
     sign(second, 13)
     with pytest.raises(Refused, match="lease"):  # the first holder woke up: refused
-        sign(first, 12)
+        sign(first, 12, at=stamp)
 
 
 def test_a_fence_refuses_at_once(policy: SigningPolicy, store: LocalStore) -> None:
