@@ -1,23 +1,26 @@
 """The node's care while geth runs: the sealing switch, and the recoveries.
 
 * **A stuck node.** geth can stand still behind its peers and still say it is not
-  syncing: after a freeze (SIGSTOP, a VM paused or live-migrated) its downloader may
-  wait minutes for a peer that timed out. When the one assessment (`geth.lag`, the
-  node's head against the other nodes' heartbeats) says the node lags and its head has
-  not moved for `stuck_after` (a few periods), the agent re-handshakes its static peers
-  (`admin_removePeer` + `admin_addPeer`: a fresh eth Status starts a new sync round);
-  if the head still does not move a few periods later, it has geth restarted, at most
-  once per `RESTART_BACKOFF` step (the steps grow while the node stays behind). Its
-  `/health` fails meanwhile, so the balancer sends it nothing.
+  syncing: after a freeze (SIGSTOP, a VM paused or live-migrated) its downloader waits
+  for answers to requests made before the freeze, with timeouts that the freeze itself
+  inflated (up to a minute each; issue 18 saw two minutes). When the one assessment
+  (`geth.lag`, the node's head against the other nodes' heartbeats) says the node lags
+  and its head has not moved for `stuck_after` (longer than geth's own 10 s sync cycle),
+  the agent has geth restarted: a fresh geth syncs at once. Restarts in a row wait
+  `RESTART_BACKOFF` between them, and never count toward FATAL. Its `/health` fails
+  meanwhile, so the balancer sends it nothing. (Re-handshaking the peers does not help
+  here: the downloader keeps waiting on its old requests.)
+* **A fork of equal weight.** When the chain has stalled and another node's head weighs
+  exactly as much as this node's, on another branch, one branch is chosen the same way
+  everywhere and a node on a losing branch steps off it (`agent.forks`).
 * **A stalled chain while sealing.** Clique can fork at one height (block 1 especially:
   its timestamp lies in the past, so out-of-turn signers seal without waiting), and
-  geth then wedges: a broadcast only teaches a peer the *parent's* total difficulty,
-  and with fewer than five peers sync runs only on its 10 s timer, toward a peer it
-  believes heavier, which none now is. When the chain has stalled (`stall_after`) and
-  this node seals, it re-handshakes its peers too: the fresh Status carries each side's
-  true total difficulty and the next sync round moves the lighter side onto the
-  heavier chain. It also switches geth's miner to the identity again, in case a
-  `miner_start` did not take.
+  geth wedges: a broadcast only teaches a peer the *parent's* total difficulty, and with
+  fewer than five peers sync runs only on its 10 s timer. A sealing node re-handshakes
+  its peers (`admin_removePeer` + `admin_addPeer`): the fresh eth Status carries each
+  side's true total difficulty. It does so at most `MAX_REHANDSHAKES` times a stall
+  (dropping peers again and again only makes them flap), and switches geth's miner to
+  the identity again, in case a `miner_start` did not take.
 
 `StuckRecovery` decides (pure: observations and time in, an action out); `NodeCare`
 observes and acts, from the supervisor's thread, twice a second.
@@ -32,6 +35,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from orchestrator.agent.chainview import ChainView
+from orchestrator.agent.forks import SYNC_CYCLE_SECONDS, Fork, equal_weight_fork, rewind_to_lose
 from orchestrator.agent.sealing import Sealer
 from orchestrator.geth.health import sync_heads
 from orchestrator.geth.ipc import ipc_probe
@@ -41,12 +45,14 @@ log = logging.getLogger(__name__)
 
 RESTART_BACKOFF = (30.0, 60.0, 120.0, 300.0)  # the pause after the n-th restart in a row
 LEVEL_RESETS_AFTER = 300.0  # a node level with the chain this long starts the steps anew
+MAX_REHANDSHAKES = 2  # per stall, while sealing
 
 
 class Action(enum.Enum):
     NOTHING = "nothing"
     REHANDSHAKE = "re-handshake the peers"
     RESTART = "restart geth"
+    REWIND = "step off a losing branch"
 
 
 class StuckRecovery:
@@ -56,40 +62,49 @@ class StuckRecovery:
         self.stuck_after, self.stall_after = stuck_after(period), stall_after(period)
         self.restart_backoff = tuple(restart_backoff)
         self.restarts = 0  # restarts in a row (since the node was last level for long)
-        self._acted_at: float | None = None  # the last action of this stuck episode
         self._restart_ok_at = 0.0
         self._level_since: float | None = None
-        self._healed_at: float | None = None  # the last re-handshake for a stalled chain
+        self._healed_at: float | None = None  # the last re-handshake of this stall
+        self._heals = 0  # re-handshakes during this stall
+        self._rewound_at: float | None = None
 
-    def decide(self, chain: Assessment, *, sealing: bool, now: float) -> tuple[Action, str]:
+    def decide(
+        self, chain: Assessment, *, sealing: bool, now: float, fork: Fork | None = None
+    ) -> tuple[Action, str]:
         if chain.stuck:
             self._level_since = None
             return self._unstick(chain, now)
-        self._acted_at = None
         if not chain.lagging:
             self._level_since = self._level_since or now
             if now - self._level_since >= LEVEL_RESETS_AFTER:
                 self.restarts = 0
+        if not chain.stalled:
+            self._healed_at, self._heals = None, 0
+            return Action.NOTHING, ""
+        if fork is not None and fork.own_loses and self._may_rewind(now):
+            self._rewound_at = now
+            return Action.REWIND, "; ".join(chain.chain_problems)
         healed = self._healed_at
-        if sealing and chain.stalled and (healed is None or now - healed >= self.stall_after):
-            self._healed_at = now
+        if (
+            sealing
+            and self._heals < MAX_REHANDSHAKES
+            and (healed is None or now - healed >= self.stall_after)
+        ):
+            self._healed_at, self._heals = now, self._heals + 1
             return Action.REHANDSHAKE, "; ".join(chain.chain_problems)
         return Action.NOTHING, ""
 
+    def _may_rewind(self, now: float) -> bool:
+        """Once per two stall periods: the node needs a sync round to take the winner."""
+        return self._rewound_at is None or now - self._rewound_at >= 2 * self.stall_after
+
     def _unstick(self, chain: Assessment, now: float) -> tuple[Action, str]:
-        why = "; ".join(chain.node_problems)
-        if self._acted_at is None:
-            self._acted_at = now
-            return Action.REHANDSHAKE, why
-        if now - self._acted_at < self.stuck_after:
-            return Action.NOTHING, ""  # give the last action time to work
-        self._acted_at = now
         if now < self._restart_ok_at:
-            return Action.REHANDSHAKE, why
+            return Action.NOTHING, ""  # the last restart needs time (and a backoff)
         pause = self.restart_backoff[min(self.restarts, len(self.restart_backoff) - 1)]
         self.restarts += 1
         self._restart_ok_at = now + pause
-        return Action.RESTART, why
+        return Action.RESTART, "; ".join(chain.node_problems)
 
 
 class NodeCare:
@@ -107,6 +122,7 @@ class NodeCare:
     ) -> None:
         self.ipc, self.sealer, self.chain, self._peers = ipc, sealer, chain, peers
         self.policy = StuckRecovery(period)
+        self.settle_seconds = SYNC_CYCLE_SECONDS + 2 * period  # a sync round, and a block
         self._clock = clock
         self._restart: str | None = None
         self.last: Assessment | None = None  # the node's latest assessment
@@ -137,16 +153,25 @@ class NodeCare:
         if not isinstance(head, dict):
             return  # geth is starting, or too busy to answer: next tick
         sync = sync_heads(ipc_probe(self.ipc, "eth_syncing", [], timeout=1.0), now)
-        own = Head(int(head["number"], 16), now, int(head["timestamp"], 16), "this node")
+        td = head.get("totalDifficulty")
+        own = Head(
+            int(head["number"], 16), now, int(head["timestamp"], 16), "this node",
+            str(head["hash"]), int(td, 16) if isinstance(td, str) else None,
+        )  # fmt: skip
         self.last = chain = self.chain.assess(own, [sync[1]] if sync else [], now)
-        action, why = self.policy.decide(chain, sealing=self.sealer.sealing, now=now)
+        fresh = [h for h in self.chain.others() if now - h.seen_at <= self.chain.fresh_for]
+        fork = equal_weight_fork(own, fresh) if chain.stalled else None
+        action, why = self.policy.decide(chain, sealing=self.sealing, now=now, fork=fork)
         if action is Action.REHANDSHAKE:
             peers = list(self._peers())
             log.warning("%s; re-handshaking %d peers so sync starts again", why, len(peers))
             rehandshake(self.ipc, peers)
             self.sealer.switch_again()
+        elif action is Action.REWIND and fork is not None:
+            self.sealer.pause(self.settle_seconds)  # no block on the losing branch meanwhile
+            rewind_to_lose(self.ipc, fork)
         elif action is Action.RESTART:
-            self._restart = f"{why}, and re-handshaking its peers did not help"
+            self._restart = f"{why}, and geth does not catch up by itself"
 
 
 def rehandshake(ipc: Path, enodes: Sequence[str]) -> None:

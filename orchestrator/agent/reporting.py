@@ -46,6 +46,7 @@ class NodeReport:
             "block": int(head["number"], 16) if head else None,
             "hash": head.get("hash"),
             "block_time": int(head["timestamp"], 16) if head else None,
+            "td": int(head["totalDifficulty"], 16) if head.get("totalDifficulty") else None,
         }
 
     def heartbeat(self) -> None:

@@ -80,6 +80,7 @@ class Sealer:
         self._identity: Identity | None = None
         self._mining_as: str = policy.follower  # the etherbase geth mines as (argv: follower)
         self.sealing = False
+        self._paused_until = 0.0  # monotonic: no sealing before (a fork being settled)
 
     @property
     def identity(self) -> Identity | None:
@@ -116,6 +117,17 @@ class Sealer:
         with self._lock:
             self.sealing = False
 
+    def pause(self, seconds: float) -> None:
+        """Stop geth's miner now and start it again no sooner than `seconds` from now
+        (the node steps off a losing branch and must not seal on it meanwhile)."""
+        with self._lock:
+            self.sealing = False
+            self._paused_until = time.monotonic() + seconds
+            try:
+                ipc_request(self.ipc_path, "miner_stop", [])
+            except NodeError as e:
+                log.info("could not stop the miner: %s", e.what)
+
     def tick(self) -> bool:
         """Start sealing if authorized and ready, or go back to mining as the follower
         after a fence; True when sealing has just started."""
@@ -125,7 +137,7 @@ class Sealer:
                 if self._mining_as != self.policy.follower:
                     self._switch_to(self.policy.follower)
                 return False
-            if self.sealing:
+            if self.sealing or time.monotonic() < self._paused_until:
                 return False
             if self._needs_peers() and not self._ready():
                 return False

@@ -35,8 +35,10 @@ from dataclasses import dataclass
 MAX_LAG_BLOCKS = 2  # a node further behind the highest head it knows takes no traffic
 STALL_PERIODS = 5  # the chain is stalled when its newest block is this many periods old
 STALL_MIN_SECONDS = 10.0  # ... and at least this old
-STUCK_PERIODS = 3  # a lagging node whose head did not move for this many periods is stuck
-STUCK_MIN_SECONDS = 6.0
+STUCK_PERIODS = 5  # a lagging node whose head did not move for this many periods is stuck
+# ... and at least this long: geth syncs with fewer than five peers only every 10 s
+# (eth/sync.go forceSyncCycle), so a healthy node may stand still that long.
+STUCK_MIN_SECONDS = 15.0
 
 
 def stall_after(period: float) -> float:
@@ -57,6 +59,8 @@ class Head:
     seen_at: float  # unix time of the observation (a heartbeat's receipt, a call's answer)
     block_time: float | None = None  # the head block's timestamp, when known
     source: str = ""  # who this is (a node's name, "eth_syncing"), for messages
+    hash: str | None = None  # the head block's hash, when known
+    td: int | None = None  # its total difficulty, when known (geth 1.13 answers it)
 
 
 @dataclass(frozen=True)

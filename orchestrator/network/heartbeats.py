@@ -2,7 +2,7 @@
 (the other agents, the bank's monitor) take them.
 
     heartbeats/<member>/<node>.json   {"member", "node", "state", "leader", "signer",
-                                       "sealing", "block", "hash", "block_time",
+                                       "sealing", "block", "hash", "block_time", "td",
                                        "peers", "time"}
 
 A heartbeat is keyed by the (member, node) of its *path*: two banks may both name a
@@ -38,6 +38,7 @@ class Heartbeat:
     block: int | None
     hash: str | None
     block_time: int | None  # the head block's timestamp
+    td: int | None  # the head block's total difficulty
     peers: int | None
     sealing: bool
     signer: str | None
@@ -51,7 +52,8 @@ class Heartbeat:
     def head(self) -> Head | None:
         if self.block is None:
             return None
-        return Head(self.block, self.seen_at, self.block_time, f"{self.member}/{self.node}")
+        source = f"{self.member}/{self.node}"
+        return Head(self.block, self.seen_at, self.block_time, source, self.hash, self.td)
 
 
 def write_heartbeat(store: Store, body: Mapping[str, Any]) -> None:
@@ -94,7 +96,8 @@ def _parse(doc: Any) -> Heartbeat:
     return Heartbeat(
         member=str(doc["member"]), node=str(doc["node"]), sent=str(doc["time"]),
         state=str(doc["state"]), block=_int(doc.get("block")), hash=_str(doc.get("hash")),
-        block_time=_int(doc.get("block_time")), peers=_int(doc.get("peers")),
+        block_time=_int(doc.get("block_time")), td=_int(doc.get("td")),
+        peers=_int(doc.get("peers")),
         sealing=bool(doc["sealing"]), signer=_str(doc.get("signer")),
         leader=bool(doc.get("leader")),
     )  # fmt: skip

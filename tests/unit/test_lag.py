@@ -20,7 +20,7 @@ PERIOD = 2
 
 def test_one_threshold_for_a_stall_and_for_a_stuck_node() -> None:
     assert stall_after(2) == 10.0 and stall_after(5) == 25.0
-    assert stuck_after(2) == 6.0 and stuck_after(4) == 12.0
+    assert stuck_after(2) == 15.0 and stuck_after(4) == 20.0  # beyond geth's 10 s sync cycle
 
 
 def test_a_node_level_with_the_others_does_not_lag() -> None:
