@@ -66,6 +66,7 @@ from orchestrator.agent.votes import CliqueVoter
 from orchestrator.boundaries import Runtime, Store, Vault
 from orchestrator.config import Consortium, load_config
 from orchestrator.errors import PoaError, ServiceUnavailable, StateError, WaitTimeout
+from orchestrator.geth.ipc import ipc_request
 from orchestrator.geth.keys import follower_address
 from orchestrator.network.create import NetworkInfo, read_network
 from orchestrator.retry import Backoff, Recurring
@@ -123,6 +124,7 @@ class Agent:
             follower=follower_address(self.name),
             block_period=self.consortium.settings.block_period,
             observe=self.metrics.signer_answered,
+            published=self._has_block,
         )
         self.sealer = Sealer(
             self.paths.ipc,
@@ -405,6 +407,14 @@ class Agent:
         founding = len(self.network.all_signers) if self.network else 0
         clique = self.voter.clique
         return max(founding, len(clique.signers) if clique else 0)
+
+    def _has_block(self, height: int) -> bool | None:
+        """Whether geth's chain holds a block at `height` (None: geth cannot tell)."""
+        try:
+            block = ipc_request(self.paths.ipc, "eth_getBlockByNumber", [hex(height), False])
+        except PoaError:
+            return None
+        return block is not None
 
     # -- what the node tells --------------------------------------------------------------
     def _facts(self) -> dict[str, Any]:

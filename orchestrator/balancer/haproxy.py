@@ -9,7 +9,11 @@
     frontend pool         ... the bank's node pool, on loopback only
     backend nodes         the bank's nodes, round robin; a node is in rotation while its
                           agent's /health answers 200 (checked every second, out after
-                          two failures, back after two successes)
+                          two failures, back after two successes); a node that takes
+                          longer than `node_timeout` to answer (it went dark, froze or
+                          stalls) gets the request sent to another one: the filter only
+                          forwards requests that can be replayed (reads, and raw
+                          transactions, which a node knows by their hash)
     listen peer-<node>    one TCP port per node on the balancer's address, forwarded to
                           that node's p2p port (like an Azure Load Balancer NAT rule); the
                           enodes the bank publishes point there
@@ -53,6 +57,7 @@ class BalancerSpec:
     tokens_map: Path  # "<token> <application>" per line (relative: to the configuration)
     master_socket: Path
     max_body_bytes: int
+    node_timeout: float = 3.0  # seconds a node may take to answer before another is asked
 
 
 def haproxy_config(spec: BalancerSpec) -> str:
@@ -107,6 +112,9 @@ def haproxy_config(spec: BalancerSpec) -> str:
         "",
         "backend nodes",
         "    balance roundrobin",
+        f"    timeout server {int(spec.node_timeout * 1000)}ms",
+        "    retry-on conn-failure empty-response response-timeout 503",
+        "    option redispatch 1",  # every retry to another node, not the one that failed
         "    option httpchk GET /health",
         "    http-check expect status 200",
     ]

@@ -88,6 +88,7 @@ def spec_of(settings: BalancerFile, paths: Paths) -> BalancerSpec:
         tokens_map=Path(TOKENS_MAP),
         master_socket=paths.socket,
         max_body_bytes=settings.max_body_kb * 1024,
+        node_timeout=settings.node_timeout_seconds,
     )
 
 

@@ -20,12 +20,16 @@ A request is signed only when all of these hold, in this order:
    the lease's holder can make: it proves the lease in the store, not only in this
    process's clock), then signed. geth asks again for the same height whenever it
    refreshes the block with new transactions (`--miner.recommit`): the same holder may
-   re-sign its own latest height, never a lower one, and only while no version of that
-   block can have been published yet — on the same parent, and before the timestamp of
-   the first header it signed at that height, less `RESIGN_MARGIN_SECONDS` (Clique
-   publishes no block before its timestamp, and geth drops the older version when it
-   seals the new one). After that moment only the very same header is signed again: a
-   different one would be a second block at one height by one identity.
+   re-sign its own latest height, never a lower one, and only when no other version of
+   that block can be out. geth stops sealing the older version *before* it asks for the
+   new one (miner/worker.go `taskLoop`), and Clique publishes a version no sooner than
+   its timestamp (consensus/clique `Seal`), so a new version on the same parent is
+   signed when it comes before the first version's timestamp (less
+   `RESIGN_MARGIN_SECONDS`), or later only when geth's own chain holds no block at that
+   height (`published`, asked after `SETTLE_SECONDS`: geth writes a block it sealed to
+   its chain before it sends it to anyone). Otherwise, or when geth cannot tell, only
+   the very same header is signed again: a different one would be a second block at
+   one height by one identity.
 
 The signature must come back within `SIGN_TIMEOUT_SECONDS` (geth waits for it with no
 timeout of its own, so a slow vault would stall sealing), and the lease is checked once
@@ -56,7 +60,8 @@ log = logging.getLogger(__name__)
 CLIQUE_HEADER = "application/x-clique-header"
 MAX_PAST_SECONDS = 10
 SIGN_TIMEOUT_SECONDS = 2.0
-RESIGN_MARGIN_SECONDS = 0.5  # before the first version's timestamp, for the clocks and geth
+RESIGN_MARGIN_SECONDS = 0.1  # before the first version's timestamp: geth's clock is ours
+SETTLE_SECONDS = 0.05  # for a version that fired to reach geth's chain before we look
 MAX_HUNG_CALLS = 8  # signing calls still waiting for the vault past their timeout
 
 
@@ -95,8 +100,11 @@ class SigningPolicy:
         clock: Callable[[], float] = time.time,
         sign_timeout: float = SIGN_TIMEOUT_SECONDS,
         observe: Callable[[str, float], None] = lambda _result, _seconds: None,
+        published: Callable[[int], bool | None] = lambda _height: None,
     ) -> None:
-        """`observe(result, seconds)` hears of every answer: "signed" or "refused"."""
+        """`observe(result, seconds)` hears of every answer: "signed" or "refused";
+        `published(height)` says whether geth's chain holds a block at `height` (None:
+        it cannot tell)."""
         self.follower = to_checksum_address(follower)
         self.block_period = block_period
         self._clock = clock
@@ -106,6 +114,7 @@ class SigningPolicy:
         self._hung = 0  # signing calls still running past their timeout
         self._hung_lock = threading.Lock()
         self._observe = observe
+        self._published = published
         self._votes: dict[str, bool] = {}  # address (lower case) -> add; see allow_votes
 
     # -- what the agent does ------------------------------------------------------------
@@ -179,7 +188,7 @@ class SigningPolicy:
         if header.number < held.signed:
             raise Refused(f"height {header.number} is below {held.signed}, already signed")
         if header.number == held.signed:
-            self._check_resign(header, held.first, now)
+            self._check_resign(header, held.first, now, self._published)
         if not held.lease.record_height(header.number):  # proves the lease in the store
             raise Refused(f"height {header.number}: the lease was lost; not recorded")
         if header.number > held.signed or held.first is None:
@@ -191,7 +200,12 @@ class SigningPolicy:
         return signature
 
     @staticmethod
-    def _check_resign(header: CliqueHeader, first: CliqueHeader | None, now: float) -> None:
+    def _check_resign(
+        header: CliqueHeader,
+        first: CliqueHeader | None,
+        now: float,
+        published: Callable[[int], bool | None],
+    ) -> None:
         """Another version of the height this holder signed last: see rule 8."""
         if first is None or header.seal_hash == first.seal_hash:
             return  # nothing signed at this height yet by this holder, or the same header
@@ -200,10 +214,14 @@ class SigningPolicy:
                 f"height {header.number}: already signed on another parent; a second block "
                 "at one height is never signed"
             )
-        if now >= first.time - RESIGN_MARGIN_SECONDS:
+        if now < first.time - RESIGN_MARGIN_SECONDS:
+            return  # the first version cannot have been published: geth dropped it
+        time.sleep(SETTLE_SECONDS)
+        if published(header.number) is not False:
             raise Refused(
-                f"height {header.number}: a version stamped {first.time} was signed and its "
-                f"time has come ({now:.1f}), so it may be out; no second block at one height"
+                f"height {header.number}: a version stamped {first.time} was signed, its "
+                f"time has come ({now:.1f}) and geth's chain has (or may have) it; no second "
+                "block at one height"
             )
 
     def _sign_in_time(self, key: ValidatorKey, digest: bytes, number: int) -> bytes:

@@ -257,6 +257,36 @@ def test_once_a_versions_time_has_come_no_other_version_of_that_height_is_signed
     policy.sign_data(CLIQUE_HEADER, ADDRESS, header(10, at=due + PERIOD))  # the next height
 
 
+@pytest.mark.parametrize(("in_chain", "signed"), [(False, True), (True, False), (None, False)])
+def test_after_its_time_another_version_is_signed_only_if_geths_chain_lacks_the_first(
+    store: LocalStore, in_chain: bool | None, signed: bool
+) -> None:
+    """geth drops the older version before it asks for a new one; whether the older one
+    went out first, its chain says (None: geth could not be asked: refused, safely)."""
+    now = [time.time()]
+    asked: list[int] = []
+
+    def published(height: int) -> bool | None:
+        asked.append(height)
+        return in_chain
+
+    policy = SigningPolicy(
+        follower=follower_address("bank-a-1"), block_period=PERIOD, clock=lambda: now[0],
+        published=published,
+    )  # fmt: skip
+    policy.hold(KeyInMemory(KEY), keeper(store, "bank-a-1"))
+    due = int(now[0]) + 1
+    policy.sign_data(CLIQUE_HEADER, ADDRESS, header(9, at=due))
+    now[0] = due + 0.2  # the recommit came after the first version's time
+    refreshed = header(9, at=due, extra=b"poactl-refreshed".ljust(32, b"\0"))
+    if signed:
+        assert len(policy.sign_data(CLIQUE_HEADER, ADDRESS, refreshed)) == 65
+    else:
+        with pytest.raises(Refused, match="geth's chain has \\(or may have\\) it"):
+            policy.sign_data(CLIQUE_HEADER, ADDRESS, refreshed)
+    assert asked == [9]
+
+
 def test_a_new_holder_never_signs_at_or_below_what_an_earlier_holder_signed(
     store: LocalStore,
 ) -> None:
