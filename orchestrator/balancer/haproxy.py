@@ -115,6 +115,7 @@ def haproxy_config(spec: BalancerSpec) -> str:
         f"    timeout server {int(spec.node_timeout * 1000)}ms",
         "    retry-on conn-failure empty-response response-timeout 503",
         "    option redispatch 1",  # every retry to another node, not the one that failed
+        "    option http-buffer-request",  # the whole request in hand: it can be sent again
         "    option httpchk GET /health",
         "    http-check expect status 200",
     ]
