@@ -68,6 +68,7 @@ from orchestrator.config import Consortium, load_config
 from orchestrator.errors import PoaError, ServiceUnavailable, StateError, WaitTimeout
 from orchestrator.geth.ipc import ipc_request
 from orchestrator.geth.keys import follower_address
+from orchestrator.logs import last_failure
 from orchestrator.network.create import NetworkInfo, read_network
 from orchestrator.retry import Backoff, Recurring
 from orchestrator.signer.policy import SigningPolicy
@@ -331,10 +332,14 @@ class Agent:
         if self._stop.is_set():
             return
         if self.supervisor.run(handle_signals=False) != 0:
+            said = last_failure(self.paths.geth_log)
             raise StateError(
-                f"geth kept failing: {self.supervisor.last_exit_code=}",
+                f"geth kept failing: it stopped {self.supervisor.restarts + 1} times in a row "
+                f"(last exit code {self.supervisor.last_exit_code})"
+                + (f"; geth said: {said}" if said else ""),
                 obj=self.name,
-                hint=f"read {self.paths.geth_log}",
+                hint=f"read {self.paths.geth_log} (a full disk, a port another program "
+                "took, a datadir from another network); fix it, then start the agent again",
             )
 
     def _shut_down(self) -> None:
@@ -347,6 +352,11 @@ class Agent:
             self._transition(AgentState.FATAL, self._fatal.what)
         else:
             self._transition(AgentState.STOPPED, "stopped")
+        if self.supervisor is not None:  # the monitor sees how it ended, not "SEALING"
+            try:
+                self.report.heartbeat(ask_geth=False, message=self.message)
+            except PoaError as e:
+                log.warning("%s: could not write a last heartbeat: %s", self.name, e)
 
     # -- background loops ----------------------------------------------------------------
     def _lease_loop(self) -> None:

@@ -49,11 +49,14 @@ class NodeReport:
             "td": int(head["totalDifficulty"], 16) if head.get("totalDifficulty") else None,
         }
 
-    def heartbeat(self) -> None:
-        body = self.snapshot(timeout=2.0)
-        peers = ipc_probe(self.paths.ipc, "net_peerCount", [], timeout=2.0)
+    def heartbeat(self, *, ask_geth: bool = True, message: str | None = None) -> None:
+        """Write this node's heartbeat (`message`: why it ended, on its last one)."""
+        body = self.snapshot(timeout=2.0, ask_geth=ask_geth)
+        peers = ipc_probe(self.paths.ipc, "net_peerCount", [], timeout=2.0) if ask_geth else None
         now = datetime.now(UTC).isoformat(timespec="seconds")
         body.update(peers=int(peers, 16) if isinstance(peers, str) else None, time=now)
+        if message:
+            body["message"] = message[:500]
         write_heartbeat(self.store, body)
         if body["block"] is not None:
             self.metrics.chain(body["block"], body["peers"] or 0)

@@ -26,7 +26,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS heartbeats (
     node TEXT NOT NULL, at REAL NOT NULL, member TEXT NOT NULL, state TEXT, block INTEGER,
     hash TEXT, peers INTEGER, sealing INTEGER, signer TEXT, sent TEXT, block_time INTEGER,
-    PRIMARY KEY (member, node, at)
+    message TEXT, PRIMARY KEY (member, node, at)
 );
 CREATE TABLE IF NOT EXISTS blocks (
     number INTEGER PRIMARY KEY, hash TEXT NOT NULL, parent TEXT NOT NULL,
@@ -54,6 +54,7 @@ class Heartbeat:
     leader: bool = False  # not kept in the history: only the latest round's claim counts
     sent: str = ""  # the publisher's own time, as it wrote it
     block_time: int | None = None  # the timestamp of the node's head block
+    message: str | None = None  # why the agent ended (on its last heartbeat)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -123,9 +124,9 @@ class History:
         with self._tx() as db:
             before = db.total_changes
             db.executemany(
-                "INSERT OR IGNORE INTO heartbeats VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR IGNORE INTO heartbeats VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(b.node, b.at, b.member, b.state, b.block, b.hash, b.peers, int(b.sealing),
-                  b.signer, b.sent, b.block_time) for b in beats],
+                  b.signer, b.sent, b.block_time, b.message) for b in beats],
             )  # fmt: skip
             return db.total_changes - before
 
@@ -195,7 +196,7 @@ def _heartbeat(r: sqlite3.Row) -> Heartbeat:
     return Heartbeat(
         node=r["node"], at=r["at"], member=r["member"], state=r["state"], block=r["block"],
         hash=r["hash"], peers=r["peers"], sealing=bool(r["sealing"]), signer=r["signer"],
-        sent=r["sent"] or "", block_time=r["block_time"],
+        sent=r["sent"] or "", block_time=r["block_time"], message=r["message"],
     )  # fmt: skip
 
 

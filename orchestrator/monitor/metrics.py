@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 from orchestrator.monitor.view import Snapshot
 
 STATUSES = ("reporting", "late", "silent")
-ALERTS = ("ChainStalled", "ValidatorMissingTurns", "NodeSilent", "NodeBehind", "Fork")
+ALERTS = ("ChainStalled", "ValidatorMissingTurns", "NodeSilent", "NodeBehind", "NodeFatal", "Fork")
 
 
 class SnapshotCollector(Collector):

@@ -167,4 +167,5 @@ def _kept(beat: Published) -> Heartbeat:
         node=beat.node, at=beat.seen_at, member=beat.member, state=beat.state,
         block=beat.block, hash=beat.hash, peers=beat.peers, sealing=beat.sealing,
         signer=beat.signer, leader=beat.leader, sent=beat.sent, block_time=beat.block_time,
+        message=beat.message,
     )  # fmt: skip

@@ -19,7 +19,7 @@ the JSON API's answer and the Prometheus gauges all come from one `Snapshot`.
 * forks: nodes whose newest heartbeats name different blocks at one height, and the
   reorgs the monitor's node went through;
 * alerts: the chain stalled, a validator missing its turns, a node silent or behind,
-  a fork.
+  a node whose agent gave up (FATAL, from its last heartbeat), a fork.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class Settings:
 
 @dataclass(frozen=True)
 class Alert:
-    name: str  # ChainStalled, ValidatorMissingTurns, NodeSilent, NodeBehind, Fork
+    name: str  # ChainStalled, ValidatorMissingTurns, NodeSilent, NodeBehind, NodeFatal, Fork
     subject: str
     message: str
 
@@ -206,6 +206,7 @@ def _node(
         "lagging": judged.lagging,
         "sealing": beat.sealing,
         "signer": beat.signer,
+        "message": beat.message,
     }
 
 
@@ -278,6 +279,11 @@ def _alerts(
                 f"{v['missed_turns_last_10_min']} turns in 10 minutes",
             ))  # fmt: skip
     for n in nodes:
+        if n["state"] == "FATAL" and n["reported_last_30_min"]:
+            alerts.append(Alert(
+                "NodeFatal", n["name"],
+                f"{n['name']} ({n['member']}): its agent gave up: {n['message'] or 'FATAL'}",
+            ))  # fmt: skip
         if n["status"] == "reporting" and n["lagging"]:
             alerts.append(Alert(
                 "NodeBehind", n["name"],

@@ -3,7 +3,9 @@
 
     heartbeats/<member>/<node>.json   {"member", "node", "state", "leader", "signer",
                                        "sealing", "block", "hash", "block_time", "td",
-                                       "peers", "time"}
+                                       "peers", "time", "message"}
+
+`message` is on an agent's last heartbeat only: why it stopped (FATAL: what failed).
 
 A heartbeat is keyed by the (member, node) of its *path*: two banks may both name a
 node `node-1`, and a bank's publication speaks only for its own nodes. A document whose
@@ -43,6 +45,7 @@ class Heartbeat:
     sealing: bool
     signer: str | None
     leader: bool
+    message: str | None = None  # why the agent ended (its last heartbeat)
     seen_at: float = 0.0  # when the reader first saw this heartbeat (its own clock)
 
     @property
@@ -99,7 +102,7 @@ def _parse(doc: Any) -> Heartbeat:
         block_time=_int(doc.get("block_time")), td=_int(doc.get("td")),
         peers=_int(doc.get("peers")),
         sealing=bool(doc["sealing"]), signer=_str(doc.get("signer")),
-        leader=bool(doc.get("leader")),
+        leader=bool(doc.get("leader")), message=_str(doc.get("message")),
     )  # fmt: skip
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -15,6 +16,9 @@ from orchestrator.agent.machine import Agent
 from orchestrator.agent.settings import AgentFile, AgentPorts
 from orchestrator.agent.status import AgentState, AgentStatus
 from orchestrator.config import StoreSettings, VaultSettings, parse_config
+from orchestrator.errors import StateError
+from orchestrator.logs import last_failure
+from orchestrator.network.heartbeats import read_heartbeats
 from orchestrator.runtime.process import ProcessRuntime
 from orchestrator.store.local import LocalStore
 from orchestrator.vault.local import LocalVault
@@ -69,3 +73,40 @@ def test_a_status_snapshot_taken_before_a_fence_never_lands_after_it(
     final = status.read(agent.paths.agent_status, AgentStatus)
     assert final is not None and final.state is AgentState.FENCED
     assert final.message == "lost the lease leases/bank-a/identity-0"
+
+
+def test_an_agent_that_gives_up_writes_a_last_heartbeat_saying_so(tmp_path: Path) -> None:
+    """The monitor then shows the node FATAL with why, not SEALING from before."""
+    agent = make_agent(tmp_path)
+    agent.supervisor = SimpleNamespace()  # type: ignore[assignment]  # geth ran, and ended
+    agent._fatal = StateError(
+        "geth kept failing: it stopped 6 times in a row (last exit code 0); geth said: "
+        "ERROR[12-07|15:01:02.123] Low disk space. Gracefully shutting down Geth",
+        obj="bank-a-1",
+    )
+    agent._shut_down()
+    beats, problems = read_heartbeats(agent.store)
+    assert problems == []
+    (beat,) = beats
+    assert (beat.member, beat.node, beat.state, beat.block) == ("bank-a", "bank-a-1", "FATAL", None)
+    assert beat.message is not None and "Low disk space" in beat.message
+
+
+def test_the_fatal_message_names_what_geth_said(tmp_path: Path) -> None:
+    log = tmp_path / "geth.log"
+    log.write_text(
+        "INFO [12-07|15:01:00.000] Starting Geth\n"
+        "ERROR[12-07|15:01:02.123] Low disk space. Gracefully shutting down Geth to prevent "
+        "database corruption. available=178.89MiB path=/data\n"
+        "INFO [12-07|15:01:02.200] Got interrupt, shutting down...\n"
+    )
+    assert last_failure(log) == (
+        "ERROR[12-07|15:01:02.123] Low disk space. Gracefully shutting down Geth to prevent "
+        "database corruption. available=178.89MiB path=/data"
+    )
+    log.write_text(
+        "Fatal: Error starting protocol stack: listen tcp :30303: bind: address in use\n"
+    )
+    assert last_failure(log) is not None and last_failure(log).startswith("Fatal: Error starting")  # type: ignore[union-attr]
+    log.write_text("INFO [12-07|15:01:00.000] all good\n")
+    assert last_failure(log) is None

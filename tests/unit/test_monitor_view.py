@@ -220,3 +220,17 @@ def test_the_quiet_between_heartbeats_is_not_a_stall_while_the_monitors_node_is_
     ])  # fmt: skip
     s = snapshot(history, SETTINGS, NOW + 12, followed_at=NOW - 20)
     assert s.chain["stalled"] and [a.name for a in s.alerts] == ["ChainStalled"]
+
+
+def test_a_node_whose_agent_gave_up_shows_fatal_and_why(history: History) -> None:
+    history.add_blocks(chain(10))
+    history.add_heartbeats([
+        Heartbeat("bank-a-1", NOW - 3, "bank-a", "FATAL", None, None, None, False, None,
+                  message="geth kept failing: it stopped 6 times in a row (last exit code 1)"),
+    ])  # fmt: skip
+    s = snapshot(history, SETTINGS, NOW)
+    (node,) = s.nodes
+    assert node["state"] == "FATAL" and node["message"].startswith("geth kept failing")
+    (alert,) = s.alerts
+    assert alert.name == "NodeFatal" and alert.subject == "bank-a-1"
+    assert "its agent gave up: geth kept failing" in alert.message

@@ -40,7 +40,7 @@ def test_the_alert_rules_load(tmp_path: Path) -> None:
     rules.write_bytes(RULES.read_bytes())
     out = promtool("check", "rules", str(rules))
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "SUCCESS: 7 rules found" in out.stdout
+    assert "SUCCESS: 8 rules found" in out.stdout
 
 
 RULE_TESTS = """
