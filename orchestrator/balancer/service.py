@@ -25,6 +25,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -35,7 +36,6 @@ from orchestrator.balancer.tokens import token_map
 from orchestrator.errors import NodeError, PoaError, ToolError
 from orchestrator.geth.proc import stop_pid
 from orchestrator.logs import log_tail
-from orchestrator.statefile import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +99,21 @@ def write_files(settings: BalancerFile, paths: Paths) -> None:
     paths.next.mkdir(parents=True, mode=0o700)
     try:
         config, tokens = paths.next / paths.config.name, paths.next / TOKENS_MAP
-        write_bytes_atomic(tokens, token_map(settings.tokens_dir).encode())  # mode 0600
-        write_bytes_atomic(config, haproxy_config(spec_of(settings, paths)).encode())
+        _write_private(tokens, token_map(settings.tokens_dir).encode())
+        _write_private(config, haproxy_config(spec_of(settings, paths)).encode())
         check_config(config, shown=paths.config)
         os.replace(tokens, paths.tokens_map)  # the map first: the running file names it
         os.replace(config, paths.config)
     finally:
         shutil.rmtree(paths.next, ignore_errors=True)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """A new file, mode 0600. Not synced to disk: it is renamed into place only after the
+    check, and `poactl balancer` writes both files again whenever it starts."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
 
 
 def check_config(config: Path, *, shown: Path | None = None) -> None:
@@ -151,6 +159,7 @@ class Balancer:
             "127.0.0.1", settings.filter_port, f"http://127.0.0.1:{settings.pool_port}"
         )
         self._haproxy: subprocess.Popen[bytes] | None = None
+        self._reloading = threading.Lock()  # one reload at a time, in the order asked
 
     def _start_haproxy(self) -> None:
         write_files(self.settings, self.paths)
@@ -176,10 +185,16 @@ class Balancer:
             log.info("reloaded HAProxy of %s", self.settings.member)
 
     def _on_hup(self) -> None:
-        try:
-            self.reload()
-        except PoaError as e:
-            log.error("not reloaded; HAProxy keeps its running configuration: %s", e)
+        """SIGHUP: reload on a worker thread, so the filter (on this loop) keeps serving
+        while `haproxy -c` runs."""
+        asyncio.get_running_loop().run_in_executor(None, self._reload_logged)
+
+    def _reload_logged(self) -> None:
+        with self._reloading:
+            try:
+                self.reload()
+            except PoaError as e:
+                log.error("not reloaded; HAProxy keeps its running configuration: %s", e)
 
     def run(self) -> int:
         return asyncio.run(self._main())
