@@ -21,15 +21,22 @@ A request is signed only when all of these hold, in this order:
    process's clock), then signed. geth asks again for the same height whenever it
    refreshes the block with new transactions (`--miner.recommit`): the same holder may
    re-sign its own latest height, never a lower one, and only when no other version of
-   that block can be out. geth stops sealing the older version *before* it asks for the
-   new one (miner/worker.go `taskLoop`), and Clique publishes a version no sooner than
-   its timestamp (consensus/clique `Seal`), so a new version on the same parent is
-   signed when it comes before the first version's timestamp (less
-   `RESIGN_MARGIN_SECONDS`), or later only when geth's own chain holds no block at that
-   height (`published`, asked after `SETTLE_SECONDS`: geth writes a block it sealed to
-   its chain before it sends it to anyone). Otherwise, or when geth cannot tell, only
-   the very same header is signed again: a different one would be a second block at
-   one height by one identity.
+   that block can be out. geth interrupts the version it is sealing *before* it asks
+   for a new one (miner/worker.go `taskLoop` closes the version's stop channel), and
+   Clique publishes a version no sooner than its timestamp (consensus/clique `Seal`
+   waits on that channel or its timer; a select parked on both is decided by the
+   close), so a version interrupted before its timestamp never goes out. A new version
+   on the first one's parent is therefore signed when it comes before the timestamp of
+   the latest version signed (the one geth just interrupted) less
+   `RESIGN_MARGIN_SECONDS`. Later, that version may have fired before the interrupt:
+   geth writes a block it sealed to its own chain before it sends it to anyone
+   (`worker.resultLoop`), so the signer watches geth's chain (`published`) every
+   `PUBLISH_POLL_SECONDS` for up to `PUBLISH_WAIT_SECONDS` and refuses as soon as a
+   block shows at that height, or when geth cannot tell; it signs only if none appeared
+   by then. The risk left: a version that fired just before the interrupt and whose
+   write to geth's chain takes longer than `PUBLISH_WAIT_SECONDS` (geth commits the
+   block's state first) would not be seen. The very same header as the latest may always
+   be signed again.
 
 The signature must come back within `SIGN_TIMEOUT_SECONDS` (geth waits for it with no
 timeout of its own, so a slow vault would stall sealing), and the lease is checked once
@@ -60,8 +67,9 @@ log = logging.getLogger(__name__)
 CLIQUE_HEADER = "application/x-clique-header"
 MAX_PAST_SECONDS = 10
 SIGN_TIMEOUT_SECONDS = 2.0
-RESIGN_MARGIN_SECONDS = 0.1  # before the first version's timestamp: geth's clock is ours
-SETTLE_SECONDS = 0.05  # for a version that fired to reach geth's chain before we look
+RESIGN_MARGIN_SECONDS = 0.1  # before the latest version's timestamp: geth's clock is ours
+PUBLISH_WAIT_SECONDS = 1.0  # how long to watch geth's chain for a version that fired
+PUBLISH_POLL_SECONDS = 0.05
 MAX_HUNG_CALLS = 8  # signing calls still waiting for the vault past their timeout
 
 
@@ -89,6 +97,7 @@ class _Held:
     lease: SigningLease
     signed: int  # the highest height this holder signed (starts at the inherited mark)
     first: CliqueHeader | None = None  # the first header this holder signed at `signed`
+    latest: CliqueHeader | None = None  # ... and the latest one (geth interrupts it to ask)
 
 
 class SigningPolicy:
@@ -188,11 +197,12 @@ class SigningPolicy:
         if header.number < held.signed:
             raise Refused(f"height {header.number} is below {held.signed}, already signed")
         if header.number == held.signed:
-            self._check_resign(header, held.first, now, self._published)
+            self._check_resign(header, held, now, self._published)
         if not held.lease.record_height(header.number):  # proves the lease in the store
             raise Refused(f"height {header.number}: the lease was lost; not recorded")
         if header.number > held.signed or held.first is None:
             held.first = header
+        held.latest = header
         held.signed = header.number
         signature = self._sign_in_time(held.key, header.seal_hash, header.number)
         if self._held is not held or not held.lease.proven():
@@ -202,27 +212,32 @@ class SigningPolicy:
     @staticmethod
     def _check_resign(
         header: CliqueHeader,
-        first: CliqueHeader | None,
+        held: _Held,
         now: float,
         published: Callable[[int], bool | None],
     ) -> None:
         """Another version of the height this holder signed last: see rule 8."""
-        if first is None or header.seal_hash == first.seal_hash:
+        first, latest = held.first, held.latest
+        if first is None or latest is None or header.seal_hash == latest.seal_hash:
             return  # nothing signed at this height yet by this holder, or the same header
         if header.parent != first.parent:
             raise Refused(
                 f"height {header.number}: already signed on another parent; a second block "
                 "at one height is never signed"
             )
-        if now < first.time - RESIGN_MARGIN_SECONDS:
-            return  # the first version cannot have been published: geth dropped it
-        time.sleep(SETTLE_SECONDS)
-        if published(header.number) is not False:
-            raise Refused(
-                f"height {header.number}: a version stamped {first.time} was signed, its "
-                f"time has come ({now:.1f}) and geth's chain has (or may have) it; no second "
-                "block at one height"
-            )
+        if now < latest.time - RESIGN_MARGIN_SECONDS:
+            return  # the version geth just interrupted cannot have gone out
+        deadline = time.monotonic() + PUBLISH_WAIT_SECONDS
+        while (seen := published(header.number)) is False:
+            if time.monotonic() >= deadline:
+                return  # none showed: the interrupted version never went out
+            time.sleep(PUBLISH_POLL_SECONDS)
+        raise Refused(
+            f"height {header.number}: a version stamped {latest.time} was signed, its time "
+            f"has come ({now:.1f}) and geth's chain "
+            + ("has a block at that height" if seen else "cannot be asked")
+            + "; no second block at one height"
+        )
 
     def _sign_in_time(self, key: ValidatorKey, digest: bytes, number: int) -> bytes:
         with self._hung_lock:

@@ -38,6 +38,7 @@ from orchestrator.signer.keys import (
 from orchestrator.signer.policy import (
     CLIQUE_HEADER,
     MAX_HUNG_CALLS,
+    PUBLISH_WAIT_SECONDS,
     RESIGN_MARGIN_SECONDS,
     Refused,
     SigningPolicy,
@@ -244,9 +245,9 @@ def test_once_a_versions_time_has_come_no_other_version_of_that_height_is_signed
     policy.sign_data(CLIQUE_HEADER, ADDRESS, refreshed)  # still before its time: fine
     now[0] = due - RESIGN_MARGIN_SECONDS + 0.1
     later = header(9, at=due, extra=b"poactl-later".ljust(32, b"\0"))
-    with pytest.raises(Refused, match="its time has come"):
-        policy.sign_data(CLIQUE_HEADER, ADDRESS, later)
-    policy.sign_data(CLIQUE_HEADER, ADDRESS, first)  # the very same header: no new block
+    with pytest.raises(Refused, match="its time has come .* cannot be asked"):
+        policy.sign_data(CLIQUE_HEADER, ADDRESS, later)  # and geth's chain cannot tell
+    policy.sign_data(CLIQUE_HEADER, ADDRESS, refreshed)  # the latest, again: no new block
     with pytest.raises(Refused, match="another parent"):
         now[0] = due - PERIOD
         policy.sign_data(
@@ -279,31 +280,65 @@ def test_after_its_time_another_version_is_signed_only_if_geths_chain_lacks_the_
     policy.sign_data(CLIQUE_HEADER, ADDRESS, header(9, at=due))
     now[0] = due + 0.2  # the recommit came after the first version's time
     refreshed = header(9, at=due, extra=b"poactl-refreshed".ljust(32, b"\0"))
+    started = time.monotonic()
     if signed:
         assert len(policy.sign_data(CLIQUE_HEADER, ADDRESS, refreshed)) == 65
+        assert time.monotonic() - started >= PUBLISH_WAIT_SECONDS  # it watched the chain
     else:
-        with pytest.raises(Refused, match="geth's chain has \\(or may have\\) it"):
+        with pytest.raises(Refused, match="no second block at one height"):
             policy.sign_data(CLIQUE_HEADER, ADDRESS, refreshed)
-    assert asked == [9]
+        assert time.monotonic() - started < PUBLISH_WAIT_SECONDS  # refused at once
+    assert set(asked) == {9}
 
 
-def test_a_new_holder_never_signs_at_or_below_what_an_earlier_holder_signed(
+def test_a_version_that_shows_in_geths_chain_while_watched_is_refused(
     store: LocalStore,
 ) -> None:
-    first = SigningPolicy(follower=follower_address("bank-a-1"), block_period=PERIOD)
-    lease = keeper(store, "bank-a-1")
-    first.hold(KeyInMemory(KEY), lease)
-    stamp = time.time()
-    sign(first, 12, at=stamp)
-    store.break_lease(LEASE)  # the holder froze; its lease ended
-    second = SigningPolicy(follower=follower_address("bank-a-3"), block_period=PERIOD)
-    second.hold(KeyInMemory(KEY), keeper(store, "bank-a-3"))
-    for number in (11, 12):
-        with pytest.raises(Refused, match="already signed up to 12"):
-            sign(second, number)
-    sign(second, 13)
-    with pytest.raises(Refused, match="lease"):  # the first holder woke up: refused
-        sign(first, 12, at=stamp)
+    """The interrupted version fired just before the interrupt; geth writes it to its
+    chain 300 ms later (committing its state): the signer sees it and refuses."""
+    now = [time.time()]
+    written_at = [0.0]
+    policy = SigningPolicy(
+        follower=follower_address("bank-a-1"), block_period=PERIOD, clock=lambda: now[0],
+        published=lambda _height: time.monotonic() >= written_at[0],
+    )  # fmt: skip
+    policy.hold(KeyInMemory(KEY), keeper(store, "bank-a-1"))
+    due = int(now[0]) + 1
+    policy.sign_data(CLIQUE_HEADER, ADDRESS, header(9, at=due))
+    now[0] = due + 0.2
+    written_at[0] = time.monotonic() + 0.3
+    started = time.monotonic()
+    with pytest.raises(Refused, match="has a block at that height"):
+        policy.sign_data(CLIQUE_HEADER, ADDRESS, header(9, at=due, extra=b"v2".ljust(32, b"\0")))
+    assert 0.25 <= time.monotonic() - started < PUBLISH_WAIT_SECONDS
+
+
+def test_the_version_geth_just_interrupted_is_the_one_whose_time_counts(
+    store: LocalStore,
+) -> None:
+    """v1 (stamped T) never went out; v2 came after T, stamped T + 1, and was signed. A
+    v3 before v2's time needs no look at the chain: v2 was interrupted in time."""
+    now = [time.time()]
+    asked: list[float] = []
+
+    def published(_height: int) -> bool:
+        asked.append(now[0])
+        return False
+
+    policy = SigningPolicy(
+        follower=follower_address("bank-a-1"), block_period=PERIOD, clock=lambda: now[0],
+        published=published,
+    )  # fmt: skip
+    policy.hold(KeyInMemory(KEY), keeper(store, "bank-a-1"))
+    due = int(now[0]) + 1
+    policy.sign_data(CLIQUE_HEADER, ADDRESS, header(9, at=due))
+    now[0] = due + 0.2
+    policy.sign_data(CLIQUE_HEADER, ADDRESS, header(9, at=due + 1, extra=b"v2".ljust(32, b"\0")))
+    assert asked  # v2 came after v1's time: the chain was watched
+    asked.clear()
+    now[0] = due + 0.5  # before v2's time (due + 1) less the margin
+    policy.sign_data(CLIQUE_HEADER, ADDRESS, header(9, at=due + 1, extra=b"v3".ljust(32, b"\0")))
+    assert asked == []
 
 
 def test_a_fence_refuses_at_once(policy: SigningPolicy, store: LocalStore) -> None:
