@@ -245,7 +245,7 @@ def test_once_a_versions_time_has_come_no_other_version_of_that_height_is_signed
     policy.sign_data(CLIQUE_HEADER, ADDRESS, refreshed)  # still before its time: fine
     now[0] = due - RESIGN_MARGIN_SECONDS + 0.1
     later = header(9, at=due, extra=b"poactl-later".ljust(32, b"\0"))
-    with pytest.raises(Refused, match="its time has come .* cannot be asked"):
+    with pytest.raises(Refused, match=r"its time has come .* cannot be asked"):
         policy.sign_data(CLIQUE_HEADER, ADDRESS, later)  # and geth's chain cannot tell
     policy.sign_data(CLIQUE_HEADER, ADDRESS, refreshed)  # the latest, again: no new block
     with pytest.raises(Refused, match="another parent"):
