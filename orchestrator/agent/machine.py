@@ -110,7 +110,7 @@ class Agent:
         self.message = ""
         self.network: NetworkInfo | None = None
         self._stop = threading.Event()
-        self._lock = threading.RLock()  # the identity lease and the sealer move together
+        self._lock = threading.RLock()  # the identity lease, the sealer and agent.json
         self.peers = StaticPeers(
             self.paths, member=self.member, node=self.name, host=settings.host,
             p2p_port=settings.ports.p2p,
