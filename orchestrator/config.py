@@ -209,6 +209,22 @@ class GovernanceRules(Strict):
     validator_floor: Annotated[int, Field(ge=1, le=MAX_NODES)] = 2
 
 
+class AzureMember(Strict):
+    """Where one bank's Azure deployment lives (`poactl azure params`)."""
+
+    address_space: str | None = None  # its VNet; default 10.<n>.0.0/16 (n: 1 + its index)
+    egress: tuple[str, ...] = ()  # public peering: where its nodes connect from (CIDRs)
+
+
+class AzureSettings(Strict):
+    """The banks' Azure deployments (infra/azure): how their nodes reach each other
+    (`private`: peered networks, VPN or ExpressRoute; `public`: each bank's public load
+    balancer) and each bank's network."""
+
+    peering: Literal["private", "public"] = "private"
+    members: dict[MemberName, AzureMember] = {}
+
+
 class ConsortiumFile(Strict):
     """The schema of consortium.yaml (field docs live in the shipped example)."""
 
@@ -223,6 +239,7 @@ class ConsortiumFile(Strict):
     runtime: RuntimeSettings = RuntimeSettings()
     balancer: Balancers | None = None  # leave out: applications talk to nodes directly
     governance: GovernanceRules = GovernanceRules()
+    azure: AzureSettings | None = None  # leave out: the defaults (`poactl azure params`)
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,23 @@ the settings name a storage account key file (Azurite, or an account without RBA
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from orchestrator.boundaries import ConsortiumData, Publication, Runtime, Store, Vault
 from orchestrator.config import PublishSettings, RuntimeSettings, StoreSettings, VaultSettings
 from orchestrator.errors import ConfigError
+
+if TYPE_CHECKING:
+    from orchestrator.store.azure_blob import AzureBlobStore
+    from orchestrator.store.published import DirectoryData
+
+log = logging.getLogger(__name__)
 
 
 def make_store(settings: StoreSettings, *, member: str | None = None) -> Store:
@@ -58,6 +67,12 @@ def _own_store(settings: StoreSettings) -> Store:
 
 
 def _publication(settings: PublishSettings) -> Publication:
+    return _published(settings)
+
+
+def _published(settings: PublishSettings) -> DirectoryData | AzureBlobStore:
+    """The bank's publication: what it writes there (`Publication`), and what its data
+    endpoint serves from there (`ConsortiumData`)."""
     if settings.kind == "local":
         from orchestrator.store.published import DirectoryData
 
@@ -156,6 +171,28 @@ def run_monitor(config: Path) -> int:
         consortium=load_config(settings.consortium_file),
     )
     return monitor.run()
+
+
+def run_data_server(config: Path, port: int) -> int:
+    """Serve the agent's bank's publication read-only on its host (`poactl serve-data`)."""
+    import signal
+
+    from orchestrator.agent.settings import load_agent_config
+    from orchestrator.network.served import DataServer
+
+    settings = load_agent_config(config)
+    publish = settings.store.publish
+    if publish is None:
+        raise ConfigError(
+            "this agent publishes no consortium data",
+            obj=f"{config}: store.publish",
+            hint="give the agent a publication (install_agent.sh --publish-container)",
+        )
+    server = DataServer(_published(publish), settings.host, port, container=publish.container)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    log.info("serving %s's consortium data at %s", settings.member, server.url)
+    server.serve_forever()
+    return 0
 
 
 def run_balancer(config: Path) -> int:

@@ -248,6 +248,7 @@ def install_arguments(
         "--node", node,
         "--host", private_ip,
         "--rpc-host", private_ip,
+        "--health-host", "0.0.0.0",  # noqa: S104 - the health extension probes localhost
         "--peer-network", settings["peerNetwork"],
         "--consortium", str(CONSORTIUM_FILE),
         "--vault-url", settings["vaultUrl"],

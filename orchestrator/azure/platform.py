@@ -36,6 +36,7 @@ STORAGE_ACCOUNT = "Microsoft.Storage/storageAccounts"
 BLOB_SERVICE = "Microsoft.Storage/storageAccounts/blobServices"
 CONTAINER = "Microsoft.Storage/storageAccounts/blobServices/containers"
 VAULT = "Microsoft.KeyVault/vaults"
+KEY = "Microsoft.KeyVault/vaults/keys"
 ROLE_ASSIGNMENT = "Microsoft.Authorization/roleAssignments"
 ROLE_DEFINITION = "Microsoft.Authorization/roleDefinitions"
 
@@ -157,6 +158,30 @@ def vault() -> Json:
     )  # fmt: skip
 
 
+def validator_keys() -> Json:
+    """With `hsmKeys`: the bank's validator keys, made in the vault's HSM (EC-HSM, P-256K:
+    secp256k1) before any VM boots; the leader finds them and creates none. ARM creates a
+    key only if it is missing, so a redeployment never rotates one."""
+    name = (
+        f"format('{{0}}/{{1}}-validator-{{2}}-key', {p('vaultName')}, {p('member')}, copyIndex())"
+    )
+    return resource(
+        KEY, KEYVAULT, x(name),
+        {
+            "kty": "EC-HSM",
+            "curveName": "P-256K",
+            "keyOps": ["sign", "verify"],
+            "attributes": {"enabled": True, "exportable": False},
+        },
+        located=False,
+        copy={"name": "validatorKeys",
+              "count": x(f"if({p('hsmKeys')}, {p('validators')}, 0)")},
+        depends_on=[x(rid(VAULT, p("vaultName")))],
+        skips={"CKV_AZURE_40": "a validator key must not expire: an expired key stops "
+               "its identity sealing; keys are rotated through governance (docs/azure.md)"},
+    )  # fmt: skip
+
+
 def _scope(scope: roles.Scope) -> tuple[str, str]:
     """(the `scope` property, the scope's resource id) of a grant."""
     if scope == "vault":
@@ -196,4 +221,4 @@ def role_assignments() -> list[Json]:
 
 
 def resources() -> list[Json]:
-    return [identity(), *storage_account(), vault(), *role_assignments()]
+    return [identity(), *storage_account(), vault(), validator_keys(), *role_assignments()]

@@ -48,6 +48,10 @@ def parameters() -> dict[str, Json]:
                           "into the agent's memory) or keys (EC P-256K keys that sign in "
                           "the vault); the consortium file's `custody` for this member.",
                           "secrets", allowedValues=["secrets", "keys"]),
+        "validators": _param("int", "This member's validator identities (the consortium "
+                             "file's `validators`).", 2, minValue=0, maxValue=64),
+        "hsmKeys": _param("bool", "Make the validator keys in the vault's HSM (EC-HSM; "
+                          "custody keys and a premium vault).", False),
         "instanceCount": _param("int", "Validator VMs: at least validators + spares.", 2,
                                 minValue=1, maxValue=64),
         "vmSize": _param("string", "The VMs' size.", "Standard_B2s"),

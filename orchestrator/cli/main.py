@@ -33,6 +33,8 @@ COMMANDS = {  # name -> "module:attribute"
     "demo": "orchestrator.cli.contracts:demo",
     "credit": "orchestrator.cli.credit:credit",
     "members": "orchestrator.cli.members:members",
+    "azure": "orchestrator.cli.azure:azure",
+    "serve-data": "orchestrator.cli.services:serve_data",
 }
 
 
