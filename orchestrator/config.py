@@ -213,7 +213,7 @@ class AzureMember(Strict):
     """Where one bank's Azure deployment lives (`poactl azure params`)."""
 
     address_space: str | None = None  # its VNet; default 10.<n>.0.0/16 (n: 1 + its index)
-    egress: tuple[str, ...] = ()  # public peering: where its nodes connect from (CIDRs)
+    egress: list[str] = []  # public peering: where its nodes connect from (CIDRs)
 
 
 class AzureSettings(Strict):

@@ -43,6 +43,17 @@ PARAMETERS_SCHEMA = (
 SUBNET_PREFIX = 24  # the nodes' subnet: the first /24 of the bank's address space
 HINT = "see docs/azure.md (the consortium file's `azure:` section)"
 AT_DEPLOY_TIME = ("sshPublicKey",)
+PRIVATE = [
+    ipaddress.ip_network(n)
+    for n in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+    )
+]
 DATA_URL = re.compile(
     r"https?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._~/-]*)?(\?\S*)?"
 )  # given on the command line, never in a committed file
@@ -148,6 +159,13 @@ def _covering(nets: list[ipaddress.IPv4Network]) -> str:
     return str(net)
 
 
+def _is_private(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    """Not reachable from the internet (documentation ranges count as public here)."""
+    if isinstance(net, ipaddress.IPv6Network):
+        return net.is_private
+    return any(net.subnet_of(r) for r in PRIVATE)
+
+
 def _cidrs(values: tuple[str, ...], what: str, *, public: bool = False) -> list[str]:
     out = []
     for value in values:
@@ -156,7 +174,7 @@ def _cidrs(values: tuple[str, ...], what: str, *, public: bool = False) -> list[
         except ValueError as e:
             raise ConfigError(f"{value!r} is not an address or CIDR", obj=what,
                               hint="e.g. 10.20.0.0/16 or 203.0.113.7") from e  # fmt: skip
-        if public and net.is_private:
+        if public and _is_private(net):
             raise ConfigError(
                 f"{value} is a private address: the storage and vault firewalls take "
                 "public addresses only (the subnet is let in already)",
@@ -292,8 +310,13 @@ def render(consortium: Consortium, choices: Choices) -> Rendered:
         )  # fmt: skip
     others = [m for m in consortium.members() if m != member]
     if public:
-        peers = [e for m in others for e in _cidrs(
-            azure.members.get(m, AzureMember()).egress, f"azure.members.{m}.egress")]  # fmt: skip
+        peers = [
+            address
+            for m in others
+            for address in _cidrs(
+                tuple(azure.members.get(m, AzureMember()).egress), f"azure.members.{m}.egress"
+            )
+        ]
         if others and not peers:
             notes.append("no other member's egress address is known yet: add them to "
                          "azure.members.<bank>.egress and redeploy")  # fmt: skip

@@ -68,6 +68,7 @@ class Deployment:
             else:
                 raise ArmError(f"parameter {name} has no value")
         self._variables: dict[str, Any] = {}
+        self._lambda_vars: list[dict[str, Any]] = []
 
     # -- values --------------------------------------------------------------------------
 
@@ -114,7 +115,22 @@ class Deployment:
             if tokens[pos + 1] != ("punct", "("):
                 raise ArmError(f"{text} is not a call")
             pos += 2
-            if text == "if":  # only the branch taken is evaluated, as in ARM
+            if text == "lambda":  # lambda('x', body): body evaluated per call
+                name, pos = self._expr(tokens, pos)
+                pos = self._expect(tokens, pos, ",")
+                start, pos = pos, self._skip(tokens, pos)
+                body = tokens[start:pos]
+                pos = self._expect(tokens, pos, ")")
+
+                def call(item: Any, name: str = name, body: list[tuple[str, str]] = body) -> Any:
+                    self._lambda_vars.append({name: item})
+                    try:
+                        return self._expr(body, 0)[0]
+                    finally:
+                        self._lambda_vars.pop()
+
+                value = call
+            elif text == "if":  # only the branch taken is evaluated, as in ARM
                 condition, pos = self._expr(tokens, pos)
                 pos = self._expect(tokens, pos, ",")
                 chosen = []
@@ -190,6 +206,8 @@ class Deployment:
             "reference": self._reference,
             "guid": lambda *a: str(uuid.uuid5(uuid.NAMESPACE_URL, "|".join(a))),
             "copyIndex": lambda *a: self.copy_index,
+            "map": lambda items, fn: [fn(item) for item in items],
+            "lambdaVariables": lambda n: next(v[n] for v in reversed(self._lambda_vars) if n in v),
             "subscription": lambda: {"subscriptionId": self.subscription, "tenantId": self.tenant},
             "resourceGroup": lambda: {"name": self.resource_group, "location": self.location},
         }

@@ -40,11 +40,14 @@ def _load(path: str) -> Any:
 
 def _retrieve(uri: str) -> Resource[Any]:
     if not uri.startswith(BASE):
-        raise NoSuchResource(ref=uri)
+        raise NoSuchResource(uri)
     path = uri[len(BASE) :].split("#", 1)[0]
     if not (SCHEMAS / path).is_file():
-        raise NoSuchResource(ref=uri)
-    return Resource.from_contents(_load(path), default_specification=DRAFT4)
+        raise NoSuchResource(uri)
+    contents = _load(path)
+    if contents.get("$schema") == "http://json-schema.org/schema#":  # the portal's files
+        return DRAFT4.create_resource(contents)
+    return Resource.from_contents(contents, default_specification=DRAFT4)
 
 
 @functools.cache
@@ -72,11 +75,19 @@ def definition_for(resource_type: str, api_version: str) -> str | None:
     return None
 
 
+def _deepest(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    """A oneOf/anyOf error hides the real one (the value against the typed branch, not
+    the expression branch): the error furthest into the document."""
+    found = [error]
+    for child in error.context or ():
+        found.append(_deepest(child))
+    return max(found, key=lambda e: len(e.absolute_path))
+
+
 def _messages(errors: Iterator[jsonschema.ValidationError]) -> list[str]:
     out = []
     for error in sorted(errors, key=lambda e: list(e.absolute_path)):
-        # oneOf/anyOf errors hide the real one: show the deepest context
-        best = jsonschema.exceptions.best_match([error, *error.context])
+        best = _deepest(error)
         where = "/".join(str(p) for p in best.absolute_path) or "(top)"
         out.append(f"{where}: {best.message[:300]}")
     return out
@@ -106,3 +117,9 @@ def template_errors(template: dict[str, Any]) -> list[str]:
 
 def parameter_file_errors(parameters: dict[str, Any]) -> list[str]:
     return _messages(_validator({"$ref": f"{BASE}{PARAMETERS_SCHEMA}#"}).iter_errors(parameters))
+
+
+def ui_definition_errors(form: dict[str, Any]) -> list[str]:
+    """The portal form (createUiDefinition.json) by its 0.1.2-preview schema."""
+    ref = f"{BASE}0.1.2-preview/CreateUIDefinition.MultiVm.json#"
+    return _messages(_validator({"$ref": ref}).iter_errors(form))
