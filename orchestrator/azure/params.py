@@ -44,7 +44,7 @@ SUBNET_PREFIX = 24  # the nodes' subnet: the first /24 of the bank's address spa
 HINT = "see docs/azure.md (the consortium file's `azure:` section)"
 AT_DEPLOY_TIME = ("sshPublicKey",)
 PRIVATE = [
-    ipaddress.ip_network(n)
+    ipaddress.IPv4Network(n)
     for n in (
         "10.0.0.0/8",
         "172.16.0.0/12",
