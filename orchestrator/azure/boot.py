@@ -80,22 +80,20 @@ def retrying(
     *,
     deadline: float,
     retry_on: Callable[[Exception], bool],
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
 ) -> bytes:
     """`call()` until it answers, while `retry_on` says the failure may pass, up to
     `deadline` (a `clock` time); one line per minute of waiting."""
-    delay, last_said = 1.0, clock()
+    delay, last_said = 1.0, time.monotonic()
     while True:
         try:
             return call()
         except (urllib.error.URLError, OSError) as e:
-            if not retry_on(e) or clock() + delay > deadline:
+            if not retry_on(e) or time.monotonic() + delay > deadline:
                 raise BootError(f"{what}: {describe(e)}") from e
-            if clock() - last_said >= 60:
+            if time.monotonic() - last_said >= 60:
                 say(f"still waiting for {what} ({describe(e)})")
-                last_said = clock()
-            sleep(delay)
+                last_said = time.monotonic()
+            time.sleep(delay)
             delay = min(delay * 2, 15.0)
 
 
