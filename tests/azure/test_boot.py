@@ -20,7 +20,7 @@ from orchestrator.azure import boot
 from orchestrator.network.served import DataServer
 from orchestrator.store.published import DirectoryData
 
-TOKEN = "token-for-storage"  # noqa: S105 - a stand-in
+TOKEN = "token-for-storage"  # a stand-in
 
 
 @dataclass
@@ -174,9 +174,11 @@ def test_a_join_url_that_is_not_one_members_data_is_refused(tmp_path: Path) -> N
     published = DirectoryData(tmp_path / "p")
     published.put("members/bank-a.json", b"{}")
     published.put("members/bank-c.json", b"{}")
-    with DataServer(published, "127.0.0.1", 0).running() as server:
-        with pytest.raises(boot.BootError, match="publishes 2 member descriptors"):
-            boot.publisher_at(server.url, deadline=0)
+    with (
+        DataServer(published, "127.0.0.1", 0).running() as server,
+        pytest.raises(boot.BootError, match="publishes 2 member descriptors"),
+    ):
+        boot.publisher_at(server.url, deadline=0)
 
 
 def test_artifacts_that_never_come_are_reported_with_what_to_upload(
