@@ -227,6 +227,9 @@ install_file() {  # DEST MODE GROUP, content on stdin; replaced only when it dif
 
 runtime_yaml="  kind: $runtime"
 [ "$runtime" = docker ] && runtime_yaml+=$'\n'"  image: \"$image\""
+agent_extra=""
+[ -z "$advertise" ] || agent_extra+=$'\n'"advertise: \"$advertise\""
+[ -z "$health_host" ] || agent_extra+=$'\n'"health_host: \"$health_host\""
 if [ -n "$consortium" ]; then
   install_file "$consortium_file" 0644 "" <"$consortium"
 elif [ ! -f "$root$consortium_file" ]; then
@@ -240,7 +243,7 @@ node: "$node"
 role: $role
 state_dir: "$state_dir"
 consortium_file: "$consortium_file"
-host: "$host"${advertise:+$'\n'"advertise: \"$advertise\""}${health_host:+$'\n'"health_host: \"$health_host\""}
+host: "$host"$agent_extra
 peer_network: "$peer_network"
 rpc_host: "$rpc_host"
 ports:
