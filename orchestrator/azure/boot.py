@@ -217,6 +217,23 @@ def publisher_at(url: str, *, deadline: float) -> str:
     return members[0]
 
 
+def unpack(tar_path: Path, into: Path) -> None:
+    """A wheelhouse tar: plain files only, nothing outside `into` (Debian 12's Python
+    3.11.2 predates tarfile's extraction filters, so the check is made here)."""
+    with tarfile.open(tar_path) as tar:
+        members = tar.getmembers()
+        for member in members:
+            parts = Path(member.name).parts
+            if not member.isfile() or member.name.startswith("/") or ".." in parts:
+                raise BootError(f"{tar_path.name}: {member.name!r} is not a plain file name")
+        into.mkdir(parents=True, exist_ok=True)
+        for member in members:
+            source = tar.extractfile(member)
+            assert source is not None
+            (into / member.name).parent.mkdir(parents=True, exist_ok=True)
+            (into / member.name).write_bytes(source.read())
+
+
 # -- install_agent.sh --------------------------------------------------------------------
 
 
@@ -306,8 +323,7 @@ def boot(settings: Mapping[str, Any], *, imds: Imds | None = None) -> int:
     wheelhouse = None
     if artifacts["wheelhouse"]:
         wheelhouse = DIST_DIR / "wheels"
-        with tarfile.open(DIST_DIR / artifacts["wheelhouse"]) as tar:
-            tar.extractall(wheelhouse, filter="data")
+        unpack(DIST_DIR / artifacts["wheelhouse"], wheelhouse)
     args = install_arguments(settings, node=node, private_ip=private_ip, advertise=advertise,
                              joined=joined, wheelhouse=wheelhouse)  # fmt: skip
     say("running install_agent.sh " + " ".join(args))
