@@ -21,6 +21,7 @@ from orchestrator.config import PublishSettings, RuntimeSettings, StoreSettings,
 from orchestrator.errors import ConfigError
 
 if TYPE_CHECKING:
+    from orchestrator.azure.operate import Site
     from orchestrator.store.azure_blob import AzureBlobStore
     from orchestrator.store.published import DirectoryData
 
@@ -171,6 +172,22 @@ def run_monitor(config: Path) -> int:
         consortium=load_config(settings.consortium_file),
     )
     return monitor.run()
+
+
+def bank_site(config: Path) -> Site:
+    """The bank an agent file belongs to, for its operator (`poactl azure operate`): its
+    store and view of the others, its vault, its own node's JSON-RPC."""
+    from orchestrator.agent.settings import load_agent_config
+    from orchestrator.azure.operate import Site
+
+    settings = load_agent_config(config)
+    return Site(
+        member=settings.member,
+        store=make_store(settings.store, member=settings.member),
+        vault=make_vault(settings.vault),
+        rpc_url=f"http://{settings.rpc_host}:{settings.ports.http}",
+        open_data=open_consortium_data,
+    )
 
 
 def run_data_server(config: Path, port: int) -> int:

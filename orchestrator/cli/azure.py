@@ -164,3 +164,107 @@ def template(out: Path | None) -> None:
         click.echo(text, nl=False)
     else:
         out.write_text(text)
+
+
+config_option = click.option(
+    "--config", type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("/etc/poactl/agent.yaml"), show_default=True,
+    help="The agent file of one of the bank's VMs (its store, vault and node).",
+)  # fmt: skip
+
+
+@azure.group()
+def operate() -> None:
+    """A bank operator's steps, run on one of the bank's VMs with its identity
+    (e.g. `az vm run-command invoke ... --scripts "poactl azure operate ..."`)."""
+
+
+@operate.command()
+@config_option
+@handles_errors
+def init(config: Path) -> None:
+    """Founder: make the consortium's pseudonym secret and deploy the credit registry."""
+    from orchestrator.azure.operate import init as run
+    from orchestrator.wiring import bank_site
+
+    site = bank_site(config)
+    done = run(site)
+    secret = "made the pseudonym secret" if done.secret_created else "pseudonym secret present"
+    registry = "deployed" if done.deployed else "already deployed"
+    click.echo(f"{site.member}: {secret}; credit registry {registry} at "
+               f"{done.registry.address} (block {done.registry.block_number})")  # fmt: skip
+
+
+@operate.command()
+@click.argument("name")
+@click.option(
+    "--data",
+    "url",
+    required=True,
+    metavar="URL",
+    help="The joining bank's consortium data URL (its deployment's output).",
+)
+@config_option
+@handles_errors
+def admit(name: str, url: str, config: Path) -> None:
+    """Propose bank NAME as a member (this bank approves), give it gas money, and tell
+    this bank's agents where it publishes."""
+    from orchestrator.azure.operate import admit as run
+    from orchestrator.wiring import bank_site
+
+    site = bank_site(config)
+    done = run(site, name, url)
+    click.echo(
+        f"{site.member} proposed {name} ({done.info.admin}) in block {done.block}: "
+        f"{done.status}, {done.approvals} of {done.threshold} needed; funded its admin and "
+        f"writer accounts\n  next: the other members run `poactl azure operate vote {name} "
+        "--approve`; then `poactl azure operate share-secret`"
+    )
+
+
+@operate.command()
+@click.argument("name")
+@click.option("--approve/--reject", required=True)
+@config_option
+@handles_errors
+def vote(name: str, approve: bool, config: Path) -> None:
+    """Approve or reject the open proposal about bank NAME."""
+    from orchestrator.azure.operate import vote as run
+    from orchestrator.wiring import bank_site
+
+    site = bank_site(config)
+    block = run(site, name, approve=approve)
+    click.echo(f"{site.member} {'approved' if approve else 'rejected'} {name} in block {block}")
+
+
+@operate.command()
+@click.argument("name")
+@config_option
+@handles_errors
+def remove(name: str, config: Path) -> None:
+    """Propose voting member NAME out (this bank approves)."""
+    from orchestrator.azure.operate import remove as run
+    from orchestrator.wiring import bank_site
+
+    site = bank_site(config)
+    block = run(site, name)
+    click.echo(f"{site.member} proposed removing {name} in block {block}; the other members "
+               f"vote with `poactl azure operate vote {name} --approve`")  # fmt: skip
+
+
+@operate.command("share-secret")
+@click.argument("name")
+@click.option(
+    "--data", "url", required=True, metavar="URL", help="The admitted bank's consortium data URL."
+)
+@config_option
+@handles_errors
+def share_secret(name: str, url: str, config: Path) -> None:
+    """Give admitted bank NAME the pseudonym secret, sealed to its admin key."""
+    from orchestrator.azure.operate import share_secret as run
+    from orchestrator.wiring import bank_site
+
+    site = bank_site(config)
+    blob = run(site, name, url)
+    click.echo(f"{site.member} sealed the pseudonym secret to {name}: {blob}; {name}'s "
+               "leader takes it into its vault")  # fmt: skip

@@ -107,7 +107,8 @@ def spec(workdir: Path, tag: str) -> tuple[dict[str, Any], list[tuple[str, str]]
         values = dict(render(consortium, choices).parameters, sshPublicKey=SSH_KEY)
         subnet = values["subnetPrefix"].rsplit(".", 1)[0]
         bank_vms = [
-            {"name": f"poa{k:06d}", "namespace": f"poarh{tag}{member[-1]}{k}", "ip": f"{subnet}.{4 + k}"}
+            {"name": f"poa{k:06d}", "namespace": f"poarh{tag}{member[-1]}{k}",
+             "ip": f"{subnet}.{4 + k}"}
             for k in range(values["instanceCount"])
         ]  # fmt: skip
         blob_ip, vault_ip = f"10.255.1.{i + 1}", f"10.255.2.{i + 1}"

@@ -177,12 +177,14 @@ class KeyVaultEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
         certificate: tuple[Path, Path] | None = None,
+        public_url: str | None = None,
     ) -> None:
         """`host`, `port` and a (certificate, key) pair serve the vault elsewhere than on a
-        loopback port with its own self-signed certificate (the boot rehearsal gives it a
-        vault's DNS name and port 443)."""
+        loopback port with its own self-signed certificate; `public_url` is the URL its
+        answers name it by (ids, kids), as Key Vault names itself by its DNS name (the boot
+        rehearsal gives it a vault's Azure name on port 443)."""
         self.workdir = workdir
-        self.host, self.port = host, port
+        self.host, self.port, self.public_url = host, port, public_url
         self._given_certificate = certificate
         self.cert_path = certificate[0] if certificate else workdir / "kv-emulator-cert.pem"
         self._key_path = certificate[1] if certificate else workdir / "kv-emulator-key.pem"
@@ -220,7 +222,7 @@ class KeyVaultEmulator:
         self._servers = [vault, identity]
         for server in self._servers:
             threading.Thread(target=server.serve_forever, daemon=True).start()
-        self.vault_url = f"https://{self.host}:{vault.server_address[1]}"
+        self.vault_url = self.public_url or f"https://{self.host}:{vault.server_address[1]}"
         self.identity_host = f"http://{self.host}:{identity.server_address[1]}"
         return self
 

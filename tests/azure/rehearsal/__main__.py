@@ -37,23 +37,15 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.storage.blob import BlobServiceClient
 
 from orchestrator.azure import roles
-from orchestrator.boundaries import Secret, Store, Vault
+from orchestrator.boundaries import Store, Vault
 from orchestrator.config import PublishSettings, StoreSettings
 from orchestrator.credit.client import CreditClient
-from orchestrator.credit.deployment import ConsortiumResolver, deploy
-from orchestrator.credit.pseudonym import share_secret
+from orchestrator.credit.deployment import ConsortiumResolver
 from orchestrator.credit.records import Record
 from orchestrator.geth.clique import block_signer
 from orchestrator.governance import Governance
 from orchestrator.network.create import read_member
-from orchestrator.network.data import directory_entry
-from orchestrator.network.names import (
-    PSEUDONYM_SECRET_NAME,
-    admin_key_name,
-    directory_blob,
-    tx_key_name,
-)
-from orchestrator.network.sealed import read_admin_key, seal, sealed_blob
+from orchestrator.network.names import PSEUDONYM_SECRET_NAME, admin_key_name
 from orchestrator.vault.azure_kv import AzureKeyVault
 from orchestrator.wiring import make_store, open_consortium_data
 from tests.azure.arm_eval import Deployment
@@ -64,8 +56,8 @@ from tests.azure.rehearsal.wheels import poactl_wheel, wheelhouse_tar
 
 REPO = Path(__file__).resolve().parents[3]
 VM_SCRIPT = Path(__file__).with_name("vm.py")
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 STARTED = time.monotonic()
-GAS_MONEY = 10**20
 
 
 def say(message: str) -> None:
@@ -96,7 +88,7 @@ def wait(what: str, check: Callable[[], Any], timeout: float, every: float = 1.0
 def rpc(url: str, method: str, params: list[Any] | None = None) -> Any:
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []})
     request = Request(url, body.encode(), {"Content-Type": "application/json"})
-    with urlopen(request, timeout=5) as answer:  # noqa: S310 - the rehearsal's own LB
+    with urlopen(request, timeout=5) as answer:  # the rehearsal's own load balancer
         return json.loads(answer.read())["result"]
 
 
@@ -200,7 +192,7 @@ class Bank:
                 "write_files": files,
                 "runcmd": config["runcmd"],
                 "env": {
-                    "PATH": f"{geth_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    "PATH": f"{geth_dir}:{SYSTEM_PATH}",
                     "LANG": "C.UTF-8",
                     "HOME": "/root",
                     # the VM's trust store: the image's plus the rehearsal's CA
@@ -225,7 +217,7 @@ class Bank:
                     stdout=log,
                     stderr=log,
                     start_new_session=True,
-                )  # fmt: skip
+                )
             )
         say(f"{self.member}: {len(self.cloud.vms)} VM(s) booting from the custom data")
         ABORTS.append(self.failed)
@@ -248,6 +240,37 @@ class Bank:
             except subprocess.TimeoutExpired:
                 os.killpg(runner.pid, signal.SIGKILL)
                 runner.wait()
+
+    def head(self) -> int:
+        """The bank's head: the highest of its VMs' nodes (asked directly)."""
+        heads = []
+        for vm in self.cloud.vms:
+            try:
+                heads.append(
+                    int(rpc(f"http://{vm.ip}:{self.values['rpcPort']}", "eth_blockNumber"), 16)
+                )
+            except OSError:
+                continue
+        return max(heads, default=-1)
+
+    def operate(self, *args: str) -> str:
+        """`poactl azure operate ARGS` on the bank's first VM, as root with the VM's identity
+        (what `az vm run-command invoke` does): in the VM's mount and network namespaces."""
+        runner = self.runners[0]
+        env = {
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "AZURE_CLIENT_ID": self.cloud.client_id,
+            "REQUESTS_CA_BUNDLE": "/etc/ssl/certs/ca-certificates.crt",
+            "HOME": "/root",
+        }
+        argv = ["nsenter", f"--target={runner.pid}", "--mount", "--net", "--", "env", "-i",
+                *(f"{k}={v}" for k, v in env.items()), "/opt/poactl/venv/bin/poactl", "azure",
+                "operate", *args]  # fmt: skip
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=180, check=False)
+        say(f"{self.member}$ poactl azure operate {' '.join(args)}\n{done.stdout.strip()}")
+        if done.returncode != 0:
+            raise RuntimeError(f"poactl azure operate {args[0]}: {done.stderr.strip()}")
+        return done.stdout
 
     # -- the bank's operator, with its own credentials ---------------------------------
 
@@ -335,14 +358,12 @@ def _scenario(
     timings = result["timings"]
     # -- bank A founds -------------------------------------------------------------------
     founder.boot(ca_pem, geth_dir)
-    head = wait("bank-a sealing (block 3 through its load balancer)",
-                lambda: int(rpc(founder.rpc_url, "eth_blockNumber"), 16) >= 3, 420)  # fmt: skip
+    wait("bank-a sealing (block 3)", lambda: founder.head() >= 3, 420)
     timings["founder_sealing"] = time.monotonic() - STARTED
-    say(f"bank-a seals: block {int(rpc(founder.rpc_url, 'eth_blockNumber'), 16)}")
+    say(f"bank-a seals: block {founder.head()}")
     data_url = founder.deployment.output("consortiumDataUrl")
     result["founder_data_url"] = data_url
     result["joiner_join_from"] = joiner.values["joinFrom"]
-    assert head
     # -- bank B joins from the URL bank A's deployment outputs ------------------------
     joiner.boot(ca_pem, geth_dir)
     joiner_url = joiner.deployment.output("consortiumDataUrl")
@@ -351,41 +372,31 @@ def _scenario(
     info = wait("bank-b's member descriptor at its data endpoint",
                 lambda: read_member(open_consortium_data(joiner_url), "bank-b"), 420)  # fmt: skip
     timings["joiner_published"] = time.monotonic() - STARTED
-    a_head = int(rpc(founder.rpc_url, "eth_blockNumber"), 16)
-    wait("bank-b's nodes synced (through its load balancer)",
-         lambda: int(rpc(joiner.rpc_url, "eth_blockNumber"), 16) >= a_head, 240)  # fmt: skip
+    a_head = founder.head()
+    wait("bank-b's node synced", lambda: joiner.head() >= a_head, 240)
     timings["joiner_synced"] = time.monotonic() - STARTED
     say(f"bank-b follows the chain; its validators: {', '.join(info.signers)}")
-    # -- bank A's operator: the pseudonym secret, the registry, bank B's admission -------
-    share_secret({"bank-a": a_vault})
-    tx_key, admin_key = (
-        a_vault.get_secret(tx_key_name("bank-a")),
-        a_vault.get_secret(admin_key_name("bank-a")),
-    )
-    assert tx_key is not None and admin_key is not None
-    registry = deploy(a_store, rpc_url=founder.rpc_url, deployer_key=tx_key).registry
-    say(f"credit registry at {registry.address}")
+    # -- bank A's operator, on one of its VMs: secret and registry, bank B's admission ----
+    joined_at = founder.head()
+    founder.operate("init")
+    founder.operate("admit", "bank-b", "--data", joiner_url)
+    admin_key = a_vault.get_secret(admin_key_name("bank-a"))
+    assert admin_key is not None
     gov = Governance(founder.rpc_url, admin_key=admin_key)
-    proposed = gov.propose_add(info.admin, "bank-b").wait(timeout=60)
-    a_store.write(directory_blob("bank-a", "bank-b"), directory_entry("bank-b", joiner_url))
-    for account in (info.admin, info.tx_account):
-        gov.fund(account, GAS_MONEY).wait(timeout=60)
-    say(f"bank-a admitted bank-b in block {proposed.block_number}")
     wait("bank-b a member", lambda: gov.is_member(info.admin), 60)
-    public_key = read_admin_key(open_consortium_data(joiner_url), "bank-b", admin=info.admin)
-    secret = a_vault.get_secret(PSEUDONYM_SECRET_NAME)
-    assert secret is not None
-    envelope = seal(secret, name=PSEUDONYM_SECRET_NAME, sender="bank-a", recipient="bank-b",
-                    public_key=public_key)  # fmt: skip
-    a_store.write(sealed_blob("bank-a", "bank-b"), envelope)
+    founder.operate("share-secret", "bank-b", "--data", joiner_url)
+    timings["joiner_admitted"] = time.monotonic() - STARTED
     # -- both banks seal -------------------------------------------------------------------
-    joined_at = int(rpc(founder.rpc_url, "eth_blockNumber"), 16)
     b_signers = {s.lower() for s in info.signers}
     a_info = read_member(a_store, "bank-a")
     assert a_info is not None
     a_signers = {s.lower() for s in a_info.signers}
-    sealed = wait("blocks sealed by bank-b's validator",
-                  lambda: b_signers & signers_since(founder.rpc_url, joined_at), 300, 2)  # fmt: skip
+    sealed = wait(
+        "blocks sealed by bank-b's validator",
+        lambda: b_signers & signers_since(founder.rpc_url, joined_at),
+        300,
+        2,
+    )
     timings["joiner_sealing"] = time.monotonic() - STARTED
     seen = signers_since(founder.rpc_url, joined_at)
     result["signers_since_admission"] = sorted(seen)

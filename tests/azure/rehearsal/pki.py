@@ -45,7 +45,7 @@ class Authority:
                     decipher_only=False,
                 ),
                 critical=True,
-            )  # fmt: skip
+            )
             .sign(self._key, hashes.SHA256())
         )
         self.pem = self.cert.public_bytes(serialization.Encoding.PEM).decode()
@@ -78,7 +78,7 @@ class Authority:
                 serialization.Encoding.PEM,
                 serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption(),
-            )  # fmt: skip
+            )
         )
         key_path.chmod(0o600)
         return cert_path, key_path

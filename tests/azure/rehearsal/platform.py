@@ -86,8 +86,9 @@ def start_vault(bank: BankCloud, cert: Path, key: Path, roles: set[str]) -> None
     """The bank's Key Vault: the emulator on 443 of its address; the VMs' identity holds
     exactly the vault roles the template assigns it."""
     bank.kv = KeyVaultEmulator(
-        bank.workdir / "kv", host=bank.vault_ip, port=443, certificate=(cert, key)
-    )
+        bank.workdir / "kv", host=bank.vault_ip, port=443, certificate=(cert, key),
+        public_url=f"https://{bank.vault_host}",
+    )  # fmt: skip
     (bank.workdir / "kv").mkdir(parents=True, exist_ok=True)
     bank.kv.identities[bank.client_id] = set(roles)
     bank.roles = set(roles)

@@ -86,14 +86,14 @@ def start_units(plan: dict[str, Any], root: Path) -> list[subprocess.Popen[bytes
         env = {**plan["env"], **spec["Environment"]}
         argv = shlex.split(spec["ExecStart"])
         if spec.get("User"):
-            argv = ["setpriv", f"--reuid={spec['User']}", f"--regid={spec.get('Group', spec['User'])}",
-                    "--init-groups", "--", *argv]  # fmt: skip
+            user, group = spec["User"], spec.get("Group", spec["User"])
+            argv = ["setpriv", f"--reuid={user}", f"--regid={group}", "--init-groups", "--", *argv]
         out = (root / f"{path.stem}.log").open("ab")
         log(f"starting {path.name}: {spec['ExecStart']}")
         started.append(
             subprocess.Popen(
                 argv, stdout=out, stderr=out, env=env, cwd=spec.get("WorkingDirectory", "/")
-            )  # fmt: skip
+            )
         )
     return started
 
