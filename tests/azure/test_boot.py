@@ -196,3 +196,24 @@ def test_artifacts_that_never_come_are_reported_with_what_to_upload(
 )  # fmt: skip
 def test_node_names_are_valid_and_unique_per_vm(member: str, computer: str, node: str) -> None:
     assert boot.node_name(member, computer) == node
+
+
+def test_a_wheelhouse_with_a_path_outside_is_refused(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    bad = tmp_path / "bad.tar"
+    with tarfile.open(bad, "w") as tar:
+        info = tarfile.TarInfo("../evil.whl")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(boot.BootError, match="not a plain file name"):
+        boot.unpack(bad, tmp_path / "wheels")
+    assert not (tmp_path / "evil.whl").exists()
+    good = tmp_path / "good.tar"
+    with tarfile.open(good, "w") as tar:
+        info = tarfile.TarInfo("a-1.0-py3-none-any.whl")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"ok"))
+    boot.unpack(good, tmp_path / "wheels")
+    assert (tmp_path / "wheels" / "a-1.0-py3-none-any.whl").read_bytes() == b"ok"
