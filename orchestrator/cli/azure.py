@@ -216,9 +216,9 @@ def admit(name: str, url: str, config: Path) -> None:
     done = run(site, name, url)
     click.echo(
         f"{site.member} proposed {name} ({done.info.admin}) in block {done.block}: "
-        f"{done.status}, {done.approvals} of {done.threshold} needed; funded its admin and "
-        f"writer accounts\n  next: the other members run `poactl azure operate vote {name} "
-        "--approve`; then `poactl azure operate share-secret`"
+        f"{done.status} with {done.approvals} approval(s) ({done.threshold} decide among the "
+        "members now); funded its admin and writer accounts\n  next: the other members run "
+        f"`poactl azure operate vote {name} --approve`; then `poactl azure operate share-secret`"
     )
 
 

@@ -358,6 +358,9 @@ def _scenario(
     timings = result["timings"]
     # -- bank A founds -------------------------------------------------------------------
     founder.boot(ca_pem, geth_dir)
+    # Bank B's VMs boot at the same time, as a bank deploying right after the founder's
+    # deployment gave its outputs: they wait for the founder's data endpoint.
+    joiner.boot(ca_pem, geth_dir)
     wait("bank-a sealing (block 3)", lambda: founder.head() >= 3, 420)
     timings["founder_sealing"] = time.monotonic() - STARTED
     say(f"bank-a seals: block {founder.head()}")
@@ -365,7 +368,6 @@ def _scenario(
     result["founder_data_url"] = data_url
     result["joiner_join_from"] = joiner.values["joinFrom"]
     # -- bank B joins from the URL bank A's deployment outputs ------------------------
-    joiner.boot(ca_pem, geth_dir)
     joiner_url = joiner.deployment.output("consortiumDataUrl")
     a_store = founder.store(key_file, reads={"bank-b": joiner_url}, shared_from=None)
     a_vault = founder.vault()
