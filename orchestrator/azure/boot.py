@@ -196,25 +196,29 @@ def download(url: str, dest: Path, *, token: Callable[[], str], deadline: float)
 
 
 def publisher_at(url: str, *, deadline: float) -> str:
-    """The member whose consortium data is at `url`: the one `members/*.json` there."""
+    """The member whose consortium data is at `url`: the one `members/*.json` there. A
+    founder that has just booted publishes nothing yet: wait for it until `deadline`."""
     base, _, query = url.partition("?")
     listing = f"{base}?restype=container&comp=list&prefix=members/"
     if query:
         listing += "&" + query
-    body = retrying(
-        f"the consortium data at {base}",
-        lambda: http_get(listing, {"x-ms-version": STORAGE_VERSION}),
-        deadline=deadline,
-        retry_on=transient,
-    )
-    names = [el.text or "" for el in ET.fromstring(body).iter("Name")]  # noqa: S314 - a bank we join
-    members = [n.removeprefix("members/").removesuffix(".json") for n in names]
-    if len(members) != 1 or not MEMBER_NAME.match(members[0]):
-        raise BootError(
-            f"{base} publishes {len(members)} member descriptors; give the consortium data "
-            "URL of one member (its deployment's output consortiumDataUrl)"
+    while True:
+        body = retrying(
+            f"the consortium data at {base}",
+            lambda: http_get(listing, {"x-ms-version": STORAGE_VERSION}),
+            deadline=deadline,
+            retry_on=transient,
         )
-    return members[0]
+        names = [el.text or "" for el in ET.fromstring(body).iter("Name")]  # noqa: S314 - a bank we join
+        members = [n.removeprefix("members/").removesuffix(".json") for n in names]
+        if len(members) == 1 and MEMBER_NAME.match(members[0]):
+            return members[0]
+        if members or time.monotonic() > deadline:
+            raise BootError(
+                f"{base} publishes {len(members)} member descriptors; give the consortium "
+                "data URL of one member (its deployment's output consortiumDataUrl)"
+            )
+        time.sleep(5)  # the member's leader has not published its descriptor yet
 
 
 def unpack(tar_path: Path, into: Path) -> None:

@@ -217,3 +217,27 @@ def test_a_wheelhouse_with_a_path_outside_is_refused(tmp_path: Path) -> None:
         tar.addfile(info, io.BytesIO(b"ok"))
     boot.unpack(good, tmp_path / "wheels")
     assert (tmp_path / "wheels" / "a-1.0-py3-none-any.whl").read_bytes() == b"ok"
+
+
+def test_a_joiner_waits_for_the_founder_to_publish_its_descriptor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    published = DirectoryData(tmp_path / "a")
+    published.put("network/networkinfo.json", b"{}")  # the endpoint answers, no descriptor
+    calls = []
+
+    def later(_seconds: float) -> None:
+        calls.append(1)
+        published.put("members/bank-a.json", b"{}")  # the founder's leader publishes it
+
+    monkeypatch.setattr(boot.time, "sleep", later)
+    with DataServer(published, "127.0.0.1", 0).running() as server:
+        assert boot.publisher_at(server.url, deadline=boot.time.monotonic() + 60) == "bank-a"
+    assert calls
+    empty = DirectoryData(tmp_path / "empty")
+    empty.put("network/networkinfo.json", b"{}")
+    with (
+        DataServer(empty, "127.0.0.1", 0).running() as server,
+        pytest.raises(boot.BootError, match="publishes 0 member descriptors"),
+    ):
+        boot.publisher_at(server.url, deadline=0)
