@@ -198,6 +198,9 @@ class Bank:
                     # the VM's trust store: the image's plus the rehearsal's CA
                     "REQUESTS_CA_BUNDLE": "/etc/ssl/certs/ca-certificates.crt",
                     "SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt",
+                    # pip writes no .pyc at install (Python compiles at first import): the
+                    # install is what makes a VM's boot slow on a 2-core machine
+                    "PIP_NO_COMPILE": "1",
                 },
             }  # fmt: skip
             plan_file = root / "plan.json"
