@@ -16,7 +16,7 @@ consortium file, then runs `python3 boot.py settings.json` once per VM. It:
    and starts them.
 
 It runs on a fresh VM before poactl is installed, so it uses the standard library only
-and imports nothing of poactl (an import-linter contract keeps it so); the template
+and imports nothing of poactl (`tests/azure/test_boot.py` checks); the template
 embeds it byte for byte (`orchestrator.azure.cloudinit`). Nothing secret passes through
 it: tokens stay in memory, and the settings hold names and URLs only.
 """

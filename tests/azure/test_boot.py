@@ -241,3 +241,18 @@ def test_a_joiner_waits_for_the_founder_to_publish_its_descriptor(
         pytest.raises(boot.BootError, match="publishes 0 member descriptors"),
     ):
         boot.publisher_at(server.url, deadline=0)
+
+
+def test_boot_uses_the_standard_library_only() -> None:
+    import ast
+    import sys
+
+    tree = ast.parse(Path(boot.__file__).read_text())
+    imported = {
+        (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+        if not isinstance(node, ast.ImportFrom) or node.module
+    }
+    assert imported - {"__future__"} <= set(sys.stdlib_module_names), imported
