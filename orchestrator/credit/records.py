@@ -103,6 +103,22 @@ class Summary:
 
 
 @dataclass(frozen=True)
+class ReadFrom:
+    """Where a read's answer came from and how current it was: `source` "index" (the
+    bank's read index) or "node"; the answer is as of `block_number`, and the node's head
+    was `head` (for an index, as it last saw it)."""
+
+    source: str
+    block_number: int
+    head: int
+
+    @property
+    def behind(self) -> int:
+        """Blocks the answer is behind the node's head (0 for a read from the node)."""
+        return max(0, self.head - self.block_number)
+
+
+@dataclass(frozen=True)
 class CreditFile:
     """Everything the chain holds on one subject, read at one block."""
 
@@ -110,6 +126,7 @@ class CreditFile:
     block_number: int
     tradelines: tuple[Tradeline, ...]
     summary: Summary
+    read: ReadFrom | None = None  # where it was read and how far behind the node's head
 
 
 # -- validation -----------------------------------------------------------------------
