@@ -125,7 +125,7 @@ def check(entry: IndexedLog, before: IndexedLog | None) -> None:
 _HINT = (
     "the index kept nothing of this block; check that the index follows the consortium's "
     "registry on your bank's own node, then rebuild it from the chain (`poactl index "
-    "rebuild`); if it persists, the node answers wrongly: follow another node of your bank"
+    "--rebuild`); if it persists, the node answers wrongly: follow another node of your bank"
 )
 
 

@@ -213,15 +213,22 @@ class ReadIndex:
     def stop(self) -> None:
         self._stop.set()
 
+    def serve(self) -> None:
+        """Answer reads and fill until `stop` (then close the node and the store)."""
+        host, port = self.settings.host, self.settings.port
+        try:
+            with IndexServer(host, port, self, tokens_dir=self.settings.tokens_dir):
+                log.info("read index of %s serving %s", self.settings.member, self.settings.url)
+                self.follow()
+        finally:
+            self.node.close()
+            self.store.close()
+
     def run(self) -> int:
+        """`poactl index`: serve until SIGTERM or SIGINT."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
-        host, port = self.settings.host, self.settings.port
-        with IndexServer(host, port, self, tokens_dir=self.settings.tokens_dir):
-            log.info("read index of %s serving %s", self.settings.member, self.settings.url)
-            self.follow()
-        self.node.close()
-        self.store.close()
+        self.serve()
         return 0
 
 

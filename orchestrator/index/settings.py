@@ -53,7 +53,7 @@ class IndexFile(Strict):
     from_block: Annotated[int, Field(ge=0)] = 0
     tokens_dir: FilePath | None = None
     database: IndexDatabase = IndexDatabase()
-    poll_seconds: Annotated[float, Field(ge=0.05, le=10)] = 0.25
+    poll_seconds: Annotated[float, Field(ge=0.05, le=60)] = 0.25
 
     @model_validator(mode="after")
     def _registry_known(self) -> IndexFile:
