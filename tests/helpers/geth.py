@@ -96,7 +96,8 @@ def sealing_chain(
     `signer`: two chains with one genesis and one signer fork from each other until they
     peer), written to geth's keystore and unlocked, as only a test chain does; geth starts
     on free ports, and the context yields once block 1 exists; geth stops by its pid
-    after. `max_peers` above 0 lets it peer (`admin_addPeer` over IPC; no discovery)."""
+    after. `max_peers` of 3 or more lets it peer (`admin_addPeer` over IPC, no discovery;
+    geth dials nobody below 3: a third of its peers may be dialled)."""
     signer = signer or Account.create()
     spec = dataclasses.replace(spec, signers=[signer.address])
     node = dev_node(geth, root / "node", spec, signer=signer.address, max_peers=max_peers)
