@@ -38,6 +38,7 @@ from orchestrator.credit.pseudonym import check_subject
 from orchestrator.credit.records import (
     CreditFile,
     HistoryEntry,
+    ReadFrom,
     Record,
     Tradeline,
     record_from_mapping,
@@ -134,6 +135,7 @@ class OptionsResolver:
                 if self.token_file is not None
                 else (base.rpc_token if base is not None and self.rpc_url is None else None)
             ),
+            index_url=base.index_url if base is not None and self.rpc_url is None else None,
         )
 
 
@@ -202,7 +204,10 @@ def _tradeline_json(t: Tradeline, access: BankAccess) -> dict[str, Any]:
 
 def _render_file(credit_file: CreditFile, access: BankAccess) -> str:
     s = credit_file.summary
-    lines = [f"subject {_short(credit_file.subject)} at block {credit_file.block_number}"]
+    lines = [
+        f"subject {_short(credit_file.subject)} at block {credit_file.block_number}"
+        + _read_note(credit_file.read)
+    ]
     header: tuple[str, ...] = ("BANK", "ACCOUNT", "PT", "TYPE", "OPENED", "LIMIT/HIGH")
     header += ("BALANCE", "PAST DUE", "STATUS", "HISTORY", "CCC", "AS OF", "V")
     rows = [header]
@@ -242,6 +247,13 @@ def _render_file(credit_file: CreditFile, access: BankAccess) -> str:
         f"{s.disputed} disputed"
     )
     return "\n".join(lines)
+
+
+def _read_note(read: ReadFrom | None) -> str:
+    """Where a read came from: the bank's read index (and how far behind) or its node."""
+    if read is None or read.source == "node":
+        return " (read from the node)"
+    return f" (read from the bank's read index, {read.behind} blocks behind the node)"
 
 
 def _render_history(entries: list[HistoryEntry], access: BankAccess) -> str:
@@ -408,13 +420,16 @@ def report(
 @format_option
 @handles_errors
 def get(bank: str, subject: str, fmt: str) -> None:
-    """Every tradeline of a subject across all banks, read from this bank's node."""
+    """Every tradeline of a subject across all banks, from this bank's read index (as of
+    its node's head) or its node."""
     client, access = _access(bank)
-    credit_file = client.get(_subject(client, subject))
+    credit_file = client.get(_subject(client, subject), min_block="head")
     if fmt == "json":
+        read = credit_file.read
         doc = {
             "subject": _short(credit_file.subject),
             "block_number": credit_file.block_number,
+            "read": None if read is None else {"source": read.source, "behind": read.behind},
             "summary": dataclasses.asdict(credit_file.summary),
             "tradelines": [_tradeline_json(t, access) for t in credit_file.tradelines],
         }
@@ -440,6 +455,7 @@ def history(
         _subject(client, subject),
         furnisher=None if furnisher is None else _furnisher(furnisher, access),
         account_ref=account_ref,
+        min_block="head",
     )
     if fmt == "json":
         doc = [
@@ -454,7 +470,7 @@ def history(
         ]
         click.echo(json.dumps(doc, indent=2))
     else:
-        click.echo(_render_history(entries, access))
+        click.echo(_render_history(entries, access) + "\n" + _read_note(client.last_read).strip())
 
 
 @credit.command()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
@@ -50,6 +50,7 @@ from orchestrator.geth.tx import PendingTx, TxSender, check_address
 
 CHANGES = ("reported", "disputed", "resolved")  # the contract's Change enum, in order
 INDEX_MAX_LAG = 2  # blocks an index answer may be behind the node's head before the node is read
+MinBlock = int | Literal["head"] | None  # a read as of at least this block ("head": the node's now)
 
 
 class CreditClient:
@@ -222,10 +223,16 @@ class CreditClient:
 
     # -- reads --------------------------------------------------------------------------
 
-    def get(self, subject: bytes | str, *, min_block: int | None = None) -> CreditFile:
+    def get(self, subject: bytes | str, *, min_block: MinBlock = None) -> CreditFile:
         """Every tradeline of `subject` across all banks, and their summary, as of the
-        block in `read` (at least `min_block`): from the bank's read index, else from the
-        node (the head and the logs in one JSON-RPC batch, the logs read after the head)."""
+        block in `read`: from the bank's read index, else from the node (the head and the
+        logs in one JSON-RPC batch, the logs read after the head).
+
+        `min_block`: at least this block (the index waits a moment for it, else the node
+        is read), e.g. the `Inclusion.block_number` of a write to read back; "head": at
+        least the node's head now (one `eth_blockNumber` more), what `poactl credit get`
+        asks. By default an index answer within `index_max_lag` blocks of the head will do.
+        """
         subject_bytes = check_subject(subject)
         logs, read = self._subject_logs(subject_bytes, None, min_block)
         entries = self._fold(subject_bytes, logs, None)
@@ -248,7 +255,7 @@ class CreditClient:
         furnisher: str,
         account_ref: str,
         *,
-        min_block: int | None = None,
+        min_block: MinBlock = None,
     ) -> Tradeline | None:
         """One tradeline, or None if that bank has none under that reference."""
         entries = self.history(
@@ -269,7 +276,7 @@ class CreditClient:
         account_ref: str | None = None,
         from_block: int | None = None,
         to_block: BlockIdentifier = "latest",
-        min_block: int | None = None,
+        min_block: MinBlock = None,
     ) -> list[HistoryEntry]:
         """Every change of the subject's tradelines, oldest first, rebuilt from the logs:
         each entry's tradeline is as it stood after that change.
@@ -302,13 +309,19 @@ class CreditClient:
     # -- plumbing -----------------------------------------------------------------------
 
     def _subject_logs(
-        self, subject: bytes, furnisher: str | None, min_block: int | None
+        self, subject: bytes, furnisher: str | None, at_least: MinBlock
     ) -> tuple[list[dict[str, Any]], ReadFrom]:
         """The subject's raw logs (one bank's, with `furnisher`) and where they came from:
         the index when it answers close enough to the node's head, else the node."""
+        if at_least == "head":  # only an index can be behind the node's head
+            min_block = None if self.index is None else int(self._raw("eth_blockNumber", []), 16)
+        else:
+            min_block = at_least
         if self.index is not None:
             answer = self.index.logs(subject, furnisher=furnisher, min_block=min_block)
-            if answer is not None and (
+            if answer is not None and answer.registry.lower() != self.registry.lower():
+                self.index.unavailable(f"it holds registry {answer.registry}, not this one")
+            elif answer is not None and (
                 answer.read.behind <= self.index_max_lag
                 and (min_block is None or answer.read.block_number >= min_block)
             ):

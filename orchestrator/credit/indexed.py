@@ -40,6 +40,7 @@ class IndexAnswer:
 
     logs: list[dict[str, Any]]
     read: ReadFrom
+    registry: str  # the registry the index holds
 
 
 class IndexReader:
@@ -73,19 +74,19 @@ class IndexReader:
                 self.url + LOGS_PATH, params=params, timeout=self.timeout + wait
             )
             if response.status_code != 200:
-                self._unavailable(f"HTTP {response.status_code}: {response.text[:200].strip()}")
+                self.unavailable(f"HTTP {response.status_code}: {response.text[:200].strip()}")
                 return None
             doc = response.json()
             block, head = doc["block"], int(doc["head"])
             read = ReadFrom("index", int(block["number"]), head)
-            logs = doc["logs"]
+            logs, registry = doc["logs"], str(doc["registry"])
             if not isinstance(logs, list):
                 raise TypeError("logs is not a list")
         except (requests.RequestException, ValueError, KeyError, TypeError) as e:
-            self._unavailable(f"{type(e).__name__}: {e}")
+            self.unavailable(f"{type(e).__name__}: {e}")
             return None
         self._warned = False
-        return IndexAnswer(logs, read)
+        return IndexAnswer(logs, read, registry)
 
     def status(self) -> dict[str, Any] | None:
         """The index's status document, or None when it does not answer."""
@@ -96,7 +97,7 @@ class IndexReader:
             return None
         return doc if isinstance(doc, dict) else None
 
-    def _unavailable(self, why: str) -> None:
+    def unavailable(self, why: str) -> None:
         level = logging.DEBUG if self._warned else logging.WARNING
         log.log(level, "the read index at %s did not answer (%s); reading from the node",
                 self.url, why)  # fmt: skip

@@ -38,7 +38,7 @@ from orchestrator.retry import Backoff
 
 log = logging.getLogger(__name__)
 
-REGISTRY_EVERY = 30.0  # seconds between looks at the store for a redeployed registry
+REGISTRY_EVERY = 10.0  # seconds between looks at the store for a redeployed registry
 
 
 class ReadIndex:
