@@ -111,8 +111,9 @@ def test_dispute_resolve_and_history(
     table = run(
         chain, registry, files, "bank_b", "history", "--bank", "b", "--subject", "CLI-DISPUTE-1"
     )
-    assert table.exit_code == 0 and table.output.count("\n") == 3
+    assert table.exit_code == 0 and table.output.count("\n") == 3 + 1
     assert "v2  disputed" in table.output
+    assert table.output.endswith("(read from the node)\n")  # no read index given
 
 
 def test_errors_map_to_exit_codes_and_plain_messages(
