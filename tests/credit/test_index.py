@@ -164,6 +164,10 @@ def test_reads_need_an_application_token_when_the_index_has_tokens(
         )
         got = client.get(written["subject"])  # type: ignore[arg-type]
         assert got.read is not None and got.read.source == "index"
+        # The token goes to the node too (geth takes it, with its JSON content type).
+        token = Secret("s3cret-token-of-the-app")
+        node = reader(chain, registry, index_url(index), rpc_token=token, index_max_lag=-1)
+        assert node.get(written["subject"]).read.source == "node"  # type: ignore[arg-type, union-attr]
 
 
 # -- refusal: a contract that emits whatever it is given, at the address the index follows
