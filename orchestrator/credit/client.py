@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from eth_typing import ChecksumAddress
-from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from web3.exceptions import ContractLogicError
 from web3.types import BlockIdentifier, RPCEndpoint
@@ -37,6 +36,7 @@ from orchestrator.credit.records import (
     Tradeline,
     TradelineState,
     account_ref_bytes,
+    checksummed,
     commitment,
     record_from_contract,
     record_to_contract,
@@ -399,7 +399,7 @@ class CreditClient:
         topic and state, change, by as data (see CreditRegistry.sol)."""
         topics = log["topics"]
         data = bytes.fromhex(log["data"][2:])
-        owner = to_checksum_address("0x" + topics[2][-40:])
+        owner = checksummed("0x" + topics[2][-40:])
         if topics[0] == self._reported:
             ref, word, packed = reported_fields(data)
             state = TradelineState.of(word)
@@ -413,7 +413,7 @@ class CreditClient:
             return "reported", owner, ref, state, owner, packed
         state = TradelineState.of(int.from_bytes(data[:32], "big"))
         change = CHANGES[int.from_bytes(data[32:64], "big")]
-        by = to_checksum_address(data[76:96])
+        by = checksummed("0x" + data[76:96].hex())
         return change, owner, bytes.fromhex(topics[3][2:]), state, by, None
 
     def _raw_batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:

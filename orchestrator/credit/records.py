@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -409,6 +410,12 @@ def tradeline_key(subject: bytes, furnisher: str, account_ref: str) -> bytes:
     return keccak(subject + address.rjust(32, b"\0") + account_ref_bytes(account_ref))
 
 
+@functools.lru_cache(maxsize=4096)
+def checksummed(address: str) -> str:
+    """`address` checksummed (cached: a read meets the same few banks again and again)."""
+    return str(to_checksum_address(address))
+
+
 def tradeline_at(
     subject: bytes, furnisher: str, state: TradelineState, record: Record
 ) -> Tradeline:
@@ -416,7 +423,7 @@ def tradeline_at(
     condition, version and time from `state` (a dispute changes only those)."""
     return Tradeline(
         subject=bytes(subject),
-        furnisher=to_checksum_address(furnisher),
+        furnisher=checksummed(furnisher),
         record=dataclasses.replace(record, compliance_condition=state.compliance_condition),
         version=state.version,
         updated_at=dt.datetime.fromtimestamp(state.updated_at, tz=dt.UTC),
