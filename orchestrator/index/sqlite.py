@@ -29,6 +29,7 @@ from typing import Any
 from orchestrator.index.store import BlockRef, IndexedLog, Kind, Registry, SubjectRead
 
 KEEP_BLOCKS = 1024  # a rollback deeper than this rebuilds the index
+_IN_CHUNK = 500  # subjects per query (SQLite allows 32,766 parameters)
 SCHEMA_VERSION = "1"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -141,16 +142,22 @@ class SqliteIndex:
     def last_logs(
         self, tradelines: Sequence[tuple[bytes, bytes, bytes]]
     ) -> dict[tuple[bytes, bytes, bytes], IndexedLog]:
-        db = self._db()
+        wanted = set(tradelines)
+        subjects = sorted({subject for subject, _, _ in wanted})
         found: dict[tuple[bytes, bytes, bytes], IndexedLog] = {}
-        for key in tradelines:
-            row = db.execute(
+        db = self._db()
+        for at in range(0, len(subjects), _IN_CHUNK):  # a few queries for a block of logs
+            chunk = subjects[at : at + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = db.execute(
                 f"SELECT {_LOG_COLUMNS} FROM logs l JOIN blocks b ON b.number = l.block "  # noqa: S608 - fixed text
-                "WHERE l.subject = ? AND l.furnisher = ? AND l.ref = ? ORDER BY l.id DESC LIMIT 1",
-                key,
-            ).fetchone()
-            if row is not None:
-                found[key] = _log(row)
+                f"WHERE l.subject IN ({marks}) ORDER BY l.id",
+                chunk,
+            ).fetchall()
+            for row in rows:  # oldest first: the last one of a tradeline stays
+                entry = _log(row)
+                if entry.tradeline in wanted:
+                    found[entry.tradeline] = entry
         return found
 
     def append(self, blocks: Sequence[BlockRef], logs: Sequence[IndexedLog]) -> None:
