@@ -11,14 +11,16 @@ on (subject, furnisher, ref), serves both reads (a subject's logs) and the check
 tradeline's last state). Blocks are kept while they hold a log or are among the newest
 `keep_blocks` (the reach of a rollback); older empty blocks are pruned as it goes.
 
-WAL mode: the follower writes through its own connection while each reading thread
-reads through one of its own, each read in one transaction (a consistent snapshot).
+WAL mode: the follower writes through the one writer connection while readers borrow
+connections from a small pool (however many HTTP threads come and go), each read in one
+transaction (a consistent snapshot).
 `synchronous=NORMAL`: a power cut may lose the last blocks appended, which the follower
 reads again from the node.
 """
 
 from __future__ import annotations
 
+import queue
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,6 +32,7 @@ from orchestrator.index.store import BlockRef, IndexedLog, Kind, Registry, Subje
 
 KEEP_BLOCKS = 1024  # a rollback deeper than this rebuilds the index
 _IN_CHUNK = 500  # subjects per query (SQLite allows 32,766 parameters)
+READERS = 8  # reader connections kept open for the HTTP threads
 SCHEMA_VERSION = "1"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -56,13 +59,11 @@ class SqliteIndex:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.keep_blocks = keep_blocks
-        self._local = threading.local()
         self._write_lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
-        self._connections_lock = threading.Lock()
-        db = self._db()
-        db.execute("PRAGMA journal_mode=WAL")
-        db.executescript(SCHEMA)
+        self._writer = self._connect()
+        self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._writer.execute("PRAGMA journal_mode=WAL")
+        self._writer.executescript(SCHEMA)
         found = self._meta("schema")
         if found is None:
             self._set_meta({"schema": SCHEMA_VERSION})
@@ -70,40 +71,59 @@ class SqliteIndex:
             self._clear()
             self._set_meta({"schema": SCHEMA_VERSION})
 
-    def _db(self) -> sqlite3.Connection:
-        """This thread's connection (autocommit; transactions are explicit)."""
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=10000")
-            db.execute("PRAGMA cache_size=-32000")  # 32 MB per connection
-            self._local.db = db
-            with self._connections_lock:
-                self._connections.append(db)
+    def _connect(self) -> sqlite3.Connection:
+        """A connection (autocommit; transactions are explicit), usable from any thread
+        that holds it alone."""
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=10000")
+        db.execute("PRAGMA cache_size=-8000")  # 8 MB each; the OS caches the file too
         return db
 
     @contextmanager
-    def _tx(self, kind: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
-        db = self._db()
-        db.execute(f"BEGIN {kind}")
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A reader's connection from the pool (a new one when all are busy; at most
+        READERS are kept), in one read transaction: one consistent snapshot."""
         try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+            db = self._readers.get_nowait()
+        except queue.Empty:
+            db = self._connect()
+        try:
+            db.execute("BEGIN DEFERRED")
+            try:
+                yield db
+            finally:
+                db.execute("COMMIT")
+        finally:
+            if self._readers.qsize() < READERS:
+                self._readers.put(db)
+            else:
+                db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """The writer's transaction (one writer at a time)."""
+        with self._write_lock:
+            db = self._writer
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def _meta(self, key: str) -> str | None:
-        row = self._db().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        with self._reading() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def _set_meta(self, values: Mapping[str, str]) -> None:
-        with self._write_lock, self._tx() as db:
+        with self._tx() as db:
             db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(values.items()))
 
     def _clear(self) -> None:
-        with self._write_lock, self._tx() as db:
+        with self._tx() as db:
             db.execute("DELETE FROM logs")
             db.execute("DELETE FROM blocks")
             db.execute("DELETE FROM meta")
@@ -124,19 +144,17 @@ class SqliteIndex:
         )
 
     def tip(self) -> BlockRef | None:
-        row = (
-            self._db()
-            .execute("SELECT number, hash, parent FROM blocks ORDER BY number DESC LIMIT 1")
-            .fetchone()
-        )
+        with self._reading() as db:
+            row = db.execute(
+                "SELECT number, hash, parent FROM blocks ORDER BY number DESC LIMIT 1"
+            ).fetchone()
         return None if row is None else BlockRef(row[0], row[1], row[2])
 
     def block(self, number: int) -> BlockRef | None:
-        row = (
-            self._db()
-            .execute("SELECT number, hash, parent FROM blocks WHERE number = ?", (number,))
-            .fetchone()
-        )
+        with self._reading() as db:
+            row = db.execute(
+                "SELECT number, hash, parent FROM blocks WHERE number = ?", (number,)
+            ).fetchone()
         return None if row is None else BlockRef(row[0], row[1], row[2])
 
     def last_logs(
@@ -145,15 +163,15 @@ class SqliteIndex:
         wanted = set(tradelines)
         subjects = sorted({subject for subject, _, _ in wanted})
         found: dict[tuple[bytes, bytes, bytes], IndexedLog] = {}
-        db = self._db()
         for at in range(0, len(subjects), _IN_CHUNK):  # a few queries for a block of logs
             chunk = subjects[at : at + _IN_CHUNK]
             marks = ",".join("?" * len(chunk))
-            rows = db.execute(
-                f"SELECT {_LOG_COLUMNS} FROM logs l JOIN blocks b ON b.number = l.block "  # noqa: S608 - fixed text
-                f"WHERE l.subject IN ({marks}) ORDER BY l.id",
-                chunk,
-            ).fetchall()
+            with self._reading() as db:
+                rows = db.execute(
+                    f"SELECT {_LOG_COLUMNS} FROM logs l JOIN blocks b ON b.number = l.block "  # noqa: S608 - fixed text
+                    f"WHERE l.subject IN ({marks}) ORDER BY l.id",
+                    chunk,
+                ).fetchall()
             for row in rows:  # oldest first: the last one of a tradeline stays
                 entry = _log(row)
                 if entry.tradeline in wanted:
@@ -166,7 +184,7 @@ class SqliteIndex:
         per_block: dict[int, int] = {}
         for entry in logs:
             per_block[entry.block_number] = per_block.get(entry.block_number, 0) + 1
-        with self._write_lock, self._tx() as db:
+        with self._tx() as db:
             (last_id,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM logs").fetchone()
             rows = []
             for b in blocks:
@@ -188,7 +206,7 @@ class SqliteIndex:
             )
 
     def rollback(self, number: int) -> int:
-        with self._write_lock, self._tx() as db:
+        with self._tx() as db:
             row = db.execute(
                 "SELECT logs_before FROM blocks WHERE number > ? ORDER BY number LIMIT 1",
                 (number,),
@@ -203,7 +221,7 @@ class SqliteIndex:
         where, args = "l.subject = ?", [subject]
         if furnisher is not None:
             where, args = where + " AND l.furnisher = ?", [subject, furnisher]
-        with self._tx("DEFERRED") as db:
+        with self._reading() as db:
             row = db.execute(
                 "SELECT number, hash, parent FROM blocks ORDER BY number DESC LIMIT 1"
             ).fetchone()
@@ -216,17 +234,21 @@ class SqliteIndex:
         return SubjectRead(tip, [_log(r) for r in rows])
 
     def counts(self) -> Mapping[str, int]:
-        db = self._db()
-        (logs,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM logs").fetchone()
-        (blocks,) = db.execute("SELECT COUNT(*) FROM blocks").fetchone()
+        with self._reading() as db:
+            (logs,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM logs").fetchone()
+            (blocks,) = db.execute("SELECT COUNT(*) FROM blocks").fetchone()
         return {"logs": int(logs), "blocks": int(blocks)}
 
     def close(self) -> None:
-        with self._connections_lock:
-            for db in self._connections:
-                db.close()
-            self._connections.clear()
-        self._local = threading.local()
+        """Close every connection; the store opens new ones if it is used again."""
+        with self._write_lock:
+            self._writer.close()
+            self._writer = self._connect()
+        while True:
+            try:
+                self._readers.get_nowait().close()
+            except queue.Empty:
+                return
 
 
 def _log(r: Any) -> IndexedLog:

@@ -183,3 +183,16 @@ def test_a_log_of_the_wrong_shape_is_refused() -> None:
     with pytest.raises(LogRefused, match="3 topics and 128 bytes of data"):
         decode(raw)
     assert decode({**raw, "topics": ["0x" + "00" * 32]}) is None  # another event
+
+
+def test_readers_share_a_few_connections_however_many_threads_read(store: SqliteIndex) -> None:
+    store.append(blocks(5, 6), [reported(6, 0, 1)])
+
+    def read() -> None:
+        assert len(store.read(SUBJECT).logs) == 1
+
+    for _ in range(50):  # one thread per HTTP connection, as the server makes them
+        t = threading.Thread(target=read)
+        t.start()
+        t.join()
+    assert store._readers.qsize() <= 8
