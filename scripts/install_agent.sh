@@ -8,7 +8,7 @@
 #     [--peer-network CIDR] [--role validator|rpc]
 #     [--consortium FILE] [--runtime docker|process] [--image IMAGE] [--p2p-port N]
 #     [--http-port N] [--authrpc-port N] [--health-port N] [--state-dir DIR] [--user NAME]
-#     [--wheelhouse DIR] [--python PYTHON] [--prefix DIR]
+#     [--wheelhouse DIR] [--python PYTHON] [--prefix DIR] [--index [--index-port N]]
 #     [--client-id ID] [--advertise ADDRESS:PORT] [--shared-from MEMBER]
 #     [--health-host ADDRESS] [--data-port N] [--monitor-port N]
 #
@@ -20,6 +20,9 @@
 # `systemctl daemon-reload && systemctl enable --now poactl-agent`. With --prefix other
 # than / it writes everything under that staging root and only prints what it would run.
 # Files are replaced only when their content changes (sha256), so mtimes stay put.
+# --index also runs the bank's read index of the credit registry on this VM: it writes
+# /etc/poactl/index.yaml (this node's JSON-RPC, the bank's store, --index-port, default
+# 8945, on --rpc-host) and installs scripts/systemd/poactl-index.service beside it.
 # In Azure (infra/azure, boot.py): --client-id names the VM's managed identity
 # (AZURE_CLIENT_ID for every unit), --data-port adds poactl-data.service (the bank's
 # consortium data, served read-only from --publish-container), --monitor-port adds
@@ -28,7 +31,7 @@ set -euo pipefail
 
 say() { printf '[install] %s\n' "$*"; }
 die() { printf '[install] error: %s\n' "$*" >&2; exit 2; }
-usage() { sed -n '2,26s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,29s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 prefix=/ source= member= node= vault_url= account_url= container=poactl host=127.0.0.1
 publish_container= consortium_data=()
@@ -36,9 +39,14 @@ peer_network=127.0.0.0/8 rpc_host=
 role=validator consortium= runtime=docker image= state_dir=/var/lib/poactl user=poactl
 wheelhouse= python=python3 p2p_port=30303 http_port=8545 authrpc_port=8651 health_port=8745
 client_id= advertise= shared_from= health_host= data_port= monitor_port=
+index=false index_port=8945
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
+    --index) index=true; shift ;;
+    --index-port)
+      [ $# -ge 2 ] && [ -n "$2" ] || die "$1: needs a value"
+      index_port=$2; shift 2 ;;
     --consortium-data)
       [ $# -ge 2 ] && [ -n "$2" ] || die "$1: needs a value"
       consortium_data+=("$2"); shift 2 ;;
@@ -123,7 +131,7 @@ case "$role" in validator|rpc) ;; *) die "--role: '$role' is not validator or rp
   || die "--health-host: '$health_host' is not an address (where /health listens)"
 [ -z "$data_port" ] || [ -n "$publish_container" ] \
   || die "--data-port: serves the bank's publication; give --publish-container too"
-for port_arg in p2p_port http_port authrpc_port health_port data_port monitor_port; do
+for port_arg in p2p_port http_port authrpc_port health_port data_port monitor_port index_port; do
   port=${!port_arg}
   [ -n "$port" ] || continue
   [[ $port =~ ^[0-9]{4,5}$ ]] && [ "$port" -ge 1024 ] && [ "$port" -le 65535 ] \
@@ -158,6 +166,8 @@ config=/etc/poactl/agent.yaml
 consortium_file=/etc/poactl/consortium.yaml
 unit=/etc/systemd/system/poactl-agent.service
 monitor_config=/etc/poactl/monitor.yaml
+index_config=/etc/poactl/index.yaml
+index_unit=/etc/systemd/system/poactl-index.service
 units=(poactl-agent)
 changed=0
 $real || say "staging root $prefix: users and systemd are left alone"
@@ -369,6 +379,28 @@ EOF
   service_unit poactl-monitor "poactl: this bank's monitor" \
     "$venv/bin/poactl monitor --config $monitor_config"
 fi
+if $index; then  # the bank's read index: this node's logs, the bank's store (no publishing)
+  index_data=""
+  for entry in "${consortium_data[@]}"; do
+    index_data+=$'\n'"    ${entry%%=*}: \"${entry#*=}\""
+  done
+  [ -z "$index_data" ] || index_data=$'\n'"  consortium_data:$index_data"
+  install_file "$index_config" 0640 "$user" <<EOF
+# Written by install_agent.sh --index; rerun it to change (edits here are overwritten).
+# The keys are documented in orchestrator/index/settings.py.
+member: "$member"
+host: "$rpc_host"
+port: $index_port
+rpc_urls: ["http://$rpc_host:$http_port"]
+state_dir: "$state_dir/index"
+store:
+  kind: azure
+  account_url: "$account_url"
+  container: "$container"$index_data
+EOF
+  install_file "$index_unit" 0644 "" <"$(dirname "${BASH_SOURCE[0]}")/systemd/poactl-index.service"
+  units+=(poactl-index)
+fi
 
 # -- 3. the service user, the state directory and systemd ---------------------------
 if $real; then
@@ -386,6 +418,7 @@ if $real; then
   fi
   chgrp "$user" "$config"
   [ -z "$monitor_port" ] || chgrp "$user" "$monitor_config"
+  if $index; then chgrp "$user" "$index_config"; fi
   if [ ! -d "$state_dir" ]; then
     install -d -m 0750 -o "$user" -g "$user" "$state_dir"
     changed=$((changed + 1))
