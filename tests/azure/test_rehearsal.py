@@ -45,8 +45,8 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces, mounts)"),
     pytest.mark.skipif(
-        not all(shutil.which(t) for t in ("ip", "haproxy", "setpriv", "unshare")),
-        reason="needs ip, haproxy, setpriv and unshare (scripts/setup.sh installs haproxy)",
+        not all(shutil.which(t) for t in ("ip", "haproxy", "setpriv", "unshare", "nsenter")),
+        reason="needs ip, haproxy, setpriv, unshare, nsenter (scripts/setup.sh installs haproxy)",
     ),
     pytest.mark.skipif(not AZURITE.exists(), reason="Azurite missing: run scripts/setup.sh"),
     pytest.mark.skipif(not (GETH_DIR / "geth").exists(), reason="geth missing: scripts/setup.sh"),
