@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up a development/operator checkout: a virtualenv with poactl and its dev tools,
 # geth v1.13.15 built from the Go module proxy into .tools/bin, Azurite and solc-js, and
-# Debian's haproxy, prometheus and chromium. Idempotent: each
+# Debian's haproxy, prometheus, chromium and cloud-init. Idempotent: each
 # step is skipped when its result is already there and current.
 set -euo pipefail
 
@@ -78,12 +78,18 @@ debian_packages=()
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || debian_packages+=(haproxy)
 command -v prometheus >/dev/null && command -v promtool >/dev/null || debian_packages+=(prometheus)
 [ -x /usr/bin/chromium ] || debian_packages+=(chromium)
+# cloud-init checks the Azure template's custom data (`cloud-init schema`); the marker
+# file keeps the package from acting on this machine's boots.
+command -v cloud-init >/dev/null || debian_packages+=(cloud-init)
 if [ ${#debian_packages[@]} -gt 0 ]; then
   command -v apt-get >/dev/null \
     || die "missing ${debian_packages[*]} and no apt-get: install them with your package manager"
   [ "$(id -u)" = 0 ] \
     || die "missing ${debian_packages[*]}: run 'sudo apt-get install ${debian_packages[*]}' once"
   say "installing ${debian_packages[*]} (apt-get; a minute or two on a fresh machine)"
+  if [[ " ${debian_packages[*]} " == *" cloud-init "* ]]; then
+    mkdir -p /etc/cloud && touch /etc/cloud/cloud-init.disabled
+  fi
   apt_log="$root/.tools/apt-install.log"
   mkdir -p "$root/.tools"
   if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
@@ -92,7 +98,7 @@ if [ ${#debian_packages[@]} -gt 0 ]; then
     die "apt-get install ${debian_packages[*]} failed (log: $apt_log)"
   fi
 else
-  say "haproxy, prometheus and chromium already installed"
+  say "haproxy, prometheus, chromium and cloud-init already installed"
 fi
 
 say "ready: $("$venv/bin/poactl" --version), geth $GETH_VERSION at .tools/bin/geth"

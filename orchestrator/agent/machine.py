@@ -244,7 +244,10 @@ class Agent:
         with node_lock(self.paths.lock, self.name):
             self.write_status()
             health = HealthServer(
-                self.settings.host, self.settings.ports.health, self._health, self.metrics
+                self.settings.health_host or self.settings.host,
+                self.settings.ports.health,
+                self._health,
+                self.metrics,
             )
             with health, SignerServer(self.paths.signer_ipc, self.signing):
                 for duty in self.duties:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eth_hash.auto import keccak
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 
 from orchestrator.credit import codes
 from orchestrator.credit.errors import InvalidRecord
@@ -103,6 +104,22 @@ class Summary:
 
 
 @dataclass(frozen=True)
+class ReadFrom:
+    """Where a read's answer came from and how current it was: `source` "index" (the
+    bank's read index) or "node"; the answer is as of `block_number`, and the node's head
+    was `head` (for an index, as it last saw it)."""
+
+    source: str
+    block_number: int
+    head: int
+
+    @property
+    def behind(self) -> int:
+        """Blocks the answer is behind the node's head (0 for a read from the node)."""
+        return max(0, self.head - self.block_number)
+
+
+@dataclass(frozen=True)
 class CreditFile:
     """Everything the chain holds on one subject, read at one block."""
 
@@ -110,6 +127,7 @@ class CreditFile:
     block_number: int
     tradelines: tuple[Tradeline, ...]
     summary: Summary
+    read: ReadFrom | None = None  # where it was read and how far behind the node's head
 
 
 # -- validation -----------------------------------------------------------------------
@@ -313,7 +331,7 @@ RECORD_LAYOUT = (
     ("payment_history", 34, 24),
     ("special_comment", 58, 2),
     ("date_of_account_information", 60, 4),
-    ("compliance_condition", 64, 2),  # not in the Reported log: the state word has it
+    ("compliance_condition", 64, 2),  # as sent; the state word has the one in force
 )
 RECORD_BYTES = 66
 ENTRY_BYTES = 32 + 32 + RECORD_BYTES  # subject, account reference, record: one `furnish` entry
@@ -354,6 +372,17 @@ def commitment(packed: bytes) -> int:
     return int.from_bytes(keccak(packed)[:16], "big")
 
 
+REPORTED_DATA_BYTES = 5 * 32  # accountRef, state, head, body, tail (bytes2, left-aligned)
+
+
+def reported_fields(data: bytes) -> tuple[bytes, int, bytes]:
+    """(account reference, state word, the 66-byte record as sent) of a `Reported` log's
+    data. `commitment(record) == state >> 128` holds for every log the registry wrote."""
+    if len(data) != REPORTED_DATA_BYTES:
+        raise ValueError(f"a Reported log's data is {REPORTED_DATA_BYTES} bytes, not {len(data)}")
+    return data[:32], int.from_bytes(data[32:64], "big"), data[64:130]
+
+
 @dataclass(frozen=True)
 class TradelineState:
     """A tradeline's state word in the contract (0 for none): see CreditRegistry.sol."""
@@ -381,6 +410,12 @@ def tradeline_key(subject: bytes, furnisher: str, account_ref: str) -> bytes:
     return keccak(subject + address.rjust(32, b"\0") + account_ref_bytes(account_ref))
 
 
+@functools.lru_cache(maxsize=4096)
+def checksummed(address: str) -> str:
+    """`address` checksummed (cached: a read meets the same few banks again and again)."""
+    return str(to_checksum_address(address))
+
+
 def tradeline_at(
     subject: bytes, furnisher: str, state: TradelineState, record: Record
 ) -> Tradeline:
@@ -388,7 +423,7 @@ def tradeline_at(
     condition, version and time from `state` (a dispute changes only those)."""
     return Tradeline(
         subject=bytes(subject),
-        furnisher=to_checksum_address(furnisher),
+        furnisher=checksummed(furnisher),
         record=dataclasses.replace(record, compliance_condition=state.compliance_condition),
         version=state.version,
         updated_at=dt.datetime.fromtimestamp(state.updated_at, tz=dt.UTC),

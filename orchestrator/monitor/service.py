@@ -11,11 +11,15 @@ process, with no dependency outside poactl: the page is a static file.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
 import time
 from types import FrameType
+from typing import Any
+
+import requests
 
 from orchestrator.boundaries import Store
 from orchestrator.config import Consortium
@@ -63,6 +67,7 @@ class Monitor:
         self._observer = Observer({k: (b.sent, b.at) for k, b in known.items()})
         self._reported: set[str] = set()
         self.backoff = Backoff(f"monitor of {settings.member}", base=POLL_SECONDS, cap=10.0)
+        self._index: dict[str, Any] | None = None
 
     # -- collecting ------------------------------------------------------------------
     def collect(self, *, store_too: bool = True) -> None:
@@ -70,7 +75,21 @@ class Monitor:
         beats = self.take_heartbeats(time.time())
         if store_too:
             self._view = self._read_network(beats)
+        self._index = self._read_index()
         self.chain.poll()
+
+    def _read_index(self) -> dict[str, Any] | None:
+        """The bank's read index as its /v1/status says (None: the monitor has none)."""
+        url = self.settings.index_url
+        if url is None:
+            return None
+        try:
+            doc = requests.get(url.rstrip("/") + "/v1/status", timeout=2).json()
+        except (requests.RequestException, ValueError) as e:
+            return {"url": url, "problem": f"does not answer ({type(e).__name__})"}
+        block = (doc.get("block") or {}).get("number") if isinstance(doc, dict) else None
+        keys = ("head", "behind", "logs", "problem", "refused", "rebuilding")
+        return {"url": url, "block": block, **{k: doc.get(k) for k in keys}}
 
     def take_heartbeats(self, now: float) -> list[Heartbeat]:
         """Every node's heartbeat into the history, keyed by its path and stamped with
@@ -123,9 +142,10 @@ class Monitor:
             now = time.time()
             if self._latest is None or now - self._latest.at > SNAPSHOT_MAX_AGE:
                 polled = self.chain.polled_at
-                self._latest = snapshot(
+                latest = snapshot(
                     self.history, self._view, now, followed_at=polled if polled else 0.0
                 )
+                self._latest = dataclasses.replace(latest, index=self._index)
             return self._latest
 
     # -- running ---------------------------------------------------------------------

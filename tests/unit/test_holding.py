@@ -85,7 +85,9 @@ def test_a_fence_in_time_states_the_real_margin(store: CountingStore, tmp_path: 
     ((state, message),) = agent.messages
     assert state is AgentState.FENCED and holder.keeper is None
     assert message.startswith("could not renew leases/bank-a/identity-0 in time; stopped sealing")
-    assert re.search(r" 5\.[45]s before the lease can expire$", message), message
+    margin = re.search(r" (\d+\.\d)s before the lease can expire$", message)
+    assert margin is not None, message
+    assert 3.5 <= float(margin.group(1)) <= 5.5  # 5.5 s, less the time this test took
 
 
 def test_after_a_pause_the_watchdog_says_the_lease_expired_while_not_running(
@@ -97,7 +99,7 @@ def test_after_a_pause_the_watchdog_says_the_lease_expired_while_not_running(
     ((state, message),) = agent.messages
     assert state is AgentState.FENCED
     assert re.fullmatch(
-        r"the lease leases/bank-a/identity-0 expired 30\.\ds ago while this process was not "
+        r"the lease leases/bank-a/identity-0 expired 3\d\.\ds ago while this process was not "
         r"running \(paused or frozen for about 45s\); stopped sealing as it resumed",
         message,
     ), message
@@ -113,7 +115,7 @@ def test_after_a_pause_the_lease_loop_fences_the_same_way_without_asking_the_sto
     holder.keep(None, acquire=False, ready=False)  # the lease loop woke first
     ((state, message),) = agent.messages
     assert state is AgentState.FENCED
-    assert re.search(r"expired 30\.\ds ago while this process was not running", message)
+    assert re.search(r"expired 3\d\.\ds ago while this process was not running", message)
     assert store.renewals == 0  # an expired lease is not renewed
     holder.check_deadline()  # the watchdog, a moment later: nothing left to fence
     assert len(agent.messages) == 1

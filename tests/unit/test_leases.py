@@ -112,8 +112,9 @@ def test_a_renewal_later_than_one_lease_duration_counts_as_lost(store: LocalStor
     k.renewed_at -= 45  # frozen for 45 s
     assert not k.renew()
     assert not k.held and counting.renewals == 0
-    assert re.search(r"came 45\.\ds after the last one, longer than the lease's 15s", k.lost_why)
-    assert re.search(r"expired 30\.\ds ago", k.lost_why)
+    late = r"came 4[5-9]\.\ds after the last one, longer than the lease's 15s"
+    assert re.search(late, k.lost_why)
+    assert re.search(r"expired 3\d\.\ds ago", k.lost_why)
 
 
 def test_a_renewal_after_the_keeper_was_forgotten_is_refused_not_an_assertion(
