@@ -33,6 +33,7 @@ COMMANDS = {  # name -> "module:attribute"
     "demo": "orchestrator.cli.contracts:demo",
     "credit": "orchestrator.cli.credit:credit",
     "members": "orchestrator.cli.members:members",
+    "lab": "orchestrator.cli.lab:lab",
 }
 
 

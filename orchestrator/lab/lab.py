@@ -137,23 +137,20 @@ class Lab:
         """Build the network if it is not there, then start (or resume) the consortium."""
         if not self.network_up:
             topology.remove_stale()
-            self._build_network(on_progress)
+            self.build_network(on_progress)
         result = self.consortium().up(self.dir.config, timeout=timeout, on_progress=on_progress)
         for member in self.joined:
             self.consortium(member).up(timeout=timeout, on_progress=on_progress)
         return result
 
-    def _build_network(self, on_progress: Callable[[str], None]) -> None:
+    def build_network(self, on_progress: Callable[[str], None]) -> None:
         on_progress(f"building the lab's network {self.plan.prefix} "
                     f"({len(self.plan.namespaces)} namespaces)")  # fmt: skip
         reason = netns.unavailable()
         if reason:
             raise LabError(reason, hint="run the lab as root on Linux")
         try:
-            topology.build(
-                self.plan, owner_pid=self.owner_pid,
-                state_dir=None if self.owner_pid else self.dir.root,
-            )  # fmt: skip
+            topology.build(self.plan, root=self.dir.root, owner_pid=self.owner_pid)
             self.wan.start(self.dir.toxiproxy_log)
             for bank in self.plan.banks:
                 self.start_store(bank.member)
@@ -219,6 +216,7 @@ class Lab:
             if consortium.exists:
                 consortium.down()
         topology.teardown(self.plan.prefix)
+        topology.unmount_under(self.dir.root)
         if purge:
             shutil.rmtree(self.dir.root, ignore_errors=True)
 

@@ -26,6 +26,7 @@ import json
 import re
 import secrets
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,10 +135,11 @@ class Plan:
         return [h.ns for b in self.banks for h in b.hosts] + [self.router]
 
 
-def build(plan: Plan, *, owner_pid: int | None, state_dir: Path | None) -> None:
+def build(plan: Plan, *, root: Path, owner_pid: int | None) -> None:
     """Make the router and every bank of `plan` (recorded first, so a crash half-way is
-    cleaned up like any stale lab)."""
-    record(plan.prefix, owner_pid=owner_pid, state_dir=state_dir)
+    cleaned up like any stale lab). `root`: the lab's directory; `owner_pid`: the process
+    whose end makes the lab stale (None: it lasts while `root` names it)."""
+    record(plan.prefix, root=root, owner_pid=owner_pid)
     rt = plan.router
     netns.add(rt)
     netns.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"], ns=rt)
@@ -161,20 +163,36 @@ def add_bank(plan: Plan, bank: Bank) -> None:
 
 
 def teardown(prefix: str) -> None:
-    """Remove every namespace of the lab (hosts first, the router last) and its record."""
+    """Remove every namespace of the lab (hosts first, the router last), every file
+    system mounted under its directory (a fault's small disk), and its record."""
     ours = [ns for ns in netns.names() if ns.startswith(prefix + "-")]
-    for ns in sorted(ours, key=lambda n: n.endswith("-rt")):
-        netns.delete(ns)
-    (RECORDS / f"{prefix}.json").unlink(missing_ok=True)
+    with ThreadPoolExecutor(max_workers=8) as pool:  # each waits for its processes to end
+        list(pool.map(netns.delete, [ns for ns in ours if not ns.endswith("-rt")]))
+    for ns in ours:
+        netns.delete(ns)  # the router last (and whatever is left)
+    record_file = RECORDS / f"{prefix}.json"
+    try:
+        root = json.loads(record_file.read_text()).get("root")
+    except (OSError, ValueError):
+        root = None
+    if isinstance(root, str):
+        unmount_under(Path(root))
+    record_file.unlink(missing_ok=True)
 
 
-def record(prefix: str, *, owner_pid: int | None, state_dir: Path | None) -> None:
+def unmount_under(root: Path) -> None:
+    """Unmount every file system mounted at or below `root` (deepest first)."""
+    inside = str(root.absolute()).rstrip("/") + "/"
+    with open("/proc/self/mounts") as mounts:
+        points = [line.split()[1] for line in mounts]
+    for point in sorted((p for p in points if (p + "/").startswith(inside)), reverse=True):
+        netns.run(["umount", "-l", point], check=False)
+
+
+def record(prefix: str, *, root: Path, owner_pid: int | None) -> None:
     RECORDS.mkdir(parents=True, exist_ok=True)
     started = psutil.Process(owner_pid).create_time() if owner_pid else None
-    doc = {
-        "owner_pid": owner_pid, "owner_started": started,
-        "state_dir": str(state_dir) if state_dir else None,
-    }  # fmt: skip
+    doc = {"owner_pid": owner_pid, "owner_started": started, "root": str(root)}
     (RECORDS / f"{prefix}.json").write_text(json.dumps(doc))
 
 
@@ -194,14 +212,14 @@ def _alive(prefix: str) -> bool:
         doc = json.loads((RECORDS / f"{prefix}.json").read_text())
     except (OSError, ValueError):
         return False
-    pid, state_dir = doc.get("owner_pid"), doc.get("state_dir")
+    pid, root = doc.get("owner_pid"), doc.get("root")
     if isinstance(pid, int):  # alive, and not another process that took its pid
         try:
             return bool(psutil.Process(pid).create_time() == doc.get("owner_started"))
         except psutil.NoSuchProcess:
             return False
-    if isinstance(state_dir, str):
-        lab = Path(state_dir) / "lab.json"
+    if isinstance(root, str):
+        lab = Path(root) / "lab.json"
         try:
             return bool(json.loads(lab.read_text()).get("prefix") == prefix)
         except (OSError, ValueError):

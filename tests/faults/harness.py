@@ -218,17 +218,16 @@ class FaultLab:
         assert seen is not None
         return seen - t
 
-    def all_at_head_after(self, t: float, *, timeout: float, nodes: list[str] | None = None) -> float:
+    def all_at_head_after(
+        self, t: float, *, timeout: float, nodes: list[str] | None = None
+    ) -> float:
         """Seconds from `t` until every node's head is one block, above the head at `t`."""
         names = nodes or [n.name for _, n in self.nodes()]
         top = self.head()
 
         def together() -> bool:
             heads = self.checker.heads()
-            return (
-                self.checker.all_at_one_head(names, since=t)
-                and heads[names[0]].number > top
-            )
+            return self.checker.all_at_one_head(names, since=t) and heads[names[0]].number > top
 
         wait(together, timeout, f"every node at one head above {top}", poll=0.1)
         return time.monotonic() - t

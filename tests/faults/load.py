@@ -17,10 +17,8 @@ known" for a resend) is recorded with its time, method and error.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,12 +42,14 @@ class Ack:
     block_hash: str
     head: int  # the head the client saw when it acknowledged
     t: float  # monotonic
+    sent: float  # when it was first sent
+    included: float  # when the client first saw its receipt
 
 
 @dataclass(frozen=True)
 class Failure:
     bank: str
-    t: float
+    t: float  # when the request was sent (monotonic)
     method: str
     error: str
 
@@ -59,7 +59,9 @@ class _Pending:
     nonce: int
     raw: str
     tx: str
-    sent: float
+    sent: float  # last (re)sent
+    first_sent: float
+    included: float | None = None
 
 
 @dataclass
@@ -100,6 +102,7 @@ class Client:
             return len(self._pending)
 
     def _rpc(self, method: str, params: list[Any], *, benign: tuple[str, ...] = ()) -> Any:
+        t0 = time.monotonic()
         try:
             answer = self._session.post(
                 self.url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
@@ -108,18 +111,18 @@ class Client:
             answer.raise_for_status()
             doc = answer.json()
         except (requests.RequestException, ValueError) as e:
-            self._fail(method, f"{type(e).__name__}: {e}")
+            self._fail(t0, method, f"{type(e).__name__}: {e}")
             return None
         if "error" in doc:
             message = str(doc["error"].get("message", doc["error"]))
             if not any(b in message for b in benign):
-                self._fail(method, message)
+                self._fail(t0, method, message)
             return None
         return doc.get("result")
 
-    def _fail(self, method: str, error: str) -> None:
+    def _fail(self, t0: float, method: str, error: str) -> None:
         with self._lock:
-            self.failures.append(Failure(self.bank, time.monotonic(), method, error[:200]))
+            self.failures.append(Failure(self.bank, t0, method, error[:200]))
 
     def _run(self) -> None:
         with netns.inside(self.ns):
@@ -148,7 +151,8 @@ class Client:
         raw = "0x" + bytes(signed.raw_transaction).hex()
         tx_hash = "0x" + bytes(signed.hash).hex()
         with self._lock:
-            self._pending[tx_hash] = _Pending(nonce, raw, tx_hash, time.monotonic())
+            now = time.monotonic()
+            self._pending[tx_hash] = _Pending(nonce, raw, tx_hash, now, now)
         self._next_nonce = nonce + 1
         self.sent += 1
         self._rpc("eth_sendRawTransaction", [raw], benign=BENIGN)
@@ -171,8 +175,12 @@ class Client:
                     self._rpc("eth_sendRawTransaction", [p.raw], benign=BENIGN)
                 continue
             block = int(receipt["blockNumber"], 16)
+            p.included = p.included or now
             if head - block >= self.confirmations:
-                ack = Ack(self.bank, p.tx, p.nonce, block, receipt["blockHash"], head, now)
+                ack = Ack(
+                    self.bank, p.tx, p.nonce, block, receipt["blockHash"], head, now,
+                    p.first_sent, p.included,
+                )  # fmt: skip
                 with self._lock:
                     self.acks.append(ack)
                     self._pending.pop(p.tx, None)
@@ -203,14 +211,3 @@ class Load:
 
     def failures_since(self, t: float, until: float | None = None) -> list[Failure]:
         return [f for f in self.failures if f.t >= t and (until is None or f.t <= until)]
-
-    def wait_acks(self, more_than: int, *, timeout: float, stop: Callable[[], Any] = bool) -> bool:
-        """Wait until more than `more_than` writes are acknowledged."""
-        deadline = time.monotonic() + timeout
-        while len(self.acks) <= more_than:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.25)
-        with contextlib.suppress(Exception):
-            stop()
-        return True

@@ -7,10 +7,17 @@ every identity sealing, every node at the head.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import os
+import signal
 import socket
+import statistics
 import time
 from collections.abc import Iterator
 
+import requests
+
+from orchestrator.agent.status import GethState
 from orchestrator.lab import netns
 from tests.faults.harness import FaultLab, wait
 from tests.faults.verdict import Outcome, Trial, judge
@@ -51,11 +58,11 @@ def freeze(fl: FaultLab, trials: int, *, seconds: float, stall_chain: bool = Fal
     done = []
     for _ in range(trials):
         fl.wait_healthy()
-        node, signer = fl.sealer(not_leader=True)
+        node, _signer = fl.sealer(not_leader=True)
         member = fl.agent(node).member if fl.agent(node) else ""
         frozen = [node]
         if stall_chain:
-            other = [m for m in fl.spec.members() if m != member][0]
+            other = next(m for m in fl.spec.members() if m != member)
             frozen.append(fl.sealer(other, not_leader=True)[0])
         pids = [p for n in frozen for p in fl.freeze(n)]
         t = Trial(time.monotonic(), bank=member)
@@ -70,6 +77,141 @@ def freeze(fl: FaultLab, trials: int, *, seconds: float, stall_chain: bool = Fal
         done.append(t)
     label = f"freeze {seconds:.0f} s" + (" (chain stalled)" if stall_chain else "")
     return judge(fl, label, done, since=since)
+
+
+def partition(
+    fl: FaultLab, trials: int, *, seconds: float, label: str,
+    cut: str = "banks", side: list[str] | None = None,
+) -> Outcome:  # fmt: skip
+    """A network partition for `seconds`, then healed:
+
+    * `banks`: the banks in `side` (default: the first) from all the others, at the router;
+    * `node`: a sealing node from every other node (it still reaches its store, so it
+      keeps its identity: 3 signers of 4 on the other side);
+    * `bank`: a sealing node from the other hosts of its own bank (its bank's balancer
+      cannot reach it; it still dials the other bank's nodes)."""
+    since = time.monotonic()
+    done = []
+    for _ in range(trials):
+        fl.wait_healthy()
+        bank = None
+        if cut == "banks":
+            cut_side = side or fl.spec.members()[:1]
+            others = [b.member for b in fl.lab.plan.banks if b.member not in cut_side]
+            t = Trial(time.monotonic())
+            for a in cut_side:
+                for b in others:
+                    fl.lab.cut_banks(a, b)
+        else:
+            node, _ = fl.sealer(not_leader=True)
+            bank = fl.agent(node).member if fl.agent(node) else None
+            t = Trial(time.monotonic(), bank=bank)
+            if cut == "node":
+                fl.lab.isolate(node)
+            else:
+                fl.lab.cut_from_bank(node)
+        t.stall_s = fl.stalled_since(t.t_fault, timeout=seconds)
+        time.sleep(max(0.0, seconds - (time.monotonic() - t.t_fault)))  # the partition
+        fl.lab.heal()
+        t.t_heal = time.monotonic()
+        t.resume_s = fl.first_block_after(t.t_heal, timeout=RECOVER_TIMEOUT)
+        t.at_head_s = fl.all_at_head_after(t.t_heal, timeout=RECOVER_TIMEOUT)
+        t.t_end = time.monotonic()
+        done.append(t)
+    return judge(fl, label, done, since=since)
+
+
+def wan(fl: FaultLab, *, latency_ms: int, rate_kb: int | None, seconds: float) -> Outcome:
+    """Latency (each way) and a bandwidth cap on every link between banks for `seconds`:
+    the block period (between the first sightings of consecutive canonical blocks) and
+    the inclusion latency (send to receipt) under WAN conditions."""
+    fl.wait_healthy()
+    since = time.monotonic()
+    fl.lab.wan.slow(latency_ms=latency_ms, rate_kb=rate_kb)
+    t = Trial(since)
+    try:
+        time.sleep(seconds)  # the window measured
+    finally:
+        fl.lab.wan.reset()
+    t.t_heal = t.t_end = time.monotonic()
+    reference = fl.nodes()[0][1].name
+    chain = fl.checker.canonical(reference)
+    blocks = {b.hash: b for b in fl.checker.blocks()}
+    seen = sorted(blocks[h].first_seen for h in chain.values()
+                  if h in blocks and since + 5 <= blocks[h].first_seen <= t.t_end)  # fmt: skip
+    periods = [b - a for a, b in itertools.pairwise(seen)]
+    if periods:
+        t.extra["block period s"] = statistics.median(periods)
+        t.extra["block period p90 s"] = sorted(periods)[int(0.9 * (len(periods) - 1))]
+    acks = [a for a in (fl.load.acks if fl.load else []) if since + 5 <= a.sent <= t.t_end]
+    if acks:
+        t.extra["inclusion s"] = statistics.median(a.included - a.sent for a in acks)
+    cap = f", {rate_kb} KB/s" if rate_kb else ""
+    return judge(fl, f"WAN {latency_ms} ms each way{cap}", [t], since=since)
+
+
+def store_unreachable(fl: FaultLab, trials: int, *, seconds: float) -> Outcome:
+    """The first bank's store (its Azurite host) drops every packet for `seconds`,
+    longer than a lease: its holders fence, the chain stalls (2 signers of 4 left), and
+    sealing resumes by itself once the store answers again."""
+    member = fl.spec.members()[0]
+    since = time.monotonic()
+    done = []
+    for _ in range(trials):
+        fl.wait_healthy()
+        t = Trial(time.monotonic(), bank=member)
+        fl.lab.isolate(f"{member}-st", keep_store=False)
+        t.stall_s = fl.stalled_since(t.t_fault, timeout=seconds)
+        time.sleep(max(0.0, seconds - (time.monotonic() - t.t_fault)))  # the outage
+        fl.lab.heal()
+        t.t_heal = time.monotonic()
+        t.resume_s = fl.first_block_after(t.t_heal, timeout=RECOVER_TIMEOUT)
+        t.at_head_s = fl.all_at_head_after(t.t_heal, timeout=RECOVER_TIMEOUT)
+        t.t_end = time.monotonic()
+        done.append(t)
+    return judge(fl, f"store unreachable {seconds:.0f} s", done, since=since)
+
+
+def crash_loop(fl: FaultLab) -> tuple[Outcome, dict[str, object]]:
+    """geth of a sealing node cannot start again (its p2p port taken by another
+    process): the supervisor backs off, then gives up (FATAL). Returns the outcome and
+    what the node's records and its bank's monitor said."""
+    fl.wait_healthy()
+    node, _ = fl.sealer(not_leader=True)
+    c = fl.where(node)
+    spec = c.load().node(node)
+    host = fl.lab.plan.host(node)
+    geth = fl.geth(node)
+    assert geth is not None and geth.geth_pid is not None
+    t = Trial(time.monotonic(), bank=spec.member)
+    os.kill(geth.geth_pid, signal.SIGKILL)
+    seen: dict[str, object] = {}
+    with port_taken(host.ns, host.address, spec.p2p_port):
+        wait(lambda: (g := fl.geth(node)) is not None and g.state is GethState.FATAL,
+             RECOVER_TIMEOUT, f"{node}'s geth supervision to give up (FATAL)")  # fmt: skip
+        t.extra["to FATAL s"] = time.monotonic() - t.t_fault
+        g, a = fl.geth(node), fl.agent(node)
+        seen = {"geth": g.state if g else None, "restarts": g.restarts if g else None,
+                "geth message": g.message if g else None,
+                "agent": a.state if a else None, "agent message": a.message if a else None,
+                "monitor": monitor_view_of(fl, spec.member, node)}  # fmt: skip
+    fl.restart(node)  # what the operator does once the cause is gone
+    t.t_heal = time.monotonic()
+    t.at_head_s = fl.all_at_head_after(t.t_heal, timeout=RECOVER_TIMEOUT)
+    t.t_end = time.monotonic()
+    return judge(fl, "geth crash loop", [t], since=t.t_fault), seen
+
+
+def monitor_view_of(fl: FaultLab, member: str, node: str) -> object:
+    """What the bank's monitor's JSON API says of `node` (None if it does not answer)."""
+    c = fl.where(node)
+    url = f"http://{fl.lab.plan.bank(member).balancer.address}:{c.load().monitor_port(member)}"
+    with netns.inside(fl.lab.plan.bank(member).app.ns):
+        try:
+            state = requests.get(url + "/api/state", timeout=5).json()
+        except (requests.RequestException, ValueError):
+            return None
+    return [n for n in state.get("nodes", []) if n.get("name") == node or n.get("node") == node]
 
 
 def _gap(fl: FaultLab, since: float) -> float | None:

@@ -98,7 +98,7 @@ def judge(fl: FaultLab, scenario: str, trials: list[Trial], *, since: float) -> 
             reorged.append((ack, ack.head - fork if fork is not None else ack.head))
     failures, late = [], []
     for t in trials:
-        during = (fl.load.failures_since(t.t_fault, t.t_end) if fl.load else [])
+        during = fl.load.failures_since(t.t_fault, t.t_end) if fl.load else []
         mine = [f for f in during if t.bank is None or f.bank == t.bank]
         failures += mine
         late += [f for f in mine if f.t > t.t_fault + HEALTH_INTERVAL]
