@@ -159,6 +159,25 @@ class Lab:
             topology.teardown(self.plan.prefix)
             raise
 
+    def add_bank(self, member: str, nodes: list[str]) -> LabConsortium:
+        """The network of a bank that joins later (its subnet, hosts, store, links); its
+        state dir, for `local.join.join` to fill from its application host."""
+        self.plan = self.plan.with_bank(member, nodes)
+        self.wan = Wan(self.plan)
+        self.joined.append(member)
+        self._save()
+        topology.record(self.plan.prefix, root=self.dir.root, owner_pid=self.owner_pid)
+        topology.add_bank(self.plan, self.plan.bank(member))
+        self.start_store(member)
+        return self.consortium(member)
+
+    def link_bank(self, member: str, peering_ports: list[int]) -> None:
+        """Put the joined bank's endpoints, and everyone's towards it, behind Toxiproxy."""
+        bank = self.plan.bank(member)
+        mine = [Endpoint(member, bank.store.address, STORE_PORT)]
+        mine += [Endpoint(member, bank.balancer.address, p) for p in peering_ports]
+        self.wan.link([*self.endpoints(), *mine])
+
     def endpoints(self) -> list[Endpoint]:
         """What banks reach of each other: each node's peering port on its bank's
         balancer, and each bank's store (its consortium data)."""
@@ -166,6 +185,8 @@ class Lab:
         for bank in self.plan.banks:
             found.append(Endpoint(bank.member, bank.store.address, STORE_PORT))
             consortium = self.consortium(bank.member)
+            if bank.member in self.joined and not consortium.exists:
+                continue  # not made yet: `link_bank` adds it
             spec = consortium.load() if consortium.exists else load_config(self.dir.config)
             if spec.settings.balancer is not None and spec.settings.balancer.peering:
                 found += [

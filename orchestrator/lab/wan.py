@@ -88,11 +88,13 @@ class Wan:
         existing = self._call("GET", "/proxies")
         ports = [int(p["listen"].rsplit(":", 1)[1]) for p in existing.values()]
         listen = max(ports, default=FIRST_LISTEN_PORT - 1)
-        for e in endpoints:
+        made = set(existing)
+        for e in dict.fromkeys(endpoints):
             for src in self.plan.banks:
                 name = f"{src.member}>{e.address}:{e.port}"
-                if src.member == e.member or name in existing:
+                if src.member == e.member or name in made:
                     continue
+                made.add(name)
                 listen += 1
                 self._call("POST", "/proxies", {
                     "name": name, "listen": f"0.0.0.0:{listen}",

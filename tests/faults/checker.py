@@ -112,6 +112,8 @@ class Block:
     timestamp: int
     transactions: tuple[str, ...]
     first_seen: float  # monotonic time the checker first saw it, on any node
+    seen_on: str = ""  # the node it was first seen on
+    difficulty: int = 0
 
 
 @dataclass(frozen=True)
@@ -180,13 +182,13 @@ class Checker:
             with self._lock:
                 if block["hash"] in self.record.blocks:
                     break
-            self._keep(block, now)
+            self._keep(block, now, name)
             block = ipc_call(path, "eth_getBlockByHash", [block["parentHash"], False])
         with self._lock:
             self.record.samples.append(sample)
         return sample
 
-    def _keep(self, block: Mapping[str, Any], now: float) -> None:
+    def _keep(self, block: Mapping[str, Any], now: float, node: str = "") -> None:
         try:
             signer = recover_signer(block)
         except ValueError as e:
@@ -195,7 +197,8 @@ class Checker:
             signer = "unknown"
         kept = Block(
             _i(block["number"]), block["hash"], block["parentHash"], signer,
-            _i(block["timestamp"]), tuple(block.get("transactions") or ()), now,
+            _i(block["timestamp"]), tuple(block.get("transactions") or ()), now, node,
+            _i(block["difficulty"]),
         )  # fmt: skip
         with self._lock:
             self.record.blocks.setdefault(kept.hash, kept)
@@ -209,12 +212,12 @@ class Checker:
         with self._lock:
             return [s for s in self.record.samples if s.t >= since]
 
-    def signed_twice(self) -> dict[tuple[str, int], list[str]]:
-        """(signer, height) -> the distinct block hashes it signed there, where > 1."""
-        seen: dict[tuple[str, int], set[str]] = defaultdict(set)
+    def signed_twice(self) -> dict[tuple[str, int], list[Block]]:
+        """(signer, height) -> the distinct blocks it signed there, where more than one."""
+        seen: dict[tuple[str, int], list[Block]] = defaultdict(list)
         for b in self.blocks():
-            seen[(b.signer, b.number)].add(b.hash)
-        return {k: sorted(v) for k, v in seen.items() if len(v) > 1}
+            seen[(b.signer, b.number)].append(b)
+        return {k: sorted(v, key=lambda b: b.first_seen) for k, v in seen.items() if len(v) > 1}
 
     def highest(self) -> int:
         return max((b.number for b in self.blocks()), default=0)
@@ -255,7 +258,7 @@ class Checker:
                     with self._lock:
                         known = self.record.blocks.get(known.parent)
                 break
-            self._keep(block, time.monotonic())
+            self._keep(block, time.monotonic(), node)
             block = ipc_call(path, "eth_getBlockByHash", [block["parentHash"], False])
         return chain
 

@@ -1,11 +1,13 @@
 """Disk full: a sealing node's datadir on a small tmpfs, filled up while it runs.
 
 The node's agent is stopped (SIGTERM: it stops geth and releases its lease), its datadir
-moved onto a tmpfs with a little room to spare, and the agent started again. Then a
-filler file takes the free space: geth cannot write its next block. The bank's balancer
-must take the node out of rotation, the spare must take its identity, and nothing else
-may notice. Afterwards the filler goes, the node is restarted if its agent gave up, the
-data goes back to disk and the node comes back.
+moved onto a tmpfs with HEADROOM to spare, and the agent started again (as a spare, if
+its identity was taken meanwhile). Then a filler file takes the free space but
+LEFT_FREE: geth's own guard shuts it down ("Low disk space. Gracefully shutting down
+Geth to prevent database corruption"), and every restart does the same. The bank's
+balancer must take the node out of rotation, a spare must take its identity if it held
+one, and nothing else may notice. Afterwards the filler goes, the node is restarted if
+its agent gave up, the data goes back to disk and the node comes back.
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ from orchestrator.logs import log_tail
 from tests.faults.harness import FaultLab, wait
 from tests.faults.verdict import Outcome, Trial, judge
 
-HEADROOM = 24 * 2**20
+# geth shuts itself down when less than --datadir.minfreedisk is free (its default:
+# 2 x --cache x --cache.gc%, 512 MiB with the defaults): the disk must have more than
+# that to start, and the filler leaves less.
+HEADROOM = 640 * 2**20
+LEFT_FREE = 64 * 2**20
 AGENT_STOP = ((signal.SIGTERM, 40.0), (signal.SIGKILL, 5.0))
 
 
@@ -72,30 +78,32 @@ def out_of_rotation(fl: FaultLab, member: str, node: str) -> bool:
 
 def disk_full(fl: FaultLab) -> tuple[Outcome, dict[str, object]]:
     fl.wait_healthy()
-    node, signer = fl.sealer(not_leader=True)
+    node, _ = fl.sealer(not_leader=True)
     member = fl.agent(node).member if fl.agent(node) else ""
     seen: dict[str, object] = {}
     with small_disk(fl, node) as datadir:
         fl.wait_healthy()
+        held = fl.holders().get(node)
         free = shutil.disk_usage(datadir).free
         t = Trial(time.monotonic(), bank=member)
+        wall = time.time()
         filler = datadir / "filler"
-        with filler.open("wb") as f:
-            f.truncate(0)
-        subprocess.run(["fallocate", "-l", str(max(0, free - 4096)), str(filler)], check=True)
+        subprocess.run(["fallocate", "-l", str(max(0, free - LEFT_FREE)), str(filler)], check=True)
         t.extra["out of rotation s"] = wait(
             lambda: out_of_rotation(fl, member, node), 120, f"{node} out of rotation"
         )
-        wall = time.time()
-        t.extra["identity taken over s"] = wait(
-            lambda: any(b.signer == signer and b.timestamp > wall for b in fl.checker.blocks()),
-            120, f"{signer} sealing again elsewhere",
-        )  # fmt: skip
+        if held:
+            t.extra["identity taken over s"] = wait(
+                lambda: any(b.signer == held and b.timestamp > wall for b in fl.checker.blocks()),
+                120, f"{held} sealing again elsewhere",
+            )  # fmt: skip
+        wait(lambda: (g := fl.geth(node)) is None or g.state is not GethState.RUNNING, 120,
+             f"{node}'s geth to stop")  # fmt: skip
         g, a = fl.geth(node), fl.agent(node)
         paths = fl.where(node).layout.node(node)
         seen = {"geth": g.state if g else None, "geth message": g.message if g else None,
                 "agent": a.state if a else None, "agent message": a.message if a else None,
-                "geth log": log_tail(paths.geth_log, 5)}  # fmt: skip
+                "held identity": held, "geth log": log_tail(paths.geth_log, 5)}  # fmt: skip
         filler.unlink()
         t.t_heal = time.monotonic()
         if g and g.state is GethState.FATAL and fl.agent_alive(node):

@@ -60,7 +60,7 @@ class FaultLab:
         cls, root: Path, config: Path | None, *, timeout: float = 300, rate: float = 2.0
     ) -> Iterator[FaultLab]:
         """A lab made from `config` under `root`, up, watched, under load; all removed
-        after (also on failure)."""
+        after (also on failure; with POACTL_FAULTS_KEEP=1 its files, the logs, stay)."""
         lab = Lab.create(root, config, owner_pid=os.getpid())
         fl: FaultLab | None = None
         try:
@@ -75,7 +75,7 @@ class FaultLab:
                 if fl.load is not None:
                     fl.load.stop()
                 fl.checker.stop()
-            lab.down(purge=True)
+            lab.down(purge=not os.environ.get("POACTL_FAULTS_KEEP"))
 
     def make_load(self, rate: float) -> Load:
         clients = []

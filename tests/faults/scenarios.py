@@ -13,7 +13,7 @@ import signal
 import socket
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import requests
 
@@ -49,16 +49,19 @@ def kill9(fl: FaultLab, trials: int) -> Outcome:
     return judge(fl, "kill -9 of a sealing node", done, since=since)
 
 
-def freeze(fl: FaultLab, trials: int, *, seconds: float, stall_chain: bool = False) -> Outcome:
-    """SIGSTOP of a sealing node's agent and geth for `seconds` (past its lease: a VM
-    paused or live-migrated), then SIGCONT. With `stall_chain`, a sealing node of the
+def freeze(
+    fl: FaultLab, trials: int, *, seconds: Sequence[float], stall_chain: bool = False
+) -> Outcome:
+    """SIGSTOP of a sealing node's agent and geth for `seconds` (cycled through; past its
+    lease: a VM paused or live-migrated), then SIGCONT. With `stall_chain`, a sealing node of the
     other bank is frozen too, so fewer signers than Clique needs remain until the
     spares take over. `back at head s`: from the resume to the frozen node at the head."""
     since = time.monotonic()
     done = []
-    for _ in range(trials):
+    for i in range(trials):
+        length = seconds[i % len(seconds)]
         fl.wait_healthy()
-        node, _signer = fl.sealer(not_leader=True)
+        node, _ = fl.sealer(not_leader=True)
         member = fl.agent(node).member if fl.agent(node) else ""
         frozen = [node]
         if stall_chain:
@@ -66,8 +69,8 @@ def freeze(fl: FaultLab, trials: int, *, seconds: float, stall_chain: bool = Fal
             frozen.append(fl.sealer(other, not_leader=True)[0])
         pids = [p for n in frozen for p in fl.freeze(n)]
         t = Trial(time.monotonic(), bank=member)
-        t.stall_s = fl.stalled_since(t.t_fault, timeout=min(seconds, 20)) if stall_chain else None
-        remaining = seconds - (time.monotonic() - t.t_fault)
+        t.stall_s = fl.stalled_since(t.t_fault, timeout=min(length, 20)) if stall_chain else None
+        remaining = length - (time.monotonic() - t.t_fault)
         time.sleep(max(0.0, remaining))  # the freeze itself: a fixed length, the fault
         t.t_heal = fl.thaw(pids)
         t.resume_s = fl.first_block_after(t.t_heal, timeout=RECOVER_TIMEOUT)
@@ -75,7 +78,8 @@ def freeze(fl: FaultLab, trials: int, *, seconds: float, stall_chain: bool = Fal
         t.extra["back at head s"] = t.at_head_s
         t.t_end = time.monotonic()
         done.append(t)
-    label = f"freeze {seconds:.0f} s" + (" (chain stalled)" if stall_chain else "")
+    span = f"{min(seconds):.0f}-{max(seconds):.0f}" if len(seconds) > 1 else f"{seconds[0]:.0f}"
+    label = f"freeze {span} s" + (" (chain stalled)" if stall_chain else "")
     return judge(fl, label, done, since=since)
 
 
@@ -181,12 +185,9 @@ def crash_loop(fl: FaultLab) -> tuple[Outcome, dict[str, object]]:
     c = fl.where(node)
     spec = c.load().node(node)
     host = fl.lab.plan.host(node)
-    geth = fl.geth(node)
-    assert geth is not None and geth.geth_pid is not None
     t = Trial(time.monotonic(), bank=spec.member)
-    os.kill(geth.geth_pid, signal.SIGKILL)
     seen: dict[str, object] = {}
-    with port_taken(host.ns, host.address, spec.p2p_port):
+    with port_taken_from(fl, node, host.ns, host.address, spec.p2p_port):
         wait(lambda: (g := fl.geth(node)) is not None and g.state is GethState.FATAL,
              RECOVER_TIMEOUT, f"{node}'s geth supervision to give up (FATAL)")  # fmt: skip
         t.extra["to FATAL s"] = time.monotonic() - t.t_fault
@@ -223,11 +224,23 @@ def _gap(fl: FaultLab, since: float) -> float | None:
 
 
 @contextlib.contextmanager
-def port_taken(ns: str, address: str, port: int) -> Iterator[None]:
-    """A listener on `address:port` inside `ns` (so a geth that restarts there cannot
-    bind it and exits at once: a crash loop)."""
-    with netns.inside(ns):
-        s = socket.create_server((address, port))
+def port_taken_from(fl: FaultLab, node: str, ns: str, address: str, port: int) -> Iterator[None]:
+    """Kill `node`'s geth and hold its p2p port (inside `ns`) before it restarts, so every
+    restart exits at once: a crash loop."""
+    deadline = time.monotonic() + 30
+    while True:
+        g = fl.geth(node)
+        if g is not None and g.geth_pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(g.geth_pid, signal.SIGKILL)
+        try:
+            with netns.inside(ns):
+                s = socket.create_server((address, port))
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     try:
         yield
     finally:

@@ -1,0 +1,42 @@
+"""Hostile peers in the lab (the Go peer of tests/faults/hostile/, built from geth's own
+packages): a block sealed by a non-signer, by a signer out of turn too often, or stamped
+an hour ahead is imported by no node; the first two get the peer dropped; the chain goes
+on and the checker finds nothing signed twice."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.faults import hostile
+from tests.faults.harness import FaultLab
+
+pytestmark = [pytest.mark.geth, pytest.mark.slow, pytest.mark.faults]
+
+
+@pytest.fixture(scope="module")
+def fl(lab_ready: None) -> Iterator[FaultLab]:
+    if shutil.which("go") is None:
+        pytest.skip("Go builds the hostile peer (tests/faults/hostile); it is not installed")
+    hostile.build_peer()
+    root = Path(tempfile.mkdtemp(prefix="pl-", dir="/tmp"))
+    try:
+        with FaultLab.running(root / "lab", None) as running:
+            yield running
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.parametrize("kind", hostile.KINDS)
+def test_a_bad_block_from_a_peer_is_refused(fl: FaultLab, kind: str) -> None:
+    out, report = hostile.hostile_peer(fl, kind)
+    print(out.row(), report)
+    assert report["imported"] is False, report
+    if kind != "future":  # geth neither drops nor imports a block from the future
+        assert report["dropped"] is True, report
+    assert out.trials[0].resume_s is not None  # the chain went on
+    out.assert_safe()
