@@ -46,8 +46,13 @@ def lab() -> None:
 @handles_errors
 def up(root: Path, config: Path | None, timeout: float) -> None:
     """Build the lab's network if it is not there, then start (or resume) its consortium."""
-    the_lab = Lab.open(root) if (root / "lab.json").exists() else Lab.create(root, config)
-    result = the_lab.up(timeout=timeout, on_progress=lambda line: click.echo(f"  … {line}"))
+    created = not (root / "lab.json").exists()
+    the_lab = Lab.create(root, config) if created else Lab.open(root)
+    try:
+        result = the_lab.up(timeout=timeout, on_progress=lambda line: click.echo(f"  … {line}"))
+    except BaseException:
+        the_lab.down(purge=created)  # a lab that never came up leaves nothing behind
+        raise
     click.echo(f"lab {the_lab.plan.prefix} up in {result.seconds:.1f}s at block {result.head} "
                f"({root})")  # fmt: skip
     click.echo(lab_status(the_lab))

@@ -93,12 +93,17 @@ def run(name: str, body: Scenario) -> list[dict[str, object]]:
             for outcome in body(fl):
                 rows.append(outcome.row())
                 print("    " + str(outcome.row()), flush=True)
+                for (signer, height), blocks in outcome.signed_twice.items():
+                    shown = [(b.hash[:10], b.parent[:10], b.difficulty, len(b.transactions),
+                              b.seen_on) for b in blocks]  # fmt: skip
+                    print(f"    signed twice: {signer} at {height}: {shown}", flush=True)
     except Exception as e:  # a scenario that did not recover is a figure too
         traceback.print_exc()
         rows.append({"scenario": name, "trials": "failed", "acked writes": "",
                      "notes": f"did not recover: {str(e).splitlines()[0][:160]}"})  # fmt: skip
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if not os.environ.get("POACTL_FAULTS_KEEP"):
+            shutil.rmtree(root, ignore_errors=True)
     print(f"  [{name}: {time.monotonic() - t0:.0f} s]", flush=True)
     return rows
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from orchestrator.balancer.tokens import read_token
 from orchestrator.config import parse_config
 from orchestrator.governance import Governance
 from orchestrator.lab import netns
@@ -34,8 +33,9 @@ balancer: {{peering: true}}
 
 def governance(c: LabConsortium, bank: str) -> Governance:
     key = c.vault(bank).get_secret(admin_key_name(bank))
-    token = read_token(balancers.token_file(c.layout, bank))
-    return Governance(c.balancer_url(bank), admin_key=key, rpc_token=token)
+    return Governance(
+        c.balancer_url(bank), admin_key=key, rpc_token=balancers.token(c.layout, bank)
+    )
 
 
 def join_third_bank(fl: FaultLab) -> None:

@@ -61,7 +61,7 @@ class Outcome:
             "trials": len(self.trials),
             "acked writes": self.acks,
             "acked lost": len(self.lost),
-            "signed twice": len(self.signed_twice),
+            "signed twice": _twice(self.signed_twice, self.equivocations),
             "deepest acked reorg": self.deepest_reorg,
             "fault → stall s": stat([t.stall_s for t in self.trials]),
             "heal → block s": stat([t.resume_s for t in self.trials]),
@@ -89,6 +89,13 @@ class Outcome:
 
             pytest.xfail(f"FINDINGS-faults #2, one holder signed two versions of a block: "
                          f"{list(self.equivocations)}")  # fmt: skip
+
+
+def _twice(all_: dict[tuple[str, int], list[Block]], same_parent: dict[object, object]) -> str:
+    """How many heights one identity signed twice, and how many of them on one parent."""
+    if not all_:
+        return "0"
+    return f"{len(all_)} ({len(same_parent)} on one parent)"
 
 
 def judge(fl: FaultLab, scenario: str, trials: list[Trial], *, since: float) -> Outcome:
