@@ -118,6 +118,12 @@ class Wan:
                     self._toxic(name, f"bandwidth-{stream}", "bandwidth", stream,
                                 {"rate": rate_kb})  # fmt: skip
 
+    def upstream(self, src: str, endpoint: Endpoint, to: str) -> None:
+        """Send bank `src`'s connections to `endpoint` to `to` (host:port) instead: what
+        `src` reads there is then whatever answers at `to` (an impostor's server)."""
+        name = quote(f"{src}>{endpoint.address}:{endpoint.port}", safe="")
+        self._call("POST", f"/proxies/{name}", {"upstream": to})
+
     def toxics(self) -> dict[str, list[dict[str, Any]]]:
         """Proxy name -> its toxics."""
         proxies = self._call("GET", "/proxies")

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from orchestrator.lab import topology
-from tests.faults import disk, hostile, scenarios, three
+from tests.faults import disk, hostile, impostor, scenarios, three
 from tests.faults.conftest import lab_unavailable
 from tests.faults.harness import FaultLab
 from tests.faults.sizes import CI, FULL, Sizes
@@ -68,7 +68,10 @@ def plan(size: Sizes) -> dict[str, Scenario]:
         "store": lambda fl: [scenarios.store_unreachable(fl, s.store, seconds=s.store_seconds)],
         "crash": lambda fl: [_noted(*scenarios.crash_loop(fl)) for _ in range(s.crash)],
         "disk": lambda fl: [_noted(*disk.disk_full(fl)) for _ in range(s.disk)],
-        "hostile": lambda fl: [_noted(*hostile.hostile_peer(fl, k)) for k in hostile.KINDS],
+        "hostile": lambda fl: [
+            *(_noted(*hostile.hostile_peer(fl, k)) for k in hostile.KINDS),
+            _noted(*impostor.garbage_data(fl)),
+        ],
         "three": lambda fl: [three.partition_third(fl, s)],
         "banks": lambda fl: [scenarios.partition(
             fl, s.partition_banks, seconds=s.partition_seconds, cut="banks",
@@ -115,10 +118,12 @@ def fuzz(full: bool) -> str:
          "tests/faults/test_fuzz.py", "--hypothesis-show-statistics"],
         cwd=ROOT, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
-    counts = re.findall(r"- during generate phase \(.*?\): - (\d+) passing", done.stdout)
+    counts = re.findall(r"(\d+) passing, (\d+) failing", done.stdout)
     total = re.search(r"(\d+ passed.*?) in ", done.stdout)
-    cases = ", ".join(counts) or "?"
-    return f"fuzzers: {total.group(1) if total else done.stdout[-300:]}; cases each: {cases}"
+    cases = ", ".join(f"{ok} passing / {bad} failing" for ok, bad in counts) or "?"
+    names = "JSON-RPC filter, furnishing reader, consortium file, Clique header parser"
+    return (f"Fuzzers ({names}): {total.group(1) if total else done.stdout[-300:]}; "
+            f"cases each: {cases}.")  # fmt: skip
 
 
 def table(rows: list[dict[str, object]]) -> str:
@@ -128,7 +133,8 @@ def table(rows: list[dict[str, object]]) -> str:
     for r in rows:
         notes = "; ".join(f"{k} {r[k]}" for k in extra if k in r)
         notes = "; ".join(x for x in (notes, str(r.get("notes", ""))) if x)
-        lines.append("| " + " | ".join(str(r.get(c, "")) for c in COLUMNS) + f" | {notes} |")
+        cells = [str(r.get(c, "")) for c in COLUMNS] + [notes]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
 
 

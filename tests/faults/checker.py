@@ -212,12 +212,17 @@ class Checker:
         with self._lock:
             return [s for s in self.record.samples if s.t >= since]
 
-    def signed_twice(self) -> dict[tuple[str, int], list[Block]]:
-        """(signer, height) -> the distinct blocks it signed there, where more than one."""
+    def signed_twice(self, since: float = 0.0) -> dict[tuple[str, int], list[Block]]:
+        """(signer, height) -> the distinct blocks it signed there, where more than one
+        and the last of them was first seen at or after `since`."""
         seen: dict[tuple[str, int], list[Block]] = defaultdict(list)
         for b in self.blocks():
             seen[(b.signer, b.number)].append(b)
-        return {k: sorted(v, key=lambda b: b.first_seen) for k, v in seen.items() if len(v) > 1}
+        return {
+            k: sorted(v, key=lambda b: b.first_seen)
+            for k, v in seen.items()
+            if len(v) > 1 and max(b.first_seen for b in v) >= since
+        }
 
     def highest(self) -> int:
         return max((b.number for b in self.blocks()), default=0)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults import hostile
+from tests.faults import hostile, impostor
 from tests.faults.harness import FaultLab
 
 pytestmark = [pytest.mark.geth, pytest.mark.slow, pytest.mark.faults]
@@ -39,4 +39,13 @@ def test_a_bad_block_from_a_peer_is_refused(fl: FaultLab, kind: str) -> None:
     if kind != "future":  # geth neither drops nor imports a block from the future
         assert report["dropped"] is True, report
     assert out.trials[0].resume_s is not None  # the chain went on
+    out.assert_safe()
+
+
+def test_consortium_data_that_answers_garbage_changes_nothing(fl: FaultLab) -> None:
+    out, seen = impostor.garbage_data(fl)
+    print(out.row(), seen)
+    assert out.trials[0].stall_s is None, "bank-b's agents went on"
+    assert seen["new blobs in bank-b's store"] == [] and seen["genesis unchanged"] is True, seen
+    assert "joined" not in str(seen["join"]) and seen["state dir left"] is False, seen
     out.assert_safe()

@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from orchestrator.cli.main import main
 from orchestrator.lab import netns, topology
 from orchestrator.lab.consortium import STORE_PORT
 from orchestrator.lab.lab import Lab
@@ -113,3 +115,38 @@ def test_a_lab_whose_owner_died_is_removed_by_the_next_run(lab_dir: Path) -> Non
     # its processes (the stores, Toxiproxy) went with the namespaces
     out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
     assert str(lab_dir / "lab") not in out.stdout
+
+
+@pytest.mark.geth
+@pytest.mark.slow
+def test_the_lab_command_brings_the_consortium_up_slows_cuts_and_removes_it(
+    lab_dir: Path,
+) -> None:
+    root = lab_dir / "lab"
+
+    def poactl(*args: str) -> str:
+        result = CliRunner().invoke(main, ["lab", *args, "--dir", str(root)])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    try:
+        up = poactl("up", "--timeout", "300")
+        assert "up in" in up and "SEALING" in up and "bank-b-lb" in up, up
+        slowed = poactl("net", "--latency", "150", "--rate", "512")
+        assert "latency" in slowed and "bandwidth" in slowed, slowed
+        cut = poactl("net", "--cut", "bank-a,bank-b")
+        assert "bank-a | bank-b" in cut, cut
+        healed = poactl("net", "--heal", "--clear")
+        assert "cuts: none" in healed and "no toxics" in healed, healed
+        bad = CliRunner().invoke(main, ["lab", "net", "--cut", "bank-a,bank-x", "--dir", str(root)])
+        assert bad.exit_code == 1 and "give two banks of the lab" in bad.output
+        ran = subprocess.run([sys.executable, "-m", "orchestrator.cli", "lab", "exec", "bank-a-app",
+                              "--dir", str(root), "--", "ip", "-4", "-o", "addr"],
+                             capture_output=True, text=True, check=False)  # fmt: skip
+        assert "10.77.1.4/24" in ran.stdout, ran.stderr
+    finally:
+        if (root / "lab.json").exists():
+            prefix = Lab.open(root).plan.prefix
+            poactl("down", "--purge")
+            assert not any(ns.startswith(prefix) for ns in netns.names())
+    assert not root.exists()

@@ -123,7 +123,8 @@ def judge(fl: FaultLab, scenario: str, trials: list[Trial], *, since: float) -> 
         failures += mine
         late += [f for f in mine if f.t > t.t_fault + HEALTH_INTERVAL]
     return Outcome(
-        scenario, trials, len(acks), lost, reorged, fl.checker.signed_twice(), failures, late,
+        scenario, trials, len(acks), lost, reorged, fl.checker.signed_twice(since), failures,
+        late,
         list(fl.checker.record.problems),
     )  # fmt: skip
 
