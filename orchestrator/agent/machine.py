@@ -19,16 +19,17 @@
 * FENCED: a renewal did not get through before `fence_at`; sealing was stopped
   before the lease could expire. The agent seals again only after holding a lease.
 
-Threads: the lease loop renews, acquires and publishes; the watchdog fences on time even
-while a store call hangs; the main one supervises geth. Every transition is logged and
-written to `agent.json` (`status.AgentStatus`). Transient store and vault errors are
-retried; access and configuration errors end the agent (FATAL, exit 1) with a message.
+Threads: the lease loop renews and acquires the leases (`holding`, `leading`), reads the
+network, refreshes the peers (`peers`) and writes heartbeats (`reporting`); the watchdog
+fences on time even while a store call hangs; the votes thread runs the membership
+duties (`admission`) and Clique's votes (`votes`); the main one supervises geth
+(`node`, `supervisor`). Every transition is logged and written to `agent.json`
+(`status.AgentStatus`). Transient store and vault errors are retried; access and
+configuration errors end the agent (FATAL, exit 1) with a message.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import os
 import signal
@@ -42,16 +43,13 @@ from typing import Any
 from orchestrator.agent import status
 from orchestrator.agent.admission import MembershipDuties
 from orchestrator.agent.endpoint import AgentMetrics, HealthServer
-from orchestrator.agent.fencing import (
-    check_lease_fits,
-    fence_margin,
-    in_flight_seconds,
-    settle_signatures,
-)
-from orchestrator.agent.identity import load_identity, preferred_order
+from orchestrator.agent.fencing import check_lease_fits, in_flight_seconds, settle_signatures
+from orchestrator.agent.holding import IdentityHolder, release_lease
+from orchestrator.agent.leading import Leadership
 from orchestrator.agent.node import prepare_node, supervise_geth
 from orchestrator.agent.paths import NodePaths
 from orchestrator.agent.peers import StaticPeers
+from orchestrator.agent.reporting import NodeReport
 from orchestrator.agent.sealing import Sealer
 from orchestrator.agent.settings import AgentFile
 from orchestrator.agent.status import (
@@ -59,42 +57,15 @@ from orchestrator.agent.status import (
     ENDING,
     AgentState,
     AgentStatus,
-    CliqueStatus,
-    FenceRecord,
     identity_status,
 )
 from orchestrator.agent.supervisor import Supervisor, node_lock
-from orchestrator.agent.votes import discard_all, reconcile
+from orchestrator.agent.votes import CliqueVoter
 from orchestrator.boundaries import Runtime, Store, Vault
 from orchestrator.config import Consortium, load_config
-from orchestrator.errors import (
-    NodeUnreachable,
-    PoaError,
-    RpcRefused,
-    ServiceUnavailable,
-    StateError,
-    WaitTimeout,
-)
-from orchestrator.geth.health import node_problems
-from orchestrator.geth.ipc import ipc_probe
+from orchestrator.errors import PoaError, ServiceUnavailable, StateError, WaitTimeout
 from orchestrator.geth.keys import follower_address
-from orchestrator.network.create import (
-    NetworkInfo,
-    create_network,
-    ensure_member_identities,
-    publish_member,
-    read_member,
-    read_network,
-)
-from orchestrator.network.data import ConsortiumStore
-from orchestrator.network.leases import LeaseKeeper
-from orchestrator.network.names import (
-    admin_key_name,
-    heartbeat_blob,
-    identity_lease,
-    leader_lease,
-)
-from orchestrator.network.sealed import publish_admin_key
+from orchestrator.network.create import NetworkInfo, read_network
 from orchestrator.retry import Backoff
 from orchestrator.signer.policy import SigningPolicy
 from orchestrator.signer.server import SignerServer
@@ -130,7 +101,6 @@ class Agent:
                 hint="members: " + ", ".join(self.consortium.members()),
             )
         self.store, self.vault, self.runtime, self.geth = store, vault, runtime, geth
-        self.spec = self.consortium.settings.members[self.member]  # validators, custody
         self.paths = NodePaths(settings.state_dir)
         self.state = AgentState.BOOTING
         self.message = ""
@@ -140,14 +110,12 @@ class Agent:
         self.peers = StaticPeers(
             self.paths, node=self.name, host=settings.host, p2p_port=settings.ports.p2p
         )
-        self.fences = 0
-        self.last_fence: FenceRecord | None = None
-        self.leader = LeaseKeeper(
-            store, leader_lease(self.member), duration=settings.lease_seconds, holder=self.name,
-            margin=0.0,
-        )  # fmt: skip
-        self.identity_keeper: LeaseKeeper | None = None
         self.metrics = AgentMetrics()
+        self.leader = Leadership(
+            store=store, vault=vault, member=self.member, node=self.name,
+            consortium=self.consortium, lease_seconds=settings.lease_seconds,
+            metrics=self.metrics, on_message=lambda why: self._transition(self.state, why),
+        )  # fmt: skip
         self.signing = SigningPolicy(
             follower=follower_address(self.name),
             block_period=self.consortium.settings.block_period,
@@ -161,15 +129,28 @@ class Agent:
             stall_after=max(8.0, 4.0 * self.consortium.settings.block_period),
             on_change=self.write_status,
         )
+        self.holder = IdentityHolder(
+            store=store, vault=vault, member=self.member, node=self.name,
+            spec=self.consortium.settings.members[self.member],
+            lease_seconds=settings.lease_seconds, sealer=self.sealer, metrics=self.metrics,
+            lock=self._lock, state=lambda: self.state, transition=self._transition,
+            write_status=self.write_status, signer_count=self._signer_count,
+        )  # fmt: skip
+        self.voter = CliqueVoter(
+            self.paths.ipc, node=self.name, allow=self.signing.allow_votes,
+            sealing=lambda: self.sealer.sealing, on_change=self.write_status,
+        )  # fmt: skip
+        self.report = NodeReport(
+            self.paths, node=self.name, member=self.member, store=store, metrics=self.metrics,
+            facts=self._facts,
+        )  # fmt: skip
         self.supervisor: Supervisor | None = None
         self._fatal: PoaError | None = None
-        self._duties_done = False
         self.membership = MembershipDuties(
             member=self.member, store=store, vault=vault,
             rpc_url=f"http://{settings.rpc_host}:{settings.ports.http}",
         )  # fmt: skip
         self.backoff = Backoff(self.name, base=LOOP_SECONDS, cap=MAX_BACKOFF_SECONDS)
-        self.clique: CliqueStatus | None = None  # the last reconciliation of votes
 
     # -- state machine -------------------------------------------------------------
     def _transition(self, new: AgentState, message: str = "") -> None:
@@ -186,7 +167,7 @@ class Agent:
             self.write_status()
 
     def write_status(self) -> None:
-        identity, keeper = self.sealer.identity, self.identity_keeper
+        identity, keeper = self.sealer.identity, self.holder.keeper
         held = None
         if identity is not None and keeper is not None:
             held = identity_status(identity.index, identity.address, keeper)
@@ -201,13 +182,13 @@ class Agent:
                 pid=os.getpid(),
                 leader=self.leader.held,
                 identity=held,
-                last_fence=self.last_fence,
+                last_fence=self.holder.last_fence,
                 sealing=self.sealer.sealing,
-                fences=self.fences,
+                fences=self.holder.fences,
                 rpc_url=f"http://{self.settings.rpc_host}:{self.settings.ports.http}",
                 health_url=f"http://{self.settings.host}:{self.settings.ports.health}/health",
                 message=self.message,
-                clique=self.clique,
+                clique=self.voter.clique,
             ),
         )
 
@@ -222,7 +203,7 @@ class Agent:
         """Settle the identity's signatures while geth still runs, then stop geth."""
         try:
             with self._lock:
-                keeper = self.identity_keeper
+                keeper = self.holder.keeper
                 self.sealer.fence()
             if keeper is not None and keeper.held and self.network is not None:
                 period, signers = self.network.block_period, self._signer_count()
@@ -341,30 +322,30 @@ class Agent:
         """geth has stopped: give the leases back so a spare takes over at once."""
         self._transition(AgentState.STOPPING, "stopping")
         with self._lock:
-            self.sealer.fence()
-            for keeper in (self.identity_keeper, self.leader):
-                if keeper is not None and keeper.held:
-                    try:
-                        keeper.release()
-                    except PoaError as e:  # it expires on its own
-                        log.warning("%s: could not release %s: %s", self.name, keeper.name, e)
-            self.identity_keeper = None
+            self.holder.release()
+            release_lease(self.leader.keeper, self.name)
         if self._fatal is not None:
             self._transition(AgentState.FATAL, self._fatal.what)
         else:
             self._transition(AgentState.STOPPED, "stopped")
 
-    # -- the lease loop ------------------------------------------------------------------
+    # -- background loops ----------------------------------------------------------------
     def _lease_loop(self) -> None:
+        """Renew and acquire leases, do the leader's duties, read the network, refresh
+        the peers and write heartbeats; back off while the store fails."""
         next_acquire = next_peers = next_duties = next_heartbeat = 0.0
         while not self._stop.is_set():
             now = time.monotonic()
             try:
-                self._keep_identity(acquire=now >= next_acquire)
+                ready = self.settings.role == "validator" and self.state in (
+                    AgentState.FOLLOWING,
+                    AgentState.FENCED,
+                )
+                self.holder.keep(self.network, acquire=now >= next_acquire, ready=ready)
                 if now >= next_acquire:
                     next_acquire = now + ACQUIRE_EVERY
                 if now >= next_duties or self.leader.renew_due:
-                    self._keep_leader()
+                    self.network = self.leader.keep(self.network)
                     next_duties = now + LEADER_DUTIES_EVERY
                 if self.network is None:
                     self.network = read_network(self.store)
@@ -372,7 +353,7 @@ class Agent:
                     self.peers.refresh(self.store)
                     next_peers = now + PEERS_EVERY
                 if now >= next_heartbeat and self.supervisor is not None:
-                    self._heartbeat()
+                    self.report.heartbeat()
                     next_heartbeat = now + self.settings.heartbeat_seconds
             except ServiceUnavailable as e:
                 self.metrics.store_error()
@@ -382,123 +363,9 @@ class Agent:
             # Back off while they fail; the watchdog fences on time whatever this waits.
             self._stop.wait(self.backoff.pause())
 
-    def _keep_identity(self, *, acquire: bool) -> None:
-        keeper = self.identity_keeper
-        if keeper is not None and keeper.held:
-            if keeper.renew_due:
-                self._renew_identity(keeper)
-            return
-        ready = self.settings.role == "validator" and self.state in (
-            AgentState.FOLLOWING,
-            AgentState.FENCED,
-        )
-        if acquire and ready and self.network is not None:
-            self._acquire_identity(self.network)
-
-    def _renew_identity(self, keeper: LeaseKeeper) -> None:
-        renewed = keeper.renew()
-        self.metrics.renewal(ok=renewed)
-        if renewed:
-            self.write_status()
-            return
-        with self._lock:  # lost to someone else (broken): stop sealing at once
-            if self.identity_keeper is keeper:
-                self._fence(f"lost the lease {keeper.name}")
-
-    def _signer_count(self) -> int:
-        """Clique's signers for the fencing arithmetic: the genesis's, or more once
-        governance has added some (joined banks): the larger count waits longer."""
-        founding = len(self.network.all_signers) if self.network else 0
-        return max(founding, len(self.clique.signers) if self.clique else 0)
-
-    def _own_signers(self, network: NetworkInfo) -> tuple[str, ...]:
-        """The member's identities: in the genesis for a founder; in its published
-        descriptor for a bank that joined later (none until its leader publishes it)."""
-        if self.member in network.members:
-            return network.signers(self.member)
-        info = read_member(self.store, self.member)
-        return info.signers if info is not None else ()
-
-    def _acquire_identity(self, network: NetworkInfo) -> None:
-        signers = self._own_signers(network)
-        for i in preferred_order(self.name, len(signers)):
-            keeper = LeaseKeeper(
-                self.store,
-                identity_lease(self.member, i),
-                duration=self.settings.lease_seconds,
-                holder=self.name,
-                margin=fence_margin(network.block_period, self._signer_count()),
-            )
-            if not keeper.try_acquire():
-                continue
-            try:
-                identity = load_identity(
-                    self.vault, self.member, i, signers[i], custody=self.spec.custody
-                )
-            except BaseException:
-                keeper.release()
-                raise
-            with self._lock:
-                self.identity_keeper = keeper
-                self.sealer.authorize(identity, keeper)
-                self._transition(AgentState.SEALING, f"holds identity {i} ({identity.address})")
-            return
-        if self.state is AgentState.FENCED:  # the store answers again; every identity is held
-            self._transition(AgentState.FOLLOWING, "every identity is held; a spare now")
-
-    def _keep_leader(self) -> None:
-        if self.leader.held:
-            if self.leader.renew_due and not self.leader.renew():
-                self._transition(self.state, "lost the leader lease")
-        elif self.leader.try_acquire():
-            self._duties_done = False
-            self._transition(self.state, "became the member's leader")
-        self.metrics.leader(self.leader.held)
-        if self.leader.held and not self._duties_done:
-            self._duties_done = self._leader_duties()
-
-    def _leader_duties(self) -> bool:
-        """Create what is missing of the member's identities and (founder) the network;
-        True when nothing is left to do."""
-        info = ensure_member_identities(
-            self.vault, self.member, self.spec.validators, custody=self.spec.custody
-        )
-        publish_member(self.store, info)
-        admin_key = self.vault.get_secret(admin_key_name(self.member))
-        if admin_key is not None:  # others seal vault secrets to it (`network.sealed`)
-            publish_admin_key(self.store, self.member, admin_key)
-        if isinstance(self.store, ConsortiumStore):
-            self.store.publish_directory()  # where the banks it reads publish
-        if self.member == self.consortium.members()[0] and self.network is None:
-            self.network = create_network(self.store, self.consortium)
-        return self.network is not None
-
-    # -- fencing -----------------------------------------------------------------------
     def _watchdog(self) -> None:
         while not self._stop.wait(0.2):
-            with self._lock:
-                keeper = self.identity_keeper
-                if keeper is not None and keeper.held and time.monotonic() >= keeper.fence_at:
-                    self._fence(
-                        f"could not renew {keeper.name} in time; "
-                        f"stopped sealing {keeper.margin:.1f}s before the lease can expire"
-                    )
-
-    def _fence(self, why: str) -> None:
-        """Stop sealing now (caller holds the lock); stop geth if it does not answer."""
-        keeper = self.identity_keeper
-        if keeper is not None:
-            keeper.forget()
-            self.last_fence = FenceRecord(
-                at=time.time(),
-                lease=keeper.name,
-                lease_expires_by=keeper.renewed_wall + keeper.duration,
-            )
-        self.identity_keeper = None
-        self.sealer.fence()  # the signer refuses from now on, whatever geth does
-        self.fences += 1
-        self.metrics.fenced()
-        self._transition(AgentState.FENCED, why)
+            self.holder.check_deadline()
 
     def _votes_loop(self) -> None:
         """Once a block period, on its own thread (IPC calls may wait for a slow geth,
@@ -507,46 +374,20 @@ class Agent:
             try:
                 if self.supervisor is not None:  # geth runs: governance can be read
                     self.membership.run(self.network, leader=self.leader.held)
-                self._vote()
+                self.voter.vote()
             except Exception:  # a bad answer must not end the loop: log it, try again
                 log.exception("%s: reconciling Clique's votes failed", self.name)
-                self._set_clique(None)
+                self.voter.set(None)
 
-    def _vote(self) -> None:
-        """While sealing, vote Clique's signers toward governance's decision; otherwise
-        cast nothing: a stale vote left in geth's memory must not ride on a later block."""
-        if not self.sealer.sealing:
-            if self.clique is not None:
-                self.signing.allow_votes({})
-                with contextlib.suppress(NodeUnreachable, RpcRefused):
-                    discard_all(self.paths.ipc)
-                self._set_clique(None)
-            return
-        try:
-            votes = reconcile(self.paths.ipc, allow=self.signing.allow_votes)
-        except (NodeUnreachable, RpcRefused) as e:
-            log.debug("%s: cannot reconcile Clique's votes now: %s", self.name, e)
-            self._set_clique(None)  # unknown: `poactl status` must not show a stale match
-            return
-        self._set_clique(CliqueStatus(
-            decided=list(votes.decided) if votes.decided is not None else None,
-            signers=list(votes.signers),
-            voting=votes.voting,
-        ))  # fmt: skip
+    def _signer_count(self) -> int:
+        """Clique's signers for the fencing arithmetic: the genesis's, or more once
+        governance has added some (joined banks): the larger count waits longer."""
+        founding = len(self.network.all_signers) if self.network else 0
+        clique = self.voter.clique
+        return max(founding, len(clique.signers) if clique else 0)
 
-    def _set_clique(self, clique: CliqueStatus | None) -> None:
-        if clique != self.clique:
-            if clique is not None and clique.voting:
-                log.info("%s: voting in Clique: %s", self.name, clique.voting)
-            self.clique = clique
-            self.write_status()
-
-    # -- peers, heartbeat, health ---------------------------------------------------------
-    def _snapshot(self, *, timeout: float, ask_geth: bool = True) -> dict[str, Any]:
-        """This node now, for its heartbeat and /health (the monitor compares hashes)."""
-        ipc, latest = self.paths.ipc, ["latest", False]
-        head = ipc_probe(ipc, "eth_getBlockByNumber", latest, timeout=timeout) if ask_geth else {}
-        head = head if isinstance(head, dict) else {}
+    # -- what the node tells --------------------------------------------------------------
+    def _facts(self) -> dict[str, Any]:
         identity = self.sealer.identity
         return {
             "node": self.name,
@@ -555,27 +396,12 @@ class Agent:
             "leader": self.leader.held,
             "signer": identity.address if identity else None,
             "sealing": self.sealer.sealing,
-            "block": int(head["number"], 16) if head else None,
-            "hash": head.get("hash"),
         }
 
-    def _heartbeat(self) -> None:
-        body = self._snapshot(timeout=2.0)
-        peers = ipc_probe(self.paths.ipc, "net_peerCount", [], timeout=2.0)
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        body.update(peers=int(peers, 16) if isinstance(peers, str) else None, time=now)
-        self.store.write(
-            heartbeat_blob(self.member, self.name), json.dumps(body, sort_keys=True).encode()
-        )
-        if body["block"] is not None:
-            self.metrics.chain(body["block"], body["peers"] or 0)
-
     def _health(self) -> tuple[bool, dict[str, Any]]:
-        """For the balancer: geth runs, answers, is synced and has a peer if it needs one."""
-        running = self.supervisor is not None and self.supervisor.state.value == "RUNNING"
-        body = self._snapshot(timeout=1.0, ask_geth=running)
-        body["geth"] = self.supervisor.state.value if self.supervisor else "NOT_STARTED"
-        body["problems"] = node_problems(
-            self.paths.ipc, bool(self.peers.enodes()), body["block"], running
+        supervisor = self.supervisor
+        return self.report.health(
+            geth_state=supervisor.state.value if supervisor else None,
+            needs_peers=bool(self.peers.enodes()),
+            ending=self.state in ENDING,
         )
-        return not body["problems"] and self.state not in ENDING, body

@@ -21,6 +21,8 @@ empty set, gets no votes: an agent never votes every signer out.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +32,11 @@ from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.address import to_checksum_address
 
 from genesis import GOVERNANCE_ADDRESS
+from orchestrator.agent.status import CliqueStatus
+from orchestrator.errors import NodeUnreachable, RpcRefused
 from orchestrator.geth.ipc import ipc_request
+
+log = logging.getLogger(__name__)
 
 VALIDATORS_CALL = "0x" + function_signature_to_4byte_selector("validators()").hex()
 
@@ -97,3 +103,50 @@ def discard_all(ipc: Path, *, timeout: float = 2.0) -> None:
     """Forget every proposal geth holds (a node that stopped sealing)."""
     for address in ipc_request(ipc, "clique_proposals", [], timeout=timeout) or {}:
         ipc_request(ipc, "clique_discard", [address], timeout=timeout)
+
+
+class CliqueVoter:
+    """One agent's votes, once a block period from its votes thread: while it seals,
+    toward governance's decision (`reconcile`); otherwise none, and a stale vote left in
+    geth's memory is discarded so it cannot ride on a later block. `clique` is the last
+    reconciliation (None: unknown), for `poactl status`; `on_change` hears it change."""
+
+    def __init__(
+        self,
+        ipc: Path,
+        *,
+        node: str,
+        allow: Callable[[Mapping[str, bool]], None],
+        sealing: Callable[[], bool],
+        on_change: Callable[[], None],
+    ) -> None:
+        self.ipc, self.node = ipc, node
+        self._allow, self._sealing, self._on_change = allow, sealing, on_change
+        self.clique: CliqueStatus | None = None
+
+    def vote(self) -> None:
+        if not self._sealing():
+            if self.clique is not None:
+                self._allow({})
+                with contextlib.suppress(NodeUnreachable, RpcRefused):
+                    discard_all(self.ipc)
+                self.set(None)
+            return
+        try:
+            votes = reconcile(self.ipc, allow=self._allow)
+        except (NodeUnreachable, RpcRefused) as e:
+            log.debug("%s: cannot reconcile Clique's votes now: %s", self.node, e)
+            self.set(None)  # unknown: `poactl status` must not show a stale match
+            return
+        self.set(CliqueStatus(
+            decided=list(votes.decided) if votes.decided is not None else None,
+            signers=list(votes.signers),
+            voting=votes.voting,
+        ))  # fmt: skip
+
+    def set(self, clique: CliqueStatus | None) -> None:
+        if clique != self.clique:
+            if clique is not None and clique.voting:
+                log.info("%s: voting in Clique: %s", self.node, clique.voting)
+            self.clique = clique
+            self._on_change()

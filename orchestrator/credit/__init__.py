@@ -8,8 +8,9 @@ Modules: `records` (the tradeline model and client-side validation), `codes` (Me
 code tables), `pseudonym` (subjects, the shared secret), `contract` (artifact, errors,
 deployment transactions), `txsender` (local signing, nonces, inclusion), `client` (the
 SDK), `cli` (`credit`), `deployment` (the consortium's registry: `network/contracts.json`,
-the banks' resolver), `demo` (the seed's five steps). The `credit` commands are in
-`orchestrator.cli.credit`. See docs/credit.md.
+the banks' resolver), `demo` (the seed's five steps), `furnish` (a bank's monthly file
+onto the chain), `furnishing_file` (reading that file) and `metro2` (the Metro 2 format).
+The `credit` commands are in `orchestrator.cli.credit`. See docs/credit.md.
 """
 
 from orchestrator.credit.client import CreditClient

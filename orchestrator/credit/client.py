@@ -31,8 +31,10 @@ from orchestrator.credit.records import (
     Tradeline,
     TradelineState,
     account_ref_bytes,
+    commitment,
     record_from_contract,
     record_to_contract,
+    reported_fields,
     summarize,
     tradeline_at,
     validate_record,
@@ -314,14 +316,23 @@ class CreditClient:
         self, log: dict[str, Any]
     ) -> tuple[str, str, bytes, TradelineState, str, bytes | None]:
         """(change, furnisher, account ref, state, by, packed record or None) of one raw log:
-        `Reported` data is ref, state, head, body; `DisputeChanged` has the ref as its
-        third topic and state, change, by as data (see CreditRegistry.sol)."""
+        `Reported` data is ref, state, head, body, tail (the 66-byte record as sent, checked
+        against the state word's commitment); `DisputeChanged` has the ref as its third
+        topic and state, change, by as data (see CreditRegistry.sol)."""
         topics = log["topics"]
         data = bytes.fromhex(log["data"][2:])
         owner = to_checksum_address("0x" + topics[2][-40:])
         if topics[0] == self._reported:
-            state = TradelineState.of(int.from_bytes(data[32:64], "big"))
-            return "reported", owner, data[:32], state, owner, data[64:128] + bytes(2)
+            ref, word, packed = reported_fields(data)
+            state = TradelineState.of(word)
+            if commitment(packed) != state.commitment:
+                raise CreditError(
+                    "a Reported log's record does not match the commitment logged with it",
+                    obj=f"block {int(log['blockNumber'], 16)} log {int(log['logIndex'], 16)}",
+                    hint="the node answered with a log the registry did not write; "
+                    "read from another node of your bank and report this one",
+                )
+            return "reported", owner, ref, state, owner, packed
         state = TradelineState.of(int.from_bytes(data[:32], "big"))
         change = CHANGES[int.from_bytes(data[32:64], "big")]
         by = to_checksum_address(data[76:96])

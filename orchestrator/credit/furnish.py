@@ -34,7 +34,7 @@ from pathlib import Path
 from orchestrator.boundaries import Secret
 from orchestrator.credit.client import CreditClient
 from orchestrator.credit.errors import ContractRevert, CreditError
-from orchestrator.credit.metro2 import LineProblem, read_furnishing_file
+from orchestrator.credit.furnishing_file import LineProblem, read_furnishing_file
 from orchestrator.credit.records import (
     Record,
     TradelineState,

@@ -1,25 +1,13 @@
-"""A bank's monthly furnishing file, read into validated records (`poactl credit furnish`).
+"""The Metro 2 (CDIA) 426-character "character format": where each field is, one base
+segment read into the fields furnishing uses, and Metro 2 files written (tests,
+benchmarks, demos).
 
-This module owns the file formats a bank furnishes and nothing else: it reads a file into
-`FileRecord`s (a validated `Record` plus the national ID and account number it came
-with) and `LineProblem`s (one per refused line: line, field, what is allowed), and it
-writes Metro 2 files for tests and benchmarks. It never talks to the chain and never
-hashes anything itself: the caller's `account_ref(identification_number, account_number)`
-turns the bank's account number into the opaque reference stored on chain, and the
-caller hashes the national ID into the subject (`pseudonym`). National IDs, account
-numbers and names stay inside the bank's process: problems show them masked, and
-`FileRecord`'s repr leaves them out.
-
-Two formats, told apart by the first non-blank character (`{`: JSON Lines, else Metro 2):
-
-* Metro 2 (CDIA) 426-character "character format": a Header Record, one Base Segment per
-  account, a Trailer Record; one record per line (LF or CRLF). A base segment may be
-  followed on its line by appended segments (J1, J2, K1..K4, L1, N1); only the base
-  segment is read. Dates are MMDDYYYY, amounts right-justified zero-filled whole
-  dollars, alphanumeric fields left-justified blank-filled.
-* JSON Lines: one object per line with `national_id`, `account_number` and the `Record`
-  fields except `account_ref` (dates YYYY-MM-DD); name, birth date and address keys are
-  accepted and ignored. Blank lines are skipped in both formats.
+A file is a Header Record, one Base Segment per account, a Trailer Record; one record per
+line (LF or CRLF). A base segment may be followed on its line by appended segments (J1,
+J2, K1..K4, L1, N1); only the base segment is read. Dates are MMDDYYYY, amounts
+right-justified zero-filled whole dollars, alphanumeric fields left-justified
+blank-filled. This module knows the format, not the rules a record must follow, the
+chain or hashing: `furnishing_file` turns what is read here into validated records.
 
 Field positions (1-based, inclusive) are those of moov-io/metro2, the open-source Go
 implementation of Metro 2: https://github.com/moov-io/metro2, `pkg/lib/specifications.go`
@@ -76,9 +64,8 @@ Names, birth dates, telephone numbers and addresses are never read.
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -86,8 +73,8 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.credit.errors import InvalidRecord
-from orchestrator.credit.pseudonym import NATIONAL_ID, masked, normalize_national_id
-from orchestrator.credit.records import RECORD_FIELDS, Record, record_from_mapping, validate_record
+from orchestrator.credit.pseudonym import masked, normalize_national_id
+from orchestrator.credit.records import Record
 from orchestrator.errors import ConfigError
 
 RECORD_LENGTH = 426
@@ -129,73 +116,20 @@ _DATES = ("date_opened", "date_of_account_information")
 _SLICES = {name: slice(first - 1, last) for name, (first, last, _) in BASE_FIELDS.items()}
 _TRAILER_COUNT = slice(11, 20)  # Total Base Records, positions 12-20
 
-# JSON Lines keys: the identifiers, the Record's fields but account_ref, and personal data
-# a bank's export may carry, accepted and never used.
-JSONL_IDS = ("national_id", "account_number")
-JSONL_RECORD_KEYS = tuple(name for name in RECORD_FIELDS if name != "account_ref")
-JSONL_IGNORED = frozenset(
-    {
-        "surname",
-        "first_name",
-        "middle_name",
-        "date_of_birth",
-        "address",
-        "city",
-        "state",
-        "postal_code",
-        "telephone",
-    }
-)
-_JSONL_KEYS = frozenset(JSONL_IDS) | frozenset(JSONL_RECORD_KEYS) | JSONL_IGNORED
-_SECRET_FIELDS = frozenset(
+SECRET_FIELDS = frozenset(
     {"national_id", "account_number", "consumer_account_number", "account_ref"}
 )
 
-_HINT = (
+FILE_HINT = (
     "furnish a Metro 2 426-character file (header, one base segment per account, "
     "trailer) or JSON Lines (one object per line); see docs/credit.md"
 )
 
 
-@dataclass(frozen=True)
-class FileRecord:
-    """One account read from the file, validated, with the identifiers it came with."""
-
-    line: int  # 1-based line number in the file
-    # The consumer's SSN / national ID as in the file (blanks trimmed): only ever hashed
-    # into the pseudonym, inside the bank's process. Left out of the repr on purpose.
-    national_id: str = field(repr=False)
-    # The bank's account number as in the file: only ever hashed into an account_ref.
-    account_number: str = field(repr=False)
-    record: Record  # its account_ref is the caller's account_ref(...)
-
-
-@dataclass(frozen=True)
-class LineProblem:
-    """Why one line was refused: its field, the value shown safely, what is allowed."""
-
-    line: int
-    field: str
-    value: str  # safe to print: national IDs and account numbers are masked
-    rule: str  # what is allowed
-
-    def __str__(self) -> str:
-        shown = self.value if self.value.startswith("<") else repr(self.value)
-        return f"line {self.line}: {self.field} {shown}: {self.rule}"
-
-
-@dataclass(frozen=True)
-class ReadFile:
-    """What a furnishing file held: its format, the good records and the refused lines."""
-
-    format: str  # "metro2" | "jsonl"
-    records: list[FileRecord]
-    problems: list[LineProblem]
-
-
-def _shown(name: str, value: object) -> str:
+def shown(name: str, value: object) -> str:
+    """`value` safe to print: national IDs and account numbers masked."""
     if isinstance(value, str):
-        return masked(value) if name in _SECRET_FIELDS else value
+        return masked(value) if name in SECRET_FIELDS else value
     if value is None:
         return "<missing>"
     return str(value)
@@ -203,258 +137,114 @@ def _shown(name: str, value: object) -> str:
 
 # -- reading ----------------------------------------------------------------------------
 
+FieldProblem = tuple[str, object, str]  # (field, the value as read, what is allowed)
 
-def read_furnishing_file(
-    path: Path, *, account_ref: Callable[[str, str], str], today: date | None = None
-) -> ReadFile:
-    """Every account in `path` (Metro 2 or JSON Lines), validated; a bad line is a problem.
 
-    `account_ref(identification_number, account_number)` gives each record's reference
-    (the identification number is the base segment's, "" for JSON Lines). Good records
-    are returned next to the problems of the bad ones. A file that cannot be trusted as a
-    whole (unreadable, not UTF-8, no header or trailer, a trailer count that disagrees)
-    is a ConfigError.
-    """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
+@dataclass(frozen=True)
+class BaseSegment:
+    """What furnishing reads of one base segment: the identifiers (left out of the repr)
+    and the Record's fields but `account_ref`, parsed (codes and history as text)."""
+
+    identification_number: str = field(repr=False)  # the furnisher's
+    account_number: str = field(repr=False)
+    national_id: str = field(repr=False)  # the Social Security Number field, trimmed
+    values: dict[str, Any]
+
+
+def base_segments(lines: list[str], path: Path) -> list[tuple[int, str]]:
+    """The (line number, text) of every base segment of a Metro 2 file's `lines`, once
+    its structure is checked: a header first, a trailer last, none between, and the
+    trailer's count (when present) equal to the segments'. ConfigError otherwise."""
+    numbered = [(i, s.rstrip("\r")) for i, s in enumerate(lines, 1) if s.strip()]
+    first_no, first = numbered[0]
+    if first[4:10] != HEADER_ID:
         raise ConfigError(
-            f"cannot read the furnishing file: {exc.strerror or exc}",
+            f"no Metro 2 header record: line {first_no} does not have {HEADER_ID} at "
+            "positions 5-10",
             obj=str(path),
-            hint="check the path and that this user may read the file",
-        ) from exc
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
+            hint=FILE_HINT,
+        )
+    last_no, last = numbered[-1]
+    if len(numbered) < 2 or last[4:11] != TRAILER_ID:
         raise ConfigError(
-            f"not a text file: byte {exc.start} (line {line}) is not ASCII or UTF-8",
+            f"no Metro 2 trailer record: the last record (line {last_no}) does not have "
+            f"{TRAILER_ID} at positions 5-11",
             obj=str(path),
-            hint="export the file as ASCII or UTF-8 text (the Metro 2 packed format and "
-            "EBCDIC are not read)",
-        ) from exc
-    lines = text.split("\n")
-    reader = _Reader(account_ref, today or date.today())
-    stripped = text.lstrip()
-    if not stripped:
-        raise ConfigError("the furnishing file is empty", obj=str(path), hint=_HINT)
-    if stripped[0] == "{":
-        reader.read_jsonl(lines)
-        fmt = "jsonl"
-    else:
-        reader.read_metro2(lines, path)
-        fmt = "metro2"
-    reader.problems.sort(key=lambda p: p.line)
-    return ReadFile(format=fmt, records=reader.records, problems=reader.problems)
-
-
-class _Reader:
-    """The records and problems of one file, and the accounts seen so far."""
-
-    def __init__(self, account_ref: Callable[[str, str], str], today: date) -> None:
-        self.account_ref = account_ref
-        self.today = today
-        self.records: list[FileRecord] = []
-        self.problems: list[LineProblem] = []
-        self.seen: dict[tuple[str, str], int] = {}
-
-    def problem(
-        self, line: int, name: str, value: object, rule: str, *, safe: bool = False
-    ) -> None:
-        """Add a problem; `value` is masked unless it is `safe` (already a description)."""
-        shown = value if safe and isinstance(value, str) else _shown(name, value)
-        self.problems.append(LineProblem(line, name, shown, rule))
-
-    def invalid(self, line: int, exc: InvalidRecord, rule_suffix: str = "") -> None:
-        if exc.field == "national_id" and isinstance(exc.value, str):
-            value = exc.value  # already masked by normalize_national_id
-        else:
-            value = _shown(exc.field, exc.value)
-        self.problems.append(LineProblem(line, exc.field, value, exc.allowed + rule_suffix))
-
-    def accept(
-        self,
-        line: int,
-        national_id: str,
-        identification_number: str,
-        account_number: str,
-        values: dict[str, Any],
-        *,
-        ssn_rule: str = "",
-    ) -> None:
-        """Normalize the ID, compute the reference, refuse duplicates, validate, keep."""
-        subject_id = national_id.upper()
-        if not (national_id.isascii() and NATIONAL_ID.match(subject_id)):
-            try:  # the fast path above gives the same answer for plain ASCII IDs
-                subject_id = normalize_national_id(national_id)
-            except InvalidRecord as exc:
-                self.invalid(line, exc, ssn_rule)
-                return
-        try:
-            ref = self.account_ref(identification_number, account_number)
-        except InvalidRecord as exc:
-            self.problem(line, "account_number", account_number, exc.allowed)
-            return
-        key = (subject_id, ref)
-        first = self.seen.setdefault(key, line)
-        if first != line:
-            self.problem(
-                line,
-                "account_number",
-                account_number,
-                f"each account once per file: this national ID and account appear twice; "
-                f"line {first} has it",
-            )
-            return
-        try:
-            record = validate_record(Record(account_ref=ref, **values), today=self.today)
-        except InvalidRecord as exc:
-            self.invalid(line, exc)
-            return
-        self.records.append(FileRecord(line, national_id, account_number, record))
-
-    # -- Metro 2 ------------------------------------------------------------------------
-
-    def read_metro2(self, lines: list[str], path: Path) -> None:
-        numbered = [(i, s.rstrip("\r")) for i, s in enumerate(lines, 1) if s.strip()]
-        first_no, first = numbered[0]
-        if first[4:10] != HEADER_ID:
+            hint="the file may be truncated: export it again with its trailer",
+        )
+    segments = numbered[1:-1]
+    for no, line in segments:
+        if line[4:10] == HEADER_ID or line[4:11] == TRAILER_ID:
+            kind = "header" if line[4:10] == HEADER_ID else "trailer"
             raise ConfigError(
-                f"no Metro 2 header record: line {first_no} does not have {HEADER_ID} at "
-                "positions 5-10",
+                f"a second {kind} record at line {no}: one file holds one header, "
+                "base segments and one trailer",
                 obj=str(path),
-                hint=_HINT,
+                hint="furnish each file separately",
             )
-        last_no, last = numbered[-1]
-        if len(numbered) < 2 or last[4:11] != TRAILER_ID:
+    count = last[_TRAILER_COUNT].strip()
+    if count:
+        if not (count.isascii() and count.isdigit()):
             raise ConfigError(
-                f"no Metro 2 trailer record: the last record (line {last_no}) does not have "
-                f"{TRAILER_ID} at positions 5-11",
+                f"the trailer's Total Base Records (line {last_no}, positions 12-20) "
+                "is not a number",
                 obj=str(path),
-                hint="the file may be truncated: export it again with its trailer",
+                hint="export the file again",
             )
-        segments = numbered[1:-1]
-        for no, line in segments:
-            if line[4:10] == HEADER_ID or line[4:11] == TRAILER_ID:
-                kind = "header" if line[4:10] == HEADER_ID else "trailer"
-                raise ConfigError(
-                    f"a second {kind} record at line {no}: one file holds one header, "
-                    "base segments and one trailer",
-                    obj=str(path),
-                    hint="furnish each file separately",
-                )
-        count = last[_TRAILER_COUNT].strip()
-        if count:
-            if not (count.isascii() and count.isdigit()):
-                raise ConfigError(
-                    f"the trailer's Total Base Records (line {last_no}, positions 12-20) "
-                    "is not a number",
-                    obj=str(path),
-                    hint="export the file again",
-                )
-            if int(count) != len(segments):
-                raise ConfigError(
-                    f"the trailer counts {int(count)} base segments (positions 12-20) but "
-                    f"the file has {len(segments)}",
-                    obj=str(path),
-                    hint="the file may be truncated or edited: export it again",
-                )
-        for no, line in segments:
-            self.read_base_segment(no, line)
+        if int(count) != len(segments):
+            raise ConfigError(
+                f"the trailer counts {int(count)} base segments (positions 12-20) but "
+                f"the file has {len(segments)}",
+                obj=str(path),
+                hint="the file may be truncated or edited: export it again",
+            )
+    return segments
 
-    def read_base_segment(self, no: int, line: str) -> None:
-        if len(line) < RECORD_LENGTH:
-            self.problem(
-                no,
+
+def parse_base_segment(line: str) -> tuple[BaseSegment | None, list[FieldProblem]]:
+    """One base segment's fields, or None and what is wrong with them (each problem's
+    value as read: the caller masks identifiers before showing it)."""
+    if len(line) < RECORD_LENGTH:
+        return None, [
+            (
                 "record",
                 f"{len(line)} characters",
                 f"a base segment of {RECORD_LENGTH} characters (Metro 2 character format), "
                 "optionally followed by appended segments",
             )
-            return
-        before = len(self.problems)
-        rdw = line[:4]
-        if not (rdw.isascii() and rdw.isdigit() and int(rdw) >= RECORD_LENGTH):
-            self.problem(no, "record_descriptor_word", rdw, _RDW_RULE)
-        identification = line[_ID_NUMBER].strip()
-        account_number = line[_ACCOUNT_NUMBER].strip()
-        if not account_number:
-            self.problem(no, "consumer_account_number", "", _ACCOUNT_RULE)
-        ssn = line[_SSN].strip()
-        if not ssn or not ssn.strip("0") or not ssn.strip("9"):
-            self.problem(no, "national_id", ssn, _SSN_RULE)
-        values: dict[str, Any] = {name: line[where].strip() for name, where in _CODE_SLICES}
-        values["payment_history"] = line[_HISTORY]
-        for name, where in _AMOUNT_SLICES:
-            raw = line[where]
-            digits = raw.strip()
-            if not digits:
-                values[name] = 0
-            elif digits.isascii() and digits.isdigit():
-                values[name] = int(digits)
-            else:
-                self.problem(no, name, raw, _rule(name, "a whole amount, zero-filled digits"))
-        for name, where in _DATE_SLICES:
-            raw = line[where]
-            parsed = _mmddyyyy(raw)
-            if parsed is None:
-                self.problem(no, name, raw, _rule(name, "a calendar date as MMDDYYYY"))
-            else:
-                values[name] = parsed
-        if len(self.problems) == before:
-            self.accept(no, ssn, identification, account_number, values, ssn_rule=_SSN_WHERE)
-
-    # -- JSON Lines ---------------------------------------------------------------------
-
-    def read_jsonl(self, lines: list[str]) -> None:
-        for no, raw in enumerate(lines, 1):
-            if raw.strip():
-                self.read_json_line(no, raw)
-
-    def read_json_line(self, no: int, raw: str) -> None:
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            self.problem(
-                no, "line", f"column {exc.colno}", f"a JSON object on one line ({exc.msg})"
-            )
-            return
-        if not isinstance(obj, dict):
-            self.problem(no, "line", type(obj).__name__, "a JSON object on one line")
-            return
-        unknown = sorted(set(obj) - _JSONL_KEYS)
-        if unknown:
-            allowed = ", ".join((*JSONL_IDS, *JSONL_RECORD_KEYS))
-            self.problem(
-                no,
-                unknown[0],
-                "<not shown>",
-                f"one of {allowed} (or a name, birth date or address key, which is ignored)",
-            )
-            return
-        ids: list[str] = []
-        for name in JSONL_IDS:
-            value = obj.get(name)
-            if not isinstance(value, str) or not value.strip():
-                if value is None:
-                    shown = "<missing>"
-                elif isinstance(value, str):
-                    shown = "<blank>"
-                else:
-                    shown = f"<a JSON {type(value).__name__}>"
-                self.problem(no, name, shown, "a non-empty string (required)", safe=True)
-                return
-            ids.append(value.strip())
-        data = {name: obj[name] for name in JSONL_RECORD_KEYS if name in obj}
-        data["account_ref"] = "-"  # placeholder; replaced once the reference is computed
-        try:
-            parsed = record_from_mapping(data)
-        except InvalidRecord as exc:
-            self.invalid(no, exc)
-            return
-        values = {name: getattr(parsed, name) for name in JSONL_RECORD_KEYS}
-        self.accept(no, ids[0], "", ids[1], values)
+        ]
+    problems: list[FieldProblem] = []
+    rdw = line[:4]
+    if not (rdw.isascii() and rdw.isdigit() and int(rdw) >= RECORD_LENGTH):
+        problems.append(("record_descriptor_word", rdw, _RDW_RULE))
+    identification = line[_ID_NUMBER].strip()
+    account_number = line[_ACCOUNT_NUMBER].strip()
+    if not account_number:
+        problems.append(("consumer_account_number", "", _ACCOUNT_RULE))
+    ssn = line[_SSN].strip()
+    if not ssn or not ssn.strip("0") or not ssn.strip("9"):
+        problems.append(("national_id", ssn, _SSN_RULE))
+    values: dict[str, Any] = {name: line[where].strip() for name, where in _CODE_SLICES}
+    values["payment_history"] = line[_HISTORY]
+    for name, where in _AMOUNT_SLICES:
+        raw = line[where]
+        digits = raw.strip()
+        if not digits:
+            values[name] = 0
+        elif digits.isascii() and digits.isdigit():
+            values[name] = int(digits)
+        else:
+            problems.append((name, raw, _rule(name, "a whole amount, zero-filled digits")))
+    for name, where in _DATE_SLICES:
+        raw = line[where]
+        parsed = _mmddyyyy(raw)
+        if parsed is None:
+            problems.append((name, raw, _rule(name, "a calendar date as MMDDYYYY")))
+        else:
+            values[name] = parsed
+    if problems:
+        return None, problems
+    return BaseSegment(identification, account_number, ssn, values), []
 
 
 def _where(name: str) -> str:
@@ -487,7 +277,7 @@ _DATE_SLICES = tuple((name, _SLICES[name]) for name in _DATES)
 _RDW_RULE = _rule("record_descriptor_word", f"4 digits, at least {RDW}")
 _ACCOUNT_RULE = _rule("consumer_account_number", "the account number (required)")
 _SSN_RULE = _rule("national_id", "the consumer's SSN / national ID (not blank, zero- or 9-filled)")
-_SSN_WHERE = " " + _where("national_id")
+SSN_WHERE = " " + _where("national_id")
 
 
 # -- writing (tests, benchmarks, demos) -------------------------------------------------
@@ -495,7 +285,7 @@ _SSN_WHERE = " " + _where("national_id")
 
 def _alpha(name: str, value: str, width: int) -> str:
     if len(value) > width:
-        raise InvalidRecord(name, _shown(name, value), f"at most {width} characters")
+        raise InvalidRecord(name, shown(name, value), f"at most {width} characters")
     return value.ljust(width)
 
 

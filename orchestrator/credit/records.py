@@ -313,7 +313,7 @@ RECORD_LAYOUT = (
     ("payment_history", 34, 24),
     ("special_comment", 58, 2),
     ("date_of_account_information", 60, 4),
-    ("compliance_condition", 64, 2),  # not in the Reported log: the state word has it
+    ("compliance_condition", 64, 2),  # as sent; the state word has the one in force
 )
 RECORD_BYTES = 66
 ENTRY_BYTES = 32 + 32 + RECORD_BYTES  # subject, account reference, record: one `furnish` entry
@@ -352,6 +352,17 @@ def record_from_contract(account_ref: str, data: bytes) -> Record:
 def commitment(packed: bytes) -> int:
     """The contract's commitment to a packed record: the high 16 bytes of its keccak."""
     return int.from_bytes(keccak(packed)[:16], "big")
+
+
+REPORTED_DATA_BYTES = 5 * 32  # accountRef, state, head, body, tail (bytes2, left-aligned)
+
+
+def reported_fields(data: bytes) -> tuple[bytes, int, bytes]:
+    """(account reference, state word, the 66-byte record as sent) of a `Reported` log's
+    data. `commitment(record) == state >> 128` holds for every log the registry wrote."""
+    if len(data) != REPORTED_DATA_BYTES:
+        raise ValueError(f"a Reported log's data is {REPORTED_DATA_BYTES} bytes, not {len(data)}")
+    return data[:32], int.from_bytes(data[32:64], "big"), data[64:130]
 
 
 @dataclass(frozen=True)

@@ -1,37 +1,31 @@
 """A consortium on one machine, run by the same agents as on VMs.
 
-`up` validates the consortium file, checks every port, writes one `agent.yaml` per
-node (a skeleton made aside and renamed into place), and starts one detached
-`poactl agent` per node. The agents share a local store (`store.sqlite`) and each bank
-has its own local vault (`vaults/<member>/`): exactly the code path of a VM, with the
-local backends. The agents' leaders create identities and the genesis; `up` returns
-once every identity is held, each has sealed a block, and every node is within
-MAX_LAG_BLOCKS of the head. A failed `up` stops what it started.
+`up` validates the consortium file, checks every port, makes the state directory
+(`creating`: one `agent.yaml` per node, made aside and renamed into place), starts each
+bank's balancer and one detached `poactl agent` per node (`agents`). Each bank has its
+own local store (`banks/<bank>/store.sqlite`), publishes its consortium data for the
+others (`banks/<bank>/published/`) and has its own local vault (`vaults/<bank>/`):
+exactly the code path of a VM, with the local backends. The agents' leaders create
+identities and the genesis; `up` returns once every identity is held, each has sealed a
+block, and every node is caught up with the head (`readiness`), then starts each bank's
+monitor. A failed `up` stops what it started.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import yaml
 
 from orchestrator.agent import status
 from orchestrator.agent.paths import NodePaths
 from orchestrator.agent.settings import AgentFile, AgentPorts, load_agent_config
-from orchestrator.agent.status import AgentStatus, GethStatus
+from orchestrator.agent.status import AgentStatus
 from orchestrator.boundaries import Store, Vault
 from orchestrator.config import (
     Consortium,
@@ -44,9 +38,9 @@ from orchestrator.config import (
     parse_config,
 )
 from orchestrator.errors import StateError
-from orchestrator.geth.proc import runs_with_arg, stop_pid
-from orchestrator.local import balancers, monitors
-from orchestrator.local.layout import UNIX_SOCKET_PATH_MAX, StateLayout
+from orchestrator.local import agents, balancers, monitors
+from orchestrator.local.creating import check_socket_paths, create_state
+from orchestrator.local.layout import StateLayout
 from orchestrator.local.ports import check_ports_free
 from orchestrator.local.readiness import wait_until_ready
 from orchestrator.local.report import ConsortiumStatus
@@ -64,11 +58,7 @@ from orchestrator.wiring import (
 
 log = logging.getLogger(__name__)
 
-AGENT_COMMAND = "agent"
 UP_TIMEOUT_SECONDS = 90.0
-# The agent gets SIGTERM, stops geth itself (geth's own SIGINT/TERM/KILL sequence) and
-# releases its leases; only then do we kill the agent.
-AGENT_STOP = ((signal.SIGTERM, 40.0), (signal.SIGKILL, 5.0))
 
 
 @dataclass(frozen=True)
@@ -288,15 +278,7 @@ class LocalConsortium:
         return recorded
 
     def _check_socket_paths(self, consortium: Consortium) -> None:
-        for node in consortium.nodes:
-            ipc = self.layout.node(node.name).ipc
-            if len(str(ipc)) > UNIX_SOCKET_PATH_MAX:
-                raise StateError(
-                    f"geth's IPC socket path would be {len(str(ipc))} characters; "
-                    f"unix sockets allow {UNIX_SOCKET_PATH_MAX}",
-                    obj=str(ipc),
-                    hint="use a shorter --state-dir",
-                )
+        check_socket_paths(self.layout, consortium)
 
     def _create(
         self,
@@ -305,47 +287,13 @@ class LocalConsortium:
         *,
         joined_from: Mapping[str, str] | None = None,
     ) -> None:
-        """The consortium file and one agent.yaml per node, made aside and renamed in
-        (with `joined_from`, member -> URL, a bank that joins: then no new pseudonym
-        secret, the consortium's reaches it from a member)."""
-        root = self.layout.root
-        root.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.creating-", dir=root.parent))
-        try:
-            layout = StateLayout(staging)
-            layout.config.write_text(consortium.canonical())
-            # Credit records: one consortium pseudonym secret in every bank's vault (the
-            # members agree it out of band; here `up` plays that part). Local vaults are
-            # written in the staging dir, so a failed `up` leaves none behind.
-            from orchestrator.credit.pseudonym import share_secret
-            from orchestrator.retry import retry_transient
-
-            vaults = {}
-            for member in consortium.members():
-                vault = self._vault(member)
-                if vault.kind == "local" and vault.path and vault.path.is_relative_to(root):
-                    staged = staging / vault.path.relative_to(root)
-                    vault = vault.model_copy(update={"path": staged})
-                vaults[member] = make_vault(vault)
-            if joined_from is None:
-                retry_transient(lambda: share_secret(vaults), what="pseudonym secret", timeout=30)
-            else:
-                joined = [{"member": m, "url": u} for m, u in joined_from.items()]
-                (staging / self.layout.joined.name).write_text(json.dumps(joined[0]))
-            for node in consortium.nodes:
-                paths = layout.node(node.name)
-                paths.root.mkdir(parents=True)
-                settings = self.agent_settings(consortium, node, geth, joined_from=joined_from)
-                paths.agent_config.write_text(
-                    yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False)
-                )
-            if root.exists():
-                root.rmdir()  # empty, checked in _consortium_for_up
-            staging.rename(root)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        log.info("created consortium state in %s", root)
+        """The state of a new consortium or joining bank (`creating.create_state`)."""
+        create_state(
+            self.layout, consortium, vault_of=self._vault, joined_from=joined_from,
+            agent_settings=lambda node: self.agent_settings(
+                consortium, node, geth, joined_from=joined_from
+            ),
+        )  # fmt: skip
 
     def agent_settings(
         self,
@@ -407,32 +355,10 @@ class LocalConsortium:
 
     # -- agents ----------------------------------------------------------------------
     def _agent_running(self, name: str) -> bool:
-        """Whether an agent holds this node's lock right now."""
-        lock = self.layout.node(name).lock
-        if not lock.exists():
-            return False
-        with lock.open("r") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(f, fcntl.LOCK_UN)
-            return False
+        return agents.agent_running(self.layout, name)
 
     def _spawn_agent(self, name: str) -> subprocess.Popen[bytes]:
-        paths = self.layout.node(name)
-        argv = [
-            sys.executable, "-m", "orchestrator.cli", "-v", AGENT_COMMAND,
-            "--config", str(paths.agent_config),
-        ]  # fmt: skip
-        with paths.agent_log.open("ab") as out:
-            return subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # outlives `poactl up`, untouched by its Ctrl-C
-            )
+        return agents.spawn_agent(self.layout, name)
 
     # -- status ----------------------------------------------------------------------
     def status(self) -> ConsortiumStatus:
@@ -476,26 +402,7 @@ class LocalConsortium:
     def _stop_nodes(
         self, names: Sequence[str], agent_pids: Mapping[str, int] | None = None
     ) -> list[str]:
-        """Stop agents (by the pid we spawned, else the one in agent.json), then any geth
-        a killed agent left behind."""
-
-        def stop(name: str) -> str | None:
-            paths = self.layout.node(name)
-            stopped = False
-            record = status.read(paths.agent_status, AgentStatus)
-            pid = (agent_pids or {}).get(name, record.pid if record else None)
-            if pid is not None and runs_with_arg(pid, str(paths.agent_config)):
-                stop_pid(pid, AGENT_STOP)
-                stopped = True
-            geth = status.read(paths.status, GethStatus)
-            geth_pid = geth.geth_pid if geth else None
-            if geth_pid is not None and runs_with_arg(geth_pid, str(paths.datadir)):
-                stop_pid(geth_pid)
-                stopped = True
-            return name if stopped else None
-
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            return [n for n in pool.map(stop, names) if n]
+        return agents.stop_nodes(self.layout, names, agent_pids)
 
     def destroy(self) -> None:
         root = self.layout.root

@@ -176,7 +176,7 @@ def test_a_run_killed_mid_file_resumes_and_writes_no_version_twice(
     w3 = chain.w3()
     start = w3.eth.block_number + 1  # earlier tests' writes are at or below the head
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    reported = Web3.keccak(text="Reported(bytes32,address,bytes32,uint256,bytes32,bytes32)")
+    reported = Web3.keccak(text="Reported(bytes32,address,bytes32,uint256,bytes32,bytes32,bytes2)")
     try:
         deadline = time.monotonic() + 60
         while not _logs(w3, registry, reported, start) and time.monotonic() < deadline:

@@ -10,16 +10,18 @@ from typing import Any
 
 import pytest
 
-from orchestrator.credit.metro2 import (
-    BASE_FIELDS,
-    RECORD_LENGTH,
+from orchestrator.credit.furnishing_file import (
     FileRecord,
     LineProblem,
     ReadFile,
+    read_furnishing_file,
+)
+from orchestrator.credit.metro2 import (
+    BASE_FIELDS,
+    RECORD_LENGTH,
     format_base_segment,
     format_header,
     format_trailer,
-    read_furnishing_file,
     write_metro2,
 )
 from orchestrator.credit.records import Record

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -13,7 +13,14 @@ import pytest
 from genesis import GOVERNANCE_ADDRESS
 from orchestrator.credit import ContractRevert, CreditClient, codes, registry_contract
 from orchestrator.credit.contract import error_names
-from orchestrator.credit.records import RECORD_LAYOUT, record_to_contract, tradeline_key
+from orchestrator.credit.records import (
+    RECORD_LAYOUT,
+    TradelineState,
+    commitment,
+    record_to_contract,
+    reported_fields,
+    tradeline_key,
+)
 from tests.credit.conftest import NATIONAL_IDS, TODAY, Chain, record
 
 pytestmark = [pytest.mark.geth, pytest.mark.slow]
@@ -228,6 +235,44 @@ def test_writing_follows_membership_in_governance(
         bank_c.report(subject, record("C-LOAN", current_balance=1))
     # What a removed member reported stays readable.
     assert bank_a.tradeline(subject, chain.addresses["gov_c"], "C-LOAN") is not None
+
+
+def test_every_reported_log_proves_its_record_against_the_commitment_alone(
+    chain: Chain, registry: str, bank_a: CreditClient, bank_b: CreditClient
+) -> None:
+    """keccak256(head ‖ body ‖ tail)[0:16] == state >> 128 for every Reported log, even
+    when the code in force differs from the one sent (an open dispute keeps its code, XR
+    clears it) and for batched records; the log decodes back to the record as sent."""
+    subject = bank_a.subject("TAIL-0001")
+    start = chain.w3().eth.block_number + 1
+    bank_a.report(subject, record("TAIL-1")).wait()
+    bank_b.dispute(subject, bank_a.furnisher, "TAIL-1", "XB").wait()
+    sent_xa = record("TAIL-1", current_balance=1, compliance_condition="XA")
+    bank_a.report(subject, sent_xa).wait()  # XB stays in force
+    bank_a.resolve(subject, "TAIL-1", "XH").wait()
+    bank_a.report(subject, record("TAIL-1", current_balance=2, compliance_condition="XR")).wait()
+    bank_a.furnish([(subject, record(f"TAIL-B{i}", compliance_condition="XA")) for i in range(3)])
+    bank_a.furnish([(subject, record("TAIL-B9"))]).wait()
+
+    contract = registry_contract(chain.w3(), registry)
+    query = {"address": registry, "fromBlock": start, "topics": [contract.events.Reported().topic]}
+    logs = chain.w3().eth.get_logs(query)  # type: ignore[arg-type]
+    assert len(logs) == 7
+    tails = []
+    for log in logs:
+        ref, word, packed = reported_fields(bytes(log["data"]))
+        assert commitment(packed) == word >> 128
+        assert packed == bytes(log["data"][64:128]) + bytes(log["data"][128:130])
+        assert bytes(log["data"][130:]) == bytes(30)  # bytes2, left-aligned in its word
+        tails.append((TradelineState.of(word).compliance_condition, packed[64:].decode()))
+        event = contract.events.Reported().process_log(log)
+        assert event["args"]["tail"] == packed[64:66]
+        assert ref == event["args"]["accountRef"]
+    # (code in force, code as sent) for each report
+    assert tails[:3] == [("", "\0\0"), ("XB", "XA"), ("", "XR")]
+    assert tails[3:] == [("XA", "XA")] * 3 + [("", "\0\0")]
+    (xa,) = [h for h in bank_b.history(subject, account_ref="TAIL-1") if h.tradeline.version == 3]
+    assert xa.tradeline.record == replace(sent_xa, compliance_condition="XB")
 
 
 def test_summary_across_banks(bank_a: CreditClient, bank_b: CreditClient) -> None:
