@@ -15,6 +15,7 @@ import pytest
 from orchestrator.errors import ToolError
 from orchestrator.lab import netns, topology
 from orchestrator.lab.wan import locate_toxiproxy
+from tests.faults.harness import FaultLab
 
 FULL = os.environ.get("POACTL_FAULTS") == "full"
 
@@ -45,3 +46,15 @@ def lab_dir(lab_ready: None) -> Iterator[Path]:
     d = Path(tempfile.mkdtemp(prefix="pl-", dir="/tmp"))
     yield d
     shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def fault_lab(lab_ready: None) -> Iterator[FaultLab]:
+    """The default consortium in a lab, under load and watched, shared by the modules
+    that leave it whole (each scenario waits until it is healthy again first)."""
+    root = Path(tempfile.mkdtemp(prefix="pl-", dir="/tmp"))
+    try:
+        with FaultLab.running(root / "lab", None) as running:
+            yield running
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

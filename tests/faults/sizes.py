@@ -30,7 +30,7 @@ class Sizes:
 CI = Sizes(
     kill9=1, freeze=0, freeze_stalled=1, freeze_seconds=(20,), partition_banks=1,
     partition_node=1, partition_in_bank=1, partition_three=1, partition_seconds=20,
-    wan_latencies_ms=(200,), wan_rate_kb=256, wan_seconds=40, store=1, store_seconds=25,
+    wan_latencies_ms=(200,), wan_rate_kb=256, wan_seconds=30, store=1, store_seconds=25,
     vault=1, disk=1, crash=1,
 )  # fmt: skip
 FULL = Sizes(

@@ -28,12 +28,8 @@ from hypothesis import strategies as st
 from orchestrator.balancer.filter import Filter
 from orchestrator.balancer.jsonrpc import ALLOWED, READS, canonical_json
 from orchestrator.config import default_config_text, parse_config
-from orchestrator.credit.metro2 import (
-    format_base_segment,
-    format_header,
-    format_trailer,
-    read_furnishing_file,
-)
+from orchestrator.credit.furnishing_file import read_furnishing_file
+from orchestrator.credit.metro2 import format_base_segment, format_header, format_trailer
 from orchestrator.errors import ConfigError, PoaError
 from orchestrator.signer.header import CliqueHeader, NotACliqueHeader, parse_clique_header
 from tests.credit.test_metro2 import GOOD, LATE, PAID

@@ -6,9 +6,6 @@ on and the checker finds nothing signed twice."""
 from __future__ import annotations
 
 import shutil
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -19,16 +16,11 @@ pytestmark = [pytest.mark.geth, pytest.mark.slow, pytest.mark.faults]
 
 
 @pytest.fixture(scope="module")
-def fl(lab_ready: None) -> Iterator[FaultLab]:
+def fl(fault_lab: FaultLab) -> FaultLab:
     if shutil.which("go") is None:
         pytest.skip("Go builds the hostile peer (tests/faults/hostile); it is not installed")
     hostile.build_peer()
-    root = Path(tempfile.mkdtemp(prefix="pl-", dir="/tmp"))
-    try:
-        with FaultLab.running(root / "lab", None) as running:
-            yield running
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    return fault_lab
 
 
 @pytest.mark.parametrize("kind", hostile.KINDS)

@@ -18,7 +18,11 @@ from tests.faults.harness import FaultLab
 from tests.faults.sizes import CI
 from tests.faults.sizes import FULL as FULL_SIZES
 
-pytestmark = [pytest.mark.geth, pytest.mark.slow, pytest.mark.faults]
+pytestmark = [
+    pytest.mark.geth, pytest.mark.slow, pytest.mark.faults,
+    pytest.mark.skipif(not FULL, reason="on demand (5 min): POACTL_FAULTS=full, or "
+                       "python -m scripts.bench.faults --only three"),
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
