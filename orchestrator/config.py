@@ -51,6 +51,7 @@ class Ports(Strict):
     balancer: Port = 8645  # each bank's JSON-RPC endpoint (its load balancer)
     balancer_internal: Port = 8665  # member m: filter on + 2m, node pool on + 2m + 1
     peering: Port = 30403  # node k's p2p port as its bank's balancer forwards it
+    index: Port = 8945  # each bank's read index (`poactl index`): member m on + m
 
 
 Custody = Literal["secrets", "keys"]
@@ -269,6 +270,9 @@ class Consortium:
     def monitor_port(self, member: str) -> int:
         return self.settings.ports.monitor + self.members().index(member)
 
+    def index_port(self, member: str) -> int:
+        return self.settings.ports.index + self.members().index(member)
+
     def balancer_ports(self, member: str) -> tuple[int, int, int]:
         """(public JSON-RPC, filter, node pool) of `member`'s balancer."""
         m, ports = self.members().index(member), self.settings.ports
@@ -458,9 +462,11 @@ def _resolve_nodes(settings: ConsortiumFile, source: str) -> tuple[NodeSpec, ...
 
 
 def _member_ports(settings: ConsortiumFile, nodes: list[NodeSpec]) -> list[tuple[str, int]]:
-    """Ports of each bank's monitor and (with balancers) its balancer and peering NAT."""
+    """Ports of each bank's monitor, read index and (with balancers) its balancer and
+    peering NAT."""
     p = settings.ports
     found = [(f"monitor port of {m}", p.monitor + i) for i, m in enumerate(settings.members)]
+    found += [(f"index port of {m}", p.index + i) for i, m in enumerate(settings.members)]
     if settings.balancer is not None:
         for i, m in enumerate(settings.members):
             found += [

@@ -8,7 +8,7 @@ the settings name a storage account key file (Azurite, or an account without RBA
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
@@ -164,6 +164,33 @@ def run_balancer(config: Path) -> int:
     from orchestrator.balancer.settings import load_balancer_config
 
     return Balancer(load_balancer_config(config)).run()
+
+
+def run_index(config: Path) -> int:
+    """Build one bank's read index from its settings and run it (`poactl index`): the
+    embedded SQLite database, the registry from the settings or the bank's store."""
+    from orchestrator.index.service import ReadIndex
+    from orchestrator.index.settings import load_index_config
+    from orchestrator.index.sqlite import SqliteIndex
+    from orchestrator.index.store import Registry
+
+    settings = load_index_config(config)
+    source: Callable[[], Registry | None]
+    if settings.registry is not None:
+        fixed = Registry(settings.registry, settings.from_block)
+        source = lambda: fixed  # noqa: E731
+    else:
+        from orchestrator.credit.deployment import read_registry
+
+        assert settings.store is not None  # IndexFile asks for one or the other
+        store = make_store(settings.store, member=settings.member)
+
+        def source() -> Registry | None:
+            record = read_registry(store)
+            return None if record is None else Registry(record.address, record.block_number)
+
+    index = ReadIndex(settings, store=SqliteIndex(settings.database_path), registry_source=source)
+    return index.run()
 
 
 def geth_command(settings: RuntimeSettings) -> str:

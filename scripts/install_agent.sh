@@ -8,7 +8,7 @@
 #     [--peer-network CIDR] [--role validator|rpc]
 #     [--consortium FILE] [--runtime docker|process] [--image IMAGE] [--p2p-port N]
 #     [--http-port N] [--authrpc-port N] [--health-port N] [--state-dir DIR] [--user NAME]
-#     [--wheelhouse DIR] [--python PYTHON] [--prefix DIR]
+#     [--wheelhouse DIR] [--python PYTHON] [--prefix DIR] [--index [--index-port N]]
 #
 # It installs poactl into its own virtualenv (/opt/poactl/venv), writes
 # /etc/poactl/agent.yaml (mode 0640) from the arguments (and /etc/poactl/consortium.yaml
@@ -18,20 +18,28 @@
 # `systemctl daemon-reload && systemctl enable --now poactl-agent`. With --prefix other
 # than / it writes everything under that staging root and only prints what it would run.
 # Files are replaced only when their content changes (sha256), so mtimes stay put.
+# --index also runs the bank's read index of the credit registry on this VM: it writes
+# /etc/poactl/index.yaml (this node's JSON-RPC, the bank's store, --index-port, default
+# 8945, on --rpc-host) and installs scripts/systemd/poactl-index.service beside it.
 set -euo pipefail
 
 say() { printf '[install] %s\n' "$*"; }
 die() { printf '[install] error: %s\n' "$*" >&2; exit 2; }
-usage() { sed -n '2,19s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,23s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 prefix=/ source= member= node= vault_url= account_url= container=poactl host=127.0.0.1
 publish_container= consortium_data=()
 peer_network=127.0.0.0/8 rpc_host=
 role=validator consortium= runtime=docker image= state_dir=/var/lib/poactl user=poactl
 wheelhouse= python=python3 p2p_port=30303 http_port=8545 authrpc_port=8651 health_port=8745
+index=false index_port=8945
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
+    --index) index=true; shift ;;
+    --index-port)
+      [ $# -ge 2 ] && [ -n "$2" ] || die "$1: needs a value"
+      index_port=$2; shift 2 ;;
     --consortium-data)
       [ $# -ge 2 ] && [ -n "$2" ] || die "$1: needs a value"
       consortium_data+=("$2"); shift 2 ;;
@@ -98,7 +106,7 @@ rpc_host=${rpc_host:-$host}
 [[ $rpc_host =~ ^[A-Za-z0-9.:-]+$ ]] || die "--rpc-host: '$rpc_host' is not an address (where JSON-RPC listens for the balancer)"
 [[ $peer_network =~ ^[0-9A-Fa-f.:]+/[0-9]{1,3}$ ]] || die "--peer-network: '$peer_network' is not a CIDR (the members' node network, e.g. 10.0.0.0/8)"
 case "$role" in validator|rpc) ;; *) die "--role: '$role' is not validator or rpc" ;; esac
-for port_arg in p2p_port http_port authrpc_port health_port; do
+for port_arg in p2p_port http_port authrpc_port health_port index_port; do
   port=${!port_arg}
   [[ $port =~ ^[0-9]{4,5}$ ]] && [ "$port" -ge 1024 ] && [ "$port" -le 65535 ] \
     || die "--${port_arg//_/-}: '$port' is not a port in 1024..65535"
@@ -131,6 +139,8 @@ venv=/opt/poactl/venv
 config=/etc/poactl/agent.yaml
 consortium_file=/etc/poactl/consortium.yaml
 unit=/etc/systemd/system/poactl-agent.service
+index_config=/etc/poactl/index.yaml
+index_unit=/etc/systemd/system/poactl-index.service
 changed=0
 $real || say "staging root $prefix: users and systemd are left alone"
 
@@ -279,6 +289,28 @@ AmbientCapabilities=
 WantedBy=multi-user.target
 EOF
 
+if $index; then  # the bank's read index: this node's logs, the bank's store (no publishing)
+  index_data=""
+  for entry in "${consortium_data[@]}"; do
+    index_data+=$'\n'"    ${entry%%=*}: \"${entry#*=}\""
+  done
+  [ -z "$index_data" ] || index_data=$'\n'"  consortium_data:$index_data"
+  install_file "$index_config" 0640 "$user" <<EOF
+# Written by install_agent.sh --index; rerun it to change (edits here are overwritten).
+# The keys are documented in orchestrator/index/settings.py.
+member: "$member"
+host: "$rpc_host"
+port: $index_port
+rpc_urls: ["http://$rpc_host:$http_port"]
+state_dir: "$state_dir/index"
+store:
+  kind: azure
+  account_url: "$account_url"
+  container: "$container"$index_data
+EOF
+  install_file "$index_unit" 0644 "" <"$(dirname "${BASH_SOURCE[0]}")/systemd/poactl-index.service"
+fi
+
 # -- 3. the service user, the state directory and systemd ---------------------------
 if $real; then
   if ! getent passwd "$user" >/dev/null; then
@@ -294,6 +326,7 @@ if $real; then
     changed=$((changed + 1))
   fi
   chgrp "$user" "$config"
+  if $index; then chgrp "$user" "$index_config"; fi
   if [ ! -d "$state_dir" ]; then
     install -d -m 0750 -o "$user" -g "$user" "$state_dir"
     changed=$((changed + 1))
@@ -305,15 +338,17 @@ else
   say "would run: install -d -m 0750 -o $user -g $user $state_dir"
 fi
 
-enable="systemctl daemon-reload && systemctl enable --now poactl-agent"
+units=(poactl-agent)
+$index && units+=(poactl-index)
+enable="systemctl daemon-reload && systemctl enable --now ${units[*]}"
 if $real && [ -d /run/systemd/system ]; then
   if [ "$changed" -gt 0 ]; then
     say "running: $enable (and a restart, to pick up the changes)"
     systemctl daemon-reload
-    systemctl enable --now poactl-agent
-    systemctl restart poactl-agent
+    systemctl enable --now "${units[@]}"
+    systemctl restart "${units[@]}"
   else
-    systemctl enable --now poactl-agent  # a no-op when enabled and running
+    systemctl enable --now "${units[@]}"  # a no-op when enabled and running
   fi
 else
   $real && say "systemd is not running here"

@@ -29,6 +29,7 @@ COMMANDS = {  # name -> "module:attribute"
     "agent": "orchestrator.cli.services:agent",
     "monitor": "orchestrator.cli.services:monitor",
     "balancer": "orchestrator.cli.services:balancer",
+    "index": "orchestrator.cli.index:index",
     "contracts": "orchestrator.cli.contracts:contracts",
     "demo": "orchestrator.cli.contracts:demo",
     "credit": "orchestrator.cli.credit:credit",

@@ -44,7 +44,7 @@ def free_bases(settings: ConsortiumFile) -> Ports:
     hand-written `ports:`)."""
     nodes = sum(m.validators + m.spares + m.rpc_nodes for m in settings.members.values())
     banks = len(settings.members)
-    spans = {"monitor": banks, "balancer": banks, "balancer_internal": 2 * banks}
+    spans = {"monitor": banks, "balancer": banks, "index": banks, "balancer_internal": 2 * banks}
     taken: set[int] = set()
     chosen: dict[str, int] = {}
     for kind, field in Ports.model_fields.items():

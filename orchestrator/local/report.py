@@ -77,6 +77,7 @@ class ConsortiumStatus:
     leases: list[LeaseRow] = field(default_factory=list)
     monitors: list[dict[str, Any]] = field(default_factory=list)  # member, url, running
     balancers: list[dict[str, Any]] = field(default_factory=list)  # url, token file, rotation
+    indexes: list[dict[str, Any]] = field(default_factory=list)  # url, block, behind, problems
 
     @property
     def validators(self) -> dict[str, Any] | None:
@@ -97,9 +98,11 @@ class ConsortiumStatus:
 
     @property
     def healthy(self) -> bool:
-        """Every node does its job and every validator identity is held."""
+        """Every node does its job, every validator identity is held and every bank's
+        read index runs, within a few blocks of its node, with no refused log."""
         identities_held = all(r.holder for r in self.leases if r.lease != "leader")
-        return all(n.healthy for n in self.nodes) and identities_held
+        indexes_fine = not any(i["problems"] for i in self.indexes)
+        return all(n.healthy for n in self.nodes) and identities_held and indexes_fine
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -109,5 +112,6 @@ class ConsortiumStatus:
             "leases": [r.as_dict() for r in self.leases],
             "monitors": self.monitors,
             "balancers": self.balancers,
+            "indexes": self.indexes,
             "validators": self.validators,
         }

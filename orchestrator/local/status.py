@@ -13,7 +13,7 @@ from orchestrator.agent.status import ENDED, AgentState, AgentStatus
 from orchestrator.boundaries import Store
 from orchestrator.config import Consortium, NodeSpec
 from orchestrator.geth.health import check_node
-from orchestrator.local import balancers, monitors
+from orchestrator.local import balancers, indexes, monitors
 from orchestrator.local.layout import StateLayout
 from orchestrator.local.report import ConsortiumStatus, LeaseRow, NodeStatus
 from orchestrator.network.create import NetworkInfo, read_member
@@ -71,6 +71,7 @@ def collect_status(
         _leases(consortium, network, own_store),
         [m.as_dict() for m in monitors.rows(layout, consortium)],
         [b.as_dict() for b in balancers.rows(layout, consortium)],
+        [i.as_dict() for i in indexes.rows(layout, consortium)],
     )
 
 

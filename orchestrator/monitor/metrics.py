@@ -81,6 +81,13 @@ class SnapshotCollector(Collector):
         yield from gauge(
             "reorg_depth_max", "Deepest reorg of the last hour", s.forks["deepest_reorg_last_hour"]
         )
+        index = s.index or {}
+        index_lag, index_held = index.get("behind"), index.get("block")
+        yield from gauge("index_lag_blocks", "Blocks the bank's read index is behind", index_lag)
+        yield from gauge("index_block", "The last block the bank's read index holds", index_held)
+        if index:
+            refused = 1.0 if index.get("refused") else 0.0
+            yield from gauge("index_refused", "1 while the read index refuses a log", refused)
         alerts = GaugeMetricFamily(
             "poactl_monitor_alert", "1 while the monitor raises this alert", labels=["alert"]
         )

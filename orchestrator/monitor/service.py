@@ -11,6 +11,7 @@ process, with no dependency outside poactl: the page is a static file.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import signal
@@ -18,6 +19,9 @@ import threading
 import time
 from datetime import datetime
 from types import FrameType
+from typing import Any
+
+import requests
 
 from orchestrator.boundaries import Store
 from orchestrator.config import Consortium
@@ -60,6 +64,7 @@ class Monitor:
         self._latest: Snapshot | None = None
         self._stop = threading.Event()
         self.backoff = Backoff(f"monitor of {settings.member}", base=POLL_SECONDS, cap=10.0)
+        self._index: dict[str, Any] | None = None
 
     # -- collecting ------------------------------------------------------------------
     def collect(self, *, store_too: bool = True) -> None:
@@ -68,7 +73,21 @@ class Monitor:
         self.history.add_heartbeats(beats)
         if store_too:
             self._view = self._read_network(beats)
+        self._index = self._read_index()
         self.chain.poll()
+
+    def _read_index(self) -> dict[str, Any] | None:
+        """The bank's read index as its /v1/status says (None: the monitor has none)."""
+        url = self.settings.index_url
+        if url is None:
+            return None
+        try:
+            doc = requests.get(url.rstrip("/") + "/v1/status", timeout=2).json()
+        except (requests.RequestException, ValueError) as e:
+            return {"url": url, "problem": f"does not answer ({type(e).__name__})"}
+        block = (doc.get("block") or {}).get("number") if isinstance(doc, dict) else None
+        keys = ("head", "behind", "logs", "problem", "refused", "rebuilding")
+        return {"url": url, "block": block, **{k: doc.get(k) for k in keys}}
 
     def _heartbeats(self) -> list[Heartbeat]:
         beats = []
@@ -127,7 +146,8 @@ class Monitor:
         with self._lock:
             now = time.time()
             if self._latest is None or now - self._latest.at > SNAPSHOT_MAX_AGE:
-                self._latest = snapshot(self.history, self._view, now)
+                latest = snapshot(self.history, self._view, now)
+                self._latest = dataclasses.replace(latest, index=self._index)
             return self._latest
 
     # -- running ---------------------------------------------------------------------

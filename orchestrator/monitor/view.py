@@ -62,6 +62,7 @@ class Snapshot:
     leases: list[dict[str, Any]]
     forks: dict[str, Any]
     alerts: list[Alert]
+    index: dict[str, Any] | None = None  # the bank's read index: block, lag, problem
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
