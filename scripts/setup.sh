@@ -53,6 +53,22 @@ else
 fi
 [[ $(geth_version) == "$GETH_VERSION"* ]] \
   || die "$geth is not geth $GETH_VERSION but '$(geth_version)'; delete it and rerun"
+# 3b. Toxiproxy, pinned: the WAN links (latency, bandwidth) of the lab and the fault suite.
+TOXIPROXY_VERSION=2.12.0
+toxiproxy="$tools/toxiproxy-server"
+if [ -x "$toxiproxy" ] && [[ $("$toxiproxy" -version 2>/dev/null) == *"$TOXIPROXY_VERSION"* ]]; then
+  say "toxiproxy $TOXIPROXY_VERSION already built in .tools/bin"
+else
+  command -v go >/dev/null || die "Go is needed to build toxiproxy $TOXIPROXY_VERSION; install Go 1.21+ and rerun"
+  say "building toxiproxy $TOXIPROXY_VERSION from the Go module proxy"
+  gobin=$(mktemp -d)
+  GOBIN="$gobin" CGO_ENABLED=0 GOFLAGS=-mod=mod go install \
+    -ldflags "-X github.com/Shopify/toxiproxy/v2.Version=$TOXIPROXY_VERSION" \
+    "github.com/Shopify/toxiproxy/v2/cmd/server@v$TOXIPROXY_VERSION"
+  mkdir -p "$tools"
+  mv "$gobin/server" "$toxiproxy" && rmdir "$gobin"
+fi
+
 # 4. Node tools (Azurite, solc-js) into .tools/node, again only when their list changed.
 node_dir="$root/.tools/node"
 want_node=$(sha256sum "$root/scripts/tools/package.json" | cut -d' ' -f1)
@@ -81,6 +97,7 @@ command -v prometheus >/dev/null && command -v promtool >/dev/null || debian_pac
 # cloud-init checks the Azure template's custom data (`cloud-init schema`); the marker
 # file keeps the package from acting on this machine's boots.
 command -v cloud-init >/dev/null || debian_packages+=(cloud-init)
+command -v iptables >/dev/null || [ -x /usr/sbin/iptables ] || debian_packages+=(iptables)  # the lab's partitions
 if [ ${#debian_packages[@]} -gt 0 ]; then
   command -v apt-get >/dev/null \
     || die "missing ${debian_packages[*]} and no apt-get: install them with your package manager"

@@ -102,6 +102,9 @@ def join(
         on_progress=lambda line: click.echo(f"  … {line}"),
     )  # fmt: skip
     click.echo(_render_up(r.up, state_dir).split("\n  next:")[0])
+    if r.ports is not None:
+        shown = ", ".join(f"{kind} {port}" for kind, port in r.ports)
+        click.echo(f"  base ports (free on this machine; the defaults where free): {shown}")
     click.echo(
         f"  {member} follows the chain (block {r.up.head}) and publishes its consortium data "
         f"at {r.data_url}\n"

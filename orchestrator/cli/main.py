@@ -36,6 +36,7 @@ COMMANDS = {  # name -> "module:attribute"
     "members": "orchestrator.cli.members:members",
     "azure": "orchestrator.cli.azure:azure",
     "serve-data": "orchestrator.cli.services:serve_data",
+    "lab": "orchestrator.cli.lab:lab",
 }
 
 

@@ -45,7 +45,7 @@ def test_help_lists_the_public_commands_only(run: Invoke) -> None:
     names = [line.split()[0] for line in commands_section.splitlines() if line.strip()]
     assert sorted(names) == [
         "agent", "azure", "balancer", "contracts", "credit", "demo", "destroy", "down", "index",
-        "join", "logs", "members", "monitor", "serve-data", "status", "up",
+        "join", "lab", "logs", "members", "monitor", "serve-data", "status", "up",
     ]  # fmt: skip
     assert "supervise" not in result.output
 

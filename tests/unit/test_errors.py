@@ -9,6 +9,7 @@ from orchestrator.errors import (
     AccessDenied,
     ConfigError,
     ContractRevert,
+    LabError,
     NodeError,
     NodeUnreachable,
     PoaError,
@@ -35,6 +36,7 @@ SIMPLE = [
     CreditError,
     SignerError,
     TransactionError,
+    LabError,
 ]
 # Subclasses of those, each with its own meaning to the code that catches it.
 DEEPER = [NodeUnreachable, RpcRefused, Refused, NotACliqueHeader, SigningFailed, LogRefused]
