@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 
 import requests
 
-from orchestrator.agent.status import GethState
+from orchestrator.agent.status import AgentState, GethState
 from orchestrator.lab import netns
 from tests.faults.harness import FaultLab, wait
 from tests.faults.verdict import Outcome, Trial, judge
@@ -191,11 +191,13 @@ def crash_loop(fl: FaultLab) -> tuple[Outcome, dict[str, object]]:
         wait(lambda: (g := fl.geth(node)) is not None and g.state is GethState.FATAL,
              RECOVER_TIMEOUT, f"{node}'s geth supervision to give up (FATAL)")  # fmt: skip
         t.extra["to FATAL s"] = time.monotonic() - t.t_fault
+        wait(lambda: (a := fl.agent(node)) is not None and a.state is AgentState.FATAL,
+             RECOVER_TIMEOUT, f"{node}'s agent to give up (FATAL)")  # fmt: skip
         g, a = fl.geth(node), fl.agent(node)
         seen = {"geth": g.state if g else None, "restarts": g.restarts if g else None,
                 "geth message": g.message if g else None,
                 "agent": a.state if a else None, "agent message": a.message if a else None,
-                "monitor": monitor_view_of(fl, spec.member, node)}  # fmt: skip
+                "monitor": monitor_view_of(fl, spec.member, node, until="FATAL")}  # fmt: skip
     fl.restart(node)  # what the operator does once the cause is gone
     t.t_heal = time.monotonic()
     t.at_head_s = fl.all_at_head_after(t.t_heal, timeout=RECOVER_TIMEOUT)
@@ -203,16 +205,29 @@ def crash_loop(fl: FaultLab) -> tuple[Outcome, dict[str, object]]:
     return judge(fl, "geth crash loop", [t], since=t.t_fault), seen
 
 
-def monitor_view_of(fl: FaultLab, member: str, node: str) -> object:
-    """What the bank's monitor's JSON API says of `node` (None if it does not answer)."""
+def monitor_view_of(
+    fl: FaultLab, member: str, node: str, *, until: str | None = None, timeout: float = 15.0
+) -> object:
+    """What the bank's monitor's JSON API says of `node` (None if it does not answer);
+    with `until`, asked again (up to `timeout`) until its state is that: the agent's last
+    heartbeat reaches the monitor a moment after its own records."""
     c = fl.where(node)
     url = f"http://{fl.lab.plan.bank(member).balancer.address}:{c.load().monitor_port(member)}"
-    with netns.inside(fl.lab.plan.bank(member).app.ns):
-        try:
-            state = requests.get(url + "/api/state", timeout=5).json()
-        except (requests.RequestException, ValueError):
-            return None
-    return [n for n in state.get("nodes", []) if n.get("name") == node or n.get("node") == node]
+    deadline = time.monotonic() + timeout
+    while True:
+        with netns.inside(fl.lab.plan.bank(member).app.ns):
+            try:
+                state = requests.get(url + "/api/state", timeout=5).json()
+            except (requests.RequestException, ValueError):
+                state = None
+        view = [n for n in (state or {}).get("nodes", []) if n.get("name") == node]
+        if (
+            until is None
+            or any(n.get("state") == until for n in view)
+            or (time.monotonic() >= deadline)
+        ):
+            return view if state is not None else None
+        time.sleep(0.5)
 
 
 def _gap(fl: FaultLab, since: float) -> float | None:

@@ -101,8 +101,6 @@ def test_a_crash_looping_geth_backs_off_then_is_fatal(fl: FaultLab) -> None:
     out.assert_safe()
 
 
-@pytest.mark.xfail(reason="FINDINGS-faults #3: the monitor shows the last heartbeat's "
-                   "state, not FATAL", strict=False)  # fmt: skip
 def test_the_monitor_shows_a_crash_looping_node_as_fatal() -> None:
     if not CRASH_LOOP:
         pytest.skip("the crash-loop test did not run")
