@@ -12,8 +12,13 @@ pragma solidity 0.8.28;
 /// ballot per admin per proposal, which the admin can withdraw until the decision. A
 /// proposal expires `proposalLifetime` blocks after it was made. A member adds and removes
 /// its own validators (at most `validatorCap`) and writers; the validator set never drops
-/// below `validatorFloor`; removing a member removes its validators and writers. Agents
-/// turn `validators()` into Clique votes; the CreditRegistry asks `isWriter`.
+/// below `validatorFloor`; removing a member removes its validators and writers, so a
+/// removal that would leave fewer than `validatorFloor` is refused when it is proposed, and
+/// again when it is decided (the proposal is then `Refused`: validators were removed
+/// meanwhile): the others add validators first. Agents turn `validators()` into Clique
+/// votes; the CreditRegistry asks `isWriter`. `memberList` and `proposalList` read the
+/// members and the proposals in one call, so a reader behind a load balancer sees one
+/// state, whichever node answers.
 /// Compiled for evmVersion london (Clique in geth 1.13).
 contract Governance {
     enum Kind {
@@ -25,7 +30,8 @@ contract Governance {
         Open,
         Approved,
         Rejected,
-        Expired
+        Expired,
+        Refused // approved, but the removal would leave fewer validators than the floor
     }
 
     enum Ballot {
@@ -48,6 +54,21 @@ contract Governance {
         address target; // the admin account to add or remove
         address proposer;
         bytes32 name; // the name to add under (Add only)
+    }
+
+    struct MemberEntry {
+        address admin;
+        bytes32 name;
+        uint64 since;
+        address[] validators;
+        address[] writers;
+    }
+
+    struct ProposalEntry {
+        uint256 id;
+        Proposal proposal; // its status as of this block, as `proposal` gives it
+        address[] approvals;
+        address[] rejections;
     }
 
     uint256 public constant MAX_MEMBERS = 64;
@@ -139,8 +160,10 @@ contract Governance {
     }
 
     /// @notice Propose removing the member whose admin is `admin`; the proposer approves.
+    /// A removal that would leave fewer than `validatorFloor` validators is refused here.
     function proposeRemove(address admin) external onlyMember returns (uint256 id) {
         if (_members[admin].name == bytes32(0)) revert NotAMember(admin);
+        _checkFloorWithout(admin);
         id = _propose(Kind.Remove, admin, _members[admin].name);
         _vote(id, true);
     }
@@ -201,6 +224,30 @@ contract Governance {
         return _admins;
     }
 
+    /// @notice Every member with its validators and writers, in the order of `members`.
+    function memberList() external view returns (MemberEntry[] memory list) {
+        list = new MemberEntry[](_admins.length);
+        for (uint256 i = 0; i < _admins.length; i++) {
+            Member storage m = _members[_admins[i]];
+            list[i] = MemberEntry(_admins[i], m.name, m.since, m.validators, m.writers);
+        }
+    }
+
+    /// @notice Proposals `first` .. `first + count - 1` (fewer at the end), as `proposal`
+    /// gives each.
+    function proposalList(uint256 first, uint256 count)
+        external
+        view
+        returns (ProposalEntry[] memory list)
+    {
+        uint256 end = first + count < _proposals.length ? first + count : _proposals.length;
+        list = new ProposalEntry[](end > first ? end - first : 0);
+        for (uint256 i = first; i < end; i++) {
+            (Proposal memory p, address[] memory yes, address[] memory no) = proposal(i);
+            list[i - first] = ProposalEntry(i, p, yes, no);
+        }
+    }
+
     function member(address admin)
         external
         view
@@ -237,7 +284,7 @@ contract Governance {
     /// @notice A proposal with its status as of this block (an open one past its last
     /// block reads Expired), and the approving and rejecting admins among current members.
     function proposal(uint256 id)
-        external
+        public
         view
         returns (Proposal memory p, address[] memory approvals, address[] memory rejections)
     {
@@ -294,8 +341,13 @@ contract Governance {
         (uint256 yes, uint256 no) = _count(id);
         uint256 needed = threshold();
         if (yes >= needed) {
-            p.status = Status.Approved;
             delete _openFor[p.target];
+            if (p.kind == Kind.Remove && _remainingWithout(p.target) < validatorFloor) {
+                p.status = Status.Refused; // validators were removed since it was proposed
+                emit Decided(id, Status.Refused);
+                return;
+            }
+            p.status = Status.Approved;
             emit Decided(id, Status.Approved);
             if (p.kind == Kind.Add) _admit(p.target, p.name);
             else _expel(p.target);
@@ -380,6 +432,16 @@ contract Governance {
 
     function _checkFloor() private view {
         if (_validators.length < validatorFloor) revert BelowFloor(_validators.length, validatorFloor);
+    }
+
+    /// Validators left if `admin`'s member were removed.
+    function _remainingWithout(address admin) private view returns (uint256) {
+        return _validators.length - _members[admin].validators.length;
+    }
+
+    function _checkFloorWithout(address admin) private view {
+        uint256 remaining = _remainingWithout(admin);
+        if (remaining < validatorFloor) revert BelowFloor(remaining, validatorFloor);
     }
 
     function _addWriters(address admin, address[] memory accounts) private {

@@ -52,6 +52,7 @@ class Ports(Strict):
     balancer: Port = 8645  # each bank's JSON-RPC endpoint (its load balancer)
     balancer_internal: Port = 8665  # member m: filter on + 2m, node pool on + 2m + 1
     peering: Port = 30403  # node k's p2p port as its bank's balancer forwards it
+    index: Port = 8945  # each bank's read index (`poactl index`): member m on + m
 
 
 Custody = Literal["secrets", "keys"]
@@ -227,6 +228,22 @@ def _shipped_file() -> dict[str, Any]:
     return loaded
 
 
+class AzureMember(Strict):
+    """Where one bank's Azure deployment lives (`poactl azure params`)."""
+
+    address_space: str | None = None  # its VNet; default 10.<n>.0.0/16 (n: 1 + its index)
+    egress: list[str] = []  # public peering: where its nodes connect from (CIDRs)
+
+
+class AzureSettings(Strict):
+    """The banks' Azure deployments (infra/azure): how their nodes reach each other
+    (`private`: peered networks, VPN or ExpressRoute; `public`: each bank's public load
+    balancer) and each bank's network."""
+
+    peering: Literal["private", "public"] = "private"
+    members: dict[MemberName, AzureMember] = {}
+
+
 class ConsortiumFile(Strict):
     """The schema of consortium.yaml (field docs live in the shipped example). `gas_limit`
     and `tuning` left out take the shipped file's values (the fast defaults); a written
@@ -246,6 +263,7 @@ class ConsortiumFile(Strict):
     runtime: RuntimeSettings = RuntimeSettings()
     balancer: Balancers | None = None  # leave out: applications talk to nodes directly
     governance: GovernanceRules = GovernanceRules()
+    azure: AzureSettings | None = None  # leave out: the defaults (`poactl azure params`)
 
 
 @dataclass(frozen=True)
@@ -291,6 +309,9 @@ class Consortium:
 
     def monitor_port(self, member: str) -> int:
         return self.settings.ports.monitor + self.members().index(member)
+
+    def index_port(self, member: str) -> int:
+        return self.settings.ports.index + self.members().index(member)
 
     def balancer_ports(self, member: str) -> tuple[int, int, int]:
         """(public JSON-RPC, filter, node pool) of `member`'s balancer."""
@@ -481,9 +502,11 @@ def _resolve_nodes(settings: ConsortiumFile, source: str) -> tuple[NodeSpec, ...
 
 
 def _member_ports(settings: ConsortiumFile, nodes: list[NodeSpec]) -> list[tuple[str, int]]:
-    """Ports of each bank's monitor and (with balancers) its balancer and peering NAT."""
+    """Ports of each bank's monitor, read index and (with balancers) its balancer and
+    peering NAT."""
     p = settings.ports
     found = [(f"monitor port of {m}", p.monitor + i) for i, m in enumerate(settings.members)]
+    found += [(f"index port of {m}", p.index + i) for i, m in enumerate(settings.members)]
     if settings.balancer is not None:
         for i, m in enumerate(settings.members):
             found += [

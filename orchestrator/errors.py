@@ -120,3 +120,8 @@ class WaitTimeout(PoaError):
             lines.append("  last log lines:")
             lines.extend(f"    {line}" for line in self.log_tail)
         return "\n".join(lines)
+
+
+class LabError(PoaError):
+    """The network lab (`poactl lab`, the fault suite) could not make or change its
+    namespaces, links or rules, or cannot run on this machine at all."""

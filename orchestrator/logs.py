@@ -20,6 +20,18 @@ def log_tail(path: Path, lines: int = 15) -> list[str]:
         return []
 
 
+GETH_FAILURE_MARKS = ("Fatal:", "ERROR[", "CRIT[", "Low disk space", "panic:")
+
+
+def last_failure(path: Path, lines: int = 60) -> str | None:
+    """The last line of a geth log that says why it failed ("Fatal: ...", an ERROR such
+    as geth's own "Low disk space ... Gracefully shutting down"), or None."""
+    for line in reversed(log_tail(path, lines)):
+        if any(mark in line for mark in GETH_FAILURE_MARKS):
+            return line.strip()[:300]
+    return None
+
+
 def follow_file(path: Path, *, poll: float = 0.5) -> Iterator[str]:
     """Lines appended to `path` after this call; survives truncation and recreation."""
     stat = path.stat() if path.exists() else None

@@ -90,3 +90,58 @@ class Backoff:
             return self.base
         jitter = random.uniform(0.8, 1.2)  # noqa: S311 - not crypto
         return float(min(self.base * 2**self.failures, self.cap) * jitter)
+
+
+class Recurring:
+    """How a loop logs a failure that comes back on every round (a loop that runs every
+    0.5-2 s must not print a traceback each time): the first occurrence in full — at
+    `level`, with its traceback when `traceback` — then the same failure only as a
+    reminder with its count every `remind_every` seconds, raised to ERROR once it has
+    lasted `escalate_after` seconds; a different failure is logged in full again; the
+    first success after failures logs one INFO."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        who: str,
+        *,
+        level: int = logging.WARNING,
+        traceback: bool = False,
+        remind_every: float = 60.0,
+        escalate_after: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.log, self.who, self.level, self.traceback = logger, who, level, traceback
+        self.remind_every, self.escalate_after, self._clock = remind_every, escalate_after, clock
+        self.count = 0
+        self._key: tuple[str, str] | None = None
+        self._since = self._reminded = 0.0
+
+    @property
+    def failing_for(self) -> float | None:
+        """Seconds since the current run of failures began (None: not failing)."""
+        return self._clock() - self._since if self.count else None
+
+    def failed(self, what: str, error: BaseException) -> None:
+        now, key = self._clock(), (what, type(error).__name__)
+        if key != self._key:
+            self._key, self.count, self._since, self._reminded = key, 0, now, now
+            self.log.log(
+                self.level, "%s: %s: %s", self.who, what, error,
+                exc_info=error if self.traceback else None,
+            )  # fmt: skip
+        self.count += 1
+        if now - self._reminded >= self.remind_every:
+            self._reminded = now
+            lasted = now - self._since
+            level = logging.ERROR if lasted >= self.escalate_after else self.level
+            self.log.log(
+                level, "%s: %s: still failing (%d times in %.0fs): %s",
+                self.who, what, self.count, lasted, str(error).replace("\n", " "),
+            )  # fmt: skip
+
+    def succeeded(self) -> None:
+        if self.count:
+            what = self._key[0] if self._key else ""
+            self.log.info("%s: %s: works again after %d failures", self.who, what, self.count)
+        self.count, self._key = 0, None

@@ -8,14 +8,24 @@ the settings name a storage account key file (Azurite, or an account without RBA
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from orchestrator.boundaries import ConsortiumData, Publication, Runtime, Store, Vault
 from orchestrator.config import PublishSettings, RuntimeSettings, StoreSettings, VaultSettings
 from orchestrator.errors import ConfigError
+
+if TYPE_CHECKING:
+    from orchestrator.azure.operate import Site
+    from orchestrator.store.azure_blob import AzureBlobStore
+    from orchestrator.store.published import DirectoryData
+
+log = logging.getLogger(__name__)
 
 
 def make_store(settings: StoreSettings, *, member: str | None = None) -> Store:
@@ -58,6 +68,12 @@ def _own_store(settings: StoreSettings) -> Store:
 
 
 def _publication(settings: PublishSettings) -> Publication:
+    return _published(settings)
+
+
+def _published(settings: PublishSettings) -> DirectoryData | AzureBlobStore:
+    """The bank's publication: what it writes there (`Publication`), and what its data
+    endpoint serves from there (`ConsortiumData`)."""
     if settings.kind == "local":
         from orchestrator.store.published import DirectoryData
 
@@ -158,12 +174,77 @@ def run_monitor(config: Path) -> int:
     return monitor.run()
 
 
+def bank_site(config: Path) -> Site:
+    """The bank an agent file belongs to, for its operator (`poactl azure operate`): its
+    store and view of the others, its vault, its own node's JSON-RPC."""
+    from orchestrator.agent.settings import load_agent_config
+    from orchestrator.azure.operate import Site
+
+    settings = load_agent_config(config)
+    return Site(
+        member=settings.member,
+        store=make_store(settings.store, member=settings.member),
+        vault=make_vault(settings.vault),
+        rpc_url=f"http://{settings.rpc_host}:{settings.ports.http}",
+        open_data=open_consortium_data,
+    )
+
+
+def run_data_server(config: Path, port: int) -> int:
+    """Serve the agent's bank's publication read-only on its host (`poactl serve-data`)."""
+    import signal
+
+    from orchestrator.agent.settings import load_agent_config
+    from orchestrator.network.served import DataServer
+
+    settings = load_agent_config(config)
+    publish = settings.store.publish
+    if publish is None:
+        raise ConfigError(
+            "this agent publishes no consortium data",
+            obj=f"{config}: store.publish",
+            hint="give the agent a publication (install_agent.sh --publish-container)",
+        )
+    server = DataServer(_published(publish), settings.host, port, container=publish.container)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    log.info("serving %s's consortium data at %s", settings.member, server.url)
+    server.serve_forever()
+    return 0
+
+
 def run_balancer(config: Path) -> int:
     """Run one bank's load balancer (HAProxy and the JSON-RPC filter) (`poactl balancer`)."""
     from orchestrator.balancer.service import Balancer
     from orchestrator.balancer.settings import load_balancer_config
 
     return Balancer(load_balancer_config(config)).run()
+
+
+def run_index(config: Path) -> int:
+    """Build one bank's read index from its settings and run it (`poactl index`): the
+    embedded SQLite database, the registry from the settings or the bank's store."""
+    from orchestrator.index.service import ReadIndex
+    from orchestrator.index.settings import load_index_config
+    from orchestrator.index.sqlite import SqliteIndex
+    from orchestrator.index.store import Registry
+
+    settings = load_index_config(config)
+    source: Callable[[], Registry | None]
+    if settings.registry is not None:
+        fixed = Registry(settings.registry, settings.from_block)
+        source = lambda: fixed  # noqa: E731
+    else:
+        from orchestrator.credit.deployment import read_registry
+
+        assert settings.store is not None  # IndexFile asks for one or the other
+        store = make_store(settings.store, member=settings.member)
+
+        def source() -> Registry | None:
+            record = read_registry(store)
+            return None if record is None else Registry(record.address, record.block_number)
+
+    index = ReadIndex(settings, store=SqliteIndex(settings.database_path), registry_source=source)
+    return index.run()
 
 
 def geth_command(settings: RuntimeSettings) -> str:

@@ -8,7 +8,9 @@
 #     [--peer-network CIDR] [--role validator|rpc]
 #     [--consortium FILE] [--runtime docker|process] [--image IMAGE] [--p2p-port N]
 #     [--http-port N] [--authrpc-port N] [--health-port N] [--state-dir DIR] [--user NAME]
-#     [--wheelhouse DIR] [--python PYTHON] [--prefix DIR]
+#     [--wheelhouse DIR] [--python PYTHON] [--prefix DIR] [--index [--index-port N]]
+#     [--client-id ID] [--advertise ADDRESS:PORT] [--shared-from MEMBER]
+#     [--health-host ADDRESS] [--data-port N] [--monitor-port N]
 #
 # It installs poactl into its own virtualenv (/opt/poactl/venv), writes
 # /etc/poactl/agent.yaml (mode 0640) from the arguments (and /etc/poactl/consortium.yaml
@@ -18,20 +20,33 @@
 # `systemctl daemon-reload && systemctl enable --now poactl-agent`. With --prefix other
 # than / it writes everything under that staging root and only prints what it would run.
 # Files are replaced only when their content changes (sha256), so mtimes stay put.
+# --index also runs the bank's read index of the credit registry on this VM: it writes
+# /etc/poactl/index.yaml (this node's JSON-RPC, the bank's store, --index-port, default
+# 8945, on --rpc-host) and installs scripts/systemd/poactl-index.service beside it.
+# In Azure (infra/azure, boot.py): --client-id names the VM's managed identity
+# (AZURE_CLIENT_ID for every unit), --data-port adds poactl-data.service (the bank's
+# consortium data, served read-only from --publish-container), --monitor-port adds
+# poactl-monitor.service and /etc/poactl/monitor.yaml.
 set -euo pipefail
 
 say() { printf '[install] %s\n' "$*"; }
 die() { printf '[install] error: %s\n' "$*" >&2; exit 2; }
-usage() { sed -n '2,19s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,29s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 prefix=/ source= member= node= vault_url= account_url= container=poactl host=127.0.0.1
 publish_container= consortium_data=()
 peer_network=127.0.0.0/8 rpc_host=
 role=validator consortium= runtime=docker image= state_dir=/var/lib/poactl user=poactl
 wheelhouse= python=python3 p2p_port=30303 http_port=8545 authrpc_port=8651 health_port=8745
+client_id= advertise= shared_from= health_host= data_port= monitor_port=
+index=false index_port=8945
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
+    --index) index=true; shift ;;
+    --index-port)
+      [ $# -ge 2 ] && [ -n "$2" ] || die "$1: needs a value"
+      index_port=$2; shift 2 ;;
     --consortium-data)
       [ $# -ge 2 ] && [ -n "$2" ] || die "$1: needs a value"
       consortium_data+=("$2"); shift 2 ;;
@@ -40,7 +55,8 @@ while [ $# -gt 0 ]; do
       publish_container=$2; shift 2 ;;
     --prefix|--source|--member|--node|--vault-url|--storage-account-url|--container|\
     --host|--role|--consortium|--runtime|--image|--state-dir|--user|--wheelhouse|--python|\
-    --p2p-port|--http-port|--authrpc-port|--health-port|--peer-network|--rpc-host)
+    --p2p-port|--http-port|--authrpc-port|--health-port|--peer-network|--rpc-host|\
+    --client-id|--advertise|--shared-from|--health-host|--data-port|--monitor-port)
       [ $# -ge 2 ] && [ -n "$2" ] || die "$1: needs a value"
       case "$1" in
         --prefix) prefix=$2 ;; --source) source=$2 ;; --member) member=$2 ;;
@@ -52,6 +68,9 @@ while [ $# -gt 0 ]; do
         --p2p-port) p2p_port=$2 ;; --http-port) http_port=$2 ;;
         --authrpc-port) authrpc_port=$2 ;; --health-port) health_port=$2 ;;
         --peer-network) peer_network=$2 ;; --rpc-host) rpc_host=$2 ;;
+        --client-id) client_id=$2 ;; --advertise) advertise=$2 ;;
+        --shared-from) shared_from=$2 ;; --health-host) health_host=$2 ;;
+        --data-port) data_port=$2 ;; --monitor-port) monitor_port=$2 ;;
       esac
       shift 2 ;;
     *) die "$1: unknown argument (see --help)" ;;
@@ -86,11 +105,17 @@ for entry in "${consortium_data[@]}"; do
   [[ $entry == *=* && $data_member =~ ^[a-z][a-z0-9-]{0,30}[a-z0-9]$ ]] \
     || die "--consortium-data: '$entry' is not MEMBER=URL"
   [ "$data_member" != "$member" ] || die "--consortium-data: '$data_member' is this bank (it reads its own store)"
-  [[ $data_url =~ ^https://[A-Za-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9._~/-]+(\?[A-Za-z0-9._~%=\&:+-]*)?$ ]] \
-    || die "--consortium-data: '$data_url' is not an https:// container URL (a read-only SAS URL)"
+  [[ $data_url =~ ^https?://[A-Za-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9._~/-]+(\?[A-Za-z0-9._~%=\&:+-]*)?$ ]] \
+    || die "--consortium-data: '$data_url' is not an http(s):// container URL (a member's data endpoint, or a read-only SAS URL)"
   data_yaml+=$'\n'"    $data_member: \"$data_url\""
 done
 [ -z "$data_yaml" ] || data_yaml=$'\n'"  consortium_data:$data_yaml"
+if [ -n "$shared_from" ]; then
+  printf '%s\n' "${consortium_data[@]}" | grep -q "^$shared_from=" \
+    || die "--shared-from: '$shared_from' is not one of the --consortium-data members (the member joined from)"
+  data_yaml+=$'\n'"  shared_from: \"$shared_from\""
+fi
+monitor_store="  kind: azure"$'\n'"  account_url: \"$account_url\""$'\n'"  container: \"$container\"$data_yaml"
 [ -z "$publish_container" ] \
   || data_yaml=$'\n'"  publish:"$'\n'"    kind: azure"$'\n'"    account_url: \"$account_url\""$'\n'"    container: \"$publish_container\"$data_yaml"
 [[ $host =~ ^[A-Za-z0-9.:-]+$ ]] || die "--host: '$host' is not an address (this VM's address its peers reach)"
@@ -98,8 +123,17 @@ rpc_host=${rpc_host:-$host}
 [[ $rpc_host =~ ^[A-Za-z0-9.:-]+$ ]] || die "--rpc-host: '$rpc_host' is not an address (where JSON-RPC listens for the balancer)"
 [[ $peer_network =~ ^[0-9A-Fa-f.:]+/[0-9]{1,3}$ ]] || die "--peer-network: '$peer_network' is not a CIDR (the members' node network, e.g. 10.0.0.0/8)"
 case "$role" in validator|rpc) ;; *) die "--role: '$role' is not validator or rpc" ;; esac
-for port_arg in p2p_port http_port authrpc_port health_port; do
+[ -z "$client_id" ] || [[ $client_id =~ ^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$ ]] \
+  || die "--client-id: '$client_id' is not a managed identity's client id (a GUID)"
+[ -z "$advertise" ] || [[ $advertise =~ ^[0-9.]+:[0-9]{1,5}$ ]] \
+  || die "--advertise: '$advertise' is not ADDRESS:PORT (where other banks reach this node's p2p)"
+[ -z "$health_host" ] || [[ $health_host =~ ^[A-Za-z0-9.:-]+$ ]] \
+  || die "--health-host: '$health_host' is not an address (where /health listens)"
+[ -z "$data_port" ] || [ -n "$publish_container" ] \
+  || die "--data-port: serves the bank's publication; give --publish-container too"
+for port_arg in p2p_port http_port authrpc_port health_port data_port monitor_port index_port; do
   port=${!port_arg}
+  [ -n "$port" ] || continue
   [[ $port =~ ^[0-9]{4,5}$ ]] && [ "$port" -ge 1024 ] && [ "$port" -le 65535 ] \
     || die "--${port_arg//_/-}: '$port' is not a port in 1024..65535"
 done
@@ -131,6 +165,10 @@ venv=/opt/poactl/venv
 config=/etc/poactl/agent.yaml
 consortium_file=/etc/poactl/consortium.yaml
 unit=/etc/systemd/system/poactl-agent.service
+monitor_config=/etc/poactl/monitor.yaml
+index_config=/etc/poactl/index.yaml
+index_unit=/etc/systemd/system/poactl-index.service
+units=(poactl-agent)
 changed=0
 $real || say "staging root $prefix: users and systemd are left alone"
 
@@ -199,6 +237,9 @@ install_file() {  # DEST MODE GROUP, content on stdin; replaced only when it dif
 
 runtime_yaml="  kind: $runtime"
 [ "$runtime" = docker ] && runtime_yaml+=$'\n'"  image: \"$image\""
+agent_extra=""
+[ -z "$advertise" ] || agent_extra+=$'\n'"advertise: \"$advertise\""
+[ -z "$health_host" ] || agent_extra+=$'\n'"health_host: \"$health_host\""
 if [ -n "$consortium" ]; then
   install_file "$consortium_file" 0644 "" <"$consortium"
 elif [ ! -f "$root$consortium_file" ]; then
@@ -212,7 +253,7 @@ node: "$node"
 role: $role
 state_dir: "$state_dir"
 consortium_file: "$consortium_file"
-host: "$host"
+host: "$host"$agent_extra
 peer_network: "$peer_network"
 rpc_host: "$rpc_host"
 ports:
@@ -233,6 +274,8 @@ EOF
 
 docker_lines=""
 [ "$runtime" = docker ] && docker_lines=$'\n'"SupplementaryGroups=docker"
+identity_line=""
+[ -z "$client_id" ] || identity_line=$'\n'"Environment=AZURE_CLIENT_ID=$client_id"
 install_file "$unit" 0644 "" <<EOF
 # Written by install_agent.sh; rerun it to change.
 [Unit]
@@ -252,7 +295,7 @@ RestartSec=10
 # The agent stops geth with SIGINT and waits up to 30 s before it kills it.
 TimeoutStopSec=60
 WorkingDirectory=$state_dir
-Environment=PYTHONUNBUFFERED=1
+Environment=PYTHONUNBUFFERED=1$identity_line
 UMask=0027
 NoNewPrivileges=yes
 ProtectSystem=strict
@@ -279,6 +322,86 @@ AmbientCapabilities=
 WantedBy=multi-user.target
 EOF
 
+service_unit() {  # NAME DESCRIPTION EXECSTART: a hardened unit for another poactl service
+  install_file "/etc/systemd/system/$1.service" 0644 "" <<EOF
+# Written by install_agent.sh; rerun it to change.
+[Unit]
+Description=$2
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=simple
+User=$user
+Group=$user
+ExecStart=$3
+Restart=on-failure
+RestartSec=10
+WorkingDirectory=$state_dir
+Environment=PYTHONUNBUFFERED=1$identity_line
+UMask=0027
+NoNewPrivileges=yes
+ProtectSystem=strict
+ReadWritePaths=$state_dir
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectControlGroups=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+CapabilityBoundingSet=
+AmbientCapabilities=
+
+[Install]
+WantedBy=multi-user.target
+EOF
+  units+=("$1")
+}
+if [ -n "$data_port" ]; then
+  service_unit poactl-data "poactl: this bank's consortium data, served read-only" \
+    "$venv/bin/poactl serve-data --config $config --port $data_port"
+fi
+if [ -n "$monitor_port" ]; then
+  install_file "$monitor_config" 0640 "$user" <<EOF
+# Written by install_agent.sh; rerun it to change. Keys: orchestrator/monitor/settings.py.
+member: "$member"
+host: "$host"
+port: $monitor_port
+rpc_url: "http://$rpc_host:$http_port"
+state_dir: "$state_dir/monitor"
+consortium_file: "$consortium_file"
+store:
+$monitor_store
+EOF
+  service_unit poactl-monitor "poactl: this bank's monitor" \
+    "$venv/bin/poactl monitor --config $monitor_config"
+fi
+if $index; then  # the bank's read index: this node's logs, the bank's store (no publishing)
+  index_data=""
+  for entry in "${consortium_data[@]}"; do
+    index_data+=$'\n'"    ${entry%%=*}: \"${entry#*=}\""
+  done
+  [ -z "$index_data" ] || index_data=$'\n'"  consortium_data:$index_data"
+  install_file "$index_config" 0640 "$user" <<EOF
+# Written by install_agent.sh --index; rerun it to change (edits here are overwritten).
+# The keys are documented in orchestrator/index/settings.py.
+member: "$member"
+host: "$rpc_host"
+port: $index_port
+rpc_urls: ["http://$rpc_host:$http_port"]
+state_dir: "$state_dir/index"
+store:
+  kind: azure
+  account_url: "$account_url"
+  container: "$container"$index_data
+EOF
+  install_file "$index_unit" 0644 "" <"$(dirname "${BASH_SOURCE[0]}")/systemd/poactl-index.service"
+  units+=(poactl-index)
+fi
+
 # -- 3. the service user, the state directory and systemd ---------------------------
 if $real; then
   if ! getent passwd "$user" >/dev/null; then
@@ -294,6 +417,8 @@ if $real; then
     changed=$((changed + 1))
   fi
   chgrp "$user" "$config"
+  [ -z "$monitor_port" ] || chgrp "$user" "$monitor_config"
+  if $index; then chgrp "$user" "$index_config"; fi
   if [ ! -d "$state_dir" ]; then
     install -d -m 0750 -o "$user" -g "$user" "$state_dir"
     changed=$((changed + 1))
@@ -305,15 +430,15 @@ else
   say "would run: install -d -m 0750 -o $user -g $user $state_dir"
 fi
 
-enable="systemctl daemon-reload && systemctl enable --now poactl-agent"
+enable="systemctl daemon-reload && systemctl enable --now ${units[*]}"
 if $real && [ -d /run/systemd/system ]; then
   if [ "$changed" -gt 0 ]; then
     say "running: $enable (and a restart, to pick up the changes)"
     systemctl daemon-reload
-    systemctl enable --now poactl-agent
-    systemctl restart poactl-agent
+    systemctl enable --now "${units[@]}"
+    systemctl restart "${units[@]}"
   else
-    systemctl enable --now poactl-agent  # a no-op when enabled and running
+    systemctl enable --now "${units[@]}"  # a no-op when enabled and running
   fi
 else
   $real && say "systemd is not running here"

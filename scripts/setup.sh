@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up a development/operator checkout: a virtualenv with poactl and its dev tools,
 # geth v1.13.15 built from the Go module proxy into .tools/bin, Azurite and solc-js, and
-# Debian's haproxy, prometheus and chromium. Idempotent: each
+# Debian's haproxy, prometheus, chromium and cloud-init. Idempotent: each
 # step is skipped when its result is already there and current.
 set -euo pipefail
 
@@ -53,6 +53,22 @@ else
 fi
 [[ $(geth_version) == "$GETH_VERSION"* ]] \
   || die "$geth is not geth $GETH_VERSION but '$(geth_version)'; delete it and rerun"
+# 3b. Toxiproxy, pinned: the WAN links (latency, bandwidth) of the lab and the fault suite.
+TOXIPROXY_VERSION=2.12.0
+toxiproxy="$tools/toxiproxy-server"
+if [ -x "$toxiproxy" ] && [[ $("$toxiproxy" -version 2>/dev/null) == *"$TOXIPROXY_VERSION"* ]]; then
+  say "toxiproxy $TOXIPROXY_VERSION already built in .tools/bin"
+else
+  command -v go >/dev/null || die "Go is needed to build toxiproxy $TOXIPROXY_VERSION; install Go 1.21+ and rerun"
+  say "building toxiproxy $TOXIPROXY_VERSION from the Go module proxy"
+  gobin=$(mktemp -d)
+  GOBIN="$gobin" CGO_ENABLED=0 GOFLAGS=-mod=mod go install \
+    -ldflags "-X github.com/Shopify/toxiproxy/v2.Version=$TOXIPROXY_VERSION" \
+    "github.com/Shopify/toxiproxy/v2/cmd/server@v$TOXIPROXY_VERSION"
+  mkdir -p "$tools"
+  mv "$gobin/server" "$toxiproxy" && rmdir "$gobin"
+fi
+
 # 4. Node tools (Azurite, solc-js, ethers) into .tools/node, again only when their list changed.
 node_dir="$root/.tools/node"
 want_node=$(sha256sum "$root/scripts/tools/package.json" | cut -d' ' -f1)
@@ -78,12 +94,19 @@ debian_packages=()
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || debian_packages+=(haproxy)
 command -v prometheus >/dev/null && command -v promtool >/dev/null || debian_packages+=(prometheus)
 [ -x /usr/bin/chromium ] || debian_packages+=(chromium)
+# cloud-init checks the Azure template's custom data (`cloud-init schema`); the marker
+# file keeps the package from acting on this machine's boots.
+command -v cloud-init >/dev/null || debian_packages+=(cloud-init)
+command -v iptables >/dev/null || [ -x /usr/sbin/iptables ] || debian_packages+=(iptables)  # the lab's partitions
 if [ ${#debian_packages[@]} -gt 0 ]; then
   command -v apt-get >/dev/null \
     || die "missing ${debian_packages[*]} and no apt-get: install them with your package manager"
   [ "$(id -u)" = 0 ] \
     || die "missing ${debian_packages[*]}: run 'sudo apt-get install ${debian_packages[*]}' once"
   say "installing ${debian_packages[*]} (apt-get; a minute or two on a fresh machine)"
+  if [[ " ${debian_packages[*]} " == *" cloud-init "* ]]; then
+    mkdir -p /etc/cloud && touch /etc/cloud/cloud-init.disabled
+  fi
   apt_log="$root/.tools/apt-install.log"
   mkdir -p "$root/.tools"
   if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
@@ -92,7 +115,7 @@ if [ ${#debian_packages[@]} -gt 0 ]; then
     die "apt-get install ${debian_packages[*]} failed (log: $apt_log)"
   fi
 else
-  say "haproxy, prometheus and chromium already installed"
+  say "haproxy, prometheus, chromium and cloud-init already installed"
 fi
 
 say "ready: $("$venv/bin/poactl" --version), geth $GETH_VERSION at .tools/bin/geth"

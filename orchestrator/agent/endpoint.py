@@ -1,9 +1,15 @@
 """The agent's HTTP face: `/health` for the member's load balancer, `/metrics` for
-Prometheus. Served on the agent's health port from a background thread."""
+Prometheus. Served on the agent's health port from a background thread.
+
+HAProxy's health check hangs up as soon as it has the status line; a client gone before
+its answer is written is one DEBUG line, not a traceback in the agent's log."""
 
 from __future__ import annotations
 
 import json
+import logging
+import socket
+import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +22,22 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from orchestrator.errors import ConfigError
 
 HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
+HUNG_UP = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+log = logging.getLogger(__name__)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
+    ) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, HUNG_UP):
+            log.debug("health client %s hung up before its answer: %s", client_address, error)
+            return
+        log.exception("health endpoint: a request from %s failed", client_address)
 
 
 class AgentMetrics:
@@ -82,14 +104,13 @@ class HealthServer:
     ) -> None:
         handler = _handler(check, metrics)
         try:
-            self._server = ThreadingHTTPServer((host, port), handler)
+            self._server = _Server((host, port), handler)
         except OSError as e:
             raise ConfigError(
                 f"cannot serve /health on {host}:{port} ({e.strerror})",
                 obj="ports.health",
                 hint="another program uses the port; pick a free one in agent.yaml",
             ) from e
-        self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="health")
 
     def __enter__(self) -> HealthServer:

@@ -1,9 +1,16 @@
 """The validator identity an agent holds: taking a free identity's lease, renewing it,
 and fencing (sealing stops at the key) when a renewal did not get through in time.
 
-The lease loop calls `keep` (renew when due, else take a free identity when the agent
-is ready); the watchdog calls `check_deadline` so the agent fences on time even while a
-store call hangs. The keeper and the sealer move together under the agent's lock.
+`IdentityHolder` is the one owner of the identity's lease: its keeper and the sealer's
+authorization change together, under the agent's lock, whoever asks — the lease loop
+(`keep`: renew when due, else take a free identity when the agent is ready), the
+watchdog (`check_deadline`, which fences on time even while a store call hangs), or the
+agent stopping (`release`). A store call is never made under the lock (the watchdog
+must not wait for it); its answer counts only if the keeper is still the one held.
+
+The fence's message says what happened, measured against the lease's expiry: stopped
+so many seconds before the lease could expire; or, when the process was not running
+(paused, a VM frozen) past the expiry, that the lease expired meanwhile.
 """
 
 from __future__ import annotations
@@ -26,6 +33,9 @@ from orchestrator.network.leases import LeaseKeeper
 from orchestrator.network.names import identity_lease
 
 log = logging.getLogger(__name__)
+
+WATCHDOG_SECONDS = 0.2  # the watchdog's round
+PAUSED_AFTER = 2.0  # a watchdog round this late means the process was not running
 
 
 class IdentityHolder:
@@ -56,6 +66,7 @@ class IdentityHolder:
         self.keeper: LeaseKeeper | None = None
         self.fences = 0
         self.last_fence: FenceRecord | None = None
+        self._last_round = time.monotonic()  # the watchdog's last round
 
     def keep(self, network: NetworkInfo | None, *, acquire: bool, ready: bool) -> None:
         """Renew the held lease when due; else take a free identity when `acquire` (its
@@ -69,14 +80,21 @@ class IdentityHolder:
             self._acquire(network)
 
     def _renew(self, keeper: LeaseKeeper) -> None:
-        renewed = keeper.renew()
-        self.metrics.renewal(ok=renewed)
-        if renewed:
-            self._write_status()
-            return
-        with self.lock:  # lost to someone else (broken): stop sealing at once
-            if self.keeper is keeper:
-                self.fence(f"lost the lease {keeper.name}")
+        with self.lock:
+            if self.keeper is not keeper:  # fenced since the caller looked
+                return
+            if time.monotonic() >= keeper.expires_at:  # do not even ask: it expired
+                self.fence(self._expired_why(keeper, time.monotonic()))
+                return
+        renewed = keeper.renew()  # outside the lock: the watchdog must not wait on it
+        with self.lock:
+            if self.keeper is not keeper:  # fenced while the store answered: it stands
+                return
+            self.metrics.renewal(ok=renewed)
+            if renewed:
+                self._write_status()
+            else:  # lost (broken, taken, or expired before it was sent): stop sealing
+                self.fence(f"lost the lease {keeper.name}: {keeper.lost_why}")
 
     def own_signers(self, network: NetworkInfo) -> tuple[str, ...]:
         """The member's identities: in the genesis for a founder; in its published
@@ -116,12 +134,29 @@ class IdentityHolder:
     def check_deadline(self) -> None:
         """The watchdog's round: fence when the held lease reached its fence time."""
         with self.lock:
+            now = time.monotonic()
             keeper = self.keeper
-            if keeper is not None and keeper.held and time.monotonic() >= keeper.fence_at:
-                self.fence(
-                    f"could not renew {keeper.name} in time; "
-                    f"stopped sealing {keeper.margin:.1f}s before the lease can expire"
-                )
+            if keeper is not None and keeper.held and now >= keeper.fence_at:
+                if now >= keeper.expires_at:
+                    self.fence(self._expired_why(keeper, now))
+                else:
+                    self.fence(
+                        f"could not renew {keeper.name} in time; stopped sealing "
+                        f"{keeper.expires_at - now:.1f}s before the lease can expire"
+                    )
+            self._last_round = now
+
+    def _expired_why(self, keeper: LeaseKeeper, now: float) -> str:
+        """The lease is past its expiry: say so, and whether this process was running."""
+        expired = now - keeper.expires_at
+        silent = now - self._last_round
+        if silent >= PAUSED_AFTER:
+            return (
+                f"the lease {keeper.name} expired {expired:.1f}s ago while this process was "
+                f"not running (paused or frozen for about {silent:.0f}s); stopped sealing "
+                "as it resumed"
+            )
+        return f"the lease {keeper.name} expired {expired:.1f}s ago before a renewal got through"
 
     def fence(self, why: str) -> None:
         """Stop sealing now (caller holds the lock): the signer refuses from this moment."""

@@ -1,6 +1,8 @@
 """The member's leader: whichever of its agents holds the member's *leader* lease creates
 what is missing of the member's validator identities in the bank's vault, publishes the
-member's descriptor and admin key, and (the founder's leader) the network.
+member's descriptor, its admin key and its commitment to the consortium's pseudonym
+secret (a bank that joins takes the secret only when it matches what most members
+commit to, `network.sealed`), and (the founder's leader) the network.
 
 Leadership is a duty, not a privilege: any agent of the bank may hold the lease, and a
 new holder does the same idempotent work again.
@@ -21,8 +23,8 @@ from orchestrator.network.create import (
 )
 from orchestrator.network.data import ConsortiumStore
 from orchestrator.network.leases import LeaseKeeper
-from orchestrator.network.names import admin_key_name, leader_lease
-from orchestrator.network.sealed import publish_admin_key
+from orchestrator.network.names import PSEUDONYM_SECRET_NAME, admin_key_name, leader_lease
+from orchestrator.network.sealed import publish_admin_key, publish_commitment
 
 
 class Leadership:
@@ -80,6 +82,9 @@ class Leadership:
         admin_key = self.vault.get_secret(admin_key_name(self.member))
         if admin_key is not None:  # others seal vault secrets to it (`network.sealed`)
             publish_admin_key(self.store, self.member, admin_key)
+        secret = self.vault.get_secret(PSEUDONYM_SECRET_NAME)
+        if secret is not None:
+            publish_commitment(self.store, self.member, PSEUDONYM_SECRET_NAME, secret)
         if isinstance(self.store, ConsortiumStore):
             self.store.publish_directory()  # where the banks it reads publish
         if self.member == self.consortium.members()[0] and network is None:

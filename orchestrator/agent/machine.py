@@ -35,20 +35,22 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
 from orchestrator.agent import status
 from orchestrator.agent.admission import MembershipDuties
+from orchestrator.agent.chainview import ChainView
+from orchestrator.agent.duties import Duty
 from orchestrator.agent.endpoint import AgentMetrics, HealthServer
 from orchestrator.agent.fencing import check_lease_fits, in_flight_seconds, settle_signatures
-from orchestrator.agent.holding import IdentityHolder, release_lease
+from orchestrator.agent.holding import WATCHDOG_SECONDS, IdentityHolder, release_lease
 from orchestrator.agent.leading import Leadership
 from orchestrator.agent.node import prepare_node, supervise_geth
 from orchestrator.agent.paths import NodePaths
 from orchestrator.agent.peers import StaticPeers
+from orchestrator.agent.recovery import NodeCare
 from orchestrator.agent.reporting import NodeReport
 from orchestrator.agent.sealing import Sealer
 from orchestrator.agent.settings import AgentFile
@@ -64,9 +66,11 @@ from orchestrator.agent.votes import CliqueVoter
 from orchestrator.boundaries import Runtime, Store, Vault
 from orchestrator.config import Consortium, load_config
 from orchestrator.errors import PoaError, ServiceUnavailable, StateError, WaitTimeout
+from orchestrator.geth.ipc import ipc_request
 from orchestrator.geth.keys import follower_address
+from orchestrator.logs import last_failure
 from orchestrator.network.create import NetworkInfo, read_network
-from orchestrator.retry import Backoff
+from orchestrator.retry import Backoff, Recurring
 from orchestrator.signer.policy import SigningPolicy
 from orchestrator.signer.server import SignerServer
 
@@ -106,10 +110,11 @@ class Agent:
         self.message = ""
         self.network: NetworkInfo | None = None
         self._stop = threading.Event()
-        self._lock = threading.RLock()  # the identity lease and the sealer move together
+        self._lock = threading.RLock()  # the identity lease, the sealer and agent.json
         self.peers = StaticPeers(
-            self.paths, node=self.name, host=settings.host, p2p_port=settings.ports.p2p
-        )
+            self.paths, member=self.member, node=self.name, host=settings.host,
+            p2p_port=settings.ports.p2p,
+        )  # fmt: skip
         self.metrics = AgentMetrics()
         self.leader = Leadership(
             store=store, vault=vault, member=self.member, node=self.name,
@@ -120,13 +125,12 @@ class Agent:
             follower=follower_address(self.name),
             block_period=self.consortium.settings.block_period,
             observe=self.metrics.signer_answered,
+            published=self._has_block,
         )
         self.sealer = Sealer(
             self.paths.ipc,
             self.signing,
             needs_peers=lambda: len(self.network.all_signers) > 1 if self.network else True,
-            static_peers=self.peers.enodes,
-            stall_after=max(8.0, 4.0 * self.consortium.settings.block_period),
             on_change=self.write_status,
         )
         self.holder = IdentityHolder(
@@ -140,10 +144,23 @@ class Agent:
             self.paths.ipc, node=self.name, allow=self.signing.allow_votes,
             sealing=lambda: self.sealer.sealing, on_change=self.write_status,
         )  # fmt: skip
-        self.report = NodeReport(
-            self.paths, node=self.name, member=self.member, store=store, metrics=self.metrics,
-            facts=self._facts,
+        self.chain = ChainView(
+            (self.member, self.name), period=self.consortium.settings.block_period,
+            heartbeat_seconds=settings.heartbeat_seconds,
         )  # fmt: skip
+        self.report = NodeReport(
+            self.paths, store=store, metrics=self.metrics, chain=self.chain, facts=self._facts
+        )
+        self.care = NodeCare(
+            self.paths.ipc, self.sealer, self.chain, peers=self.peers.enodes,
+            period=self.consortium.settings.block_period,
+        )  # fmt: skip
+        self.duties = [
+            Duty("lease loop", self._lease_loop, **self._duty_options()),
+            Duty("watchdog", self._watchdog, **self._duty_options(), on_death=self._watchdog_died),
+            Duty("votes round", self._votes_loop, **self._duty_options()),
+        ]
+        self._votes_failures = Recurring(log, self.name, level=logging.ERROR, traceback=True)
         self.supervisor: Supervisor | None = None
         self._fatal: PoaError | None = None
         self.membership = MembershipDuties(
@@ -167,30 +184,34 @@ class Agent:
             self.write_status()
 
     def write_status(self) -> None:
-        identity, keeper = self.sealer.identity, self.holder.keeper
-        held = None
-        if identity is not None and keeper is not None:
-            held = identity_status(identity.index, identity.address, keeper)
-        status.write(
-            self.paths.agent_status,
-            AgentStatus(
-                node=self.name,
-                member=self.member,
-                role=self.settings.role,
-                state=self.state,
-                since=datetime.now(UTC).isoformat(timespec="seconds"),
-                pid=os.getpid(),
-                leader=self.leader.held,
-                identity=held,
-                last_fence=self.holder.last_fence,
-                sealing=self.sealer.sealing,
-                fences=self.holder.fences,
-                rpc_url=f"http://{self.settings.rpc_host}:{self.settings.ports.http}",
-                health_url=f"http://{self.settings.host}:{self.settings.ports.health}/health",
-                message=self.message,
-                clique=self.voter.clique,
-            ),
-        )
+        """Write `agent.json` from the state as it is now, under the agent's lock: the
+        lease loop, the watchdog, the votes round and the node's care all write it, and
+        a snapshot taken before a fence must never land after the fence's."""
+        with self._lock:
+            identity, keeper = self.sealer.identity, self.holder.keeper
+            held = None
+            if identity is not None and keeper is not None:
+                held = identity_status(identity.index, identity.address, keeper)
+            status.write(
+                self.paths.agent_status,
+                AgentStatus(
+                    node=self.name,
+                    member=self.member,
+                    role=self.settings.role,
+                    state=self.state,
+                    since=datetime.now(UTC).isoformat(timespec="seconds"),
+                    pid=os.getpid(),
+                    leader=self.leader.held,
+                    identity=held,
+                    last_fence=self.holder.last_fence,
+                    sealing=self.sealer.sealing,
+                    fences=self.holder.fences,
+                    rpc_url=f"http://{self.settings.rpc_host}:{self.settings.ports.http}",
+                    health_url=f"http://{self.settings.host}:{self.settings.ports.health}/health",
+                    message=self.message,
+                    clique=self.voter.clique,
+                ),
+            )
 
     # -- run ---------------------------------------------------------------------------
     def request_stop(self, *_: object) -> None:
@@ -223,15 +244,14 @@ class Agent:
         with node_lock(self.paths.lock, self.name):
             self.write_status()
             health = HealthServer(
-                self.settings.host, self.settings.ports.health, self._health, self.metrics
+                self.settings.health_host or self.settings.host,
+                self.settings.ports.health,
+                self._health,
+                self.metrics,
             )
             with health, SignerServer(self.paths.signer_ipc, self.signing):
-                loops = [
-                    threading.Thread(target=self._guard(loop), name=loop.__name__, daemon=True)
-                    for loop in (self._lease_loop, self._watchdog, self._votes_loop)
-                ]
-                for t in loops:
-                    t.start()
+                for duty in self.duties:
+                    duty.start()
                 try:
                     self._transition(AgentState.WAITING_FOR_NETWORK, "waiting for the network")
                     if self._wait_for_network():
@@ -244,25 +264,28 @@ class Agent:
                     self._stop.set()
                     if self.supervisor is not None:
                         self.supervisor.request_stop()
-                    for t in loops:
-                        t.join(timeout=10)
+                    for duty in self.duties:
+                        duty.join(timeout=10)
                     self._shut_down()
         if self._fatal is not None:
             raise self._fatal
         return 0
 
-    def _guard(self, loop: Callable[[], None]) -> Callable[[], None]:
-        """Run a background loop; a permanent error ends the whole agent."""
+    def _duty_options(self) -> dict[str, Any]:
+        """A background duty: a permanent error ends the whole agent; any other death
+        makes it unhealthy while the duty restarts (`duties`)."""
+        return {"who": self.name, "stop": self._stop, "on_fatal": self._end}
 
-        def run() -> None:
-            try:
-                loop()
-            except PoaError as e:
-                log.error("%s: %s", self.name, e)
-                self._fatal = self._fatal or e
-                self.request_stop()
+    def _end(self, error: PoaError) -> None:
+        log.error("%s: %s", self.name, error)
+        self._fatal = self._fatal or error
+        self.request_stop()
 
-        return run
+    def _watchdog_died(self) -> None:
+        """No fence could come on time without the watchdog: fence now, to be safe."""
+        with self._lock:
+            if self.holder.keeper is not None:
+                self.holder.fence("the watchdog died; fenced to be safe until it runs again")
 
     def _wait_for_network(self) -> bool:
         started = time.monotonic()
@@ -307,15 +330,19 @@ class Agent:
             peers=len(self.peers.enodes()),
             geth=self.geth,
             runtime=self.runtime,
-            sealer=self.sealer,
+            sealer=self.care,
         )
         if self._stop.is_set():
             return
         if self.supervisor.run(handle_signals=False) != 0:
+            said = last_failure(self.paths.geth_log)
             raise StateError(
-                f"geth kept failing: {self.supervisor.last_exit_code=}",
+                f"geth kept failing: it stopped {self.supervisor.restarts + 1} times in a row "
+                f"(last exit code {self.supervisor.last_exit_code})"
+                + (f"; geth said: {said}" if said else ""),
                 obj=self.name,
-                hint=f"read {self.paths.geth_log}",
+                hint=f"read {self.paths.geth_log} (a full disk, a port another program "
+                "took, a datadir from another network); fix it, then start the agent again",
             )
 
     def _shut_down(self) -> None:
@@ -328,6 +355,11 @@ class Agent:
             self._transition(AgentState.FATAL, self._fatal.what)
         else:
             self._transition(AgentState.STOPPED, "stopped")
+        if self.supervisor is not None:  # the monitor sees how it ended, not "SEALING"
+            try:
+                self.report.heartbeat(ask_geth=False, message=self.message)
+            except PoaError as e:
+                log.warning("%s: could not write a last heartbeat: %s", self.name, e)
 
     # -- background loops ----------------------------------------------------------------
     def _lease_loop(self) -> None:
@@ -354,6 +386,7 @@ class Agent:
                     next_peers = now + PEERS_EVERY
                 if now >= next_heartbeat and self.supervisor is not None:
                     self.report.heartbeat()
+                    self.chain.refresh(self.store, time.time())  # the others' heads
                     next_heartbeat = now + self.settings.heartbeat_seconds
             except ServiceUnavailable as e:
                 self.metrics.store_error()
@@ -364,7 +397,7 @@ class Agent:
             self._stop.wait(self.backoff.pause())
 
     def _watchdog(self) -> None:
-        while not self._stop.wait(0.2):
+        while not self._stop.wait(WATCHDOG_SECONDS):
             self.holder.check_deadline()
 
     def _votes_loop(self) -> None:
@@ -375,9 +408,11 @@ class Agent:
                 if self.supervisor is not None:  # geth runs: governance can be read
                     self.membership.run(self.network, leader=self.leader.held)
                 self.voter.vote()
-            except Exception:  # a bad answer must not end the loop: log it, try again
-                log.exception("%s: reconciling Clique's votes failed", self.name)
+            except Exception as e:  # a bad answer must not end the loop: say so, try again
+                self._votes_failures.failed("reconciling Clique's votes failed", e)
                 self.voter.set(None)
+            else:
+                self._votes_failures.succeeded()
 
     def _signer_count(self) -> int:
         """Clique's signers for the fencing arithmetic: the genesis's, or more once
@@ -385,6 +420,14 @@ class Agent:
         founding = len(self.network.all_signers) if self.network else 0
         clique = self.voter.clique
         return max(founding, len(clique.signers) if clique else 0)
+
+    def _has_block(self, height: int) -> bool | None:
+        """Whether geth's chain holds a block at `height` (None: geth cannot tell)."""
+        try:
+            block = ipc_request(self.paths.ipc, "eth_getBlockByNumber", [hex(height), False])
+        except PoaError:
+            return None
+        return block is not None
 
     # -- what the node tells --------------------------------------------------------------
     def _facts(self) -> dict[str, Any]:
@@ -400,8 +443,11 @@ class Agent:
 
     def _health(self) -> tuple[bool, dict[str, Any]]:
         supervisor = self.supervisor
-        return self.report.health(
+        healthy, body = self.report.health(
             geth_state=supervisor.state.value if supervisor else None,
             needs_peers=bool(self.peers.enodes()),
             ending=self.state in ENDING,
         )
+        dead = [problem for duty in self.duties if (problem := duty.problem)]
+        body["problems"] += dead
+        return healthy and not dead, body

@@ -21,9 +21,12 @@ log = logging.getLogger(__name__)
 class StaticPeers:
     """What this node peers with; `refresh` is called by the agent's lease loop."""
 
-    def __init__(self, paths: NodePaths, *, node: str, host: str, p2p_port: int) -> None:
-        self.paths, self.node, self.host, self.p2p_port = paths, node, host, p2p_port
-        self._peers: dict[str, str] = {}  # node -> enode
+    def __init__(
+        self, paths: NodePaths, *, member: str, node: str, host: str, p2p_port: int
+    ) -> None:
+        self.paths, self.member, self.node = paths, member, node
+        self.host, self.p2p_port = host, p2p_port
+        self._peers: dict[tuple[str, str], str] = {}  # (member, node) -> enode
         self._reported: set[str] = set()  # bad records already logged
 
     def enodes(self) -> list[str]:
@@ -40,7 +43,7 @@ class StaticPeers:
                     self.node,
                     problem,
                 )
-        peers = {n: e for n, e in enodes.items() if n != self.node}
+        peers = {k: e for k, e in enodes.items() if k != (self.member, self.node)}
         if peers == self._peers and self.paths.geth_config.exists():
             return
         for enode in set(peers.values()) - set(self._peers.values()):

@@ -1,5 +1,4 @@
-"""When a node seals with a validator identity, how it stops (fencing), and how a
-stalled chain is set moving again.
+"""When a node seals with a validator identity, and how it stops (fencing).
 
 * geth never holds a validator key: the agent is its external signer
   (`orchestrator.signer`), and geth runs `--mine` from its first second with a keyless
@@ -20,15 +19,9 @@ stalled chain is set moving again.
   appear that much later: the agent fences `fence_margin` seconds before its lease
   could expire (`orchestrator.agent.fencing`). The next tick switches geth's miner back
   to the follower.
-* Clique can still fork at one height (block 1 especially: its timestamp lies in the
-  past, so out-of-turn signers seal without waiting). geth then wedges: a broadcast
-  only teaches a peer the *parent's* total difficulty, and with fewer than five peers
-  sync runs only on its 10 s timer, toward a peer it believes is heavier, which no
-  peer now is. So when the head has not moved for `stall_after` seconds, the node
-  re-handshakes its static peers (`admin_removePeer` + `admin_addPeer`): the fresh eth
-  Status carries each side's true total difficulty, and the next sync round moves the
-  lighter side onto the heavier chain. It also switches to the identity again, in case
-  a `miner_start` did not take.
+* A stalled chain while sealing is the node's care's business (`agent.recovery`): it
+  re-handshakes the peers and asks for `switch_again`, in case a `miner_start` did not
+  take.
 """
 
 from __future__ import annotations
@@ -36,14 +29,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import NodeError
-from orchestrator.geth.health import is_behind
+from orchestrator.geth.health import sync_heads
 from orchestrator.geth.ipc import ipc_probe, ipc_request
+from orchestrator.geth.lag import assess
 from orchestrator.signer.keys import ValidatorKey
 from orchestrator.signer.policy import SigningLease, SigningPolicy
 
@@ -67,7 +61,8 @@ class Identity:
 
 class Sealer:
     """The node's sealing switch. The agent's lease loop calls `authorize`/`fence`; the
-    supervisor calls `reset` when geth (re)starts and `tick` while it runs."""
+    node's care (`agent.recovery.NodeCare`) calls `reset` when geth (re)starts and
+    `tick` while it runs."""
 
     def __init__(
         self,
@@ -75,22 +70,17 @@ class Sealer:
         policy: SigningPolicy,
         *,
         needs_peers: Callable[[], bool],
-        static_peers: Callable[[], Sequence[str]],
-        stall_after: float = 8.0,
         on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self.ipc_path = ipc_path
         self.policy = policy
         self._needs_peers = needs_peers
-        self._static_peers = static_peers
-        self.stall_after = stall_after
         self._on_change = on_change  # told when sealing starts (the agent rewrites its status)
         self._lock = threading.Lock()
         self._identity: Identity | None = None
         self._mining_as: str = policy.follower  # the etherbase geth mines as (argv: follower)
         self.sealing = False
-        self._head: int | None = None
-        self._head_since = time.monotonic()
+        self._paused_until = 0.0  # monotonic: no sealing before (a fork being settled)
 
     @property
     def identity(self) -> Identity | None:
@@ -99,7 +89,7 @@ class Sealer:
     def reset(self) -> None:
         """geth (re)started: it mines as the follower and its head is unknown."""
         with self._lock:
-            self.sealing, self._head, self._head_since = False, None, time.monotonic()
+            self.sealing = False
             self._mining_as = self.policy.follower
 
     def authorize(self, identity: Identity, lease: SigningLease) -> None:
@@ -122,17 +112,32 @@ class Sealer:
                 "" if was_sealing else " before it sealed",
             )
 
+    def switch_again(self) -> None:
+        """Switch geth's miner to the identity again on the next tick (after a stall)."""
+        with self._lock:
+            self.sealing = False
+
+    def pause(self, seconds: float) -> None:
+        """Stop geth's miner now and start it again no sooner than `seconds` from now
+        (the node steps off a losing branch and must not seal on it meanwhile)."""
+        with self._lock:
+            self.sealing = False
+            self._paused_until = time.monotonic() + seconds
+            try:
+                ipc_request(self.ipc_path, "miner_stop", [])
+            except NodeError as e:
+                log.info("could not stop the miner: %s", e.what)
+
     def tick(self) -> bool:
-        """Start sealing if authorized and ready, heal a stall, or go back to mining as
-        the follower after a fence; True when sealing has just started."""
+        """Start sealing if authorized and ready, or go back to mining as the follower
+        after a fence; True when sealing has just started."""
         with self._lock:
             identity = self._identity
             if identity is None:
                 if self._mining_as != self.policy.follower:
                     self._switch_to(self.policy.follower)
                 return False
-            if self.sealing:
-                self._heal_if_stalled()
+            if self.sealing or time.monotonic() < self._paused_until:
                 return False
             if self._needs_peers() and not self._ready():
                 return False
@@ -177,27 +182,10 @@ class Sealer:
         eth_peers = [
             p for p in peers or [] if isinstance(p.get("protocols", {}).get("eth"), dict)
         ]  # "handshake" while the eth Status exchange is still under way
-        return len(eth_peers) > 0 and not is_behind(syncing)
-
-    def _heal_if_stalled(self) -> None:
-        head: Any = ipc_probe(self.ipc_path, "eth_blockNumber", [])
-        if not isinstance(head, str):
-            return
-        now = time.monotonic()
-        if int(head, 16) != self._head:
-            self._head, self._head_since = int(head, 16), now
-            return
-        peers = list(self._static_peers())
-        if now - self._head_since < self.stall_after or not peers:
-            return
-        log.warning(
-            "head stuck at %d for %.0fs; re-handshaking %d peers so sync can settle a fork",
-            self._head,
-            now - self._head_since,
-            len(peers),
-        )
-        for enode in peers:
-            ipc_probe(self.ipc_path, "admin_removePeer", [enode])  # True, or None: next stall
-            ipc_probe(self.ipc_path, "admin_addPeer", [enode])
-        self._head_since = now
-        self.sealing = False  # and switch to the identity again on the next tick
+        now = time.time()
+        sync = sync_heads(syncing, now)
+        level = (
+            sync is None
+            or not assess(sync[0], [sync[1]], now=now, period=self.policy.block_period).behind
+        )  # not even one block behind: sealing there would fork the chain
+        return len(eth_peers) > 0 and level

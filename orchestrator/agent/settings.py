@@ -55,6 +55,9 @@ class AgentFile(Strict):
     advertise: str | None = None
     peer_network: str = "127.0.0.0/8"  # CIDR of the members' nodes (geth --netrestrict)
     rpc_host: str = "127.0.0.1"  # where JSON-RPC listens (for the member's balancer)
+    # Where /health and /metrics listen [default: host]; 0.0.0.0 in Azure, where the
+    # Application Health extension probes localhost and the load balancer the VM's address.
+    health_host: str | None = None
     ports: AgentPorts
     lease_seconds: Annotated[int, Field(ge=LEASE_MIN_SECONDS, le=LEASE_MAX_SECONDS)] = 15
     heartbeat_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
@@ -71,6 +74,8 @@ class AgentFile(Strict):
             ipaddress.ip_network(self.peer_network, strict=False)
             ipaddress.ip_address(self.rpc_host)
             ipaddress.ip_address(self.host)
+            if self.health_host is not None:
+                ipaddress.ip_address(self.health_host)
             if self.advertise is not None:
                 address, _, port = self.advertise.rpartition(":")
                 ipaddress.ip_address(address)

@@ -2,12 +2,17 @@
 
     STOPPED -> STARTING -> RUNNING -> BACKOFF -> STARTING ... -> FATAL
                                \\-> STOPPING -> STOPPED (on SIGTERM/SIGINT)
+                               \\-> STOPPING -> STOPPED -> STARTING (a restart asked for)
 
 Every transition is logged and written atomically to the node's versioned
 `status.json`, which `poactl status` reads. A geth that exits is restarted after an
 exponential backoff with jitter (tenacity); after `max_restarts` quick failures in a
 row the supervisor turns FATAL and exits 1. A run longer than `stable_after` seconds
-resets the count. One supervisor per node is enforced with an advisory file lock.
+resets the count. While geth runs, the node's care (`SealingSwitch`) is ticked twice a
+second; when it asks for a restart (a node stuck behind its peers, `agent.recovery`),
+geth is stopped and started again at once: that restart is the care's decision, with
+its own backoff, and never counts toward FATAL. One supervisor per node is enforced
+with an advisory file lock.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from orchestrator.boundaries import NodeProcess, Runtime
 from orchestrator.errors import NodeError
 from orchestrator.geth.proc import runs_with_arg, stop_pid
 from orchestrator.logs import log_tail
+from orchestrator.retry import Recurring
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +59,19 @@ class RestartPolicy:
 
 
 class SealingSwitch(Protocol):
-    """What the supervisor tends while geth runs (`orchestrator.agent.sealing.Sealer`)."""
+    """What the supervisor tends while geth runs (`orchestrator.agent.recovery.NodeCare`:
+    the sealing switch and the node's recovery)."""
 
-    sealing: bool
+    @property
+    def sealing(self) -> bool: ...
 
     def reset(self) -> None: ...
 
     def tick(self) -> bool: ...
+
+    def restart_wanted(self) -> str | None:
+        """Why geth should be restarted now (None: it should not); asked after a tick."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,7 @@ class Supervisor:
         self.last_exit_code: int | None = None
         self._proc: NodeProcess | None = None
         self._stop = threading.Event()
+        self._tick_failures = Recurring(log, node.name, level=logging.ERROR, traceback=True)
 
     # -- state machine -------------------------------------------------------------
     def _transition(self, new: GethState, message: str = "") -> None:
@@ -189,6 +202,10 @@ class Supervisor:
         self._transition(GethState.RUNNING, f"geth pid {self._proc.pid}")
         while (code := self._proc.poll()) is None:
             self._tend_sealing()
+            why = self.node.sealer.restart_wanted() if self.node.sealer else None
+            if why is not None:
+                self._restart(why)
+                return
             if self._stop.wait(0.5):
                 self._transition(GethState.STOPPING)
                 self.last_exit_code = self._proc.stop()
@@ -202,15 +219,27 @@ class Supervisor:
             raise GethExited(code, uptime)
         self.restarts += 1  # a stable run ended: restart at once with a fresh count
 
+    def _restart(self, why: str) -> None:
+        """Stop geth and return: the caller starts it again at once."""
+        assert self._proc is not None
+        log.warning("%s: restarting geth: %s", self.node.name, why)
+        self._transition(GethState.STOPPING, f"restarting: {why}")
+        self.last_exit_code = self._proc.stop()
+        self._proc = None
+        self.restarts += 1
+        self._transition(GethState.STOPPED, f"restarting: {why}")
+
     def _tend_sealing(self) -> None:
         gate = self.node.sealer
         if gate is None:
             return
         try:
-            if not gate.tick():
-                return
-        except Exception:  # a surprise from the node must not end its supervision
-            log.exception("%s: sealing gate failed; will ask again", self.node.name)
+            started = gate.tick()
+        except Exception as e:  # a surprise from the node must not end its supervision
+            self._tick_failures.failed("tending the node failed; will ask again", e)
+            return
+        self._tick_failures.succeeded()
+        if not started:
             return
         log.info("%s: peered and caught up; sealing started", self.node.name)
         status.write(self.node.status_file, self._status("sealing"))

@@ -9,7 +9,11 @@
     frontend pool         ... the bank's node pool, on loopback only
     backend nodes         the bank's nodes, round robin; a node is in rotation while its
                           agent's /health answers 200 (checked every second, out after
-                          two failures, back after two successes)
+                          two failures, back after two successes); a node that takes
+                          longer than `node_timeout` to answer (it went dark, froze or
+                          stalls) gets the request sent to another one: the filter only
+                          forwards requests that can be replayed (reads, and raw
+                          transactions, which a node knows by their hash)
     listen peer-<node>    one TCP port per node on the balancer's address, forwarded to
                           that node's p2p port (like an Azure Load Balancer NAT rule); the
                           enodes the bank publishes point there
@@ -50,9 +54,10 @@ class BalancerSpec:
     filter_port: int  # poactl's filter, on loopback
     pool_port: int  # the node pool, on loopback
     nodes: Sequence[PoolNode]
-    tokens_map: Path  # "<token> <application>" per line
+    tokens_map: Path  # "<token> <application>" per line (relative: to the configuration)
     master_socket: Path
     max_body_bytes: int
+    node_timeout: float = 3.0  # seconds a node may take to answer before another is asked
 
 
 def haproxy_config(spec: BalancerSpec) -> str:
@@ -67,6 +72,7 @@ def haproxy_config(spec: BalancerSpec) -> str:
         f"# poactl: the load balancer of {spec.member} (generated; poactl rewrites it)",
         "global",
         "    master-worker",
+        "    default-path config",  # relative paths (the tokens map) beside this file
         f"    stats socket {spec.master_socket}.stats mode 600 level admin expose-fd listeners",
         "    maxconn 4096",
         "    log stderr format short local0 notice",
@@ -106,6 +112,10 @@ def haproxy_config(spec: BalancerSpec) -> str:
         "",
         "backend nodes",
         "    balance roundrobin",
+        f"    timeout server {int(spec.node_timeout * 1000)}ms",
+        "    retry-on conn-failure empty-response response-timeout 503",
+        "    option redispatch 1",  # every retry to another node, not the one that failed
+        "    option http-buffer-request",  # the whole request in hand: it can be sent again
         "    option httpchk GET /health",
         "    http-check expect status 200",
     ]

@@ -2,9 +2,13 @@
 run and stopped together.
 
 The process writes `haproxy.cfg` and the token map into its state dir, starts Debian's
-HAProxy as its child in master-worker mode, and serves the filter (`filter`). SIGHUP
-rewrites both files and reloads HAProxy (SIGUSR2 to its master: new workers take the
-listening sockets over, old ones finish their connections, no request is dropped);
+HAProxy as its child in master-worker mode, and serves the filter (`filter`). Both files
+are made in `next/` first and checked there by `haproxy -c` (the configuration names the
+map relative to itself, `default-path config`, so what is checked is exactly what will
+run); only a pair HAProxy accepts is renamed into place, so a refused one leaves the
+running configuration as it was. SIGHUP makes a new pair and reloads HAProxy (SIGUSR2
+to its master: new workers take the listening sockets over, old ones finish their
+connections, no request is dropped);
 SIGTERM stops both (requests under way get `STOP_GRACE` to finish). `in_rotation` asks
 HAProxy's stats socket which nodes take traffic.
 """
@@ -16,10 +20,12 @@ import contextlib
 import csv
 import io
 import logging
+import os
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -27,7 +33,7 @@ from orchestrator.balancer.filter import Filter
 from orchestrator.balancer.haproxy import BalancerSpec, PoolNode, haproxy_config
 from orchestrator.balancer.settings import BalancerFile
 from orchestrator.balancer.tokens import token_map
-from orchestrator.errors import NodeError, ToolError
+from orchestrator.errors import NodeError, PoaError, ToolError
 from orchestrator.geth.proc import stop_pid
 from orchestrator.logs import log_tail
 
@@ -51,13 +57,17 @@ def haproxy_binary() -> str:
     return found
 
 
+TOKENS_MAP = "tokens.map"  # beside haproxy.cfg, which names it relative to itself
+
+
 class Paths:
     def __init__(self, state_dir: Path) -> None:
         self.root = state_dir
         self.config = state_dir / "haproxy.cfg"
-        self.tokens_map = state_dir / "tokens.map"
+        self.tokens_map = state_dir / TOKENS_MAP
         self.socket = state_dir / "haproxy.sock"
         self.log = state_dir / "haproxy.log"
+        self.next = state_dir / "next"  # a new pair, checked before it replaces these
 
     @property
     def stats(self) -> Path:
@@ -75,30 +85,49 @@ def spec_of(settings: BalancerFile, paths: Paths) -> BalancerSpec:
             PoolNode(n.name, n.host, n.http_port, n.health_port, n.p2p_port, n.peer_port)
             for n in settings.nodes
         ],
-        tokens_map=paths.tokens_map,
+        tokens_map=Path(TOKENS_MAP),
         master_socket=paths.socket,
         max_body_bytes=settings.max_body_kb * 1024,
+        node_timeout=settings.node_timeout_seconds,
     )
 
 
 def write_files(settings: BalancerFile, paths: Paths) -> None:
-    paths.root.mkdir(parents=True, exist_ok=True)
-    paths.tokens_map.write_text(token_map(settings.tokens_dir))
-    paths.tokens_map.chmod(0o600)
-    paths.config.write_text(haproxy_config(spec_of(settings, paths)))
+    """Make the configuration and the tokens map, check them, then put them in place;
+    NodeError (and the files in place untouched) when HAProxy refuses them."""
+    shutil.rmtree(paths.next, ignore_errors=True)  # what a crash left half-made
+    paths.next.mkdir(parents=True, mode=0o700)
+    try:
+        config, tokens = paths.next / paths.config.name, paths.next / TOKENS_MAP
+        _write_private(tokens, token_map(settings.tokens_dir).encode())
+        _write_private(config, haproxy_config(spec_of(settings, paths)).encode())
+        check_config(config, shown=paths.config)
+        os.replace(tokens, paths.tokens_map)  # the map first: the running file names it
+        os.replace(config, paths.config)
+    finally:
+        shutil.rmtree(paths.next, ignore_errors=True)
 
 
-def check_config(paths: Paths) -> None:
+def _write_private(path: Path, data: bytes) -> None:
+    """A new file, mode 0600. Not synced to disk: it is renamed into place only after the
+    check, and `poactl balancer` writes both files again whenever it starts."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def check_config(config: Path, *, shown: Path | None = None) -> None:
+    """`haproxy -c` on `config` (named `shown` in the error: where it would have gone)."""
     out = subprocess.run(
-        [haproxy_binary(), "-c", "-q", "-f", str(paths.config)], capture_output=True, text=True,
-        check=False,
-    )  # fmt: skip
+        [haproxy_binary(), "-c", "-f", str(config)], capture_output=True, text=True, check=False
+    )
     if out.returncode != 0:
+        alerts = [line for line in (out.stdout + out.stderr).splitlines() if "ALERT" in line]
         raise NodeError(
-            "HAProxy refuses the generated configuration: "
-            + (out.stdout + out.stderr).strip()[-400:],
-            obj=str(paths.config),
-            hint="a port of the balancer may be taken or a path unreadable; see the message",
+            "HAProxy refuses the generated configuration: " + " | ".join(alerts)[-400:],
+            obj=str(shown or config),
+            hint="a node's host may not resolve or a path be unreadable; see the message "
+            "(the running configuration is unchanged)",
         )
 
 
@@ -130,10 +159,10 @@ class Balancer:
             "127.0.0.1", settings.filter_port, f"http://127.0.0.1:{settings.pool_port}"
         )
         self._haproxy: subprocess.Popen[bytes] | None = None
+        self._reloading = threading.Lock()  # one reload at a time, in the order asked
 
     def _start_haproxy(self) -> None:
         write_files(self.settings, self.paths)
-        check_config(self.paths)
         argv = [haproxy_binary(), "-W", "-db", "-f", str(self.paths.config)]
         with self.paths.log.open("ab") as out:
             self._haproxy = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
@@ -148,12 +177,24 @@ class Balancer:
             time.sleep(0.1)
 
     def reload(self) -> None:
-        """New configuration and tokens, without dropping a connection."""
+        """New configuration and tokens, without dropping a connection; a pair HAProxy
+        refuses leaves the running one in place (NodeError)."""
         write_files(self.settings, self.paths)
-        check_config(self.paths)
         if self._haproxy is not None and self._haproxy.poll() is None:
             self._haproxy.send_signal(signal.SIGUSR2)
             log.info("reloaded HAProxy of %s", self.settings.member)
+
+    def _on_hup(self) -> None:
+        """SIGHUP: reload on a worker thread, so the filter (on this loop) keeps serving
+        while `haproxy -c` runs."""
+        asyncio.get_running_loop().run_in_executor(None, self._reload_logged)
+
+    def _reload_logged(self) -> None:
+        with self._reloading:
+            try:
+                self.reload()
+            except PoaError as e:
+                log.error("not reloaded; HAProxy keeps its running configuration: %s", e)
 
     def run(self) -> int:
         return asyncio.run(self._main())
@@ -163,7 +204,7 @@ class Balancer:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        loop.add_signal_handler(signal.SIGHUP, self._on_hup)
         await self.filter.start()
         try:
             self._start_haproxy()

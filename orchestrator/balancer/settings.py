@@ -18,6 +18,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
 
 from orchestrator.config import FilePath, MemberName, Port, Strict, load_settings
 
@@ -40,6 +43,9 @@ class BalancerFile(Strict):
     state_dir: FilePath
     tokens_dir: FilePath
     max_body_kb: int = 1024
+    # How long a node may take to answer before the request goes to another one (geth
+    # answers in milliseconds; a query heavier than this is tried on two more nodes).
+    node_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 3.0
     nodes: list[NodeEntry]
 
     @property

@@ -102,6 +102,9 @@ def join(
         on_progress=lambda line: click.echo(f"  … {line}"),
     )  # fmt: skip
     click.echo(_render_up(r.up, state_dir).split("\n  next:")[0])
+    if r.ports is not None:
+        shown = ", ".join(f"{kind} {port}" for kind, port in r.ports)
+        click.echo(f"  base ports (free on this machine; the defaults where free): {shown}")
     click.echo(
         f"  {member} follows the chain (block {r.up.head}) and publishes its consortium data "
         f"at {r.data_url}\n"
@@ -126,6 +129,9 @@ def _render_up(r: UpResult, state_dir: Path) -> str:
         lines += [f"    {member}: {url}" for member, url in r.balancers.items()]
     lines.append("  monitors:")
     lines += [f"    {member}: {url}" for member, url in r.monitors.items()]
+    if r.indexes:
+        lines.append("  read indexes (the credit reads of each bank):")
+        lines += [f"    {member}: {url}" for member, url in r.indexes.items()]
     lines.append("  next: `poactl status`, and `poactl down` to stop")
     return "\n".join(lines)
 
@@ -175,7 +181,17 @@ def _table(report: ConsortiumStatus) -> str:
         + f"; token: {b['token_file']}"
         for b in report.balancers
     ]
+    read_indexes = [
+        f"  {i['member']}: {i['url']} "
+        + ("-" if i["block"] is None else f"block {i['block']}, {i['behind']} behind its node")
+        + (f", {i['logs']} logs" if i["logs"] is not None else "")
+        + (" (rebuilding)" if i["rebuilding"] else "")
+        + "".join(f"; {p}" for p in i["problems"])
+        for i in report.indexes
+    ]
     sections = [*body, "leases:", *leases, "monitors:", *monitors]
+    if read_indexes:
+        sections += ["read indexes:", *read_indexes]
     validators = report.validators
     if validators is not None:
         verdict_v = "match" if validators["match"] else "DIFFER: votes in flight"

@@ -29,10 +29,14 @@ COMMANDS = {  # name -> "module:attribute"
     "agent": "orchestrator.cli.services:agent",
     "monitor": "orchestrator.cli.services:monitor",
     "balancer": "orchestrator.cli.services:balancer",
+    "index": "orchestrator.cli.index:index",
     "contracts": "orchestrator.cli.contracts:contracts",
     "demo": "orchestrator.cli.contracts:demo",
     "credit": "orchestrator.cli.credit:credit",
     "members": "orchestrator.cli.members:members",
+    "azure": "orchestrator.cli.azure:azure",
+    "serve-data": "orchestrator.cli.services:serve_data",
+    "lab": "orchestrator.cli.lab:lab",
 }
 
 

@@ -164,6 +164,11 @@ def vote(
     else:  # decided by this ballot; a removed member's ballots no longer count
         members_now = len(gov.members(block=inclusion.block_number))
         tally = f"{proposal.status}; {_count(members_now, 'member')} now"
+        if proposal.status == "refused":
+            tally += (
+                "\n  the removal would leave fewer validators than the consortium's floor; "
+                "the other members add validators first (docs/governance.md)"
+            )
         if proposal.kind == "add" and proposal.status == "approved":
             tally += (
                 f"\n  next: `poactl members share-secret {name} --as BANK` gives it the "
@@ -203,10 +208,9 @@ def propose(state_dir: Path, name: str, bank: str, url: str, sub_state_dir: Path
         gov.fund(account, GAS_MONEY_WEI).wait(timeout=60)
     at = inclusion.block_number
     proposal = max(
-        (p for p in (gov.proposal(i, block=at) for i in range(gov.proposal_count(block=at)))
-         if p.target == info.admin and p.kind == "add"),
+        (p for p in gov.proposals(block=at) if p.target == info.admin and p.kind == "add"),
         key=lambda p: p.id,
-    )  # fmt: skip
+    )
     click.echo(
         f"{bank} proposed #{proposal.id} add {name} ({info.admin}) in block {at}: "
         f"{proposal.status}, for {len(proposal.approvals)} ({gov.threshold()} decide); "

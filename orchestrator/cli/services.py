@@ -1,4 +1,4 @@
-"""`poactl agent | monitor | balancer`: one service in the foreground, as systemd (or
+"""`poactl agent | monitor | balancer | serve-data`: one service in the foreground, as systemd (or
 `up`) runs it. Kept apart from the other commands so that starting one imports only
 what that service needs.
 """
@@ -13,7 +13,8 @@ from pathlib import Path
 import click
 
 from orchestrator.cli.common import handles_errors
-from orchestrator.wiring import run_agent, run_balancer, run_monitor
+from orchestrator.network.served import DATA_PORT
+from orchestrator.wiring import run_agent, run_balancer, run_data_server, run_monitor
 
 
 @click.command()
@@ -60,3 +61,19 @@ balancer = _service_command(
     "Run a bank's load balancer in the foreground: HAProxy and the JSON-RPC filter (`up` "
     "starts one per bank when the consortium file has `balancer:`).",
 )  # fmt: skip
+
+
+@click.command("serve-data")
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("/etc/poactl/agent.yaml"),
+    show_default=True,
+    help="The agent's settings: its store's publication, and the address to listen on.",
+)
+@click.option("--port", type=click.IntRange(1024, 65535), default=DATA_PORT, show_default=True)
+@handles_errors
+def serve_data(config: Path, port: int) -> None:
+    """Serve this bank's consortium data read-only (what other banks read; systemd runs it)."""
+    logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+    sys.exit(run_data_server(config, port))

@@ -27,6 +27,7 @@ class BankAccess:
     rpc_token: Secret | None = None  # the application's token for its bank's balancer
     registry_block: int = 0  # the registry's deployment block: its logs start there
     account_ref_key: Secret | None = None  # the bank's own key for account references
+    index_url: str | None = None  # the bank's read index (`poactl index`): reads go there first
 
 
 class BankResolver(Protocol):

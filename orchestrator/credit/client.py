@@ -3,18 +3,21 @@
 Writes (`report`, `dispute`, `resolve`) are validated on the client, signed locally with
 the bank's account key and return a `PendingTx` whose `wait(confirmations=N)` gives the
 `Inclusion`; who may write is the Governance contract's to say. Reads (`get`,
-`tradeline`, `history`, `is_member`) come from the node the client is bound to: a bank
-reads from its own node. Subjects are pseudonyms: `client.subject(national_id)`.
+`tradeline`, `history`) come from the bank's read index when the client has one
+(`index_url`) and it answers within `index_max_lag` blocks of the node's head, else from
+the node the client is bound to: a bank reads from its own node. Every `Reported` log
+read, from either, is checked against the commitment logged with it. Subjects are
+pseudonyms: `client.subject(national_id)`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from eth_typing import ChecksumAddress
-from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from web3.exceptions import ContractLogicError
 from web3.types import BlockIdentifier, RPCEndpoint
@@ -24,14 +27,17 @@ from orchestrator.credit import codes
 from orchestrator.credit.access import BankAccess
 from orchestrator.credit.contract import registry_contract, sender_for
 from orchestrator.credit.errors import CreditError, InvalidRecord
+from orchestrator.credit.indexed import IndexReader
 from orchestrator.credit.pseudonym import check_secret, check_subject, pseudonym
 from orchestrator.credit.records import (
     CreditFile,
     HistoryEntry,
+    ReadFrom,
     Record,
     Tradeline,
     TradelineState,
     account_ref_bytes,
+    checksummed,
     commitment,
     record_from_contract,
     record_to_contract,
@@ -44,6 +50,8 @@ from orchestrator.geth.client import http_web3
 from orchestrator.geth.tx import PendingTx, TxSender, check_address
 
 CHANGES = ("reported", "disputed", "resolved")  # the contract's Change enum, in order
+INDEX_MAX_LAG = 2  # blocks an index answer may be behind the node's head before the node is read
+MinBlock = int | Literal["head"] | None  # a read as of at least this block ("head": the node's now)
 
 
 class CreditClient:
@@ -62,9 +70,12 @@ class CreditClient:
         timeout: float = 10.0,
         rpc_token: Secret | None = None,
         from_block: int = 0,
+        index_url: str | None = None,
+        index_max_lag: int = INDEX_MAX_LAG,
     ) -> None:
-        """`rpc_token`: the application's token when `rpc_url` is its bank's balancer;
-        `from_block`: the registry's deployment block, where reading its logs starts."""
+        """`rpc_token`: the application's token when `rpc_url` is its bank's balancer (the
+        index gets it too); `from_block`: the registry's deployment block, where reading
+        its logs starts; `index_url`: the bank's read index, read first."""
         check_secret(pseudonym_secret)
         self._secret = pseudonym_secret
         self.rpc_url = rpc_url
@@ -77,6 +88,9 @@ class CreditClient:
         events = self._contract.events
         self._reported = HexBytes(events.Reported().topic).to_0x_hex()
         self._dispute_changed = HexBytes(events.DisputeChanged().topic).to_0x_hex()
+        self.index = None if index_url is None else IndexReader(index_url, token=rpc_token)
+        self.index_max_lag = index_max_lag
+        self._reads = threading.local()
 
     @classmethod
     def of(cls, access: BankAccess, *, timeout: float = 10.0) -> CreditClient:
@@ -89,10 +103,18 @@ class CreditClient:
             timeout=timeout,
             rpc_token=access.rpc_token,
             from_block=access.registry_block,
+            index_url=access.index_url,
         )
 
     def __repr__(self) -> str:
         return f"CreditClient({self.rpc_url}, bank={self.address}, registry={self.registry})"
+
+    @property
+    def last_read(self) -> ReadFrom | None:
+        """Where this thread's last read (`get`, `tradeline`, `history`) came from and how
+        far it was behind the node's head."""
+        found: ReadFrom | None = getattr(self._reads, "last", None)
+        return found
 
     @property
     def address(self) -> str:
@@ -214,15 +236,18 @@ class CreditClient:
 
     # -- reads --------------------------------------------------------------------------
 
-    def get(self, subject: bytes | str) -> CreditFile:
-        """Every tradeline of `subject` across all banks, and their summary, as of at least
-        `block_number`: the head and the logs come from one node in one JSON-RPC batch
-        (through a balancer, one backend), the logs read after the head."""
+    def get(self, subject: bytes | str, *, min_block: MinBlock = None) -> CreditFile:
+        """Every tradeline of `subject` across all banks, and their summary, as of the
+        block in `read`: from the bank's read index, else from the node (the head and the
+        logs in one JSON-RPC batch, the logs read after the head).
+
+        `min_block`: at least this block (the index waits a moment for it, else the node
+        is read), e.g. the `Inclusion.block_number` of a write to read back; "head": at
+        least the node's head now (one `eth_blockNumber` more), what `poactl credit get`
+        asks. By default an index answer within `index_max_lag` blocks of the head will do.
+        """
         subject_bytes = check_subject(subject)
-        head, logs = self._raw_batch(
-            [("eth_blockNumber", []), ("eth_getLogs", [self._query(subject_bytes, None, None)])]
-        )
-        block = int(head, 16)
+        logs, read = self._subject_logs(subject_bytes, None, min_block)
         entries = self._fold(subject_bytes, logs, None)
         latest: dict[tuple[str, str], Tradeline] = {}
         for entry in entries:  # oldest first: a tradeline keeps its first place
@@ -231,14 +256,24 @@ class CreditClient:
         tradelines = tuple(latest.values())
         return CreditFile(
             subject=subject_bytes,
-            block_number=block,
+            block_number=read.block_number,
             tradelines=tradelines,
             summary=summarize(tradelines),
+            read=read,
         )
 
-    def tradeline(self, subject: bytes | str, furnisher: str, account_ref: str) -> Tradeline | None:
+    def tradeline(
+        self,
+        subject: bytes | str,
+        furnisher: str,
+        account_ref: str,
+        *,
+        min_block: MinBlock = None,
+    ) -> Tradeline | None:
         """One tradeline, or None if that bank has none under that reference."""
-        entries = self.history(subject, furnisher=furnisher, account_ref=account_ref)
+        entries = self.history(
+            subject, furnisher=furnisher, account_ref=account_ref, min_block=min_block
+        )
         return entries[-1].tradeline if entries else None
 
     def states(self, keys: Sequence[bytes]) -> list[TradelineState]:
@@ -254,16 +289,27 @@ class CreditClient:
         account_ref: str | None = None,
         from_block: int | None = None,
         to_block: BlockIdentifier = "latest",
+        min_block: MinBlock = None,
     ) -> list[HistoryEntry]:
         """Every change of the subject's tradelines, oldest first, rebuilt from the logs:
         each entry's tradeline is as it stood after that change.
 
-        Narrow it to one bank (`furnisher`) and one account (`account_ref`).
+        Narrow it to one bank (`furnisher`) and one account (`account_ref`); `last_read`
+        says where it was read.
         """
         subject_bytes = check_subject(subject)
-        query = self._query(subject_bytes, furnisher, from_block, to_block)
         ref = None if account_ref is None else account_ref_bytes(account_ref)
-        return self._fold(subject_bytes, self._raw("eth_getLogs", [query]), ref)
+        owner = None if furnisher is None else check_address("furnisher", furnisher)
+        if to_block != "latest" or self.index is None:
+            query = self._query(subject_bytes, owner, from_block, to_block)
+            head, logs = self._raw_batch([("eth_blockNumber", []), ("eth_getLogs", [query])])
+            block = int(head, 16)
+            self._reads.last = ReadFrom("node", block, block)
+            return self._fold(subject_bytes, logs, ref)
+        logs, _ = self._subject_logs(subject_bytes, owner, min_block)
+        start = self.from_block if from_block is None else from_block
+        logs = [log for log in logs if int(log["blockNumber"], 16) >= start]
+        return self._fold(subject_bytes, logs, ref)
 
     def is_member(self, bank: str) -> bool:
         """True while `bank` (an account) writes for a member: a writer in governance."""
@@ -274,6 +320,38 @@ class CreditClient:
         return str(self._read("governance", [], "latest"))
 
     # -- plumbing -----------------------------------------------------------------------
+
+    def _subject_logs(
+        self, subject: bytes, furnisher: str | None, at_least: MinBlock
+    ) -> tuple[list[dict[str, Any]], ReadFrom]:
+        """The subject's raw logs (one bank's, with `furnisher`) and where they came from:
+        the index when it answers close enough to the node's head, else the node."""
+        if at_least == "head":  # only an index can be behind the node's head
+            min_block = None if self.index is None else int(self._raw("eth_blockNumber", []), 16)
+        else:
+            min_block = at_least
+        if self.index is not None:
+            answer = self.index.logs(subject, furnisher=furnisher, min_block=min_block)
+            if answer is not None and answer.registry.lower() != self.registry.lower():
+                self.index.unavailable(f"it holds registry {answer.registry}, not this one")
+            elif answer is not None and (
+                answer.read.behind <= self.index_max_lag
+                and (min_block is None or answer.read.block_number >= min_block)
+            ):
+                self._reads.last = answer.read
+                return answer.logs, answer.read
+        query = self._query(subject, furnisher, None)
+        head, logs = self._raw_batch([("eth_blockNumber", []), ("eth_getLogs", [query])])
+        block = int(head, 16)
+        if min_block is not None and block < min_block:
+            raise CreditError(
+                f"the node is at block {block}, below the {min_block} asked for",
+                obj=self.rpc_url,
+                hint="the node is catching up; read again in a moment",
+            )
+        read = ReadFrom("node", block, block)
+        self._reads.last = read
+        return logs, read
 
     def _query(
         self,
@@ -334,7 +412,7 @@ class CreditClient:
         topic and state, change, by as data (see CreditRegistry.sol)."""
         topics = log["topics"]
         data = bytes.fromhex(log["data"][2:])
-        owner = to_checksum_address("0x" + topics[2][-40:])
+        owner = checksummed("0x" + topics[2][-40:])
         if topics[0] == self._reported:
             ref, word, packed = reported_fields(data)
             state = TradelineState.of(word)
@@ -348,7 +426,7 @@ class CreditClient:
             return "reported", owner, ref, state, owner, packed
         state = TradelineState.of(int.from_bytes(data[:32], "big"))
         change = CHANGES[int.from_bytes(data[32:64], "big")]
-        by = to_checksum_address(data[76:96])
+        by = checksummed("0x" + data[76:96].hex())
         return change, owner, bytes.fromhex(topics[3][2:]), state, by, None
 
     def _raw_batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:

@@ -243,11 +243,14 @@ class ConsortiumResolver:
         vault: Callable[[str], Vault],
         check_code: bool = True,
         tokens: Mapping[str, Secret] | None = None,
+        indexes: Mapping[str, str] | None = None,
     ) -> None:
-        """`tokens`: each bank's application token, when `endpoints` are balancers."""
+        """`tokens`: each bank's application token, when `endpoints` are balancers;
+        `indexes`: each bank's read index (reads go there first)."""
         self._store = store
         self._endpoints = dict(endpoints)
         self._tokens = dict(tokens or {})
+        self._indexes = dict(indexes or {})
         self._vault = vault
         self._check_code = check_code
 
@@ -311,4 +314,5 @@ class ConsortiumResolver:
             rpc_token=self._tokens.get(bank),
             registry_block=recorded.block_number,
             account_ref_key=vault.get_secret(account_ref_key_name(bank)),
+            index_url=self._indexes.get(bank),
         )

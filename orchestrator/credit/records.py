@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eth_hash.auto import keccak
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 
 from orchestrator.credit import codes
 from orchestrator.credit.errors import InvalidRecord
@@ -103,6 +104,22 @@ class Summary:
 
 
 @dataclass(frozen=True)
+class ReadFrom:
+    """Where a read's answer came from and how current it was: `source` "index" (the
+    bank's read index) or "node"; the answer is as of `block_number`, and the node's head
+    was `head` (for an index, as it last saw it)."""
+
+    source: str
+    block_number: int
+    head: int
+
+    @property
+    def behind(self) -> int:
+        """Blocks the answer is behind the node's head (0 for a read from the node)."""
+        return max(0, self.head - self.block_number)
+
+
+@dataclass(frozen=True)
 class CreditFile:
     """Everything the chain holds on one subject, read at one block."""
 
@@ -110,6 +127,7 @@ class CreditFile:
     block_number: int
     tradelines: tuple[Tradeline, ...]
     summary: Summary
+    read: ReadFrom | None = None  # where it was read and how far behind the node's head
 
 
 # -- validation -----------------------------------------------------------------------
@@ -392,6 +410,12 @@ def tradeline_key(subject: bytes, furnisher: str, account_ref: str) -> bytes:
     return keccak(subject + address.rjust(32, b"\0") + account_ref_bytes(account_ref))
 
 
+@functools.lru_cache(maxsize=4096)
+def checksummed(address: str) -> str:
+    """`address` checksummed (cached: a read meets the same few banks again and again)."""
+    return str(to_checksum_address(address))
+
+
 def tradeline_at(
     subject: bytes, furnisher: str, state: TradelineState, record: Record
 ) -> Tradeline:
@@ -399,7 +423,7 @@ def tradeline_at(
     condition, version and time from `state` (a dispute changes only those)."""
     return Tradeline(
         subject=bytes(subject),
-        furnisher=to_checksum_address(furnisher),
+        furnisher=checksummed(furnisher),
         record=dataclasses.replace(record, compliance_condition=state.compliance_condition),
         version=state.version,
         updated_at=dt.datetime.fromtimestamp(state.updated_at, tz=dt.UTC),

@@ -19,8 +19,11 @@ def http_web3(url: str, *, timeout: float = 5.0, token: Secret | None = None) ->
     """No retries inside web3 (it would resend `eth_sendRawTransaction`): callers decide.
     `token` is an application's token for its bank's balancer (`Authorization: Bearer`)."""
     kwargs: dict[str, object] = {"timeout": timeout}
-    if token is not None:
-        kwargs["headers"] = {"Authorization": f"Bearer {token.value}"}
+    if token is not None:  # headers given replace web3's own: keep its content type
+        kwargs["headers"] = {
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {token.value}",
+        }
     provider = HTTPProvider(url, request_kwargs=kwargs, exception_retry_configuration=None)
     return _with_poa(Web3(provider))
 

@@ -1,14 +1,19 @@
 """Read and act on the Governance contract through one node.
 
-Reads need no key. Writes are signed here with the admin's key (never by the node) and
-sent raw; the contract's refusal shows up at gas estimation, before anything is spent,
-as a `ContractRevert` naming the rule (`AlreadyVoted`, `OverCap`, `BelowFloor`, ...) with
-a hint for the operator.
+Reads need no key. The members and the proposals are each read in one call
+(`memberList`, `proposalList`): behind a bank's balancer every call may reach another
+node, and one call is one state, whichever answers. A read at a given block (the block
+a write landed in) waits a few seconds for a node that has not imported it yet, then
+says so (`StateError`), never with a traceback. Writes are signed here with the admin's
+key (never by the node) and sent raw; the contract's refusal shows up at gas estimation,
+before anything is spent, as a `ContractRevert` naming the rule (`AlreadyVoted`,
+`OverCap`, `BelowFloor`, ...) with a hint for the operator.
 """
 
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,13 +22,13 @@ import requests
 from eth_typing import ChecksumAddress
 from hexbytes import HexBytes
 from web3.contract import Contract
-from web3.exceptions import ContractLogicError
+from web3.exceptions import ContractLogicError, Web3RPCError
 
 from genesis.clique import InvalidGenesisSpec
 from genesis.governance import GOVERNANCE_ADDRESS, NAME_BYTES, name_word
 from orchestrator.artifacts import Artifact, load_artifact
 from orchestrator.boundaries import Secret
-from orchestrator.errors import ConfigError, ContractRevert
+from orchestrator.errors import ConfigError, ContractRevert, StateError
 from orchestrator.geth.client import http_web3
 from orchestrator.geth.tx import (
     AbiRevertDecoder,
@@ -36,7 +41,10 @@ from orchestrator.geth.tx import (
 )
 
 KINDS = ("add", "remove")  # the contract's Kind enum, in order
-STATUSES = ("open", "approved", "rejected", "expired")  # its Status enum, in order
+STATUSES = ("open", "approved", "rejected", "expired", "refused")  # its Status enum, in order
+ALL = 2**64  # proposalList's count: every proposal
+UNKNOWN_BLOCK = ("header not found", "unknown block")  # geth, asked about a block it lacks
+BLOCK_WAIT_SECONDS = 6.0  # how long a read at a block waits for a node to import it
 
 HINTS: dict[str, str] = {
     "NotAMember": "only a member's admin account may do this (a candidate may only file "
@@ -53,8 +61,8 @@ HINTS: dict[str, str] = {
     "AlreadyVoted": "each admin has one ballot per proposal; withdraw it first to change it",
     "NoBallot": "this admin has no ballot on that proposal to withdraw",
     "OverCap": "a member runs at most the consortium's validator cap; remove one first",
-    "BelowFloor": "the consortium keeps at least its floor of validators; add another "
-    "member's validator first",
+    "BelowFloor": "the consortium keeps at least its floor of validators: the other "
+    "members add validators first (docs/governance.md: a member gone for good)",
     "AlreadyRegistered": "that account already serves a member; use a new account",
     "NotYours": "a member changes only its own validators and writers",
 }
@@ -140,10 +148,9 @@ class Governance:
     # -- reads --------------------------------------------------------------------------
 
     def members(self, *, block: int | None = None) -> list[MemberView]:
-        """Every member, read at one block (default: the head) so the list is consistent
-        even when the endpoint is a balancer in front of several nodes."""
-        at = self._head() if block is None else block
-        return [self.member(admin, block=at) for admin in self._read("members", block=at)]
+        """Every member, in one call (one state), at `block` (default: the head)."""
+        at = block if block is not None else "latest"
+        return [_member_view(*entry) for entry in self._read("memberList", block=at)]
 
     def member(self, admin: str, *, block: int | str = "latest") -> MemberView:
         checked = check_address("admin", admin)
@@ -175,19 +182,14 @@ class Governance:
         block is the head reads "expired": a ballot sent now lands in a later block."""
         at = self._head() if block is None else block
         p, approvals, rejections = self._read("proposal", proposal_id, block=at)
-        kind, status, expires, target, proposer, name = p
-        shown = STATUSES[status]
-        if shown == "open" and at >= int(expires):
-            shown = "expired"
-        return ProposalView(
-            proposal_id, KINDS[kind], shown, target, _name(name), proposer,
-            int(expires), tuple(approvals), tuple(rejections),
-        )  # fmt: skip
+        return _proposal_view(proposal_id, p, approvals, rejections, at)
 
-    def proposals(self, *, open_only: bool = False) -> list[ProposalView]:
-        at = self._head()
-        count = self.proposal_count(block=at)
-        views = [self.proposal(i, block=at) for i in range(count)]
+    def proposals(self, *, open_only: bool = False, block: int | None = None) -> list[ProposalView]:
+        """Every proposal (or the open ones), in one call, as of `block` (default: the
+        head)."""
+        at = self._head() if block is None else block
+        entries = self._read("proposalList", 0, ALL, block=at)
+        views = [_proposal_view(int(i), p, yes, no, at) for i, p, yes, no in entries]
         return [p for p in views if p.status == "open" or not open_only]
 
     # -- writes (signed with the admin key) ----------------------------------------------
@@ -265,13 +267,33 @@ class Governance:
             raise transport_error(e, self.rpc_url) from e
 
     def _read(self, fn: str, *args: Any, block: int | str = "latest") -> Any:
+        """One call at `block`; a node that lacks that block yet (behind a balancer, a
+        lagging one) gets `BLOCK_WAIT_SECONDS` to import it."""
         call = self._contract.get_function_by_name(fn)(*args)
-        try:
-            return call.call(block_identifier=block)
-        except (requests.ConnectionError, requests.Timeout, OSError) as e:
-            raise transport_error(e, self.rpc_url) from e
-        except ContractLogicError as e:
-            raise revert_of(e, decode_revert) from e
+        deadline = time.monotonic() + BLOCK_WAIT_SECONDS
+        while True:
+            try:
+                return call.call(block_identifier=block)
+            except (requests.ConnectionError, requests.Timeout, OSError) as e:
+                raise transport_error(e, self.rpc_url) from e
+            except ContractLogicError as e:
+                raise revert_of(e, decode_revert) from e
+            except Web3RPCError as e:
+                if not any(m in str(e).lower() for m in UNKNOWN_BLOCK):
+                    raise StateError(
+                        f"the node refused to read the governance ({fn}): {e}",
+                        obj=self.rpc_url,
+                        hint="check the node's log; retry",
+                    ) from e
+                if time.monotonic() >= deadline:
+                    raise StateError(
+                        f"the node has not imported block {block} after "
+                        f"{BLOCK_WAIT_SECONDS:.0f}s, so it cannot read the governance there",
+                        obj=self.rpc_url,
+                        hint="a node behind the balancer lags: `poactl status` shows which; "
+                        "retry in a moment",
+                    ) from e
+                time.sleep(0.5)
 
 
 def _addresses(accounts: Sequence[str]) -> list[ChecksumAddress]:
@@ -280,3 +302,21 @@ def _addresses(accounts: Sequence[str]) -> list[ChecksumAddress]:
 
 def _name(raw: bytes) -> str:
     return bytes(raw).rstrip(b"\0").decode("ascii", "replace")
+
+
+def _proposal_view(
+    proposal_id: int, p: Any, approvals: Any, rejections: Any, at: int
+) -> ProposalView:
+    kind, status, expires, target, proposer, name = p
+    shown = STATUSES[status]
+    if shown == "open" and at >= int(expires):
+        shown = "expired"
+    return ProposalView(
+        proposal_id, KINDS[kind], shown, target, _name(name), proposer,
+        int(expires), tuple(approvals), tuple(rejections),
+    )  # fmt: skip
+
+
+def _member_view(admin: str, name: bytes, since: int, validators: Any, writers: Any) -> MemberView:
+    checked = check_address("admin", admin)
+    return MemberView(checked, _name(name), int(since), tuple(validators), tuple(writers))

@@ -38,7 +38,7 @@ from orchestrator.config import (
     parse_config,
 )
 from orchestrator.errors import StateError
-from orchestrator.local import agents, balancers, monitors
+from orchestrator.local import agents, balancers, indexes, monitors
 from orchestrator.local.creating import check_socket_paths, create_state
 from orchestrator.local.layout import StateLayout
 from orchestrator.local.ports import check_ports_free
@@ -72,6 +72,7 @@ class UpResult:
     signers_sealed: dict[str, int] = field(default_factory=dict)  # signer -> first block
     monitors: dict[str, str] = field(default_factory=dict)  # member -> its monitor's URL
     balancers: dict[str, str] = field(default_factory=dict)  # member -> its JSON-RPC URL
+    indexes: dict[str, str] = field(default_factory=dict)  # member -> its read index's URL
 
 
 class LocalConsortium:
@@ -217,7 +218,7 @@ class LocalConsortium:
         if created:
             self._create(consortium, geth)
         spawned: dict[str, subprocess.Popen[bytes]] = {}
-        balancing = monitoring = Starting([])
+        balancing = monitoring = indexing = Starting([])
         try:
             balancing = balancers.start(self.layout, consortium)  # the nodes peer through them
             for node in to_start:
@@ -229,11 +230,14 @@ class LocalConsortium:
             )  # fmt: skip
             # After readiness: started with the agents, they only slowed the boot on 2 cores.
             monitoring = self._monitors_starting(consortium)
+            indexing = indexes.start(self.layout, consortium, self._service_stores(consortium))
             monitoring.wait()
+            indexing.wait()
         except BaseException:
             log.warning("up failed; stopping the %d agent(s) it started", len(spawned))
             balancing.stop()
             monitoring.stop()
+            indexing.stop()
             self._stop_nodes(list(spawned), {n: p.pid for n, p in spawned.items()})
             raise
         return UpResult(
@@ -249,6 +253,7 @@ class LocalConsortium:
             signers_sealed=sealed,
             monitors={r.member: r.url for r in monitors.rows(self.layout, consortium)},
             balancers={r.member: r.url for r in balancers.rows(self.layout, consortium)},
+            indexes=indexes.running_urls(self.layout, consortium),
         )
 
     def create(self, consortium: Consortium, *, joined_from: Mapping[str, str]) -> None:
@@ -378,11 +383,14 @@ class LocalConsortium:
         """A monitor follows the chain through its bank's first node."""
         first = {m: next(n.rpc_url for n in consortium.nodes if n.member == m)
                  for m in consortium.members()}  # fmt: skip
-        stores = {
+        return monitors.start(self.layout, consortium, self._service_stores(consortium), first)
+
+    def _service_stores(self, consortium: Consortium) -> dict[str, StoreSettings]:
+        """Each bank's store as its monitor and read index see it (they publish nothing)."""
+        return {
             m: self.store_settings(m, publishes=False, consortium=consortium)
             for m in consortium.members()
         }
-        return monitors.start(self.layout, consortium, stores, first)
 
     def stop_monitors(self) -> list[str]:
         return monitors.stop(self.layout, self.load())
@@ -392,6 +400,7 @@ class LocalConsortium:
         """Stop every agent and its geth; keep all data. Returns the nodes stopped."""
         consortium = self.load()
         self.stop_monitors()
+        indexes.stop(self.layout, consortium)
         stopped = self._stop_nodes([n.name for n in consortium.nodes])
         balancers.stop(self.layout, consortium)  # last: the nodes peered through them
         removed = remove_containers(self._recorded_runtime(consortium), labels=self._labels())

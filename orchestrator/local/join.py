@@ -6,6 +6,8 @@ genesis and information into its own store (so its agents never wait on the URL)
 starts its agents with `LocalConsortium.up`: they sync as followers, since no block of
 theirs counts until the members admit the bank. It publishes its member descriptor at
 once, so a member can file the request (`poactl members propose NAME --data URL`).
+Without `ports:` in the bank's file it takes base ports that are free on this machine
+(the defaults where they are), so it runs beside the network it joins.
 Once admitted, the bank's leader seats its validators (`agent.admission`) and Clique
 follows the members' votes.
 
@@ -21,9 +23,10 @@ from pathlib import Path
 
 import yaml
 
-from orchestrator.config import ConsortiumFile, Member, load_config, parse_config
+from orchestrator.config import ConsortiumFile, Member, Ports, load_config, parse_config
 from orchestrator.errors import ConfigError, StateError
 from orchestrator.local.consortium import UP_TIMEOUT_SECONDS, LocalConsortium, UpResult
+from orchestrator.local.ports import free_bases
 from orchestrator.network.create import MemberInfo, ensure_member_identities, publish_member
 from orchestrator.network.join import JoinSource, fetch_network
 from orchestrator.network.names import GENESIS, NETWORK_INFO, admin_key_name
@@ -37,6 +40,7 @@ class JoinResult:
     member: MemberInfo
     data_url: str  # where this bank publishes; a member proposes it from there
     up: UpResult
+    ports: Ports | None = None  # the base ports chosen, when the bank's file gave none
 
 
 def join(
@@ -62,6 +66,10 @@ def join(
         f"{source.network.genesis_sha256[:12]}…"
     )
     settings = source.settings_for(_own_settings(member, validators, config))
+    chosen = None
+    if "ports" not in settings.model_fields_set:  # no ports given: free ones on this machine
+        chosen = free_bases(settings)
+        settings = settings.model_copy(update={"ports": chosen})
     text = yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True), sort_keys=False)
     consortium = parse_config(text, source=str(config or "<joining bank>"))
     root_existed = local.layout.root.exists()
@@ -87,7 +95,7 @@ def join(
         elif local.layout.root.exists() and not root_existed:
             shutil.rmtree(local.layout.root, ignore_errors=True)
         raise
-    return JoinResult(source, info, local.data_url(member), up)
+    return JoinResult(source, info, local.data_url(member), up, chosen)
 
 
 def _own_settings(member: str, validators: int | None, config: Path | None) -> ConsortiumFile:

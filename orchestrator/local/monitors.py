@@ -40,6 +40,7 @@ def settings_for(
         state_dir=service(layout, member).home,
         consortium_file=layout.config,
         store=store,
+        index_url=f"http://127.0.0.1:{consortium.index_port(member)}/",  # `local.indexes`
     )
 
 

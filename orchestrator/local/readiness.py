@@ -1,7 +1,7 @@
 """When is a freshly started local consortium ready? Every validator identity is held
-and has sealed a block after `up` first saw the chain, and every node is within
-MAX_LAG_BLOCKS of the head and past the genesis. An agent that dies on the way ends
-the wait at once, with its last log lines.
+and has sealed a block after `up` first saw the chain, and no node lags (the one
+assessment, `orchestrator.geth.lag`: within MAX_LAG_BLOCKS of the head, past the
+genesis). An agent that dies on the way ends the wait at once, with its last log lines.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from orchestrator.agent import status
 from orchestrator.agent.status import AgentState, AgentStatus
 from orchestrator.config import Consortium
 from orchestrator.errors import WaitTimeout
-from orchestrator.geth.health import MAX_LAG_BLOCKS
 from orchestrator.geth.ipc import ipc_probe
+from orchestrator.geth.lag import Head, assess
 from orchestrator.local.layout import StateLayout
 from orchestrator.logs import log_tail
 from orchestrator.network.create import NetworkInfo
@@ -32,7 +32,7 @@ def wait_until_ready(
     on_progress: Callable[[str], None] = lambda _line: None,
 ) -> tuple[int, dict[str, int]]:
     """Wait until every identity is held and has sealed a block after we first see
-    the chain, and every node is within MAX_LAG_BLOCKS of the head. `on_progress`
+    the chain, and no node lags (`lagging_nodes`). `on_progress`
     hears each new state: how many nodes answer, which signers sealed."""
     network: NetworkInfo | None = None
     sealed: dict[str, int] = {}  # signer -> first block seen sealed by it
@@ -105,20 +105,27 @@ def _changes_only(on_progress: Callable[[str], None]) -> Callable[[str], None]:
 
 
 def lagging_nodes(layout: StateLayout, consortium: Consortium) -> list[str]:
-    """Nodes that do not answer, are more than MAX_LAG_BLOCKS behind the highest, or are
-    still at the genesis while the chain has moved: such a node has not synced once, and
-    with its parent blocks unknown it cannot import the blocks peers broadcast until
-    geth's next sync round (every 10 s with few peers), so it would fall behind."""
-    heads = {
-        n.name: ipc_probe(layout.node(n.name).ipc, "eth_blockNumber", [], timeout=2.0)
-        for n in consortium.nodes
-    }
-    numbers = {name: int(h, 16) for name, h in heads.items() if isinstance(h, str)}
-    top = max(numbers.values(), default=0)
+    """Nodes that do not answer, or that lag behind the others (`geth.lag.assess`: more
+    than MAX_LAG_BLOCKS behind the highest, or still at the genesis while the chain has
+    moved: such a node has not synced once, and with its parent blocks unknown it cannot
+    import the blocks peers broadcast until geth's next sync round, every 10 s with few
+    peers, so it would fall behind)."""
+    now, period = time.time(), consortium.settings.block_period
+    heads: dict[str, Head] = {}
+    for n in consortium.nodes:
+        answer = ipc_probe(layout.node(n.name).ipc, "eth_blockNumber", [], timeout=2.0)
+        if isinstance(answer, str):
+            heads[n.name] = Head(int(answer, 16), now, source=n.name)
     return [
-        n
-        for n in heads
-        if n not in numbers or numbers[n] < top - MAX_LAG_BLOCKS or (numbers[n] == 0 and top > 0)
+        n.name
+        for n in consortium.nodes
+        if n.name not in heads
+        or assess(
+            heads[n.name],
+            [h for name, h in heads.items() if name != n.name],
+            now=now,
+            period=period,
+        ).lagging
     ]
 
 

@@ -34,7 +34,7 @@ from orchestrator.credit.pseudonym import share_secret
 from orchestrator.errors import ConfigError, StateError
 from orchestrator.geth.client import http_web3
 from orchestrator.geth.ipc import ipc_probe
-from orchestrator.local import balancers
+from orchestrator.local import balancers, indexes
 from orchestrator.local.consortium import LocalConsortium
 from orchestrator.local.layout import default_state_dir
 from orchestrator.network.create import NetworkInfo
@@ -112,6 +112,7 @@ def local_resolver(state_dir: Path | None) -> ConsortiumResolver:
         endpoints={m: e.url for m, e in apps.items()},
         vault=local.vault,
         tokens={m: e.token for m, e in apps.items() if e.token is not None},
+        indexes=indexes.running_urls(local.layout, consortium),
     )
 
 

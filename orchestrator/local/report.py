@@ -8,7 +8,8 @@ from typing import Any
 
 from orchestrator.agent.status import AgentState, CliqueStatus
 from orchestrator.config import NodeSpec
-from orchestrator.geth.health import MAX_LAG_BLOCKS, NodeHealth
+from orchestrator.geth.health import NodeHealth
+from orchestrator.geth.lag import Assessment
 
 WORKING_STATES = (AgentState.FOLLOWING, AgentState.SEALING)  # a node that does its job
 
@@ -34,19 +35,21 @@ class NodeStatus:
     state: AgentState
     sealing: bool
     health: NodeHealth
-    behind: int = 0  # blocks behind the highest node of the consortium
-    chain_stalled_for: float | None = None  # set when no node has a recent block
+    chain: Assessment | None = None  # its lag and the chain's progress, across nodes
     leader: bool = False  # holds its member's leader lease
     clique: CliqueStatus | None = None  # a sealing agent's last reconciliation of votes
 
     @property
     def problems(self) -> list[str]:
         found = list(self.health.problems)
-        if self.behind > MAX_LAG_BLOCKS:
-            found.append(f"{self.behind} blocks behind the head")
-        if self.chain_stalled_for is not None:
-            found.append(f"chain not advancing: newest block is {self.chain_stalled_for:.0f}s old")
+        if self.chain is not None:
+            found += self.chain.node_problems + self.chain.chain_problems
         return found
+
+    @property
+    def behind(self) -> int:
+        """Blocks behind the highest node of the consortium."""
+        return self.chain.behind or 0 if self.chain is not None else 0
 
     @property
     def healthy(self) -> bool:
@@ -61,6 +64,7 @@ class NodeStatus:
             "signer": self.signer,
             "block": self.health.block,
             "peers": self.health.peers,
+            "behind": self.behind,
             "healthy": self.healthy,
             "state": self.state.value,
             "sealing": self.sealing,
@@ -77,6 +81,7 @@ class ConsortiumStatus:
     leases: list[LeaseRow] = field(default_factory=list)
     monitors: list[dict[str, Any]] = field(default_factory=list)  # member, url, running
     balancers: list[dict[str, Any]] = field(default_factory=list)  # url, token file, rotation
+    indexes: list[dict[str, Any]] = field(default_factory=list)  # url, block, behind, problems
 
     @property
     def validators(self) -> dict[str, Any] | None:
@@ -97,9 +102,11 @@ class ConsortiumStatus:
 
     @property
     def healthy(self) -> bool:
-        """Every node does its job and every validator identity is held."""
+        """Every node does its job, every validator identity is held and every bank's
+        read index runs, within a few blocks of its node, with no refused log."""
         identities_held = all(r.holder for r in self.leases if r.lease != "leader")
-        return all(n.healthy for n in self.nodes) and identities_held
+        indexes_fine = not any(i["problems"] for i in self.indexes)
+        return all(n.healthy for n in self.nodes) and identities_held and indexes_fine
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -109,5 +116,6 @@ class ConsortiumStatus:
             "leases": [r.as_dict() for r in self.leases],
             "monitors": self.monitors,
             "balancers": self.balancers,
+            "indexes": self.indexes,
             "validators": self.validators,
         }

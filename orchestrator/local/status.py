@@ -5,6 +5,7 @@ bank's own store: leases never leave a bank)."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,8 +13,9 @@ from orchestrator.agent import status
 from orchestrator.agent.status import ENDED, AgentState, AgentStatus
 from orchestrator.boundaries import Store
 from orchestrator.config import Consortium, NodeSpec
-from orchestrator.geth.health import check_node
-from orchestrator.local import balancers, monitors
+from orchestrator.geth.health import NodeHealth, check_node
+from orchestrator.geth.lag import Head, assess
+from orchestrator.local import balancers, indexes, monitors
 from orchestrator.local.layout import StateLayout
 from orchestrator.local.report import ConsortiumStatus, LeaseRow, NodeStatus
 from orchestrator.network.create import NetworkInfo, read_member
@@ -31,7 +33,6 @@ def collect_status(
 ) -> ConsortiumStatus:
     """`running(node)`: whether an agent holds the node's lock; `own_store(member)`: the
     bank's own store."""
-    stall_after = max(10.0, 5.0 * consortium.settings.block_period)
     many = len(consortium.nodes) > 1
 
     def one(node: NodeSpec) -> NodeStatus:
@@ -53,17 +54,18 @@ def collect_status(
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         nodes = list(pool.map(one, consortium.nodes))
-    top = max((n.health.block for n in nodes if n.health.block is not None), default=0)
-    ages = [n.health.head_age for n in nodes if n.health.head_age is not None]
-    stalled = min(ages) if ages and min(ages) > stall_after else None
-    nodes = [
-        dataclasses.replace(
-            n,
-            behind=top - n.health.block if n.health.block is not None else 0,
-            chain_stalled_for=stalled,
-        )
-        for n in nodes
-    ]
+    now, period = time.time(), consortium.settings.block_period
+    heads = {n.spec.name: head for n in nodes if (head := _head(n.spec.name, n.health, now))}
+
+    def judged(n: NodeStatus) -> NodeStatus:
+        """Its lag against every other node's head and its own sync's highest block."""
+        others = [h for name, h in heads.items() if name != n.spec.name]
+        if n.health.highest is not None:
+            others.append(Head(n.health.highest, now, source="eth_syncing"))
+        own = heads.get(n.spec.name)
+        return dataclasses.replace(n, chain=assess(own, others, now=now, period=period))
+
+    nodes = [judged(n) for n in nodes]
     return ConsortiumStatus(
         consortium.settings.chain_id,
         layout.root,
@@ -71,7 +73,14 @@ def collect_status(
         _leases(consortium, network, own_store),
         [m.as_dict() for m in monitors.rows(layout, consortium)],
         [b.as_dict() for b in balancers.rows(layout, consortium)],
+        [i.as_dict() for i in indexes.rows(layout, consortium)],
     )
+
+
+def _head(node: str, health: NodeHealth, now: float) -> Head | None:
+    if health.block is None:
+        return None
+    return Head(health.block, now, health.block_time, node)
 
 
 def _leases(

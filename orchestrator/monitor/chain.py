@@ -36,6 +36,7 @@ class ChainFollower:
         self.backfill = backfill  # blocks to read on the first poll
         self.timeout = timeout
         self._session = requests.Session()
+        self.polled_at: float | None = None  # unix time of the last poll the node answered
 
     def close(self) -> None:
         self._session.close()
@@ -83,6 +84,7 @@ class ChainFollower:
         start = self._check_reorg(known) if known else max(0, head - self.backfill)
         if start <= head:
             self.history.add_blocks(self._blocks(list(range(start, head + 1))))
+        self.polled_at = time.time()
         return head
 
     def _check_reorg(self, known: Block) -> int:

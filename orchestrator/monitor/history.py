@@ -4,6 +4,9 @@ Kept for `KEEP_SECONDS` (two hours: the page shows the last 30 minutes of heartb
 and the last hour of blocks), pruned as it goes, so the file stays small (a two-bank
 consortium at a 2 s period adds about 3,600 block rows an hour), and read back after a
 restart: a monitor that restarts shows the same history. Reorgs are kept with it.
+
+A heartbeat is keyed by its (member, node) and stamped with the monitor's own time of
+observation (`at`); the publisher's own time (`sent`) only tells one from the next.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from pathlib import Path
 
 KEEP_SECONDS = 2 * 3600
 HOUR_BLOCKS_MARGIN = 10  # blocks read beyond an hour's worth on the first poll
+SCHEMA_VERSION = 2  # 2: heartbeats keyed by (member, node), with `sent` and `block_time`
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS heartbeats (
-    node TEXT NOT NULL, at REAL NOT NULL, member TEXT, state TEXT, block INTEGER,
-    hash TEXT, peers INTEGER, sealing INTEGER, signer TEXT,
-    PRIMARY KEY (node, at)
+    node TEXT NOT NULL, at REAL NOT NULL, member TEXT NOT NULL, state TEXT, block INTEGER,
+    hash TEXT, peers INTEGER, sealing INTEGER, signer TEXT, sent TEXT, block_time INTEGER,
+    message TEXT, PRIMARY KEY (member, node, at)
 );
 CREATE TABLE IF NOT EXISTS blocks (
     number INTEGER PRIMARY KEY, hash TEXT NOT NULL, parent TEXT NOT NULL,
@@ -39,7 +43,7 @@ CREATE INDEX IF NOT EXISTS blocks_time ON blocks (time);
 @dataclass(frozen=True)
 class Heartbeat:
     node: str
-    at: float  # unix time the agent wrote it
+    at: float  # unix time the monitor first saw it (never the publisher's clock)
     member: str
     state: str
     block: int | None
@@ -48,6 +52,13 @@ class Heartbeat:
     sealing: bool
     signer: str | None
     leader: bool = False  # not kept in the history: only the latest round's claim counts
+    sent: str = ""  # the publisher's own time, as it wrote it
+    block_time: int | None = None  # the timestamp of the node's head block
+    message: str | None = None  # why the agent ended (on its last heartbeat)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.member, self.node
 
 
 @dataclass(frozen=True)
@@ -81,7 +92,16 @@ class History:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._migrate()
         self._db.executescript(SCHEMA)
+
+    def _migrate(self) -> None:
+        """A history from before version 2 keyed heartbeats by node alone, stamped by
+        their publishers: its heartbeats are dropped (two hours at most), blocks kept."""
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        if version < SCHEMA_VERSION:
+            self._db.execute("DROP TABLE IF EXISTS heartbeats")
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         with self._lock:
@@ -104,9 +124,9 @@ class History:
         with self._tx() as db:
             before = db.total_changes
             db.executemany(
-                "INSERT OR IGNORE INTO heartbeats VALUES (?,?,?,?,?,?,?,?,?)",
+                "INSERT OR IGNORE INTO heartbeats VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(b.node, b.at, b.member, b.state, b.block, b.hash, b.peers, int(b.sealing),
-                  b.signer) for b in beats],
+                  b.signer, b.sent, b.block_time, b.message) for b in beats],
             )  # fmt: skip
             return db.total_changes - before
 
@@ -146,13 +166,14 @@ class History:
         rows = self._rows("SELECT * FROM heartbeats WHERE at >= ? ORDER BY at", since)
         return [_heartbeat(r) for r in rows]
 
-    def last_heartbeats(self) -> dict[str, Heartbeat]:
-        """Each node's newest heartbeat, however old."""
+    def last_heartbeats(self) -> dict[tuple[str, str], Heartbeat]:
+        """Each (member, node)'s newest heartbeat, however old."""
         rows = self._rows(
-            "SELECT h.* FROM heartbeats h JOIN (SELECT node, MAX(at) AS at FROM heartbeats "
-            "GROUP BY node) m ON h.node = m.node AND h.at = m.at"
+            "SELECT h.* FROM heartbeats h JOIN (SELECT member, node, MAX(at) AS at "
+            "FROM heartbeats GROUP BY member, node) m "
+            "ON h.member = m.member AND h.node = m.node AND h.at = m.at"
         )
-        return {r["node"]: _heartbeat(r) for r in rows}
+        return {(r["member"], r["node"]): _heartbeat(r) for r in rows}
 
     def head(self) -> Block | None:
         rows = self._rows("SELECT * FROM blocks ORDER BY number DESC LIMIT 1")
@@ -175,6 +196,7 @@ def _heartbeat(r: sqlite3.Row) -> Heartbeat:
     return Heartbeat(
         node=r["node"], at=r["at"], member=r["member"], state=r["state"], block=r["block"],
         hash=r["hash"], peers=r["peers"], sealing=bool(r["sealing"]), signer=r["signer"],
+        sent=r["sent"] or "", block_time=r["block_time"], message=r["message"],
     )  # fmt: skip
 
 

@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 from orchestrator.monitor.view import Snapshot
 
 STATUSES = ("reporting", "late", "silent")
-ALERTS = ("ChainStalled", "ValidatorMissingTurns", "NodeSilent", "Fork")
+ALERTS = ("ChainStalled", "ValidatorMissingTurns", "NodeSilent", "NodeBehind", "NodeFatal", "Fork")
 
 
 class SnapshotCollector(Collector):
@@ -30,10 +30,14 @@ class SnapshotCollector(Collector):
             if value is not None:
                 yield GaugeMetricFamily(f"poactl_monitor_{name}", doc, value=value)
 
-        yield from gauge("chain_head", "Head block the monitor's node has", chain["head"])
+        yield from gauge(
+            "chain_head",
+            "Highest head the monitor sees (its node's chain, every node's heartbeat)",
+            chain["head"],
+        )
         yield from gauge(
             "head_age_seconds",
-            "Seconds since the head block's timestamp",
+            "Seconds since the newest block the monitor sees was stamped",
             chain["head_age_seconds"],
         )
         yield from gauge(
@@ -50,7 +54,7 @@ class SnapshotCollector(Collector):
             labels=["node", "member", "status"],
         )  # fmt: skip
         lag = GaugeMetricFamily(
-            "poactl_monitor_node_lag_blocks", "Blocks a node is behind the monitor's head",
+            "poactl_monitor_node_lag_blocks", "Blocks a node is behind the chain's head",
             labels=["node", "member"],
         )  # fmt: skip
         for n in s.nodes:
@@ -81,6 +85,13 @@ class SnapshotCollector(Collector):
         yield from gauge(
             "reorg_depth_max", "Deepest reorg of the last hour", s.forks["deepest_reorg_last_hour"]
         )
+        index = s.index or {}
+        index_lag, index_held = index.get("behind"), index.get("block")
+        yield from gauge("index_lag_blocks", "Blocks the bank's read index is behind", index_lag)
+        yield from gauge("index_block", "The last block the bank's read index holds", index_held)
+        if index:
+            refused = 1.0 if index.get("refused") else 0.0
+            yield from gauge("index_refused", "1 while the read index refuses a log", refused)
         alerts = GaugeMetricFamily(
             "poactl_monitor_alert", "1 while the monitor raises this alert", labels=["alert"]
         )

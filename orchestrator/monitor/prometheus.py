@@ -5,6 +5,7 @@ geths, with poactl's alert rules (`alerts.rules.yml`, shipped with the package).
     job poactl-agents    each agent's /metrics: its state, leases, fences, signer latency
     job poactl-geth      each geth's /debug/metrics/prometheus: chain_head_block, txpool_*,
                          p2p_peers, ...
+    job poactl-index     the bank's read index's /metrics (poactl_index_*), when given
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ def prometheus_config(
     geths: Sequence[str],
     rules_file: Path,
     interval_seconds: float = 5.0,
+    indexes: Sequence[str] = (),
 ) -> str:
     """prometheus.yml; targets are host:port."""
     interval = f"{interval_seconds:g}s"
@@ -43,6 +45,7 @@ def prometheus_config(
             job("poactl-monitor", monitors),
             job("poactl-agents", agents),
             job("poactl-geth", geths, "/debug/metrics/prometheus"),
+            *([job("poactl-index", indexes)] if indexes else []),
         ],
     }
     return yaml.safe_dump(config, sort_keys=False)

@@ -11,13 +11,15 @@ process, with no dependency outside poactl: the page is a static file.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import signal
 import threading
 import time
-from datetime import datetime
 from types import FrameType
+from typing import Any
+
+import requests
 
 from orchestrator.boundaries import Store
 from orchestrator.config import Consortium
@@ -28,8 +30,10 @@ from orchestrator.monitor.server import MonitorServer
 from orchestrator.monitor.settings import MonitorFile
 from orchestrator.monitor.view import HOUR, Settings, Snapshot, snapshot
 from orchestrator.network.create import read_network
+from orchestrator.network.heartbeats import Heartbeat as Published
+from orchestrator.network.heartbeats import Observer, read_heartbeats
 from orchestrator.network.leases import holder_of
-from orchestrator.network.names import identity_lease, leader_lease, publisher_of
+from orchestrator.network.names import identity_lease, leader_lease
 from orchestrator.retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -59,35 +63,45 @@ class Monitor:
         self._lock = threading.Lock()
         self._latest: Snapshot | None = None
         self._stop = threading.Event()
+        known = self.history.last_heartbeats()  # a restart keeps each one's first sighting
+        self._observer = Observer({k: (b.sent, b.at) for k, b in known.items()})
+        self._reported: set[str] = set()
         self.backoff = Backoff(f"monitor of {settings.member}", base=POLL_SECONDS, cap=10.0)
+        self._index: dict[str, Any] | None = None
 
     # -- collecting ------------------------------------------------------------------
     def collect(self, *, store_too: bool = True) -> None:
         """One round: heartbeats, (the network and leases), the chain."""
-        beats = self._heartbeats()
-        self.history.add_heartbeats(beats)
+        beats = self.take_heartbeats(time.time())
         if store_too:
             self._view = self._read_network(beats)
+        self._index = self._read_index()
         self.chain.poll()
 
-    def _heartbeats(self) -> list[Heartbeat]:
-        beats = []
-        for name in self.store.list("heartbeats/"):
-            blob = self.store.read(name)
-            if blob is None:
-                continue
-            try:
-                doc = json.loads(blob.data)
-                if doc["member"] != publisher_of(name):
-                    raise ValueError(f"names member {doc['member']!r}, not its publisher")
-                beats.append(Heartbeat(
-                    node=str(doc["node"]), at=datetime.fromisoformat(doc["time"]).timestamp(),
-                    member=str(doc["member"]), state=str(doc["state"]), block=doc.get("block"),
-                    hash=doc.get("hash"), peers=doc.get("peers"), sealing=bool(doc["sealing"]),
-                    signer=doc.get("signer"), leader=bool(doc.get("leader")),
-                ))  # fmt: skip
-            except (ValueError, KeyError, TypeError) as e:
-                log.debug("skipping a bad heartbeat blob %s: %s", name, e)
+    def _read_index(self) -> dict[str, Any] | None:
+        """The bank's read index as its /v1/status says (None: the monitor has none)."""
+        url = self.settings.index_url
+        if url is None:
+            return None
+        try:
+            doc = requests.get(url.rstrip("/") + "/v1/status", timeout=2).json()
+        except (requests.RequestException, ValueError) as e:
+            return {"url": url, "problem": f"does not answer ({type(e).__name__})"}
+        block = (doc.get("block") or {}).get("number") if isinstance(doc, dict) else None
+        keys = ("head", "behind", "logs", "problem", "refused", "rebuilding")
+        return {"url": url, "block": block, **{k: doc.get(k) for k in keys}}
+
+    def take_heartbeats(self, now: float) -> list[Heartbeat]:
+        """Every node's heartbeat into the history, keyed by its path and stamped with
+        the time this monitor first saw it (`now` for a new one): a publisher's clock
+        says nothing about freshness."""
+        found, problems = read_heartbeats(self.store)
+        for problem in problems:
+            if problem not in self._reported:
+                self._reported.add(problem)
+                log.warning("skipping a heartbeat: %s", problem)
+        beats = [_kept(b) for b in self._observer.observe(found, now)]
+        self.history.add_heartbeats(beats)
         return beats
 
     def _read_network(self, beats: list[Heartbeat]) -> Settings:
@@ -127,7 +141,11 @@ class Monitor:
         with self._lock:
             now = time.time()
             if self._latest is None or now - self._latest.at > SNAPSHOT_MAX_AGE:
-                self._latest = snapshot(self.history, self._view, now)
+                polled = self.chain.polled_at
+                latest = snapshot(
+                    self.history, self._view, now, followed_at=polled if polled else 0.0
+                )
+                self._latest = dataclasses.replace(latest, index=self._index)
             return self._latest
 
     # -- running ---------------------------------------------------------------------
@@ -161,3 +179,13 @@ class Monitor:
         self.chain.close()
         self.history.close()
         return 0
+
+
+def _kept(beat: Published) -> Heartbeat:
+    """A heartbeat as the history keeps it, stamped when this monitor first saw it."""
+    return Heartbeat(
+        node=beat.node, at=beat.seen_at, member=beat.member, state=beat.state,
+        block=beat.block, hash=beat.hash, peers=beat.peers, sealing=beat.sealing,
+        signer=beat.signer, leader=beat.leader, sent=beat.sent, block_time=beat.block_time,
+        message=beat.message,
+    )  # fmt: skip

@@ -7,6 +7,7 @@
     state_dir: /var/lib/poactl/monitor   # its history (history.sqlite)
     consortium_file: /etc/poactl/consortium.yaml   # block period, heartbeat interval
     store: {kind: local, path: ...}  # the bank's store: heartbeats, leases, network
+    index_url: http://127.0.0.1:8945/   # the bank's read index, whose lag it shows (optional)
 
 `poactl up` writes one per bank under `monitors/<bank>/`; on a VM the same keys go in
 `/etc/poactl/monitor.yaml`.
@@ -27,6 +28,7 @@ class MonitorFile(Strict):
     state_dir: FilePath
     consortium_file: FilePath
     store: StoreSettings
+    index_url: str | None = None
 
     @property
     def url(self) -> str:

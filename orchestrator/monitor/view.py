@@ -1,11 +1,16 @@
 """What the monitor shows, computed from its history at one moment: the page's panels,
 the JSON API's answer and the Prometheus gauges all come from one `Snapshot`.
 
-* nodes: each node's last heartbeat and how old it is — `reporting` (within two
-  heartbeat intervals), `late` (within `SILENT_INTERVALS`), `silent` (older) — and
-  whether it reported in the last 30 minutes; its state, block, peers and lag behind
-  the chain's head as it was when the heartbeat was written;
-* chain: head, time since its block, mean block time over the last hour;
+* nodes: each node's last heartbeat and how old it is (by the monitor's clock, since
+  it first saw it) — `reporting` (within two heartbeat intervals), `late` (within
+  `SILENT_INTERVALS`), `silent` (older) — and whether it reported in the last 30
+  minutes; its state, block, peers and lag behind the chain, judged by the one
+  assessment (`orchestrator.geth.lag`) against the other nodes' heartbeats and the
+  chain the monitor follows;
+* chain: judged by the highest head the monitor can see — the chain it follows through
+  its bank's node and every node's fresh heartbeat (a stuck node of its own bank is a
+  lagging node, not a stalled chain) — the time since that head's block, and the mean
+  block time over the last hour;
 * transactions per minute over the last hour (minutes by block timestamp);
 * validators: each member's signers, each one's last sealed block and the turns it
   missed in the last hour (a block at height n is in turn for the signer at position
@@ -13,7 +18,8 @@ the JSON API's answer and the Prometheus gauges all come from one `Snapshot`.
   in-turn signer missed its turn);
 * forks: nodes whose newest heartbeats name different blocks at one height, and the
   reorgs the monitor's node went through;
-* alerts: the chain stalled, a validator missing its turns, a node silent, a fork.
+* alerts: the chain stalled, a validator missing its turns, a node silent or behind,
+  a node whose agent gave up (FATAL, from its last heartbeat), a fork.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from orchestrator.geth.lag import Assessment, Head, assess
 from orchestrator.monitor.history import Block, Heartbeat, History
 
 LATE_INTERVALS = 2  # a heartbeat older than this many intervals is late
@@ -46,7 +53,7 @@ class Settings:
 
 @dataclass(frozen=True)
 class Alert:
-    name: str  # ChainStalled, ValidatorMissingTurns, NodeSilent, Fork
+    name: str  # ChainStalled, ValidatorMissingTurns, NodeSilent, NodeBehind, NodeFatal, Fork
     subject: str
     message: str
 
@@ -62,6 +69,7 @@ class Snapshot:
     leases: list[dict[str, Any]]
     forks: dict[str, Any]
     alerts: list[Alert]
+    index: dict[str, Any] | None = None  # the bank's read index: block, lag, problem
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -81,17 +89,34 @@ def in_turn_signer(number: int, signers: list[str]) -> str:
     return ordered[number % len(ordered)]
 
 
-def snapshot(history: History, settings: Settings, now: float | None = None) -> Snapshot:
+def snapshot(
+    history: History,
+    settings: Settings,
+    now: float | None = None,
+    *,
+    followed_at: float | None = None,
+) -> Snapshot:
+    """`followed_at`: when the monitor's node last answered (default `now`; None when it
+    never did): its head was seen then, not later."""
     now = time.time() if now is None else now
+    followed_at = now if followed_at is None else followed_at
     blocks = history.blocks_since(now - HOUR)
-    head = history.head()
-    chain = _chain(head, blocks, settings, now)
+    followed = history.head()
     beats = history.last_heartbeats()
-    recent = {b.node for b in history.heartbeats_since(now - REPORTED_WINDOW)}
-    nodes = [
-        _node(beat, now, settings.heartbeat_seconds, _head_at(blocks, beat.at), beat.node in recent)
-        for beat in sorted(beats.values(), key=lambda b: b.node)
-    ]
+    period, fresh_for = settings.block_period, SILENT_INTERVALS * settings.heartbeat_seconds
+    heads = {key: head for key, b in beats.items() if (head := _beat_head(b)) is not None}
+    seen = [*heads.values(), *([_block_head(followed, followed_at)] if followed else [])]
+    chain = _chain(assess(None, seen, now=now, period=period, fresh_for=fresh_for),
+                   followed, beats, blocks)  # fmt: skip
+    recent = {b.key for b in history.heartbeats_since(now - REPORTED_WINDOW)}
+    nodes = []
+    for key, beat in sorted(beats.items()):
+        others = [h for k, h in heads.items() if k != key]
+        if followed is not None:  # the chain as it was when the heartbeat came, and now
+            then = _head_at(blocks, beat.at)
+            others += [_block_head(b, b.time) for b in (then, followed) if b is not None]
+        lag = assess(heads.get(key), others, now=now, period=period, fresh_for=fresh_for)
+        nodes.append(_node(beat, now, settings.heartbeat_seconds, lag, key in recent))
     validators = _validators(blocks, settings, now)
     forks = _forks(history, beats, now)
     alerts = _alerts(chain, nodes, validators, forks)
@@ -108,22 +133,39 @@ def snapshot(history: History, settings: Settings, now: float | None = None) -> 
     )
 
 
+def _beat_head(beat: Heartbeat) -> Head | None:
+    if beat.block is None:
+        return None
+    return Head(beat.block, beat.at, beat.block_time, f"{beat.member}/{beat.node}")
+
+
+def _block_head(block: Block, seen_at: float) -> Head:
+    """A block the monitor followed: the chain was at least there at its timestamp, and
+    the monitor's node was there at `seen_at` (its head, as last polled)."""
+    return Head(block.number, seen_at, float(block.time), "followed")
+
+
 def _chain(
-    head: Block | None, blocks: list[Block], settings: Settings, now: float
+    judged: Assessment,
+    followed: Block | None,
+    beats: dict[tuple[str, str], Heartbeat],
+    blocks: list[Block],
 ) -> dict[str, Any]:
     gaps = [  # the genesis is stamped when the network was created: not a block time
         b.time - a.time for a, b in itertools.pairwise(blocks) if b.number == a.number + 1 > 1
     ]
-    age = now - head.time if head else None
-    stall_after = max(5.0 * settings.block_period, 10.0)
+    head_hash = followed.hash if followed and followed.number == judged.top else None
+    if head_hash is None:  # a node's heartbeat is ahead of the chain the monitor follows
+        head_hash = next((b.hash for b in beats.values() if b.block == judged.top), None)
     return {
-        "head": head.number if head else None,
-        "head_hash": head.hash if head else None,
-        "head_age_seconds": age,
+        "head": judged.top,
+        "head_hash": head_hash,
+        "followed_head": followed.number if followed else None,
+        "head_age_seconds": judged.head_age,
         "block_time_seconds": sum(gaps) / len(gaps) if gaps else None,
         "blocks_last_hour": len(blocks),
-        "stalled": age is not None and age > stall_after,
-        "stall_after_seconds": stall_after,
+        "stalled": judged.stalled,
+        "stall_after_seconds": judged.stall_after,
     }
 
 
@@ -147,7 +189,7 @@ def _tx_per_minute(blocks: list[Block], now: float) -> list[dict[str, int]]:
 
 
 def _node(
-    beat: Heartbeat, now: float, interval: float, head: Block | None, recent: bool
+    beat: Heartbeat, now: float, interval: float, judged: Assessment, recent: bool
 ) -> dict[str, Any]:
     age = now - beat.at
     return {
@@ -161,9 +203,11 @@ def _node(
         "block": beat.block,
         "hash": beat.hash,
         "peers": beat.peers,
-        "lag": max(0, head.number - beat.block) if head and beat.block is not None else None,
+        "lag": judged.behind,
+        "lagging": judged.lagging,
         "sealing": beat.sealing,
         "signer": beat.signer,
+        "message": beat.message,
     }
 
 
@@ -194,11 +238,13 @@ def _validators(blocks: list[Block], settings: Settings, now: float) -> list[dic
     ]
 
 
-def _forks(history: History, beats: dict[str, Heartbeat], now: float) -> dict[str, Any]:
+def _forks(history: History, beats: dict[tuple[str, str], Heartbeat], now: float) -> dict[str, Any]:
+    taken = Counter(node for _, node in beats)
+    label = {(m, n): n if taken[n] == 1 else f"{m}/{n}" for m, n in beats}  # names collide?
     by_height: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    for beat in beats.values():
+    for key, beat in beats.items():
         if beat.block is not None and beat.hash:
-            by_height[beat.block][beat.hash].append(beat.node)
+            by_height[beat.block][beat.hash].append(label[key])
     splits = [
         {"height": h, "hashes": {k: sorted(v) for k, v in hashes.items()}}
         for h, hashes in sorted(by_height.items())
@@ -206,7 +252,7 @@ def _forks(history: History, beats: dict[str, Heartbeat], now: float) -> dict[st
     ]
     reorgs = history.reorgs_since(now - HOUR)
     return {
-        "heads": {beat.node: {"block": beat.block, "hash": beat.hash} for beat in beats.values()},
+        "heads": {label[k]: {"block": b.block, "hash": b.hash} for k, b in beats.items()},
         "split_heights": splits,
         "reorgs": [asdict(r) for r in reorgs],
         "deepest_reorg_last_hour": max((r.depth for r in reorgs), default=0),
@@ -234,6 +280,16 @@ def _alerts(
                 f"{v['missed_turns_last_10_min']} turns in 10 minutes",
             ))  # fmt: skip
     for n in nodes:
+        if n["state"] == "FATAL" and n["reported_last_30_min"]:
+            alerts.append(Alert(
+                "NodeFatal", n["name"],
+                f"{n['name']} ({n['member']}): its agent gave up: {n['message'] or 'FATAL'}",
+            ))  # fmt: skip
+        if n["status"] == "reporting" and n["lagging"]:
+            alerts.append(Alert(
+                "NodeBehind", n["name"],
+                f"{n['name']} ({n['member']}) is {n['lag']} blocks behind the chain's head",
+            ))  # fmt: skip
         if n["status"] == "silent" and n["reported_last_30_min"]:
             alerts.append(Alert(
                 "NodeSilent", n["name"],

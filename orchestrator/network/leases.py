@@ -7,6 +7,11 @@ to finish (or drop) a block it signed before the fence: the agent stops sealing 
 `fence_at` unless a renewal got through, so the lease cannot expire, and a spare cannot
 take the identity, while this node could still seal.
 
+A renewal sent a whole lease duration or more after the last one that got through is
+not sent: the lease has expired meanwhile (the stores would still renew an expired
+lease nobody took, but a holder paused past its expiry must not carry on as if nothing
+happened: somebody may have held the lease and signed in between). It counts as lost.
+
 An identity's lease blob also carries the identity's high-water mark: the highest block
 number any holder signed with it (`signed`). The signer records a new height there,
 under the lease, before it returns the signature (`record_height`); a new holder reads
@@ -47,6 +52,7 @@ class LeaseKeeper:
         self.renewed_wall = 0.0  # the same moment on the wall clock (for status files)
         self.inherited_height = -1  # the blob's `signed` mark when we took the lease
         self.signed_height = -1  # the mark as this holder last wrote it
+        self.lost_why = ""  # why the last renewal failed, for the agent's message
         self._since = ""
 
     @property
@@ -56,6 +62,11 @@ class LeaseKeeper:
     @property
     def fence_at(self) -> float:
         return self.renewed_at + self.duration - self.margin
+
+    @property
+    def expires_at(self) -> float:
+        """When the lease expires at the latest (monotonic), counted from our last send."""
+        return self.renewed_at + self.duration
 
     def proven(self) -> bool:
         """Held, and not yet at the moment the agent fences: a signature may leave."""
@@ -105,12 +116,29 @@ class LeaseKeeper:
         return self.store.write(self.name, json.dumps(body).encode(), lease=self.lease) is not None
 
     def renew(self) -> bool:
-        """Renew; False (and the lease forgotten) when it was lost to someone else."""
-        assert self.lease is not None
+        """Renew; False (and the lease forgotten) when it was lost: broken, taken, or
+        expired before this renewal was sent, or forgotten (fenced) meanwhile."""
+        lease = self.lease
+        if lease is None:  # fenced while the caller got here: the fence stands
+            self.lost_why = "it was given up (fenced) before the renewal"
+            return False
         sent, wall = time.monotonic(), time.time()
-        if self.store.renew_lease(self.lease):
+        late = sent - self.renewed_at
+        if late >= self.duration:
+            self.lost_why = (
+                f"the renewal came {late:.1f}s after the last one, longer than the lease's "
+                f"{self.duration}s: it expired {late - self.duration:.1f}s ago"
+            )
+            log.warning("%s: lease %s is lost: %s", self.holder, self.name, self.lost_why)
+            self.lease = None
+            return False
+        if self.store.renew_lease(lease):
+            if self.lease is not lease:  # fenced while the store answered
+                self.lost_why = "it was given up (fenced) while the renewal was under way"
+                return False
             self.renewed_at, self.renewed_wall = sent, wall
             return True
+        self.lost_why = "the store refused the renewal (the lease was broken, or expired and taken)"
         log.warning("%s: lease %s was lost (broken, or expired and taken)", self.holder, self.name)
         self.lease = None
         return False

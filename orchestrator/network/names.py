@@ -53,6 +53,19 @@ def heartbeat_blob(member: str, node: str) -> str:
     return f"heartbeats/{member}/{node}.json"
 
 
+def node_of(name: str, kind: str) -> tuple[str, str] | None:
+    """(member, node) that the blob `name` of `kind` ("enodes" or "heartbeats") is about,
+    read from its path `<kind>/<member>/<node>.json`; None for any other shape. Readers
+    key records by this, never by the names inside a document."""
+    prefix = f"{kind}/"
+    if not name.startswith(prefix) or not name.endswith(".json"):
+        return None
+    member, slash, node = name[len(prefix) : -len(".json")].partition("/")
+    if not (member and slash and node) or "/" in node:
+        return None
+    return member, node
+
+
 def directory_blob(publisher: str, member: str) -> str:
     return f"directory/{publisher}/{member}.json"
 

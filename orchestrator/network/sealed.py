@@ -8,14 +8,23 @@ envelope to its secret's name, its sender and its recipient's address, so an env
 cannot be replayed under another name or to another bank.
 
     keys/<member>/admin.json          {"member", "admin", "public_key"} (the member's)
+    keys/<member>/<name>.commitment.json  {"member", "name", "commitment"} (the member's)
     sealed/<sender>/<recipient>.json  {"name", "sender", "recipient", "ephemeral",
                                        "nonce", "ciphertext"} (the sender's)
+
+A recipient does not take the first envelope that opens: a faulty member could hand it
+a wrong secret. Every member that holds a shared secret publishes a *commitment* to it
+(SHA-256 of a domain tag, the secret's name and its value: nothing of a random 256-bit
+secret can be learnt from it), and a secret is taken only when it matches the
+commitment that more than half of the other members publish (`agreed_commitment`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from collections.abc import Collection
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -30,6 +39,7 @@ from orchestrator.errors import StateError
 from orchestrator.geth.keys import address_of_public_key
 
 HKDF_INFO = b"poactl sealed secret v1"
+COMMITMENT_TAG = b"poactl secret commitment v1"
 
 
 def admin_key_blob(member: str) -> str:
@@ -38,6 +48,54 @@ def admin_key_blob(member: str) -> str:
 
 def sealed_blob(sender: str, recipient: str) -> str:
     return f"sealed/{sender}/{recipient}.json"
+
+
+def commitment_blob(member: str, name: str) -> str:
+    return f"keys/{member}/{name}.commitment.json"
+
+
+def secret_commitment(name: str, secret: Secret) -> str:
+    digest = hashlib.sha256(b"\0".join([COMMITMENT_TAG, name.encode(), secret.value.encode()]))
+    return "0x" + digest.hexdigest()
+
+
+def publish_commitment(store: Store, member: str, name: str, secret: Secret) -> None:
+    """Publish `member`'s commitment to its vault's secret `name` (written once)."""
+    body = {"member": member, "name": name, "commitment": secret_commitment(name, secret)}
+    data = json.dumps(body, sort_keys=True).encode()
+    current = store.read(commitment_blob(member, name))
+    if current is None or current.data != data:
+        store.write(commitment_blob(member, name), data)
+
+
+def read_commitment(data: ConsortiumData, member: str, name: str) -> str | None:
+    """`member`'s published commitment to secret `name` (None: none, or not well-formed)."""
+    blob = data.read(commitment_blob(member, name))
+    try:
+        doc = json.loads(blob.data) if blob else None
+        if not isinstance(doc, dict) or doc.get("member") != member or doc.get("name") != name:
+            return None
+        return str(doc["commitment"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def agreed_commitment(
+    data: ConsortiumData, members: Collection[str], name: str
+) -> tuple[str | None, str]:
+    """The commitment to secret `name` that more than half of `members` publish (None
+    when none has that many yet), and a line saying how far agreement is."""
+    published = {m: c for m in sorted(members) if (c := read_commitment(data, m, name))}
+    needed = len(members) // 2 + 1
+    counts: dict[str, int] = {}
+    for c in published.values():
+        counts[c] = counts.get(c, 0) + 1
+    best = max(counts.items(), key=lambda kv: kv[1], default=(None, 0))
+    line = (
+        f"{best[1]} of the {len(members)} other members publish the same commitment to "
+        f"{name} ({needed} needed; {len(published)} publish one)"
+    )
+    return (best[0] if best[1] >= needed else None), line
 
 
 def _private(key: Secret) -> ec.EllipticCurvePrivateKey:

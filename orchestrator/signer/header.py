@@ -31,6 +31,7 @@ class NotACliqueHeader(SignerError):
 class CliqueHeader:
     number: int
     time: int
+    parent: bytes  # the parent block's hash
     coinbase: bytes  # the address voted on (20 zero bytes: no vote)
     nonce: bytes  # NONCE_AUTH or NONCE_DROP
     seal_hash: bytes  # keccak256 of the signing data: what the signature covers
@@ -71,6 +72,7 @@ def parse_clique_header(data: bytes) -> CliqueHeader:
     return CliqueHeader(
         number=_int(fields[8], "number"),
         time=_int(fields[11], "time"),
+        parent=fields[0],
         coinbase=fields[2],
         nonce=fields[14],
         seal_hash=keccak(data),

@@ -241,6 +241,13 @@ class AzureBlobStore:
                 obj=obj,
                 hint=unavailable,
             ) from e
+        except ValueError as e:  # the SDK's word for an answer it cannot read
+            raise ServiceUnavailable(
+                f"could not {op}: the answer is not Blob Storage's ({_first_line(e)})",
+                obj=obj,
+                hint=f"check that {self._url} is a Blob container URL (for another bank's "
+                "consortium data, its read-only SAS URL); poactl retries meanwhile",
+            ) from e
 
 
 def _create_empty(blob: BlobClient) -> None:

@@ -153,7 +153,7 @@ def test_geth_is_left_to_the_agent_and_balancer_and_monitor_are_optional(
     services = compose["services"]
     always = {name for name, s in services.items() if not s.get("profiles")}
     assert always == {"agent"}  # geth runs only when the agent holds a lease
-    for name in ("balancer", "monitor"):
+    for name in ("balancer", "monitor", "index"):
         assert services[name]["profiles"] == [name]
         assert services[name]["network_mode"] == "host"
         assert services[name]["command"][:2] == [name, "--config"]

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from orchestrator.agent.settings import load_agent_config
+from orchestrator.index.settings import load_index_config
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "install_agent.sh"
@@ -217,10 +218,19 @@ def test_process_runtime_config_has_no_image(tmp_path: Path) -> None:
         ({"publish_container": "poactl"}, "--publish-container: must differ from --container"),
         ({"consortium_data": "bank-b"}, "--consortium-data: 'bank-b' is not MEMBER=URL"),
         ({"consortium_data": "bank-a=https://x.net/c"}, "'bank-a' is this bank"),
-        ({"consortium_data": "bank-b=http://x.net/c"}, "is not an https:// container URL"),
+        ({"consortium_data": "bank-b=ftp://x.net/c"}, "is not an http(s):// container URL"),
+        ({"shared_from": "bank-c"}, "--shared-from: 'bank-c' is not one of the --consortium-data"),
+        ({"client_id": "not-a-guid"}, "--client-id: 'not-a-guid' is not a managed identity"),
+        ({"advertise": "somewhere"}, "--advertise: 'somewhere' is not ADDRESS:PORT"),
+        (
+            {"data_port": "8780", "publish_container": None},
+            "--data-port: serves the bank's publication",
+        ),
+        ({"monitor_port": "80"}, "--monitor-port: '80' is not a port"),
         ({"source": "/nonexistent/poactl.whl"}, "--source: '/nonexistent/poactl.whl' does not"),
         ({"prefix": "relative/root"}, "--prefix: 'relative/root' is not an absolute path"),
         ({"image": "bad image"}, "--image: 'bad image' is not an image reference"),
+        ({"index_port": "80"}, "--index-port: '80' is not a port in 1024..65535"),
         ({"bogus": "1"}, "--bogus: unknown argument"),
     ],
 )
@@ -256,3 +266,38 @@ def test_cloud_init_example_calls_the_script_with_arguments_it_accepts() -> None
     accepted = set(re.findall(r"--[a-z-]+", SCRIPT.read_text().split("while [ $# -gt 0 ]")[1]))
     assert flags <= accepted, flags - accepted
     assert {"--source", "--member", "--node", "--vault-url", "--storage-account-url"} <= flags
+
+
+@pytest.mark.slow
+def test_index_installs_the_read_index_config_and_unit(
+    installed: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    """`--index`: /etc/poactl/index.yaml that the index's own loader accepts (this node,
+    the bank's store without publishing) and the poactl-index unit, enabled with the agent."""
+    prefix, source, _ = installed
+    args = {"--prefix": str(prefix), "--source": str(source), **GOOD, "--rpc-host": "10.1.0.4"}
+    argv = [str(SCRIPT), *(p for pair in args.items() for p in pair), "--index",
+            "--index-port", "8950", "--consortium", str(source / SAMPLE)]  # fmt: skip
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "/etc/poactl/index.yaml: written" in result.stdout
+    assert "systemctl enable --now poactl-agent poactl-index" in result.stdout
+    config = prefix / "etc/poactl/index.yaml"
+    assert config.stat().st_mode & 0o777 == 0o640
+    settings = load_index_config(config)
+    assert (settings.member, settings.host, settings.port) == ("bank-a", "10.1.0.4", 8950)
+    assert settings.rpc_urls == ["http://10.1.0.4:8545"]
+    assert settings.state_dir == Path("/var/lib/poactl/index")
+    assert settings.store is not None and settings.store.publish is None
+    assert settings.store.consortium_data == {"bank-b": BANK_B_DATA}
+    unit = (prefix / "etc/systemd/system/poactl-index.service").read_text()
+    assert "ExecStart=/opt/poactl/venv/bin/poactl index --config /etc/poactl/index.yaml" in unit
+    assert unit == (REPO / "scripts/systemd/poactl-index.service").read_text()
+    if shutil.which("systemd-analyze"):
+        staged = tmp_path / "poactl-index.service"
+        staged.write_text(unit.replace("ExecStart=/opt/", f"ExecStart={prefix}/opt/"))
+        verify = subprocess.run(["systemd-analyze", "verify", "--man=no", str(staged)],
+                                capture_output=True, text=True, check=False)  # fmt: skip
+        assert (verify.returncode, verify.stderr) == (0, "")
+    # back to the agent alone (the index's files stay; nothing enables them)
+    assert install(prefix, source, consortium=str(source / SAMPLE)).returncode == 0

@@ -121,7 +121,7 @@ def test_a_publication_speaks_only_for_its_own_bank(tmp_path: Path) -> None:
     assert c.read("members/bank-a.json") is None
     assert c.list("enodes/") == [] and read_enodes(c) == ({}, [])
     publish_enode(banks["bank-a"], "bank-a-1", "bank-a", ENODE)
-    assert read_enodes(c) == ({"bank-a-1": ENODE}, [])
+    assert read_enodes(c) == ({("bank-a", "bank-a-1"): ENODE}, [])
 
 
 def test_the_networks_blobs_come_from_the_founder_only(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from genesis import GOVERNANCE_ADDRESS, CliqueSpec, Founder, Rules, governance_contract
@@ -67,10 +68,8 @@ class Chain:
         )
 
 
-@pytest.fixture(scope="session")
-def chain(geth: str) -> Iterator[Chain]:
-    root = Path(tempfile.mkdtemp(prefix="poa-credit-", dir="/tmp"))
-    accounts = {name: Account.create() for name in ACCOUNTS}
+def credit_spec(accounts: dict[str, LocalAccount]) -> CliqueSpec:
+    """The credit tests' genesis: every account funded, bank A and bank B members."""
     artifact = governance_artifact()
     founders = [
         Founder(
@@ -82,13 +81,20 @@ def chain(geth: str) -> Iterator[Chain]:
     governance = governance_contract(
         artifact.deployed_bytecode, artifact.storage_layout, founders, Rules(validator_floor=1)
     )
-    spec = CliqueSpec(
+    return CliqueSpec(
         chain_id=CHAIN_ID,
         signers=["0x" + "00" * 20],  # replaced by the chain's own signer
         period=1,
         alloc={a.address: FUNDS for a in accounts.values()},
         contracts={GOVERNANCE_ADDRESS: governance},
     )
+
+
+@pytest.fixture(scope="session")
+def chain(geth: str) -> Iterator[Chain]:
+    root = Path(tempfile.mkdtemp(prefix="poa-credit-", dir="/tmp"))
+    accounts = {name: Account.create() for name in ACCOUNTS}
+    spec = credit_spec(accounts)
     try:
         with sealing_chain(geth, root, spec) as node:
             yield Chain(

@@ -15,6 +15,7 @@ from orchestrator.credit import CreditClient, record_from_mapping
 from orchestrator.credit.access import BankAccess, BankResolver
 from orchestrator.errors import StateError
 from tests.credit.conftest import Chain, record
+from tests.helpers.index import index_url, running_index
 
 pytestmark = [pytest.mark.geth, pytest.mark.slow]
 
@@ -111,8 +112,9 @@ def test_dispute_resolve_and_history(
     table = run(
         chain, registry, files, "bank_b", "history", "--bank", "b", "--subject", "CLI-DISPUTE-1"
     )
-    assert table.exit_code == 0 and table.output.count("\n") == 3
+    assert table.exit_code == 0 and table.output.count("\n") == 3 + 1
     assert "v2  disputed" in table.output
+    assert table.output.endswith("(read from the node)\n")  # no read index given
 
 
 def test_errors_map_to_exit_codes_and_plain_messages(
@@ -240,3 +242,21 @@ def test_a_resolver_factory_gets_the_state_dir_and_only_when_needed(
     result = CliRunner().invoke(main, ["credit", "--state-dir", str(state), *get])
     assert result.exit_code == 1
     assert asked == [state, state]
+
+
+def test_get_reads_from_the_index_the_options_name(
+    chain: Chain, registry: str, files: dict[str, Path], bank_a: CreditClient, tmp_path: Path
+) -> None:
+    subject = "0x" + bank_a.subject("CLI-INDEX-1").hex()
+    bank_a.report(subject, record("CLI-IX")).wait()
+    with running_index([chain.rpc_url], registry, tmp_path) as index:
+        options = ["--index-url", index_url(index), "get", "--bank", "bank-b", "--subject", subject]
+        result = run(chain, registry, files, "bank_b", *options)
+        assert result.exit_code == 0, result.output
+        assert "(read from the bank's read index, " in result.output
+        assert "CLI-IX" in result.output
+        result = run(chain, registry, files, "bank_b", *options, "--format", "json")
+        got = json.loads(result.output)
+        assert got["read"]["source"] == "index" and got["read"]["behind"] <= 2
+    result = run(chain, registry, files, "bank_b", "get", "--bank", "bank-b", "--subject", subject)
+    assert "(read from the node)" in result.output  # no index named: the node

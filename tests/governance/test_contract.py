@@ -227,10 +227,30 @@ def test_voting_a_member_out_removes_its_validators_and_writers(
     assert not a.is_member(c.account)
     refused("NotAMember", lambda: c.add_writers([random_address()]))
     # Two members, two validators: removing either would go below the floor, so the
-    # deciding ballot is refused and nothing changes.
-    done(a.propose_remove(b.account))
-    refused("BelowFloor", lambda: b.vote(1, approve=True))
-    assert a.proposal(1).status == "open" and a.is_member(b.account)
+    # proposal itself is refused at once, not its last ballot later.
+    refused("BelowFloor", lambda: a.propose_remove(b.account))
+    assert a.proposal_count() == 1 and a.is_member(b.account)
+
+
+def test_a_removal_that_fell_below_the_floor_meanwhile_is_refused_at_the_decision(
+    gov_chain: GovChain, fresh: Fresh
+) -> None:
+    """Proposed while three validators remained; by the deciding ballot a member had
+    removed one of its own: the proposal is decided Refused, nobody is removed, and the
+    deciding ballot itself goes through (it does not revert and leave the proposal open)."""
+    address, founders = fresh([0, 1, 2], validators=1, floor=2)
+    a, b, c = (gov_chain.client(i, address) for i in (0, 1, 2))
+    done(a.propose_remove(c.account))  # 3 - 1 = 2 left: within the floor
+    done(b.remove_validators([founders[1].validators[0]]))
+    done(b.add_validators([random_address()]))  # 3 again
+    done(a.remove_validators([founders[0].validators[0]]))  # 2 now: c's removal would leave 1
+    done(b.vote(0, approve=True))
+    p = a.proposal(0)
+    assert p.status == "refused" and p.approvals == (a.account, b.account)
+    assert [m.name for m in a.members()] == ["bank-a", "bank-b", "bank-c"]
+    assert len(a.validators()) == 2
+    refused("ProposalDecided", lambda: c.vote(0, approve=False))
+    refused("BelowFloor", lambda: a.propose_remove(c.account))  # and now, at once
 
 
 def test_a_removed_members_ballots_stop_counting(gov_chain: GovChain, fresh: Fresh) -> None:

@@ -13,8 +13,14 @@ from typing import Any
 
 
 @contextmanager
-def fake_geth_ipc(path: Path, answers: Mapping[str, dict[str, Any]]) -> Iterator[Path]:
-    """Serve `answers` (method -> {"result": ...} or {"error": ...}) at `path`."""
+def fake_geth_ipc(
+    path: Path,
+    answers: Mapping[str, dict[str, Any]],
+    calls: list[tuple[str, list[Any]]] | None = None,
+) -> Iterator[Path]:
+    """Serve `answers` (method -> {"result": ...} or {"error": ...}) at `path`; each
+    request's (method, params) is appended to `calls` when given. The answers may be
+    changed while it serves (the dict the test keeps)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(str(path))
@@ -30,6 +36,8 @@ def fake_geth_ipc(path: Path, answers: Mapping[str, dict[str, Any]]) -> Iterator
                 continue
             with conn:
                 request = json.loads(conn.recv(65536))
+                if calls is not None:
+                    calls.append((request["method"], request.get("params") or []))
                 answer = {"jsonrpc": "2.0", "id": request["id"], **answers[request["method"]]}
                 conn.sendall(json.dumps(answer).encode())
 

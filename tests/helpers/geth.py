@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 
 from genesis import CliqueSpec, build_genesis, canonical_json
 from orchestrator.geth.client import http_web3
@@ -83,13 +84,23 @@ def dev_node(
 
 
 @contextlib.contextmanager
-def sealing_chain(geth: str, root: Path, spec: CliqueSpec) -> Iterator[DevNode]:
-    """A one-signer chain that seals from block 1 on: `spec.signers` gets a fresh key
-    (written to geth's keystore and unlocked, as only a test chain does), geth starts on
-    free ports, and the context yields once block 1 exists; geth stops by its pid after."""
-    signer = Account.create()
+def sealing_chain(
+    geth: str,
+    root: Path,
+    spec: CliqueSpec,
+    *,
+    signer: LocalAccount | None = None,
+    max_peers: int = 0,
+) -> Iterator[DevNode]:
+    """A one-signer chain that seals from block 1 on: `spec.signers` gets a fresh key (or
+    `signer`: two chains with one genesis and one signer fork from each other until they
+    peer), written to geth's keystore and unlocked, as only a test chain does; geth starts
+    on free ports, and the context yields once block 1 exists; geth stops by its pid
+    after. `max_peers` of 3 or more lets it peer (`admin_addPeer` over IPC, no discovery;
+    geth dials nobody below 3: a third of its peers may be dialled)."""
+    signer = signer or Account.create()
     spec = dataclasses.replace(spec, signers=[signer.address])
-    node = dev_node(geth, root / "node", spec, signer=signer.address, max_peers=0)
+    node = dev_node(geth, root / "node", spec, signer=signer.address, max_peers=max_peers)
     password = secrets.token_urlsafe(24)
     keystore = Account.encrypt(signer.key, password, kdf="scrypt", iterations=1 << 12)
     (node.datadir / "keystore").mkdir(parents=True, exist_ok=True)

@@ -206,7 +206,8 @@ def test_nodes_peer_through_the_balancers(running: LocalConsortium) -> None:
     consortium = running.load()
     enodes, _ = read_enodes(running.store())
     for node in consortium.nodes:
-        assert enodes[node.name].endswith(f"@127.0.0.1:{node.peer_port}"), enodes[node.name]
+        enode = enodes[node.member, node.name]
+        assert enode.endswith(f"@127.0.0.1:{node.peer_port}"), enode
 
 
 def test_credit_records_go_through_the_banks_balancers(running: LocalConsortium) -> None:

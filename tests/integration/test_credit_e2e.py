@@ -29,6 +29,7 @@ from orchestrator.cli.main import main
 from orchestrator.credit import CreditClient
 from orchestrator.credit.access import BankAccess
 from orchestrator.credit.deployment import CONTRACTS_BLOB, read_registry
+from orchestrator.credit.indexed import IndexReader
 from orchestrator.credit.metro2 import write_metro2
 from orchestrator.credit.records import record_to_mapping
 from orchestrator.geth.client import http_web3
@@ -41,6 +42,7 @@ from tests.credit.conftest import record
 from tests.credit.scan import scan
 from tests.helpers.chain import wait_until_all_reach
 from tests.helpers.ports import consortium_yaml
+from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.geth, pytest.mark.slow]
 
@@ -173,7 +175,7 @@ def test_a_bank_furnishes_a_metro2_file_that_another_bank_reads(
 
     a, b = client(running, "bank-a"), client(running, "bank-b")
     wait_until_all_reach(running, "bank-a-1")
-    (line,) = b.get(b.subject(ids[77])).tradelines
+    (line,) = b.get(b.subject(ids[77]), min_block="head").tradelines
     assert (line.furnisher, line.record.current_balance, line.version) == (a.furnisher, 77, 1)
 
 
@@ -215,6 +217,47 @@ def test_credit_commands_need_only_the_state_dir(running: LocalConsortium, tmp_p
     result = poactl(running, "credit", "get", "--bank", "bank-c", *subject)
     assert result.exit_code == 1
     assert "unknown bank 'bank-c'; the consortium's banks are bank-a, bank-b" in result.output
+
+
+def test_each_bank_reads_from_its_own_read_index(running: LocalConsortium) -> None:
+    """`up` started one index per bank; `status` shows how far each is behind its node;
+    `credit get` reads from it; a rebuild fills it again from the chain."""
+    a = client(running, "bank-a")
+    recorded = read_registry(running.store())
+    assert recorded is not None
+    for bank in ("bank-a", "bank-b"):  # an earlier test recorded another address a moment
+        reader = IndexReader(access(running, bank).index_url or "")
+
+        def follows(r: IndexReader = reader) -> bool:
+            return (r.status() or {}).get("registry") == recorded.address
+
+        wait_for(follows, 60, f"{bank}'s index to follow the recorded registry")
+    subject = a.subject(NATIONAL_IDS[2])
+    written = a.report(subject, record("E2E-INDEX")).wait(timeout=30)
+
+    result = poactl(running, "credit", "get", "--bank", "bank-b", "--subject", NATIONAL_IDS[2])
+    assert result.exit_code == 0, result.output
+    assert "(read from the bank's read index, " in result.output
+    assert "E2E-INDEX" in result.output
+    b = client(running, "bank-b")
+    assert b.index is not None
+    got = b.get(subject, min_block=written.block_number)
+    assert got.read is not None and got.read.source == "index"
+
+    result = poactl(running, "status", "--format", "json")
+    indexes = {i["member"]: i for i in json.loads(result.output)["indexes"]}
+    assert set(indexes) == {"bank-a", "bank-b"}
+    for row in indexes.values():
+        assert row["running"] and row["problems"] == [], row
+        assert row["block"] >= written.block_number and row["behind"] is not None
+    assert "read indexes:" in poactl(running, "status").output
+
+    result = poactl(running, "index", "--rebuild", "--bank", "bank-b", "--timeout", "120")
+    assert result.exit_code == 0, result.output
+    assert "rebuilt the read index at http://127.0.0.1:" in result.output
+    again = b.get(subject, min_block="head")
+    assert again.read is not None and again.read.source == "index"
+    assert again.tradelines == got.tradelines
 
 
 def test_demo_prints_the_five_steps(running: LocalConsortium) -> None:

@@ -156,18 +156,14 @@ def test_two_of_three_vote_a_member_out_and_its_signer_stops(running: LocalConso
 
 
 def test_the_floor_and_the_ballots_refuse_and_change_nothing(running: LocalConsortium) -> None:
-    proposed = poactl(running, "members", "vote", "bank-b", "--remove", "--as", "bank-a")
-    assert proposed.exit_code == 0, proposed.output
-    again = poactl(running, "members", "vote", "bank-b", "--approve", "--as", "bank-a")
-    assert again.exit_code != 0
-    assert "the governance refused: AlreadyVoted(" in again.output
-    wait_until_bank_sees(running, "bank-b", "bank-b")
-    below = poactl(running, "members", "vote", "bank-b", "--approve", "--as", "bank-b")
+    """Two members, one validator each, a floor of two: removing either is refused when
+    it is proposed (not at its last ballot, as it was), and nothing is left open."""
+    below = poactl(running, "members", "vote", "bank-b", "--remove", "--as", "bank-a")
     assert below.exit_code != 0
     assert "BelowFloor(remaining=1, floor=2)" in below.output and "hint:" in below.output
-    outsider = poactl(running, "members", "vote", "bank-b", "--reject", "--as", "bank-c")
+    assert "add validators first" in below.output
+    outsider = poactl(running, "members", "vote", "bank-a", "--remove", "--as", "bank-c")
     assert outsider.exit_code != 0 and "NotAMember(" in outsider.output
     report = members(running)
     assert [m["name"] for m in report["members"]] == ["bank-a", "bank-b"]
-    (open_,) = report["open_proposals"]
-    assert open_["kind"] == "remove" and open_["approvals"] == [report["members"][0]["admin"]]
+    assert report["open_proposals"] == []

@@ -211,6 +211,7 @@ def test_the_secret_reaches_it_sealed_and_the_others_read_its_records(
     assert b.subject("078-05-1120") == subject  # the same pseudonym at both banks
     sent = record("JOINED-LOAN-1", current_balance=4_200)
     c.report(subject, sent).wait(timeout=30)
-    wait_for(lambda: bool(b.get(subject).tradelines), 20, "bank-b to read bank-c's record")
-    (tradeline,) = b.get(subject).tradelines
+    what = "bank-b to read bank-c's record"
+    wait_for(lambda: bool(b.get(subject, min_block="head").tradelines), 20, what)
+    (tradeline,) = b.get(subject, min_block="head").tradelines
     assert tradeline.record == sent and tradeline.furnisher == c.furnisher

@@ -170,10 +170,24 @@ class _Secret:
 class KeyVaultEmulator:
     """Key Vault's secrets data plane plus an IMDS token endpoint, on loopback."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        certificate: tuple[Path, Path] | None = None,
+        public_url: str | None = None,
+    ) -> None:
+        """`host`, `port` and a (certificate, key) pair serve the vault elsewhere than on a
+        loopback port with its own self-signed certificate; `public_url` is the URL its
+        answers name it by (ids, kids), as Key Vault names itself by its DNS name (the boot
+        rehearsal gives it a vault's Azure name on port 443)."""
         self.workdir = workdir
-        self.cert_path = workdir / "kv-emulator-cert.pem"
-        self._key_path = workdir / "kv-emulator-key.pem"
+        self.host, self.port, self.public_url = host, port, public_url
+        self._given_certificate = certificate
+        self.cert_path = certificate[0] if certificate else workdir / "kv-emulator-cert.pem"
+        self._key_path = certificate[1] if certificate else workdir / "kv-emulator-key.pem"
         self._signing_key = secrets.token_bytes(32)
         self._untrusted_key = secrets.token_bytes(32)
         self._lock = threading.Lock()
@@ -195,20 +209,21 @@ class KeyVaultEmulator:
     # lifecycle
 
     def start(self) -> KeyVaultEmulator:
-        _write_self_signed(self.cert_path, self._key_path)
+        if self._given_certificate is None:
+            _write_self_signed(self.cert_path, self._key_path)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.cert_path, self._key_path)
-        vault = _Server(("127.0.0.1", 0), _VaultHandler, self)
+        vault = _Server((self.host, self.port), _VaultHandler, self)
         # The handshake happens in the request's thread, not in the accept loop.
         vault.socket = context.wrap_socket(
             vault.socket, server_side=True, do_handshake_on_connect=False
         )
-        identity = _Server(("127.0.0.1", 0), _IdentityHandler, self)
+        identity = _Server((self.host, 0), _IdentityHandler, self)
         self._servers = [vault, identity]
         for server in self._servers:
             threading.Thread(target=server.serve_forever, daemon=True).start()
-        self.vault_url = f"https://127.0.0.1:{vault.server_address[1]}"
-        self.identity_host = f"http://127.0.0.1:{identity.server_address[1]}"
+        self.vault_url = self.public_url or f"https://{self.host}:{vault.server_address[1]}"
+        self.identity_host = f"http://{self.host}:{identity.server_address[1]}"
         return self
 
     def stop(self) -> None:

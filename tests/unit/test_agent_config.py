@@ -154,8 +154,8 @@ BAD = [
             "nod: unknown key",
             "allowed here: member, node, role, state_dir, consortium_file, host, advertise, "
             "peer_network, "
-            "rpc_host, ports, lease_seconds, heartbeat_seconds, boot_timeout_seconds, store, "
-            "vault, runtime",
+            "rpc_host, health_host, ports, lease_seconds, heartbeat_seconds, "
+            "boot_timeout_seconds, store, vault, runtime",
         ],
         id="unknown-top-level-key",
     ),

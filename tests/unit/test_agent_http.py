@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
+import struct
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -13,6 +16,7 @@ import pytest
 
 from orchestrator.agent.endpoint import AgentMetrics, HealthServer
 from orchestrator.errors import ConfigError
+from tests.helpers.waiting import wait_for
 
 HOST = "127.0.0.1"
 
@@ -170,3 +174,32 @@ def test_the_port_is_free_again_after_the_server_ends() -> None:
         get(port, "/health")
     with HealthServer(HOST, port, check):  # a restarted agent binds the same port
         assert get(port, "/health")[0] == 200
+
+
+def test_a_client_that_hangs_up_before_its_answer_is_one_debug_line_not_a_traceback(
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """HAProxy's httpchk closes the connection once it has what it needs; here the client
+    resets the connection while the check is still being answered."""
+    port, answering, hung_up = free_port(), threading.Event(), threading.Event()
+    big = {"problems": ["x" * 100] * 20_000}  # larger than the socket buffers
+
+    def slow_check() -> tuple[bool, dict[str, Any]]:
+        answering.set()
+        assert hung_up.wait(5)
+        return True, big
+
+    with (
+        caplog.at_level(logging.DEBUG, logger="orchestrator.agent.endpoint"),
+        HealthServer(HOST, port, slow_check),
+    ):
+        client = socket.create_connection((HOST, port))
+        client.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert answering.wait(5)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()  # a reset, not a polite close
+        hung_up.set()
+        wait_for(lambda: any("hung up" in r.getMessage() for r in caplog.records), 5,
+                 "the hang-up to be noted")  # fmt: skip
+    assert "Traceback" not in capfd.readouterr().err
+    assert not [r for r in caplog.records if r.levelno > logging.DEBUG]

@@ -44,8 +44,8 @@ def test_help_lists_the_public_commands_only(run: Invoke) -> None:
     commands_section = result.output.split("Commands:", 1)[1]
     names = [line.split()[0] for line in commands_section.splitlines() if line.strip()]
     assert sorted(names) == [
-        "agent", "balancer", "contracts", "credit", "demo", "destroy", "down", "join", "logs",
-        "members", "monitor", "status", "up",
+        "agent", "azure", "balancer", "contracts", "credit", "demo", "destroy", "down", "index",
+        "join", "lab", "logs", "members", "monitor", "serve-data", "status", "up",
     ]  # fmt: skip
     assert "supervise" not in result.output
 

@@ -9,6 +9,7 @@ from orchestrator.errors import (
     AccessDenied,
     ConfigError,
     ContractRevert,
+    LabError,
     NodeError,
     NodeUnreachable,
     PoaError,
@@ -20,6 +21,7 @@ from orchestrator.errors import (
     TransactionError,
     WaitTimeout,
 )
+from orchestrator.index.errors import LogRefused
 from orchestrator.signer.header import NotACliqueHeader
 from orchestrator.signer.keys import SigningFailed
 from orchestrator.signer.policy import Refused
@@ -34,9 +36,10 @@ SIMPLE = [
     CreditError,
     SignerError,
     TransactionError,
+    LabError,
 ]
 # Subclasses of those, each with its own meaning to the code that catches it.
-DEEPER = [NodeUnreachable, RpcRefused, Refused, NotACliqueHeader, SigningFailed]
+DEEPER = [NodeUnreachable, RpcRefused, Refused, NotACliqueHeader, SigningFailed, LogRefused]
 # Subclasses whose message has its own shape (tested below).
 OWN_SHAPE = [ContractRevert]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -90,6 +91,55 @@ def test_renew_is_due_after_a_third_of_the_duration(store: LocalStore) -> None:
     assert k.renew()
     assert not k.renew_due
     assert k.renewed_at == pytest.approx(time.monotonic(), abs=1.0)
+
+
+class CountingStore(DelegatingStore):
+    """The real store, counting renewals."""
+
+    renewals = 0
+
+    def renew_lease(self, lease: Lease) -> bool:
+        self.renewals += 1
+        return super().renew_lease(lease)
+
+
+def test_a_renewal_later_than_one_lease_duration_counts_as_lost(store: LocalStore) -> None:
+    """The store would still renew an expired lease nobody took; the keeper does not ask:
+    somebody may have held it and signed meanwhile (a holder frozen past its expiry)."""
+    counting = CountingStore(store)
+    k = keeper(counting, "bank-a-1")
+    assert k.try_acquire()
+    k.renewed_at -= 45  # frozen for 45 s
+    assert not k.renew()
+    assert not k.held and counting.renewals == 0
+    late = r"came 4[5-9]\.\ds after the last one, longer than the lease's 15s"
+    assert re.search(late, k.lost_why)
+    assert re.search(r"expired 3\d\.\ds ago", k.lost_why)
+
+
+def test_a_renewal_after_the_keeper_was_forgotten_is_refused_not_an_assertion(
+    store: LocalStore,
+) -> None:
+    """The watchdog forgets the keeper (a fence) while the lease loop is about to renew."""
+    k = keeper(store, "bank-a-1")
+    assert k.try_acquire()
+    k.forget()
+    assert not k.renew()
+    assert "fenced" in k.lost_why
+
+
+def test_a_renewal_answered_after_a_fence_does_not_revive_the_lease(store: LocalStore) -> None:
+    class FencedMeanwhile(DelegatingStore):
+        def renew_lease(self, lease: Lease) -> bool:
+            answer = super().renew_lease(lease)
+            k.forget()  # the watchdog fences while the store answers
+            return answer
+
+    k = keeper(FencedMeanwhile(store), "bank-a-1")
+    assert k.try_acquire()
+    before = k.renewed_at
+    assert not k.renew()
+    assert not k.held and k.renewed_at == before
 
 
 def test_fence_at_is_renewed_at_plus_duration_minus_margin(store: LocalStore) -> None:

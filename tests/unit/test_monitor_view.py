@@ -158,3 +158,79 @@ def test_metrics_carry_the_snapshot(history: History) -> None:
     assert 'poactl_monitor_node_status{member="bank-b",node="bank-b-1",status="silent"} 1.0' in text
     assert 'poactl_monitor_alert{alert="NodeSilent"} 1.0' in text
     assert 'poactl_monitor_alert{alert="Fork"} 0.0' in text
+
+
+def test_a_stuck_node_of_the_bank_is_a_lagging_node_not_a_stalled_chain(
+    history: History,
+) -> None:
+    """The monitor follows bank-a-1, frozen then stuck at block 246 (stamped 90 s ago),
+    while the other nodes' fresh heartbeats show the chain at 290."""
+    history.add_blocks(chain(246, end=NOW - 90))
+    history.add_heartbeats([
+        Heartbeat("bank-a-1", NOW - 2, "bank-a", "FOLLOWING", 246, "0xh246", 5, False, None,
+                  block_time=int(NOW - 90)),
+        Heartbeat("bank-a-2", NOW - 3, "bank-a", "SEALING", 289, "0xh289", 5, True, A2,
+                  block_time=int(NOW - 4)),
+        Heartbeat("bank-b-1", NOW - 1, "bank-b", "SEALING", 290, "0xh290", 5, True, B1,
+                  block_time=int(NOW - 2)),
+    ])  # fmt: skip
+    s = snapshot(history, SETTINGS, NOW)
+    assert not s.chain["stalled"]
+    assert (s.chain["head"], s.chain["head_hash"], s.chain["followed_head"]) == (290, "0xh290", 246)
+    assert s.chain["head_age_seconds"] == pytest.approx(2.0)
+    nodes = {n["name"]: n for n in s.nodes}
+    assert nodes["bank-a-1"]["lag"] == 43  # 44 blocks, net of the second between beats
+    assert nodes["bank-a-2"]["lag"] == 0 and nodes["bank-b-1"]["lag"] == 0
+    assert [(a.name, a.subject) for a in s.alerts] == [("NodeBehind", "bank-a-1")]
+
+
+def test_two_banks_nodes_with_one_name_are_two_nodes(history: History) -> None:
+    history.add_heartbeats([
+        Heartbeat("node-1", NOW - 1, "bank-a", "SEALING", 10, "0xh10", 3, True, None),
+        Heartbeat("node-1", NOW - 1, "bank-b", "SEALING", 10, "0xh10", 3, True, None),
+    ])  # fmt: skip
+    history.add_blocks(chain(10))
+    s = snapshot(history, SETTINGS, NOW)
+    assert [(n["member"], n["name"]) for n in s.nodes] == [
+        ("bank-a", "node-1"),
+        ("bank-b", "node-1"),
+    ]
+    assert set(s.forks["heads"]) == {"bank-a/node-1", "bank-b/node-1"}
+
+
+def test_the_quiet_between_heartbeats_is_not_a_stall_while_the_monitors_node_is_frozen(
+    history: History,
+) -> None:
+    """The monitor's node froze at block 10 (it last answered 20 s ago); the others'
+    heartbeats, every 10 s, show the chain moving: no stall, even 18 s after the last."""
+    history.add_blocks(chain(10, end=NOW - 20))
+    history.add_heartbeats([
+        Heartbeat("bank-b-1", NOW - 8, "bank-b", "SEALING", 15, "0xh15", 5, True, B1,
+                  block_time=int(NOW - 9)),
+    ])  # fmt: skip
+    for later in (0, 10):
+        s = snapshot(history, SETTINGS, NOW + later, followed_at=NOW - 20)
+        assert s.chain["head"] == 15 and not s.chain["stalled"], s.chain
+        assert s.chain["head_age_seconds"] == pytest.approx(9 + later)
+        assert "ChainStalled" not in [a.name for a in s.alerts]
+    # A heartbeat that shows the same head long after its block was made: a stall.
+    history.add_heartbeats([
+        Heartbeat("bank-b-1", NOW + 12, "bank-b", "SEALING", 15, "0xh15", 5, True, B1,
+                  sent="later", block_time=int(NOW - 9)),
+    ])  # fmt: skip
+    s = snapshot(history, SETTINGS, NOW + 12, followed_at=NOW - 20)
+    assert s.chain["stalled"] and [a.name for a in s.alerts] == ["ChainStalled"]
+
+
+def test_a_node_whose_agent_gave_up_shows_fatal_and_why(history: History) -> None:
+    history.add_blocks(chain(10))
+    history.add_heartbeats([
+        Heartbeat("bank-a-1", NOW - 3, "bank-a", "FATAL", None, None, None, False, None,
+                  message="geth kept failing: it stopped 6 times in a row (last exit code 1)"),
+    ])  # fmt: skip
+    s = snapshot(history, SETTINGS, NOW)
+    (node,) = s.nodes
+    assert node["state"] == "FATAL" and node["message"].startswith("geth kept failing")
+    (alert,) = s.alerts
+    assert alert.name == "NodeFatal" and alert.subject == "bank-a-1"
+    assert "its agent gave up: geth kept failing" in alert.message

@@ -40,7 +40,7 @@ def test_the_alert_rules_load(tmp_path: Path) -> None:
     rules.write_bytes(RULES.read_bytes())
     out = promtool("check", "rules", str(rules))
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "SUCCESS: 6 rules found" in out.stdout
+    assert "SUCCESS: 10 rules found" in out.stdout
 
 
 RULE_TESTS = """
@@ -61,6 +61,12 @@ tests:
         values: '0 0 1 1 1 1'
       - series: 'poactl_monitor_reorg_depth_max'
         values: '0 0 0 0 0 0'
+      - series: 'poactl_monitor_node_lag_blocks{node="bank-a-1",member="bank-a"}'
+        values: '0 2 40 41 42 43'
+      - series: 'poactl_monitor_index_lag_blocks'
+        values: '0 9 9 9 9 9 9 9 9'
+      - series: 'poactl_monitor_index_refused'
+        values: '0 0 1 1 1 1'
     alert_rule_test:
       - eval_time: 5s
         alertname: NodeLate
@@ -96,12 +102,49 @@ tests:
               description: >-
                 Another signer sealed the blocks it was in turn for: its node is down,
                 fenced or behind.
+      - eval_time: 5s
+        alertname: NodeBehind
+        exp_alerts: []
+      - eval_time: 20s
+        alertname: NodeBehind
+        exp_alerts:
+          - exp_labels: {severity: warning, node: bank-a-1, member: bank-a}
+            exp_annotations:
+              summary: "bank-a-1 (bank-a) is 42 blocks behind the chain's head"
+              description: >-
+                Its head does not keep up with the other nodes': its agent takes it out
+                of the balancer and recovers it (peers again, then a geth restart).
       - eval_time: 25s
         alertname: Fork
         exp_alerts:
           - exp_labels: {severity: critical}
             exp_annotations:
               summary: "Nodes disagree on the chain (or it reorganised more than one block)"
+      - eval_time: 25s
+        alertname: ReadIndexBehind
+        exp_alerts: []
+      - eval_time: 35s
+        alertname: ReadIndexBehind
+        exp_alerts:
+          - exp_labels: {severity: warning}
+            exp_annotations:
+              summary: "The bank's read index is 9 blocks behind its node"
+              description: >-
+                Credit reads fall back to the node meanwhile (slower as the chain grows);
+                see `poactl status` and the index's log.
+      - eval_time: 5s
+        alertname: ReadIndexRefused
+        exp_alerts: []
+      - eval_time: 10s
+        alertname: ReadIndexRefused
+        exp_alerts:
+          - exp_labels: {severity: critical}
+            exp_annotations:
+              summary: >-
+                The bank's read index refused a registry log that does not match its state word
+              description: >-
+                It stopped filling at that block; its /v1/status names the log. Follow another
+                node of the bank, or rebuild it (`poactl index --rebuild`).
 """
 
 
@@ -123,6 +166,7 @@ def test_a_generated_prometheus_configuration_is_valid(tmp_path: Path) -> None:
             agents=["127.0.0.1:8745", "127.0.0.1:8746"],
             geths=["127.0.0.1:6060"],
             rules_file=rules,
+            indexes=["127.0.0.1:8945"],
         )
     )
     out = promtool("check", "config", str(config))

@@ -322,7 +322,7 @@ def test_publish_enode_writes_once_and_rewrites_on_change(store: LocalStore) -> 
     second = store.read("enodes/bank-a/bank-a-1.json")
     assert second is not None
     assert second.etag != first.etag
-    assert read_enodes(store) == ({"bank-a-1": ENODE_B}, [])
+    assert read_enodes(store) == ({("bank-a", "bank-a-1"): ENODE_B}, [])
 
 
 def test_read_enodes_skips_and_reports_bad_records(store: LocalStore) -> None:
@@ -330,39 +330,58 @@ def test_read_enodes_skips_and_reports_bad_records(store: LocalStore) -> None:
     assert ENODE.match(ENODE_B)
     publish_enode(store, "bank-a-1", "bank-a", ENODE_A)
     publish_enode(store, "bank-b-2", "bank-b", ENODE_B)
-    store.write("enodes/bank-a/broken.json", b'{"node": "bank-a-2", "enode": ')
-    store.write("enodes/bank-a/no-enode.json", json.dumps({"node": "bank-a-3"}).encode())
+    store.write("enodes/bank-a/bank-a-2.json", b'{"node": "bank-a-2", "enode": ')
+    store.write("enodes/bank-a/bank-a-3.json", json.dumps({"node": "bank-a-3"}).encode())
     bad_url = "enode://" + "zz" * 64 + "@127.0.0.1:30305"
     store.write(
-        "enodes/bank-b/bad-url.json",
+        "enodes/bank-b/bank-b-1.json",
         json.dumps({"node": "bank-b-1", "member": "bank-b", "enode": bad_url}).encode(),
     )
     store.write(
-        "enodes/bank-b/no-port.json",
+        "enodes/bank-b/bank-b-3.json",
         json.dumps({"node": "bank-b-3", "enode": "enode://" + "ab" * 64 + "@host"}).encode(),
     )
     store.write(  # bank-b's folder speaking for a node of bank-a's
         "enodes/bank-b/bank-a-9.json",
         json.dumps({"node": "bank-a-9", "member": "bank-a", "enode": ENODE_A}).encode(),
     )
+    store.write("enodes/bank-b-4.json", json.dumps({"node": "bank-b-4"}).encode())  # no member
 
     enodes, problems = read_enodes(store)
 
-    assert enodes == {"bank-a-1": ENODE_A, "bank-b-2": ENODE_B}
-    assert len(problems) == 5
+    assert enodes == {("bank-a", "bank-a-1"): ENODE_A, ("bank-b", "bank-b-2"): ENODE_B}
+    assert len(problems) == 6
     by_blob = {p.split(":", 1)[0]: p for p in problems}
-    assert "not the publisher" in by_blob.pop("enodes/bank-b/bank-a-9.json")
+    assert "not its path's bank-b/bank-a-9" in by_blob.pop("enodes/bank-b/bank-a-9.json")
     assert set(by_blob) == {
-        "enodes/bank-b/bad-url.json",
-        "enodes/bank-a/broken.json",
-        "enodes/bank-a/no-enode.json",
-        "enodes/bank-b/no-port.json",
+        "enodes/bank-b/bank-b-1.json",
+        "enodes/bank-a/bank-a-2.json",
+        "enodes/bank-a/bank-a-3.json",
+        "enodes/bank-b/bank-b-3.json",
+        "enodes/bank-b-4.json",
     }
-    assert "not an enode record (JSONDecodeError)" in by_blob["enodes/bank-a/broken.json"]
-    assert "not an enode record (KeyError)" in by_blob["enodes/bank-a/no-enode.json"]
-    assert "malformed enode URL" in by_blob["enodes/bank-b/bad-url.json"]
-    assert "zzzz" in by_blob["enodes/bank-b/bad-url.json"]
+    assert "not an enode record (JSONDecodeError)" in by_blob["enodes/bank-a/bank-a-2.json"]
+    assert "not an enode record (KeyError)" in by_blob["enodes/bank-a/bank-a-3.json"]
+    assert "malformed enode URL" in by_blob["enodes/bank-b/bank-b-1.json"]
+    assert "zzzz" in by_blob["enodes/bank-b/bank-b-1.json"]
+    assert "not an enode record's name" in by_blob["enodes/bank-b-4.json"]
 
 
 def test_read_enodes_of_an_empty_store(store: LocalStore) -> None:
     assert read_enodes(store) == ({}, [])
+
+
+def test_enodes_are_keyed_by_their_path_so_two_banks_node_1_do_not_collide(
+    store: LocalStore,
+) -> None:
+    publish_enode(store, "node-1", "bank-a", ENODE_A)
+    publish_enode(store, "node-1", "bank-b", ENODE_B)
+    store.write(  # a record naming another node than its path's
+        "enodes/bank-b/node-2.json",
+        json.dumps({"node": "node-1", "member": "bank-b", "enode": ENODE_A}).encode(),
+    )
+    enodes, problems = read_enodes(store)
+    assert enodes == {("bank-a", "node-1"): ENODE_A, ("bank-b", "node-1"): ENODE_B}
+    assert problems == [
+        "enodes/bank-b/node-2.json: names 'bank-b'/'node-1', not its path's bank-b/node-2"
+    ]

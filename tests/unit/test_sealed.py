@@ -9,17 +9,24 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
+from orchestrator.agent.admission import receive_secret
 from orchestrator.boundaries import Secret
 from orchestrator.errors import StateError
 from orchestrator.network.sealed import (
     address_of,
+    commitment_blob,
     open_sealed,
     public_key_hex,
     publish_admin_key,
+    publish_commitment,
     read_admin_key,
+    read_commitment,
     seal,
+    sealed_blob,
+    secret_commitment,
 )
 from orchestrator.store.local import LocalStore
+from orchestrator.vault.local import LocalVault
 
 NAME = "consortium-pseudonym-secret"
 
@@ -66,3 +73,62 @@ def test_an_envelope_opens_only_from_the_sender_it_names() -> None:
     assert opened == Secret("s" * 64)
     with pytest.raises(StateError, match="not bank-b"):  # republished by another bank
         open_sealed(envelope, name=NAME, recipient="bank-c", admin_key=admin, sender="bank-b")
+
+
+# -- a joining bank takes only the secret most members commit to ---------------------------
+
+
+def consortium(tmp_path: Path, faulty: str | None = None) -> tuple[LocalStore, Secret, Secret]:
+    """bank-a, bank-b and bank-d hold the secret and commit to it; each seals it to bank-c
+    (`faulty` seals another one, and commits to that). The store, bank-c's admin key and
+    the consortium's secret."""
+    store = LocalStore(tmp_path / "s.sqlite")
+    admin, secret = key(), Secret(secrets.token_hex(32))
+    for member in ("bank-a", "bank-b", "bank-d"):
+        own = Secret(secrets.token_hex(32)) if member == faulty else secret
+        publish_commitment(store, member, NAME, own)
+        envelope = seal(own, name=NAME, sender=member, recipient="bank-c",
+                        public_key=public_key_hex(admin))  # fmt: skip
+        store.write(sealed_blob(member, "bank-c"), envelope)
+    return store, admin, secret
+
+
+def test_a_faulty_members_secret_is_refused_and_the_agreed_one_taken(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store, admin, secret = consortium(tmp_path, faulty="bank-a")  # listed first
+    vault = LocalVault(tmp_path / "vault-c")
+    members = ["bank-a", "bank-b", "bank-c", "bank-d"]
+    assert receive_secret(store, vault, "bank-c", admin, members=members) is None
+    assert vault.get_secret(NAME) == secret
+    assert "sealed/bank-a/bank-c.json: bank-a sealed a pseudonym secret that does not match" in (
+        caplog.text
+    )
+    assert read_commitment(store, "bank-c", NAME) == secret_commitment(NAME, secret)
+
+
+def test_without_a_majority_of_commitments_nothing_is_taken(tmp_path: Path) -> None:
+    store, admin, secret = consortium(tmp_path)
+    three_of_five = ["bank-a", "bank-b", "bank-c", "bank-d", "bank-e", "bank-f"]
+    vault = LocalVault(tmp_path / "vault-c")
+    assert receive_secret(store, vault, "bank-c", admin, members=three_of_five) is None
+    assert vault.get_secret(NAME) == secret
+    three_of_six = [*three_of_five, "bank-g"]  # bank-e, -f and -g publish nothing
+    elsewhere = LocalVault(tmp_path / "vault-c2")
+    waits = receive_secret(store, elsewhere, "bank-c", admin, members=three_of_six)
+    assert waits == (
+        "the consortium's pseudonym secret: 3 of the 6 other members publish the same "
+        f"commitment to {NAME} (4 needed; 3 publish one)"
+    )
+    assert elsewhere.get_secret(NAME) is None
+
+
+def test_a_commitment_names_its_member_and_secret(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "s.sqlite")
+    secret = Secret(secrets.token_hex(32))
+    publish_commitment(store, "bank-a", NAME, secret)
+    assert read_commitment(store, "bank-a", NAME) == secret_commitment(NAME, secret)
+    assert secret.value not in store.read(commitment_blob("bank-a", NAME)).data.decode()  # type: ignore[union-attr]
+    store.write(commitment_blob("bank-b", NAME), store.read(commitment_blob("bank-a", NAME)).data)  # type: ignore[union-attr]
+    assert read_commitment(store, "bank-b", NAME) is None  # bank-a's, copied: not bank-b's
+    assert secret_commitment(NAME, secret) != secret_commitment("other-secret", secret)

@@ -13,6 +13,7 @@ import os
 import socket
 import stat
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,10 +35,18 @@ from orchestrator.signer.keys import (
     SigningFailed,
     clique_signature,
 )
-from orchestrator.signer.policy import CLIQUE_HEADER, Refused, SigningPolicy
+from orchestrator.signer.policy import (
+    CLIQUE_HEADER,
+    MAX_HUNG_CALLS,
+    PUBLISH_WAIT_SECONDS,
+    RESIGN_MARGIN_SECONDS,
+    Refused,
+    SigningPolicy,
+)
 from orchestrator.signer.server import SignerServer
 from orchestrator.store.local import LocalStore
 from orchestrator.vault.local import LocalVault
+from tests.helpers.waiting import wait_for
 
 KEY = Secret("0x" + "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
 ADDRESS = Account.from_key(KEY.value).address
@@ -210,28 +219,126 @@ def test_the_holder_re_signs_its_own_height_but_never_a_lower_one(
     policy: SigningPolicy, store: LocalStore
 ) -> None:
     policy.hold(KeyInMemory(KEY), keeper(store, "bank-a-1"))
-    sign(policy, 9)
-    sign(policy, 9, at=time.time() + 1)  # geth refreshed the block with new transactions
+    due = time.time() + PERIOD  # geth signs a block before its time, then waits
+    sign(policy, 9, at=due)
+    sign(policy, 9, at=due, extra=b"poactl-refreshed".ljust(32, b"\0"))  # new transactions
     with pytest.raises(Refused, match="below 9"):
         sign(policy, 8)
 
 
-def test_a_new_holder_never_signs_at_or_below_what_an_earlier_holder_signed(
+def test_once_a_versions_time_has_come_no_other_version_of_that_height_is_signed(
     store: LocalStore,
 ) -> None:
-    first = SigningPolicy(follower=follower_address("bank-a-1"), block_period=PERIOD)
-    lease = keeper(store, "bank-a-1")
-    first.hold(KeyInMemory(KEY), lease)
-    sign(first, 12)
-    store.break_lease(LEASE)  # the holder froze; its lease ended
-    second = SigningPolicy(follower=follower_address("bank-a-3"), block_period=PERIOD)
-    second.hold(KeyInMemory(KEY), keeper(store, "bank-a-3"))
-    for number in (11, 12):
-        with pytest.raises(Refused, match="already signed up to 12"):
-            sign(second, number)
-    sign(second, 13)
-    with pytest.raises(Refused, match="lease"):  # the first holder woke up: refused
-        sign(first, 12)
+    """geth's recommit offers a second version of height 9 after the first one's time:
+    the first may be out already (a loaded machine, a late parent), so the second would
+    be a second block at one height by one identity. The same header may be signed again."""
+    now = [time.time()]
+    policy = SigningPolicy(
+        follower=follower_address("bank-a-1"), block_period=PERIOD, clock=lambda: now[0]
+    )
+    policy.hold(KeyInMemory(KEY), keeper(store, "bank-a-1"))
+    due = int(now[0]) + PERIOD
+    first = header(9, at=due)
+    policy.sign_data(CLIQUE_HEADER, ADDRESS, first)
+    refreshed = header(9, at=due, extra=b"poactl-refreshed".ljust(32, b"\0"))
+    now[0] = due - RESIGN_MARGIN_SECONDS - 0.1
+    policy.sign_data(CLIQUE_HEADER, ADDRESS, refreshed)  # still before its time: fine
+    now[0] = due - RESIGN_MARGIN_SECONDS + 0.1
+    later = header(9, at=due, extra=b"poactl-later".ljust(32, b"\0"))
+    with pytest.raises(Refused, match=r"its time has come .* cannot be asked"):
+        policy.sign_data(CLIQUE_HEADER, ADDRESS, later)  # and geth's chain cannot tell
+    policy.sign_data(CLIQUE_HEADER, ADDRESS, refreshed)  # the latest, again: no new block
+    with pytest.raises(Refused, match="another parent"):
+        now[0] = due - PERIOD
+        policy.sign_data(
+            CLIQUE_HEADER, ADDRESS,
+            bytes(rlp.encode([b"\x99" * 32, *rlp.decode(header(9, at=due))[1:]])),
+        )  # fmt: skip
+    now[0] = due + 0.5
+    policy.sign_data(CLIQUE_HEADER, ADDRESS, header(10, at=due + PERIOD))  # the next height
+
+
+@pytest.mark.parametrize(("in_chain", "signed"), [(False, True), (True, False), (None, False)])
+def test_after_its_time_another_version_is_signed_only_if_geths_chain_lacks_the_first(
+    store: LocalStore, in_chain: bool | None, signed: bool
+) -> None:
+    """geth drops the older version before it asks for a new one; whether the older one
+    went out first, its chain says (None: geth could not be asked: refused, safely)."""
+    now = [time.time()]
+    asked: list[int] = []
+
+    def published(height: int) -> bool | None:
+        asked.append(height)
+        return in_chain
+
+    policy = SigningPolicy(
+        follower=follower_address("bank-a-1"), block_period=PERIOD, clock=lambda: now[0],
+        published=published,
+    )  # fmt: skip
+    policy.hold(KeyInMemory(KEY), keeper(store, "bank-a-1"))
+    due = int(now[0]) + 1
+    policy.sign_data(CLIQUE_HEADER, ADDRESS, header(9, at=due))
+    now[0] = due + 0.2  # the recommit came after the first version's time
+    refreshed = header(9, at=due, extra=b"poactl-refreshed".ljust(32, b"\0"))
+    started = time.monotonic()
+    if signed:
+        assert len(policy.sign_data(CLIQUE_HEADER, ADDRESS, refreshed)) == 65
+        assert time.monotonic() - started >= PUBLISH_WAIT_SECONDS  # it watched the chain
+    else:
+        with pytest.raises(Refused, match="no second block at one height"):
+            policy.sign_data(CLIQUE_HEADER, ADDRESS, refreshed)
+        assert time.monotonic() - started < PUBLISH_WAIT_SECONDS  # refused at once
+    assert set(asked) == {9}
+
+
+def test_a_version_that_shows_in_geths_chain_while_watched_is_refused(
+    store: LocalStore,
+) -> None:
+    """The interrupted version fired just before the interrupt; geth writes it to its
+    chain 300 ms later (committing its state): the signer sees it and refuses."""
+    now = [time.time()]
+    written_at = [0.0]
+    policy = SigningPolicy(
+        follower=follower_address("bank-a-1"), block_period=PERIOD, clock=lambda: now[0],
+        published=lambda _height: time.monotonic() >= written_at[0],
+    )  # fmt: skip
+    policy.hold(KeyInMemory(KEY), keeper(store, "bank-a-1"))
+    due = int(now[0]) + 1
+    policy.sign_data(CLIQUE_HEADER, ADDRESS, header(9, at=due))
+    now[0] = due + 0.2
+    written_at[0] = time.monotonic() + 0.3
+    started = time.monotonic()
+    with pytest.raises(Refused, match="has a block at that height"):
+        policy.sign_data(CLIQUE_HEADER, ADDRESS, header(9, at=due, extra=b"v2".ljust(32, b"\0")))
+    assert 0.25 <= time.monotonic() - started < PUBLISH_WAIT_SECONDS
+
+
+def test_the_version_geth_just_interrupted_is_the_one_whose_time_counts(
+    store: LocalStore,
+) -> None:
+    """v1 (stamped T) never went out; v2 came after T, stamped T + 1, and was signed. A
+    v3 before v2's time needs no look at the chain: v2 was interrupted in time."""
+    now = [time.time()]
+    asked: list[float] = []
+
+    def published(_height: int) -> bool:
+        asked.append(now[0])
+        return False
+
+    policy = SigningPolicy(
+        follower=follower_address("bank-a-1"), block_period=PERIOD, clock=lambda: now[0],
+        published=published,
+    )  # fmt: skip
+    policy.hold(KeyInMemory(KEY), keeper(store, "bank-a-1"))
+    due = int(now[0]) + 1
+    policy.sign_data(CLIQUE_HEADER, ADDRESS, header(9, at=due))
+    now[0] = due + 0.2
+    policy.sign_data(CLIQUE_HEADER, ADDRESS, header(9, at=due + 1, extra=b"v2".ljust(32, b"\0")))
+    assert asked  # v2 came after v1's time: the chain was watched
+    asked.clear()
+    now[0] = due + 0.5  # before v2's time (due + 1) less the margin
+    policy.sign_data(CLIQUE_HEADER, ADDRESS, header(9, at=due + 1, extra=b"v3".ljust(32, b"\0")))
+    assert asked == []
 
 
 def test_a_fence_refuses_at_once(policy: SigningPolicy, store: LocalStore) -> None:
@@ -279,6 +386,56 @@ def test_a_key_that_does_not_answer_in_time_is_refused(store: LocalStore) -> Non
     with pytest.raises(Refused, match=r"did not sign within 0\.2s"):
         sign(policy, 3)
     assert time.monotonic() - started < 0.9
+
+
+def test_calls_that_hang_in_the_vault_do_not_starve_the_next_header(store: LocalStore) -> None:
+    """Two vault calls hang (a connection that never answers); the vault then answers
+    again: the next header is signed at once, not queued behind the hung calls."""
+    policy = SigningPolicy(
+        follower=follower_address("bank-a-1"), block_period=PERIOD, sign_timeout=0.3
+    )
+    vault_back = threading.Event()
+    calls = []
+
+    def vault(digest: bytes) -> bytes:
+        calls.append(digest)
+        if len(calls) <= 2:
+            vault_back.wait(10)  # hangs until the test ends
+        return KeyInMemory(KEY).sign(digest)[:64]
+
+    policy.hold(KeyInVault("k", ADDRESS, vault), keeper(store, "bank-a-1"))
+    try:
+        for number in (3, 4):
+            with pytest.raises(Refused, match=r"did not sign within 0\.3s"):
+                sign(policy, number)
+        started = time.monotonic()
+        signature = sign(policy, 5)
+        assert time.monotonic() - started < 0.3
+        assert len(signature) == 65
+    finally:
+        vault_back.set()
+
+
+def test_too_many_hung_vault_calls_refuse_at_once(store: LocalStore) -> None:
+    policy = SigningPolicy(
+        follower=follower_address("bank-a-1"), block_period=PERIOD, sign_timeout=0.05
+    )
+    vault_back = threading.Event()
+
+    def hangs(digest: bytes) -> bytes:
+        vault_back.wait(10)
+        return KeyInMemory(KEY).sign(digest)[:64]
+
+    policy.hold(KeyInVault("k", ADDRESS, hangs), keeper(store, "bank-a-1"))
+    try:
+        for number in range(3, 3 + MAX_HUNG_CALLS):
+            with pytest.raises(Refused, match="did not sign within"):
+                sign(policy, number)
+        with pytest.raises(Refused, match=f"{MAX_HUNG_CALLS} signing calls to the vault still"):
+            sign(policy, 3 + MAX_HUNG_CALLS)
+    finally:
+        vault_back.set()
+    wait_for(lambda: policy._hung == 0, 5, "the hung calls to end")
 
 
 def test_a_header_that_does_not_parse_is_refused(policy: SigningPolicy, store: LocalStore) -> None:

@@ -316,6 +316,64 @@ class RecordingSealer:
             return True
         return False
 
+    def restart_wanted(self) -> str | None:
+        return None
+
+
+class StuckCare(RecordingSealer):
+    """A node's care that finds the node stuck on its second tick after each start, the
+    first `times` starts."""
+
+    def __init__(self, times: int) -> None:
+        super().__init__()
+        self.times = times
+        self.since_start = 0
+
+    def reset(self) -> None:
+        super().reset()
+        self.since_start = 0
+
+    def tick(self) -> bool:
+        self.since_start += 1
+        return super().tick()
+
+    def restart_wanted(self) -> str | None:
+        if self.since_start == 2 and self.resets <= self.times:
+            return "12 blocks behind the head; its head has not moved for 6s"
+        return None
+
+
+def test_a_restart_the_care_asks_for_stops_and_starts_geth_and_is_never_fatal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    runtime = ChildRuntime()
+    care = StuckCare(times=FAST.max_restarts + 2)  # more restarts than a crash loop allows
+    node = dataclasses.replace(_node(tmp_path, SLEEPS), sealer=care)
+    supervisor = Supervisor(node, runtime, FAST)
+
+    def stop_after_the_restarts() -> None:
+        deadline = time.monotonic() + 30
+        while len(runtime.started) < care.times + 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        supervisor.request_stop()
+
+    stopper = threading.Thread(target=stop_after_the_restarts)
+    with caplog.at_level(logging.INFO, logger="orchestrator.agent.supervisor"):
+        stopper.start()
+        try:
+            assert supervisor.run() == 0
+        finally:
+            stopper.join()
+    assert len(runtime.started) == care.times + 1
+    assert all(p.poll() is not None for p in runtime.started)  # every geth was stopped
+    assert care.resets == care.times + 1
+    assert supervisor.restarts == care.times and supervisor.state is GethState.STOPPED
+    assert any("restarting geth: 12 blocks behind" in r.getMessage() for r in caplog.records)
+    transitions = _transitions(caplog)
+    assert ("STOPPED", "STARTING") in transitions and ("RUNNING", "FATAL") not in transitions
+    for before, after in transitions:
+        assert GethState(after) in GETH_ALLOWED[GethState(before)]
+
 
 @pytest.mark.parametrize("fail_first_tick", [False, True], ids=["ticks", "a-tick-raises"])
 def test_the_sealer_is_reset_on_start_and_ticked_while_geth_runs(

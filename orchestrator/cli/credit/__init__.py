@@ -66,6 +66,12 @@ __all__ = [
     envvar="POACTL_CREDIT_ACCOUNT_REF_KEY_FILE",
     help="File with the bank's account-reference key (furnish; mode 600).",
 )
+@click.option(
+    "--index-url",
+    envvar="POACTL_CREDIT_INDEX_URL",
+    help="The bank's read index (`poactl index`): reads go there first [default with "
+    "--bank: the local bank's index].",
+)
 @state_dir_option
 @click.pass_context
 def credit(
@@ -77,6 +83,7 @@ def credit(
     key_file: Path | None,
     secret_file: Path | None,
     account_ref_key_file: Path | None,
+    index_url: str | None,
 ) -> None:
     """Credit records: report, read, dispute and resolve tradelines."""
     ctx.meta[OPTIONS_KEY] = OptionsResolver(
@@ -86,6 +93,7 @@ def credit(
         key_file=key_file,
         secret_file=secret_file,
         account_ref_key_file=account_ref_key_file,
+        index_url=index_url,
         fallback=functools.partial(fallback, ctx),
     )
 

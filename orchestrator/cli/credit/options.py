@@ -66,6 +66,7 @@ class OptionsResolver:
 
     rpc_url: str | None = None
     token_file: Path | None = None
+    index_url: str | None = None
     registry: str | None = None
     key_file: Path | None = None
     secret_file: Path | None = None
@@ -115,6 +116,8 @@ class OptionsResolver:
                 if self.token_file is not None
                 else (base.rpc_token if base is not None and self.rpc_url is None else None)
             ),
+            index_url=self.index_url
+            or (base.index_url if base is not None and self.rpc_url is None else None),
         )
 
 

@@ -13,6 +13,7 @@ from orchestrator.credit.access import BankAccess
 from orchestrator.credit.records import (
     CreditFile,
     HistoryEntry,
+    ReadFrom,
     Record,
     Tradeline,
     record_from_mapping,
@@ -64,7 +65,10 @@ def tradeline_json(t: Tradeline, access: BankAccess) -> dict[str, Any]:
 
 def render_file(credit_file: CreditFile, access: BankAccess) -> str:
     s = credit_file.summary
-    lines = [f"subject {short(credit_file.subject)} at block {credit_file.block_number}"]
+    lines = [
+        f"subject {short(credit_file.subject)} at block {credit_file.block_number}"
+        + read_note(credit_file.read)
+    ]
     header: tuple[str, ...] = ("BANK", "ACCOUNT", "PT", "TYPE", "OPENED", "LIMIT/HIGH")
     header += ("BALANCE", "PAST DUE", "STATUS", "HISTORY", "CCC", "AS OF", "V")
     rows = [header]
@@ -104,6 +108,13 @@ def render_file(credit_file: CreditFile, access: BankAccess) -> str:
         f"{s.disputed} disputed"
     )
     return "\n".join(lines)
+
+
+def read_note(read: ReadFrom | None) -> str:
+    """Where a read came from: the bank's read index (and how far behind) or its node."""
+    if read is None or read.source == "node":
+        return " (read from the node)"
+    return f" (read from the bank's read index, {read.behind} blocks behind the node)"
 
 
 def render_history(entries: list[HistoryEntry], access: BankAccess) -> str:

@@ -25,6 +25,7 @@ from orchestrator.cli.credit.render import (
     bank_name,
     finish,
     load_record_file,
+    read_note,
     render_file,
     render_history,
     short,
@@ -74,12 +75,15 @@ def report(
 @format_option
 @handles_errors
 def get(bank: str, subject: str, fmt: str) -> None:
-    """Every tradeline of a subject across all banks, read from this bank's node."""
+    """Every tradeline of a subject across all banks, from this bank's read index (as of
+    its node's head) or its node."""
     client, access = access_for(bank)
-    credit_file = client.get(subject_of(client, subject))
+    credit_file = client.get(subject_of(client, subject), min_block="head")
     if fmt == "json":
+        read = credit_file.read
         doc = {
             "subject": short(credit_file.subject),
+            "read": None if read is None else {"source": read.source, "behind": read.behind},
             "block_number": credit_file.block_number,
             "summary": dataclasses.asdict(credit_file.summary),
             "tradelines": [tradeline_json(t, access) for t in credit_file.tradelines],
@@ -106,6 +110,7 @@ def history(
         subject_of(client, subject),
         furnisher=None if furnisher is None else furnisher_of(furnisher, access),
         account_ref=account_ref,
+        min_block="head",
     )
     if fmt == "json":
         doc = [
@@ -120,7 +125,7 @@ def history(
         ]
         click.echo(json.dumps(doc, indent=2))
     else:
-        click.echo(render_history(entries, access))
+        click.echo(render_history(entries, access) + "\n" + read_note(client.last_read).strip())
 
 
 @click.command()

@@ -161,9 +161,12 @@ class Run:
             first.setdefault(node.member, node)
         for bank in self.consortium.members():
             # The resolver names the bank's balancer when the consortium has one (the
-            # default file does): the benchmark writes and reads at the bank's first node.
+            # default file does): the benchmark writes and reads at the bank's first node
+            # (not its read index: scripts/bench/reads measures reads from the index).
             node = first[bank]
-            access = replace(resolver.resolve(bank), rpc_url=node.rpc_url, rpc_token=None)
+            access = replace(
+                resolver.resolve(bank), rpc_url=node.rpc_url, rpc_token=None, index_url=None
+            )
             self.direct[bank] = access
             lane = self._lane(bank, node.name, access)
             lane.others = [

@@ -1,0 +1,60 @@
+"""The fault suite's fixtures: a fault lab per module, skipped (with the reason) where
+network namespaces cannot be made, and the suite's size (`POACTL_FAULTS`: unset for
+CI's short run, `full` for the on-demand one)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import ToolError
+from orchestrator.lab import netns, topology
+from orchestrator.lab.wan import locate_toxiproxy
+from tests.faults.harness import FaultLab
+
+FULL = os.environ.get("POACTL_FAULTS") == "full"
+
+
+def lab_unavailable() -> str | None:
+    reason = netns.unavailable()
+    if reason:
+        return reason
+    try:
+        locate_toxiproxy()
+    except ToolError as e:
+        return str(e)
+    return None
+
+
+@pytest.fixture(scope="session")
+def lab_ready() -> None:
+    """Skip (saying why) without root and the lab's tools; remove stale labs first."""
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(f"the network lab cannot run here: {reason}")
+    topology.remove_stale()
+
+
+@pytest.fixture
+def lab_dir(lab_ready: None) -> Iterator[Path]:
+    """A short directory for one lab (geth's IPC path must stay under 108 characters)."""
+    d = Path(tempfile.mkdtemp(prefix="pl-", dir="/tmp"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def fault_lab(lab_ready: None) -> Iterator[FaultLab]:
+    """The default consortium in a lab, under load and watched, shared by the modules
+    that leave it whole (each scenario waits until it is healthy again first)."""
+    root = Path(tempfile.mkdtemp(prefix="pl-", dir="/tmp"))
+    try:
+        with FaultLab.running(root / "lab", None) as running:
+            yield running
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
