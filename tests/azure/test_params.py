@@ -53,14 +53,16 @@ def test_the_vms_consortium_file_follows_the_consortium_files_tuning(tmp_path: P
     text = (
         Path("orchestrator/consortium.yaml")
         .read_text()
-        .replace("tuning: {}", "tuning: {cache_mb: 128, memory_limit_mb: 512}")
-    )
+        .replace("tuning:\n  cache_mb: 128\n  memory_limit_mb: 256\n  recommit_seconds: 1\n",
+                 "tuning: {cache_mb: 64, memory_limit_mb: 512}\n")
+    )  # fmt: skip
+    assert "memory_limit_mb: 512" in text
     config = tmp_path / "c.yaml"
     config.write_text(text)
     result = params("--member", "bank-a", "--config", str(config))
     assert result.exit_code == 0, result.output
     rendered = parse_config(values_of(result)["consortium"], source="x")
-    assert rendered.settings.tuning.flags() == ("--cache", "128")
+    assert rendered.settings.tuning.flags() == ("--cache", "64")
     assert rendered.settings.tuning.environment() == {"GOMEMLIMIT": "512MiB"}
 
 
