@@ -23,8 +23,8 @@ from orchestrator.network.sealed import (
     read_commitment,
     seal,
     sealed_blob,
-    share_sealed,
     secret_commitment,
+    share_sealed,
 )
 from orchestrator.store.local import LocalStore
 from orchestrator.vault.local import LocalVault
