@@ -22,7 +22,7 @@
 # Files are replaced only when their content changes (sha256), so mtimes stay put.
 # --index also runs the bank's read index of the credit registry on this VM: it writes
 # /etc/poactl/index.yaml (this node's JSON-RPC, the bank's store, --index-port, default
-# 8945, on --rpc-host) and installs scripts/systemd/poactl-index.service beside it.
+# 8945, on --rpc-host) and poactl-index.service (written here: a VM downloads this script alone).
 # In Azure (infra/azure, boot.py): --client-id names the VM's managed identity
 # (AZURE_CLIENT_ID for every unit), --data-port adds poactl-data.service (the bank's
 # consortium data, served read-only from --publish-container), --monitor-port adds
@@ -167,7 +167,6 @@ consortium_file=/etc/poactl/consortium.yaml
 unit=/etc/systemd/system/poactl-agent.service
 monitor_config=/etc/poactl/monitor.yaml
 index_config=/etc/poactl/index.yaml
-index_unit=/etc/systemd/system/poactl-index.service
 units=(poactl-agent)
 changed=0
 $real || say "staging root $prefix: users and systemd are left alone"
@@ -398,8 +397,8 @@ store:
   account_url: "$account_url"
   container: "$container"$index_data
 EOF
-  install_file "$index_unit" 0644 "" <"$(dirname "${BASH_SOURCE[0]}")/systemd/poactl-index.service"
-  units+=(poactl-index)
+  service_unit poactl-index "poactl: this bank's read index of the credit registry" \
+    "$venv/bin/poactl index --config $index_config"
 fi
 
 # -- 3. the service user, the state directory and systemd ---------------------------

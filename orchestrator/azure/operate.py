@@ -33,7 +33,7 @@ from orchestrator.network.names import (
     directory_blob,
     tx_key_name,
 )
-from orchestrator.network.sealed import read_admin_key, seal, sealed_blob
+from orchestrator.network.sealed import read_admin_key, share_sealed
 
 GAS_MONEY_WEI = 10**20  # 100 ether: a joining bank's first transactions
 
@@ -153,8 +153,5 @@ def share_secret(site: Site, name: str, url: str) -> str:
         raise ConfigError(f"{name!r} is not a member: the secret goes only to an admitted bank",
                           obj=name, hint="the members vote first")  # fmt: skip
     public_key = read_admin_key(site.open_data(url), name, admin=admin)
-    envelope = seal(site.key(PSEUDONYM_SECRET_NAME), name=PSEUDONYM_SECRET_NAME,
-                    sender=site.member, recipient=name, public_key=public_key)  # fmt: skip
-    blob = sealed_blob(site.member, name)
-    site.store.write(blob, envelope)
-    return blob
+    return share_sealed(site.store, site.key(PSEUDONYM_SECRET_NAME), name=PSEUDONYM_SECRET_NAME,
+                        sender=site.member, recipient=name, public_key=public_key)  # fmt: skip

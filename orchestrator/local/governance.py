@@ -12,7 +12,7 @@ from orchestrator.local.consortium import LocalConsortium
 from orchestrator.local.registry import app_endpoints, require_answering, running_network
 from orchestrator.network.create import MemberInfo, read_member
 from orchestrator.network.names import PSEUDONYM_SECRET_NAME, admin_key_name
-from orchestrator.network.sealed import read_admin_key, seal, sealed_blob
+from orchestrator.network.sealed import read_admin_key, share_sealed
 from orchestrator.wiring import open_consortium_data
 
 
@@ -82,10 +82,7 @@ def seal_pseudonym_secret(
             obj=PSEUDONYM_SECRET_NAME,
             hint="share it from a bank that has it (a founder, or an admitted member)",
         )
-    envelope = seal(
-        secret, name=PSEUDONYM_SECRET_NAME, sender=bank, recipient=recipient,
+    return share_sealed(
+        local.store(bank), secret, name=PSEUDONYM_SECRET_NAME, sender=bank, recipient=recipient,
         public_key=public_key,
     )  # fmt: skip
-    name = sealed_blob(bank, recipient)
-    local.store(bank).write(name, envelope)
-    return name

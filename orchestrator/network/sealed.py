@@ -165,6 +165,19 @@ def seal(secret: Secret, *, name: str, sender: str, recipient: str, public_key: 
     return json.dumps(body, sort_keys=True).encode()
 
 
+def share_sealed(
+    store: Store, secret: Secret, *, name: str, sender: str, recipient: str, public_key: str
+) -> str:
+    """Seal `secret` to `recipient`'s admin `public_key` and publish it in `sender`'s
+    `store`, beside `sender`'s commitment to it (the recipient takes the secret only when
+    most members commit to it: a sender that shares must also commit); the blob's name."""
+    blob = sealed_blob(sender, recipient)
+    envelope = seal(secret, name=name, sender=sender, recipient=recipient, public_key=public_key)
+    publish_commitment(store, sender, name, secret)
+    store.write(blob, envelope)
+    return blob
+
+
 def open_sealed(
     envelope: bytes, *, name: str, recipient: str, admin_key: Secret, sender: str | None = None
 ) -> Secret:

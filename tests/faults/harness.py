@@ -31,6 +31,7 @@ from tests.faults.load import Client, Load
 
 STALL_PERIODS = 3  # no new block for this many block periods: the chain has stalled
 HEALTH_INTERVAL = 3.0  # HAProxy checks each second, a node is out after two failures
+FRESH_SAMPLE = 5.0  # seconds: a head sample older than this says nothing about a node now
 
 
 class Timeout(AssertionError):
@@ -242,7 +243,8 @@ class FaultLab:
             return False
         heads = self.checker.heads()
         names = [n.name for _, n in self.nodes()]
-        numbers = [heads[n].number for n in names if n in heads]
+        fresh = time.monotonic() - FRESH_SAMPLE  # a restarted node's old sample is no answer
+        numbers = [heads[n].number for n in names if n in heads and heads[n].t >= fresh]
         return len(numbers) == len(names) and max(numbers) - min(numbers) <= 1
 
     def wait_healthy(self, timeout: float = 180) -> float:

@@ -24,6 +24,7 @@ from orchestrator.network.sealed import (
     seal,
     sealed_blob,
     secret_commitment,
+    share_sealed,
 )
 from orchestrator.store.local import LocalStore
 from orchestrator.vault.local import LocalVault
@@ -132,3 +133,19 @@ def test_a_commitment_names_its_member_and_secret(tmp_path: Path) -> None:
     store.write(commitment_blob("bank-b", NAME), store.read(commitment_blob("bank-a", NAME)).data)  # type: ignore[union-attr]
     assert read_commitment(store, "bank-b", NAME) is None  # bank-a's, copied: not bank-b's
     assert secret_commitment(NAME, secret) != secret_commitment("other-secret", secret)
+
+
+def test_a_bank_that_shares_the_secret_commits_to_it_so_a_two_bank_joiner_takes_it(
+    tmp_path: Path,
+) -> None:
+    """A founder whose secret was created after its leader's duties (Azure: `operate init`)
+    has published no commitment until it shares: sharing must publish it."""
+    store = LocalStore(tmp_path / "s.sqlite")
+    secret, admin = key(), key()
+    assert read_commitment(store, "bank-a", NAME) is None
+    blob = share_sealed(store, secret, name=NAME, sender="bank-a", recipient="bank-b",
+                        public_key=public_key_hex(admin))  # fmt: skip
+    assert blob == sealed_blob("bank-a", "bank-b")
+    vault = LocalVault(tmp_path / "vault-b")
+    assert receive_secret(store, vault, "bank-b", admin, members=["bank-a", "bank-b"]) is None
+    assert vault.get_secret(NAME) == secret
