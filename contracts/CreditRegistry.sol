@@ -309,12 +309,12 @@ contract CreditRegistry {
         uint256 state = _states[key];
         if (state != 0) {
             if (state >> 128 == commitment) return; // the committed record again: nothing to do
-            uint256 stored = (state >> 32) & 0xffffffff;
-            if (date < stored) revert StaleReport(accountRef, uint32(stored), uint32(date));
+            uint256 storedDate = (state >> 32) & 0xffffffff;
+            if (date < storedDate) revert StaleReport(accountRef, uint32(storedDate), uint32(date));
         }
-        uint256 stored = (state >> 64) & 0xffff;
-        if (ccc == 0 || _charIn(bytes2(uint16(stored)), CCC_OPEN)) {
-            ccc = stored; // blank keeps the stored code; only `resolve` closes a dispute
+        uint256 storedCcc = (state >> 64) & 0xffff;
+        if (ccc == 0 || _charIn(bytes2(uint16(storedCcc)), CCC_OPEN)) {
+            ccc = storedCcc; // blank keeps the stored code; only `resolve` closes a dispute
         } else if (ccc == 0x5852) {
             ccc = 0; // "XR" removes the code
         }
