@@ -18,9 +18,13 @@
   geth wedges: a broadcast only teaches a peer the *parent's* total difficulty, and with
   fewer than five peers sync runs only on its 10 s timer. A sealing node re-handshakes
   its peers (`admin_removePeer` + `admin_addPeer`): the fresh eth Status carries each
-  side's true total difficulty. It does so at most `MAX_REHANDSHAKES` times a stall
-  (dropping peers again and again only makes them flap), and switches geth's miner to
-  the identity again, in case a `miner_start` did not take.
+  side's true total difficulty. It does so only when another node's heartbeat shows a
+  heavier chain (or no weight is known): when no head weighs more than its own, a new
+  handshake teaches nothing, and dropping every peer of a node that is slow only because
+  the machine is overloaded cuts the blocks in flight and made a loaded consortium
+  wedge (measured: the furnishing benchmark at 100M gas). At most `MAX_REHANDSHAKES`
+  times a stall (dropping peers again and again only makes them flap), and it switches
+  geth's miner to the identity again, in case a `miner_start` did not take.
 
 `StuckRecovery` decides (pure: observations and time in, an action out); `NodeCare`
 observes and acts, from the supervisor's thread, twice a second.
@@ -69,8 +73,16 @@ class StuckRecovery:
         self._rewound_at: float | None = None
 
     def decide(
-        self, chain: Assessment, *, sealing: bool, now: float, fork: Fork | None = None
+        self,
+        chain: Assessment,
+        *,
+        sealing: bool,
+        now: float,
+        fork: Fork | None = None,
+        heavier_elsewhere: bool | None = None,
     ) -> tuple[Action, str]:
+        """`heavier_elsewhere`: whether a fresh head of another node weighs more than this
+        node's (None: unknown)."""
         if chain.stuck:
             self._level_since = None
             return self._unstick(chain, now)
@@ -87,6 +99,7 @@ class StuckRecovery:
         healed = self._healed_at
         if (
             sealing
+            and heavier_elsewhere is not False
             and self._heals < MAX_REHANDSHAKES
             and (healed is None or now - healed >= self.stall_after)
         ):
@@ -161,7 +174,10 @@ class NodeCare:
         self.last = chain = self.chain.assess(own, [sync[1]] if sync else [], now)
         fresh = [h for h in self.chain.others() if now - h.seen_at <= self.chain.fresh_for]
         fork = equal_weight_fork(own, fresh) if chain.stalled else None
-        action, why = self.policy.decide(chain, sealing=self.sealing, now=now, fork=fork)
+        heavier = heavier_elsewhere(own, fresh) if chain.stalled else None
+        action, why = self.policy.decide(
+            chain, sealing=self.sealing, now=now, fork=fork, heavier_elsewhere=heavier
+        )
         if action is Action.REHANDSHAKE:
             peers = list(self._peers())
             log.warning("%s; re-handshaking %d peers so sync starts again", why, len(peers))
@@ -172,6 +188,14 @@ class NodeCare:
             rewind_to_lose(self.ipc, fork)
         elif action is Action.RESTART:
             self._restart = f"{why}, and geth does not catch up by itself"
+
+
+def heavier_elsewhere(own: Head, others: Sequence[Head]) -> bool | None:
+    """Whether another head weighs more than `own` (None: no weight known to compare)."""
+    weights = [h.td for h in others if h.td is not None]
+    if own.td is None or not weights:
+        return None
+    return max(weights) > own.td
 
 
 def rehandshake(ipc: Path, enodes: Sequence[str]) -> None:

@@ -5,6 +5,9 @@ every failover test ends with (no signer sealed twice at one height)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from pathlib import Path
 
 from orchestrator.geth.ipc import ipc_probe
@@ -62,3 +65,13 @@ def keystore_files(local: LocalConsortium, node: str) -> list[str]:
 def sealed_heights(geth_log: Path, moment: float) -> set[int]:
     """Block numbers `geth_log` says were sealed after unix time `moment`."""
     return {number for _, number in sealed_blocks(geth_log, after=moment)}
+
+
+def kill_agent_and_geth(local: LocalConsortium, node: str) -> float:
+    """kill -9 the node's agent and its geth (a VM that dies); the unix time."""
+    paths = local.layout.node(node)
+    agent_pid = json.loads(paths.agent_status.read_text())["pid"]
+    geth_pid = json.loads(paths.status.read_text())["geth_pid"]
+    os.kill(agent_pid, signal.SIGKILL)
+    os.kill(geth_pid, signal.SIGKILL)
+    return time.time()

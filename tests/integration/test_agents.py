@@ -22,6 +22,7 @@ from tests.helpers.chain import (
     chain_of,
     head,
     keystore_files,
+    kill_agent_and_geth,
     sealed_heights,
 )
 from tests.helpers.consortium import running_consortium
@@ -45,16 +46,6 @@ def running(geth: str) -> Iterator[LocalConsortium]:
     )
     with running_consortium(geth, text) as local:
         yield local
-
-
-def kill_agent_and_geth(local: LocalConsortium, node: str) -> float:
-    """kill -9 the node's agent and its geth (a VM that dies); the unix time."""
-    paths = local.layout.node(node)
-    agent_pid = json.loads(paths.agent_status.read_text())["pid"]
-    geth_pid = json.loads(paths.status.read_text())["geth_pid"]
-    os.kill(agent_pid, signal.SIGKILL)
-    os.kill(geth_pid, signal.SIGKILL)
-    return time.time()
 
 
 def test_three_agents_race_for_two_identities_and_each_key_runs_once(

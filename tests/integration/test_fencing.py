@@ -1,9 +1,12 @@
 """Agents on Azurite (real Blob leases) and a Key Vault emulator (HTTPS, managed
 identity): an agent cut off from storage stops sealing before its lease can expire, a
-spare takes the identity over, and no signer ever seals two blocks at one height.
+spare takes the identity over, and no signer ever seals two blocks at one height; a spare
+that takes an identity while its bank's vault does not answer gives the lease back,
+waits, and seals once the vault answers.
 
 Each agent reaches Azurite through its own cuttable loopback link, so one agent can be
-partitioned from storage while the others are not; pausing Azurite cuts them all.
+partitioned from storage while the others are not; pausing Azurite cuts them all. Each
+bank reaches the vault through a link of its own, too.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from tests.helpers.chain import (
     chain_of,
     head,
     keystore_files,
+    kill_agent_and_geth,
     sealed_heights,
 )
 from tests.helpers.ports import ports_yaml
@@ -38,6 +42,7 @@ LEASE = 15
 # wiggle (0.5 s per signers/2+1 = 1 s for three signers) later. The agent fences early
 # enough for that; the tests allow exactly that much.
 IN_FLIGHT = 2 + 1.0
+IN_FLIGHT_BLOCKS = 2  # blocks the dead holder may have signed before it died
 
 
 @pytest.fixture
@@ -67,6 +72,18 @@ def on_azure(
             account_key_file=key_file,
         )
 
+    vault_port = int(keyvault_emulator.vault_url.rsplit(":", 1)[1])
+
+    def vault_via_link(member: str) -> VaultSettings:
+        """Each bank's vault through a link of its own (`links["vault-<member>"]`)."""
+        link = links.setdefault(f"vault-{member}", cuttable_link(vault_port))
+        return VaultSettings(
+            kind="azure",
+            url=f"https://127.0.0.1:{link.port}",
+            ca_file=Path(str(keyvault_emulator.connection_verify)),
+            verify_challenge_resource=False,
+        )
+
     local = LocalConsortium(
         short_dir / "state",
         geth=geth,
@@ -77,12 +94,7 @@ def on_azure(
             account_key_file=key_file,
         ),
         agent_store=store_via_link,
-        vault=lambda _member: VaultSettings(
-            kind="azure",
-            url=keyvault_emulator.vault_url,
-            ca_file=Path(str(keyvault_emulator.connection_verify)),
-            verify_challenge_resource=False,
-        ),
+        vault=vault_via_link,
     )
     config = short_dir / "consortium.yaml"
     config.write_text(
@@ -165,4 +177,49 @@ def test_a_cut_off_holder_fences_before_expiry_and_a_spare_takes_over(
     # 5. Storage back: the identities are taken again and the chain moves on.
     azurite.resume()
     wait_for(lambda: head(local, spare) > stopped_at + 2, LEASE + 20, "the chain to move again")
+    assert_no_signer_sealed_twice_at_one_height(local)
+
+
+def test_the_vault_unreachable_while_an_identity_changes_hands(
+    on_azure: tuple[LocalConsortium, Path, Azurite, dict[str, CuttableLink]],
+) -> None:
+    """Issue 18's scenario: the holder's VM dies while its bank's vault does not answer.
+    The spare takes the lease, cannot read the key, gives the lease back and says why;
+    nobody signs with the identity meanwhile (and nobody twice); once the vault answers
+    the spare seals with it."""
+    local, config, _azurite, links = on_azure
+    local.up(config, timeout=120)
+    holders = local.signers()
+    holder = next(n for n in holders if n.startswith("bank-a-"))
+    spare = next(n for n in ("bank-a-1", "bank-a-2") if n != holder)
+    signer = holders[holder].lower()
+
+    links["vault-bank-a"].cut()
+    killed_at = kill_agent_and_geth(local, holder)
+    head_at_kill = head(local, spare)
+
+    def sealed_with_identity_since(height: int) -> bool:
+        return any(s == signer and n > height for n, (s, _) in chain_of(local, spare).items())
+
+    # The lease expires (LEASE), the spare takes it and fails to read the key: it says
+    # so, and the identity seals nowhere while the vault is unreachable.
+    wait_for(
+        lambda: "vault" in str(agent(local, spare).get("message", "")).lower(),
+        LEASE + 45,
+        "the spare to say the vault does not answer",
+    )
+    assert agent(local, spare)["state"] != "SEALING", agent(local, spare)
+    assert not sealed_with_identity_since(head_at_kill + IN_FLIGHT_BLOCKS)
+    assert time.time() - killed_at >= LEASE - 1  # not before the holder's lease ran out
+
+    # The vault answers again: the spare takes the identity and seals with it.
+    links["vault-bank-a"].restore()
+    restored_head = head(local, spare)
+    wait_for(
+        lambda: (
+            agent(local, spare)["state"] == "SEALING" and sealed_with_identity_since(restored_head)
+        ),
+        LEASE + 45,
+        "the spare to seal with the identity once the vault answers",
+    )
     assert_no_signer_sealed_twice_at_one_height(local)
