@@ -20,6 +20,13 @@ behind the bank's round-robin balancer one node gets them in order), up to
 BLOCKS_IN_FLIGHT blocks' worth of gas in flight, receipts read raw when the head moves. The
 progress callback hears of each batch when it is in a block; `FurnishResult.phases` says
 where the time went.
+
+Paced by the base fee: blocks fuller than half the gas limit (EIP-1559's target) raise the
+base fee 12.5 % a block, so a file sent as fast as blocks fill would, after about 50 full
+blocks, cost more per batch than geth's 1-ether fee cap lets a node accept (measured: the
+furnishing benchmark at 50M gas failed so). While the base fee is above FEE_PAUSE_WEI and
+batches are in flight, no new batch goes: the blocks drain, the fee falls, and a long file
+runs at the target, half the gas limit, for as long as it takes.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ from orchestrator.retry import retry_transient
 
 BATCH_RECORDS = 100  # ~3M gas of new records per transaction
 BLOCKS_IN_FLIGHT = 3  # gas of up to three full blocks sent and not yet in a block
+FEE_PAUSE_WEI = 10 * 10**9  # base fee (10 gwei, from 1 at genesis) above which sending waits
 STATE_CHUNK = 1000  # tradeline states per eth_call
 LOOKAHEAD_RECORDS = 10 * STATE_CHUNK  # checked against the chain ahead of sending
 # Gas limits per batch: a new record costs ~29.6k and at most ~30.5k (every calldata byte
@@ -162,7 +170,7 @@ def furnish_file(
             check()  # a batch's worth to send, at least
         clock = time.monotonic()
         batch: list[tuple[bytes, int, Sequence[_Item], str]] = []
-        free = budget - pipe.gas_in_flight
+        free = _free_gas(client, pipe, budget)
         while queue:
             chunk = [queue.popleft() for _ in range(min(batch_records, len(queue)))]
             gas = GAS_PER_BATCH + sum(
@@ -195,6 +203,14 @@ def furnish_file(
         "waiting": pipe.timings.following,
     }
     return result
+
+
+def _free_gas(client: CreditClient, pipe: TxPipeline[Sequence[_Item]], budget: int) -> int:
+    """Gas that may be sent now: the budget less what is in flight, or none while the
+    base fee says blocks run over the target and batches are in flight (the docstring)."""
+    if pipe.outstanding and client.sender.base_fee() > FEE_PAUSE_WEI:
+        return 0
+    return budget - pipe.gas_in_flight
 
 
 class _Checker:

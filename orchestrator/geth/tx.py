@@ -321,6 +321,11 @@ class TxSender:
             self._chain_id = int(self.rpc(lambda: self.w3.eth.chain_id))
         return self._chain_id
 
+    def base_fee(self) -> int:
+        """The latest block's base fee per gas, in wei (as cached by `fees`)."""
+        max_fee, tip = self.fees()
+        return (max_fee - tip) // 2
+
     def fees(self) -> tuple[int, int]:
         """(maxFeePerGas, maxPriorityFeePerGas): twice the base fee plus the node's tip."""
         with self._fee_lock:
