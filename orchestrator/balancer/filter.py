@@ -30,6 +30,7 @@ from orchestrator.balancer.jsonrpc import (
     decide,
     parse_body,
 )
+from orchestrator.geth.tx import NO_NODE_ANSWERED
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +113,7 @@ class Filter:
         except (TimeoutError, aiohttp.ClientError, ValueError) as e:
             log.warning("the node pool did not answer: %s", e)
             return [
-                Refusal(f["id"], -32603, "no node of the bank answered; try again").reply()
-                for f in forward
+                Refusal(f["id"], -32603, f"{NO_NODE_ANSWERED}; try again").reply() for f in forward
             ]
         return answer if isinstance(answer, list) else [answer]
 
@@ -144,7 +144,7 @@ class Filter:
             upstream = await self._session.ws_connect(ws_url, max_msg_size=16 * MAX_BODY_BYTES)
         except (TimeoutError, aiohttp.ClientError) as e:
             log.warning("no node for a WebSocket: %s", e)
-            await client.close(code=1011, message=b"no node of the bank answered")
+            await client.close(code=1011, message=NO_NODE_ANSWERED.encode())
             return client
 
         async def down() -> None:  # the node's answers and notifications, as they are

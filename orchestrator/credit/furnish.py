@@ -9,7 +9,7 @@ reference is HMAC-SHA256 of the account number under the bank's own account-refe
 writer of the bank and every month, and no other bank can tell which account it stands for.
 
 Resumable and idempotent without a journal: before sending, the registry's state of every
-tradeline in the file is read (`states`, one call per 1,000) and a record whose
+tradeline in the file is read (`states`, one call per STATE_CHUNK) and a record whose
 commitment is already there is not sent again; a record older than the one on chain is
 refused as stale. The contract itself skips a record identical to the committed one, so
 batches of a killed run that land after the rerun sent them again write nothing twice.
@@ -62,8 +62,9 @@ from orchestrator.retry import retry_transient
 BATCH_RECORDS = 100  # ~3M gas of new records per transaction
 BLOCKS_IN_FLIGHT = 3  # gas of up to three full blocks sent and not yet in a block
 FEE_PAUSE_WEI = 10 * 10**9  # base fee (10 gwei, from 1 at genesis) above which sending waits
-STATE_CHUNK = 1000  # tradeline states per eth_call
-LOOKAHEAD_RECORDS = 10 * STATE_CHUNK  # checked against the chain ahead of sending
+STATE_CHUNK = 250  # tradeline states per eth_call: well under the balancer's 3 s node timeout on
+# a loaded node (at 1,000 a call, the rerun of a 150k-record file ran into it)
+LOOKAHEAD_RECORDS = 10_000  # checked against the chain ahead of sending
 # Gas limits per batch: a new record costs ~29.6k and at most ~30.5k (every calldata byte
 # non-zero), a changed one ~13k; geth fits a transaction in a block by its limit.
 GAS_NEW_RECORD = 34_000

@@ -146,6 +146,15 @@ def account_sender(w3: Web3, key: Secret, *, url: str, decode_revert: RevertDeco
     return TxSender(w3, account, decode_revert=decode_revert, url=url)
 
 
+NO_NODE_ANSWERED = "no node of the bank answered"  # the balancer's answer when its pool is silent
+
+
+def balancer_unanswered(e: Web3RPCError) -> bool:
+    """Whether `e` is the bank's balancer saying none of its nodes answered (try again)."""
+    error = (e.rpc_response or {}).get("error")
+    return isinstance(error, dict) and str(error.get("message", "")).startswith(NO_NODE_ANSWERED)
+
+
 def transport_error(e: Exception, url: str) -> ServiceUnavailable:
     return ServiceUnavailable(
         f"the node did not answer: {e}",
@@ -312,6 +321,10 @@ class TxSender:
             return fn()
         except (requests.ConnectionError, requests.Timeout, OSError) as e:
             raise transport_error(e, self.url) from e
+        except Web3RPCError as e:
+            if balancer_unanswered(e):
+                raise transport_error(e, self.url) from e
+            raise
 
     def _pending_count(self) -> int:
         return int(self.rpc(lambda: self.w3.eth.get_transaction_count(self.address, "pending")))
