@@ -7,9 +7,8 @@ timing: no acknowledged write lost, no height signed twice by one identity, ever
 seal checked, and the chain back at one head afterwards. Timings are figures, printed
 here and tabled by `python -m scripts.bench.faults`, never asserted.
 
-Some tests state what issue 18 asks of a recovery that another branch builds; they are
-`xfail` with the finding's number in /tmp/poactl-team/FINDINGS-faults.md (docs/reliability.md
-lists them) and pass once the recovery is in.
+A test whose recovery is not yet proven in the lab is `xfail` (not strict) with its
+finding's number in docs/reliability.md ("Findings the suite made").
 """
 
 from __future__ import annotations
@@ -116,8 +115,8 @@ def test_a_full_disk_takes_the_node_out_and_nothing_else(fl: FaultLab) -> None:
 
 
 @full_only
-@pytest.mark.xfail(reason="FINDINGS-faults #1: an equal-TD fork after a 2|2 partition can "
-                   "stall the chain for good", strict=False)  # fmt: skip
+@pytest.mark.xfail(reason="docs/reliability.md finding 1: an equal-TD fork after a 2|2 "
+                   "partition could stall the chain for good", strict=False)  # fmt: skip
 def test_a_bank_partitioned_from_the_other(lab_dir: Path) -> None:
     """In a lab of its own: when it deadlocks (finding 1) that lab is no use to another test."""
     with FaultLab.running(lab_dir / "lab", None) as fl:
