@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import requests
 import yaml
 
 from orchestrator.config import parse_config
@@ -213,11 +214,23 @@ class Run:
 
     # -- the breakdown -------------------------------------------------------------------
 
+    def _answering_node(self, timeout: float = 120.0) -> Any:
+        """The first node that answers (an agent may be restarting a node that fell behind
+        under the load: its geth is away for a few seconds)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for node in self.consortium.nodes:
+                if _answers(node.rpc_url):
+                    return node
+            if time.monotonic() > deadline:
+                raise SystemExit(f"[{self.config}] no node answers to read the blocks from")
+            time.sleep(1.0)
+
     def analyse(self, run: CliRun) -> None:
         """Where `run`'s transactions spent their time (the first run's, new records)."""
         b = self.breakdown
         hashes: list[str] = list(run.doc.get("tx_hashes", []))
-        first_node = self.consortium.nodes[0]
+        first_node = self._answering_node()
         where, blocks = _blocks_of(first_node.rpc_url, hashes)
         if not where:
             return
@@ -292,6 +305,13 @@ class Run:
         subprocess.run(
             [POACTL, "down", "--state-dir", str(self.state)], check=False, capture_output=True
         )
+
+
+def _answers(url: str) -> bool:
+    try:
+        return raw_call(url, "eth_blockNumber", []) is not None
+    except (requests.RequestException, ValueError):
+        return False
 
 
 def _blocks_of(url: str, hashes: list[str]) -> tuple[dict[str, int], dict[int, dict[str, Any]]]:
