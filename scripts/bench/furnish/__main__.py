@@ -108,9 +108,9 @@ def section(runs: list[Run], command: str) -> str:
         "## Furnishing a file through the bank's balancer: `poactl credit furnish`",
         "",
         f"Measured {dt.date.today().isoformat()} on {machine()}; geth {geth_version()}; "
-        "**the machine was shared with other work** (other consortiums and test runs of "
-        "four more sessions on the same 2 cores), so every figure is noisy and low: rerun on "
-        f"a quiet machine. Command: `{command}`.",
+        "the six nodes of each consortium, their agents, balancers, monitors and indexes, "
+        "the CLI and the benchmark's watchers all share the machine's 2 cores (on separate "
+        f"VMs each node has its own). Command: `{command}`.",
         "",
         "The real CLI (`poactl credit furnish --bank bank-a --format json`) through bank-a's "
         "balancer, on a new consortium per configuration; the file is JSON Lines of new "
