@@ -21,7 +21,8 @@ Base segment (426 characters):
     5       Processing Indicator (1)
     6-19    Time Stamp (MMDDYYYYHHMMSS)
     20      Correction Indicator (reserved)
-    21-40   Identification Number (the furnisher's; part of our account_ref)
+    21-40   Identification Number (the furnisher's; read, not part of the account reference:
+            `credit.furnish` keys that by the account number alone)
     41-42   Cycle Identifier
     43-72   Consumer Account Number
     73      Portfolio Type                       -> portfolio_type
