@@ -24,9 +24,10 @@ where the time went.
 Paced by the base fee: blocks fuller than half the gas limit (EIP-1559's target) raise the
 base fee 12.5 % a block, so a file sent as fast as blocks fill would, after about 50 full
 blocks, cost more per batch than geth's 1-ether fee cap lets a node accept (measured: the
-furnishing benchmark at 50M gas failed so). While the base fee is above FEE_PAUSE_WEI and
-batches are in flight, no new batch goes: the blocks drain, the fee falls, and a long file
-runs at the target, half the gas limit, for as long as it takes.
+furnishing benchmark at 50M gas failed so). While the base fee is above FEE_PAUSE_WEI no
+new batch goes, even with none in flight (sending then kept the blocks full and the fee
+climbing: the benchmark's 30M baseline failed so): the blocks drain, the fee falls, and a
+long file runs at the target, half the gas limit, for as long as it takes.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ from orchestrator.retry import retry_transient
 BATCH_RECORDS = 100  # ~3M gas of new records per transaction
 BLOCKS_IN_FLIGHT = 3  # gas of up to three full blocks sent and not yet in a block
 FEE_PAUSE_WEI = 10 * 10**9  # base fee (10 gwei, from 1 at genesis) above which sending waits
+FEE_PAUSE_POLL = 1.0  # seconds between looks at the base fee while it falls
 STATE_CHUNK = 250  # tradeline states per eth_call: well under the balancer's 3 s node timeout on
 # a loaded node (at 1,000 a call, the rerun of a 150k-record file ran into it)
 LOOKAHEAD_RECORDS = 10_000  # checked against the chain ahead of sending
@@ -171,8 +173,9 @@ def furnish_file(
             check()  # a batch's worth to send, at least
         clock = time.monotonic()
         batch: list[tuple[bytes, int, Sequence[_Item], str]] = []
-        free = _free_gas(client, pipe, budget)
-        while queue:
+        paused = _fee_pause(client, pipe)
+        free = 0 if paused else budget - pipe.gas_in_flight
+        while queue and not paused:
             chunk = [queue.popleft() for _ in range(min(batch_records, len(queue)))]
             gas = GAS_PER_BATCH + sum(
                 GAS_NEW_RECORD if i.new else GAS_CHANGED_RECORD for i in chunk
@@ -206,12 +209,14 @@ def furnish_file(
     return result
 
 
-def _free_gas(client: CreditClient, pipe: TxPipeline[Sequence[_Item]], budget: int) -> int:
-    """Gas that may be sent now: the budget less what is in flight, or none while the
-    base fee says blocks run over the target and batches are in flight (the docstring)."""
-    if pipe.outstanding and client.sender.base_fee() > FEE_PAUSE_WEI:
-        return 0
-    return budget - pipe.gas_in_flight
+def _fee_pause(client: CreditClient, pipe: TxPipeline[Sequence[_Item]]) -> bool:
+    """Whether sending waits: the base fee says blocks run over the target (the module's
+    docstring). With nothing in flight to wait on, it waits a moment here for it to fall."""
+    if client.sender.base_fee() <= FEE_PAUSE_WEI:
+        return False
+    if not pipe.outstanding:
+        time.sleep(FEE_PAUSE_POLL)
+    return True
 
 
 class _Checker:
