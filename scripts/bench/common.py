@@ -13,6 +13,7 @@ import shutil
 import statistics
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,6 +51,21 @@ def move_ports(config: dict[str, Any], start: int) -> None:
     for kind in Ports.model_fields:
         ports[kind] = base = free_base(span, base)
         base += span + 10
+
+
+def poactl_up(config_file: Path, state: Path, *, label: str, timeout: float) -> float:
+    """`poactl up` of `config_file` into `state` (the real CLI); its seconds. A failure
+    ends the benchmark with `up`'s output."""
+    t0 = time.monotonic()
+    done = subprocess.run(
+        [POACTL, "up", "--config", str(config_file), "--state-dir", str(state),
+         "--timeout", str(timeout)],
+        check=False, capture_output=True, text=True,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"[{label}] poactl up failed ({done.returncode}):\n{done.stdout}\n"
+                         f"{done.stderr}")  # fmt: skip
+    return time.monotonic() - t0
 
 
 def machine() -> str:

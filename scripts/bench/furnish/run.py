@@ -24,7 +24,7 @@ from orchestrator.geth.proc import runs_with_arg
 from orchestrator.local.consortium import LocalConsortium
 from orchestrator.statefile import read_json
 
-from ..common import POACTL, ROOT, move_ports, pct
+from ..common import POACTL, ROOT, move_ports, pct, poactl_up
 from ..load.traffic import Sampler
 from .watch import GethTiming, NodeWatch, geth_timings, raw_call, sealers
 
@@ -144,15 +144,9 @@ class Run:
         return f"gas_limit {s.gas_limit:,}, tuning {tuning}{batch}"
 
     def up(self) -> None:
-        t0 = time.monotonic()
-        done = subprocess.run(
-            [POACTL, "up", "--config", str(self.config_file), "--state-dir", str(self.state),
-             "--timeout", str(UP_TIMEOUT_S)],
-            check=False, capture_output=True, text=True,
-        )  # fmt: skip
-        self.up_seconds = time.monotonic() - t0
-        if done.returncode != 0:
-            raise SystemExit(f"[{self.config}] poactl up failed:\n{done.stdout}\n{done.stderr}")
+        self.up_seconds = poactl_up(
+            self.config_file, self.state, label=self.config, timeout=UP_TIMEOUT_S
+        )
         print(f"[{self.config}] poactl up {self.up_seconds:.1f} s ({self.describe()})", flush=True)
         pids = {}
         for node in self.consortium.nodes:

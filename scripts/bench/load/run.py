@@ -39,7 +39,7 @@ from orchestrator.local.consortium import LocalConsortium
 from orchestrator.local.registry import local_resolver
 from orchestrator.statefile import read_json
 
-from ..common import POACTL, ROOT, move_ports, pct
+from ..common import POACTL, ROOT, move_ports, pct, poactl_up
 from .signing import (
     Batch,
     Lane,
@@ -125,15 +125,9 @@ class Run:
     # -- set-up ------------------------------------------------------------------------
 
     def up(self) -> None:
-        t0 = time.monotonic()
-        done = subprocess.run(
-            [POACTL, "up", "--config", str(self.config_file), "--state-dir", str(self.state),
-             "--timeout", str(UP_TIMEOUT_S)],
-            check=False, capture_output=True, text=True,
-        )  # fmt: skip
-        self.up_seconds = time.monotonic() - t0
-        if done.returncode != 0:
-            raise SystemExit(f"poactl up failed ({done.returncode}):\n{done.stderr}")
+        self.up_seconds = poactl_up(
+            self.config_file, self.state, label=self.name, timeout=UP_TIMEOUT_S
+        )
         print(f"[{self.name}] poactl up: {self.up_seconds:.1f} s", flush=True)
         self.signers = self.local.signers()
         pids = {}

@@ -73,15 +73,7 @@ def measure(args: argparse.Namespace, sizes: list[Size], notes: dict[str, Any]) 
     shipped = yaml.safe_load((ROOT / "orchestrator" / "consortium.yaml").read_text())
     work = Path(tempfile.mkdtemp(prefix="poa-bench-reads-", dir="/tmp"))
     gas_limit = int(shipped.get("gas_limit", 30_000_000))
-    run = Run(
-        "default",
-        "batch",
-        k=args.batch_records,
-        gas_limit=gas_limit,
-        work=work,
-        port_base=args.port_base,
-        tuning=shipped.get("tuning"),
-    )
+    run = Run("default", "batch", k=args.batch_records, work=work, port_base=args.port_base)
     try:
         run.up()
         layout, consortium = run.local.layout, run.consortium
