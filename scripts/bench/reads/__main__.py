@@ -269,7 +269,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--batch-records", type=int, default=100)
     p.add_argument("--window", type=int, default=48, help="transactions in flight per bank")
     p.add_argument("--saturation", default="gas", help="records/s, or 'gas' (the ceiling)")
-    p.add_argument("--load-share", type=float, default=70.0, help="% of --saturation")
+    p.add_argument("--load-share", type=float, default=70.0, help="%% of --saturation")
     p.add_argument("--load-seconds", type=float, default=30.0)
     p.add_argument("--idle-seconds", type=float, default=10.0)
     p.add_argument("--read-rate", type=float, default=20.0, help="gets per second")
