@@ -22,9 +22,9 @@
   heavier chain (or no weight is known): when no head weighs more than its own, a new
   handshake teaches nothing, and dropping every peer of a node that is slow only because
   the machine is overloaded cuts the blocks in flight and made a loaded consortium
-  wedge (measured: the furnishing benchmark at 100M gas). At most `MAX_REHANDSHAKES`
-  times a stall (dropping peers again and again only makes them flap), and it switches
-  geth's miner to the identity again, in case a `miner_start` did not take.
+  wedge (measured: the furnishing benchmark at 100M gas). Either way it switches geth's
+  miner to the identity again, in case a `miner_start` did not take; at most
+  `MAX_REHANDSHAKES` times a stall (dropping peers again and again only makes them flap).
 
 `StuckRecovery` decides (pure: observations and time in, an action out); `NodeCare`
 observes and acts, from the supervisor's thread, twice a second.
@@ -55,6 +55,7 @@ MAX_REHANDSHAKES = 2  # per stall, while sealing
 class Action(enum.Enum):
     NOTHING = "nothing"
     REHANDSHAKE = "re-handshake the peers"
+    RESWITCH = "switch the miner on again (peers kept)"
     RESTART = "restart geth"
     REWIND = "step off a losing branch"
 
@@ -99,12 +100,12 @@ class StuckRecovery:
         healed = self._healed_at
         if (
             sealing
-            and heavier_elsewhere is not False
             and self._heals < MAX_REHANDSHAKES
             and (healed is None or now - healed >= self.stall_after)
         ):
             self._healed_at, self._heals = now, self._heals + 1
-            return Action.REHANDSHAKE, "; ".join(chain.chain_problems)
+            action = Action.RESWITCH if heavier_elsewhere is False else Action.REHANDSHAKE
+            return action, "; ".join(chain.chain_problems)
         return Action.NOTHING, ""
 
     def _may_rewind(self, now: float) -> bool:
@@ -182,6 +183,10 @@ class NodeCare:
             peers = list(self._peers())
             log.warning("%s; re-handshaking %d peers so sync starts again", why, len(peers))
             rehandshake(self.ipc, peers)
+            self.sealer.switch_again()
+        elif action is Action.RESWITCH:
+            log.warning("%s; no node shows a heavier chain: peers kept, miner switched on again",
+                        why)  # fmt: skip
             self.sealer.switch_again()
         elif action is Action.REWIND and fork is not None:
             self.sealer.pause(self.settle_seconds)  # no block on the losing branch meanwhile
