@@ -18,13 +18,9 @@
   geth wedges: a broadcast only teaches a peer the *parent's* total difficulty, and with
   fewer than five peers sync runs only on its 10 s timer. A sealing node re-handshakes
   its peers (`admin_removePeer` + `admin_addPeer`): the fresh eth Status carries each
-  side's true total difficulty. It does so only when another node's heartbeat shows a
-  heavier chain (or no weight is known): when no head weighs more than its own, a new
-  handshake teaches nothing, and dropping every peer of a node that is slow only because
-  the machine is overloaded cuts the blocks in flight and made a loaded consortium
-  wedge (measured: the furnishing benchmark at 100M gas). Either way it switches geth's
-  miner to the identity again, in case a `miner_start` did not take; at most
-  `MAX_REHANDSHAKES` times a stall (dropping peers again and again only makes them flap).
+  side's true total difficulty. It does so at most `MAX_REHANDSHAKES` times a stall
+  (dropping peers again and again only makes them flap), and switches geth's miner to
+  the identity again, in case a `miner_start` did not take.
 
 `StuckRecovery` decides (pure: observations and time in, an action out); `NodeCare`
 observes and acts, from the supervisor's thread, twice a second.
@@ -55,7 +51,6 @@ MAX_REHANDSHAKES = 2  # per stall, while sealing
 class Action(enum.Enum):
     NOTHING = "nothing"
     REHANDSHAKE = "re-handshake the peers"
-    RESWITCH = "switch the miner on again (peers kept)"
     RESTART = "restart geth"
     REWIND = "step off a losing branch"
 
@@ -74,16 +69,8 @@ class StuckRecovery:
         self._rewound_at: float | None = None
 
     def decide(
-        self,
-        chain: Assessment,
-        *,
-        sealing: bool,
-        now: float,
-        fork: Fork | None = None,
-        heavier_elsewhere: bool | None = None,
+        self, chain: Assessment, *, sealing: bool, now: float, fork: Fork | None = None
     ) -> tuple[Action, str]:
-        """`heavier_elsewhere`: whether a fresh head of another node weighs more than this
-        node's (None: unknown)."""
         if chain.stuck:
             self._level_since = None
             return self._unstick(chain, now)
@@ -104,8 +91,7 @@ class StuckRecovery:
             and (healed is None or now - healed >= self.stall_after)
         ):
             self._healed_at, self._heals = now, self._heals + 1
-            action = Action.RESWITCH if heavier_elsewhere is False else Action.REHANDSHAKE
-            return action, "; ".join(chain.chain_problems)
+            return Action.REHANDSHAKE, "; ".join(chain.chain_problems)
         return Action.NOTHING, ""
 
     def _may_rewind(self, now: float) -> bool:
@@ -175,32 +161,17 @@ class NodeCare:
         self.last = chain = self.chain.assess(own, [sync[1]] if sync else [], now)
         fresh = [h for h in self.chain.others() if now - h.seen_at <= self.chain.fresh_for]
         fork = equal_weight_fork(own, fresh) if chain.stalled else None
-        heavier = heavier_elsewhere(own, fresh) if chain.stalled else None
-        action, why = self.policy.decide(
-            chain, sealing=self.sealing, now=now, fork=fork, heavier_elsewhere=heavier
-        )
+        action, why = self.policy.decide(chain, sealing=self.sealing, now=now, fork=fork)
         if action is Action.REHANDSHAKE:
             peers = list(self._peers())
             log.warning("%s; re-handshaking %d peers so sync starts again", why, len(peers))
             rehandshake(self.ipc, peers)
-            self.sealer.switch_again()
-        elif action is Action.RESWITCH:
-            log.warning("%s; no node shows a heavier chain: peers kept, miner switched on again",
-                        why)  # fmt: skip
             self.sealer.switch_again()
         elif action is Action.REWIND and fork is not None:
             self.sealer.pause(self.settle_seconds)  # no block on the losing branch meanwhile
             rewind_to_lose(self.ipc, fork)
         elif action is Action.RESTART:
             self._restart = f"{why}, and geth does not catch up by itself"
-
-
-def heavier_elsewhere(own: Head, others: Sequence[Head]) -> bool | None:
-    """Whether another head weighs more than `own` (None: no weight known to compare)."""
-    weights = [h.td for h in others if h.td is not None]
-    if own.td is None or not weights:
-        return None
-    return max(weights) > own.td
 
 
 def rehandshake(ipc: Path, enodes: Sequence[str]) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from orchestrator.agent.chainview import ChainView
 from orchestrator.agent.forks import equal_weight_fork
-from orchestrator.agent.recovery import Action, NodeCare, StuckRecovery, heavier_elsewhere
+from orchestrator.agent.recovery import Action, NodeCare, StuckRecovery
 from orchestrator.agent.sealing import Sealer
 from orchestrator.geth.keys import follower_address
 from orchestrator.geth.lag import Assessment, Head, assess
@@ -82,32 +82,6 @@ def test_a_sealing_node_on_a_stalled_chain_re_handshakes_twice_then_stops_flappi
     assert run(StuckRecovery(PERIOD), 35, stalled, sealing=False) == []  # nothing to heal
     run(policy, 5, level, start=60.0)  # the chain moved: the next stall may heal again
     assert run(policy, 5, stalled, start=65.0, sealing=True) == [(65.0, Action.REHANDSHAKE)]
-
-
-def test_a_stalled_sealing_node_re_handshakes_only_when_a_heavier_chain_is_seen() -> None:
-    """Under overload every node is slow, none is behind: dropping peers then only cuts
-    the blocks in flight (the furnishing benchmark's wedge at 100M gas). The miner is
-    switched on again either way."""
-    for heavier, expected in ((False, [Action.RESWITCH] * 2), (True, [Action.REHANDSHAKE] * 2),
-                              (None, [Action.REHANDSHAKE] * 2)):  # fmt: skip
-        policy, acted = StuckRecovery(PERIOD), []
-        for i in range(120):
-            now = i * 0.5
-            action, _ = policy.decide(stalled(now), sealing=True, now=now,
-                                      heavier_elsewhere=heavier)  # fmt: skip
-            if action is not Action.NOTHING:
-                acted.append(action)
-        assert acted == expected, heavier
-
-
-def test_heavier_elsewhere_compares_total_difficulty() -> None:
-    def h(td: int | None) -> Head:
-        return Head(10, 0.0, td=td)
-
-    assert heavier_elsewhere(h(20), [h(20), h(19)]) is False
-    assert heavier_elsewhere(h(20), [h(21)]) is True
-    assert heavier_elsewhere(h(None), [h(21)]) is None
-    assert heavier_elsewhere(h(20), [h(None)]) is None
 
 
 def test_a_node_on_the_losing_side_of_an_equal_weight_fork_steps_off_it() -> None:
