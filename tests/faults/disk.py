@@ -34,6 +34,7 @@ from tests.faults.verdict import Outcome, Trial, judge
 HEADROOM = 640 * 2**20
 LEFT_FREE = 64 * 2**20
 AGENT_STOP = ((signal.SIGTERM, 40.0), (signal.SIGKILL, 5.0))
+GETH_STOP = ((signal.SIGINT, 20.0), (signal.SIGKILL, 5.0))
 
 
 def _du(path: Path) -> int:
@@ -41,9 +42,13 @@ def _du(path: Path) -> int:
 
 
 def _stop_agent(fl: FaultLab, node: str) -> None:
+    """Stop the node's agent, then whatever of the node still runs: an agent that needed
+    SIGKILL (its geth slow to stop on a full disk) leaves its geth behind."""
     a = fl.agent(node)
     if a is not None and fl.agent_alive(node):
         stop_pid(a.pid, AGENT_STOP)
+    for pid in fl.pids(node):
+        stop_pid(pid, GETH_STOP)
     fl.wait_dead(node)
 
 

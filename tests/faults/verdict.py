@@ -98,11 +98,28 @@ def _twice(all_: dict[tuple[str, int], list[Block]], same_parent: dict[object, o
     return f"{len(all_)} ({len(same_parent)} on one parent)"
 
 
+def _answering(fl: FaultLab, timeout: float = 120.0) -> str:
+    """A node whose IPC answers now (a node the scenario just restarted may not yet)."""
+    names = [n.name for _, n in fl.nodes()]
+    paths = fl.ipc_paths()
+    deadline = time.monotonic() + timeout
+    while True:
+        for name in names:
+            try:
+                ipc_call(paths[name], "eth_blockNumber", [])
+                return name
+            except IpcError:
+                continue
+        if time.monotonic() > deadline:
+            raise IpcError(f"no node's IPC answered in {timeout:.0f} s")
+        time.sleep(0.5)
+
+
 def judge(fl: FaultLab, scenario: str, trials: list[Trial], *, since: float) -> Outcome:
     """Once every node is at one head: the acknowledgements made since `since` against
     the final canonical chain, and the checker's whole record."""
     fl.wait_healthy()
-    reference = fl.nodes()[0][1].name
+    reference = _answering(fl)
     acks = [a for a in (fl.load.acks if fl.load else []) if a.t >= since]
     lost: list[Ack] = []
     reorged: list[tuple[Ack, int]] = []
