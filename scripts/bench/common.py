@@ -22,8 +22,10 @@ from typing import Any
 import yaml
 
 from orchestrator.config import Ports, parse_config
+from orchestrator.geth.proc import runs_with_arg
 from orchestrator.local.consortium import LocalConsortium
 from orchestrator.local.ports import port_is_free
+from orchestrator.statefile import read_json
 
 ROOT = Path(__file__).resolve().parents[2]  # scripts/bench/common.py -> the repository
 POACTL = str(ROOT / ".venv" / "bin" / "poactl")
@@ -66,6 +68,19 @@ def poactl_up(config_file: Path, state: Path, *, label: str, timeout: float) -> 
         raise SystemExit(f"[{label}] poactl up failed ({done.returncode}):\n{done.stdout}\n"
                          f"{done.stderr}")  # fmt: skip
     return time.monotonic() - t0
+
+
+def geth_pids(local: LocalConsortium, names: Sequence[str]) -> dict[str, int]:
+    """Each node's running geth pid (checked against its datadir); the benchmark ends if
+    one does not run."""
+    pids = {}
+    for name in names:
+        paths = local.layout.node(name)
+        pid = (read_json(paths.status) or {}).get("geth_pid")
+        if not (isinstance(pid, int) and runs_with_arg(pid, str(paths.datadir))):
+            raise SystemExit(f"no running geth for {name} (pid {pid})")
+        pids[name] = pid
+    return pids
 
 
 def machine() -> str:

@@ -20,11 +20,9 @@ import requests
 import yaml
 
 from orchestrator.config import parse_config
-from orchestrator.geth.proc import runs_with_arg
 from orchestrator.local.consortium import LocalConsortium
-from orchestrator.statefile import read_json
 
-from ..common import POACTL, ROOT, move_ports, pct, poactl_up
+from ..common import POACTL, ROOT, geth_pids, move_ports, pct, poactl_up
 from ..load.traffic import Sampler
 from .watch import GethTiming, NodeWatch, geth_timings, raw_call, sealers
 
@@ -148,13 +146,8 @@ class Run:
             self.config_file, self.state, label=self.config, timeout=UP_TIMEOUT_S
         )
         print(f"[{self.config}] poactl up {self.up_seconds:.1f} s ({self.describe()})", flush=True)
-        pids = {}
+        pids = geth_pids(self.local, [n.name for n in self.consortium.nodes])
         for node in self.consortium.nodes:
-            paths = self.local.layout.node(node.name)
-            pid = (read_json(paths.status) or {}).get("geth_pid")
-            if not (isinstance(pid, int) and runs_with_arg(pid, str(paths.datadir))):
-                raise SystemExit(f"no running geth for {node.name} (pid {pid})")
-            pids[node.name] = pid
             url = node.rpc_url.replace("http://", "ws://")
             self.watches[node.name] = NodeWatch(node.name, url)
         for watch in self.watches.values():

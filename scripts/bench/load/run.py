@@ -34,12 +34,10 @@ from orchestrator.credit.records import tradeline_key
 from orchestrator.errors import StateError
 from orchestrator.geth.client import http_web3
 from orchestrator.geth.ipc import ipc_probe
-from orchestrator.geth.proc import runs_with_arg
 from orchestrator.local.consortium import LocalConsortium
 from orchestrator.local.registry import local_resolver
-from orchestrator.statefile import read_json
 
-from ..common import POACTL, ROOT, move_ports, pct, poactl_up
+from ..common import POACTL, ROOT, geth_pids, move_ports, pct, poactl_up
 from .signing import (
     Batch,
     Lane,
@@ -130,13 +128,7 @@ class Run:
         )
         print(f"[{self.name}] poactl up: {self.up_seconds:.1f} s", flush=True)
         self.signers = self.local.signers()
-        pids = {}
-        for node in self.consortium.nodes:
-            paths = self.local.layout.node(node.name)
-            pid = (read_json(paths.status) or {}).get("geth_pid")
-            if not (isinstance(pid, int) and runs_with_arg(pid, str(paths.datadir))):
-                raise SystemExit(f"no running geth for {node.name} (pid {pid})")
-            pids[node.name] = pid
+        pids = geth_pids(self.local, [n.name for n in self.consortium.nodes])
         tuning = self.consortium.settings.tuning
         flags, limit = " ".join(tuning.flags()), tuning.environment().get("GOMEMLIMIT")
         for name, pid in sorted(pids.items()):
