@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,6 +28,25 @@ def geth() -> str:
     out = subprocess.run([path, "version"], capture_output=True, text=True, check=True).stdout
     assert f"Version: {GETH_VERSION}-stable" in out, out
     return path
+
+
+AGENT_TAIL = 40  # lines of each node's agent log attached to a failing test's report
+GETH_TAIL = 15
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator:
+    """A test that fails with a consortium under `short_dir` reports the tail of every
+    node's agent and geth log: a race seen once in CI can be read from CI's output."""
+    outcome = yield
+    report = outcome.get_result()
+    root = getattr(item, "funcargs", {}).get("short_dir")
+    if report.when != "call" or not report.failed or not isinstance(root, Path):
+        return
+    for log in sorted(root.glob("**/agent.log")) + sorted(root.glob("**/geth.log")):
+        tail = AGENT_TAIL if log.name == "agent.log" else GETH_TAIL
+        lines = log.read_text(errors="replace").splitlines()[-tail:]
+        report.sections.append((f"{log.relative_to(root)} (last {tail} lines)", "\n".join(lines)))
 
 
 @pytest.fixture
