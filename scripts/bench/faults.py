@@ -41,8 +41,8 @@ from .common import ROOT, bench_parser, geth_version, machine
 DOC = ROOT / "docs" / "reliability.md"
 BEGIN, END = "<!-- bench_faults:begin -->", "<!-- bench_faults:end -->"
 COLUMNS = ["scenario", "trials", "acked writes", "acked lost", "signed twice",
-           "deepest acked reorg", "fault → stall s", "heal → block s", "heal → all at head s",
-           "failed requests (late)"]  # fmt: skip
+           "deepest acked reorg", "forked heights", "fault → stall s", "heal → block s",
+           "heal → all at head s", "failed requests (late)"]  # fmt: skip
 
 Scenario = Callable[[FaultLab], list[Outcome]]
 
@@ -100,6 +100,9 @@ def run(name: str, body: Scenario) -> list[dict[str, object]]:
                     shown = [(b.hash[:10], b.parent[:10], b.difficulty, len(b.transactions),
                               b.seen_on) for b in blocks]  # fmt: skip
                     print(f"    signed twice: {signer} at {height}: {shown}", flush=True)
+                for height, blocks in outcome.forked.items():
+                    sibs = [(b.signer[:10], b.difficulty, b.seen_on) for b in blocks]
+                    print(f"    forked at {height}: {sibs}", flush=True)
     except Exception as e:  # a scenario that did not recover is a figure too
         traceback.print_exc()
         rows.append({"scenario": name, "trials": "failed", "acked writes": "",

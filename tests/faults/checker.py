@@ -224,6 +224,19 @@ class Checker:
             if len(v) > 1 and max(b.first_seen for b in v) >= since
         }
 
+    def forked_heights(self, since: float = 0.0) -> dict[int, list[Block]]:
+        """height -> the sibling blocks seen there (by any signers), where more than one
+        and the last of them was first seen at or after `since`: Clique's forks, each
+        resolved by a reorg on some node."""
+        seen: dict[int, list[Block]] = defaultdict(list)
+        for b in self.blocks():
+            seen[b.number].append(b)
+        return {
+            n: sorted(v, key=lambda b: b.first_seen)
+            for n, v in seen.items()
+            if len(v) > 1 and max(b.first_seen for b in v) >= since
+        }
+
     def highest(self) -> int:
         return max((b.number for b in self.blocks()), default=0)
 

@@ -43,6 +43,7 @@ class Outcome:
     failures: list[Failure]
     failures_late: list[Failure]
     problems: list[str]
+    forked: dict[int, list[Block]] = field(default_factory=dict)  # height -> siblings seen
 
     @property
     def deepest_reorg(self) -> int:
@@ -63,6 +64,7 @@ class Outcome:
             "acked lost": len(self.lost),
             "signed twice": _twice(self.signed_twice, self.equivocations),
             "deepest acked reorg": self.deepest_reorg,
+            "forked heights": len(self.forked),
             "fault → stall s": stat([t.stall_s for t in self.trials]),
             "heal → block s": stat([t.resume_s for t in self.trials]),
             "heal → all at head s": stat([t.at_head_s for t in self.trials]),
@@ -143,6 +145,7 @@ def judge(fl: FaultLab, scenario: str, trials: list[Trial], *, since: float) -> 
         scenario, trials, len(acks), lost, reorged, fl.checker.signed_twice(since), failures,
         late,
         list(fl.checker.record.problems),
+        fl.checker.forked_heights(since),
     )  # fmt: skip
 
 
