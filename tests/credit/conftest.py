@@ -90,7 +90,7 @@ def credit_spec(accounts: dict[str, LocalAccount]) -> CliqueSpec:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chain(geth: str) -> Iterator[Chain]:
     root = Path(tempfile.mkdtemp(prefix="poa-credit-", dir="/tmp"))
     accounts = {name: Account.create() for name in ACCOUNTS}

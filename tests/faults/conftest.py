@@ -50,10 +50,12 @@ def lab_dir(lab_ready: None) -> Iterator[Path]:
     shutil.rmtree(d, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def fault_lab(lab_ready: None) -> Iterator[FaultLab]:
     """The default consortium in a lab, under load and watched, shared by the modules
-    that leave it whole (each scenario waits until it is healthy again first)."""
+    that leave it whole (each scenario waits until it is healthy again first). Torn down
+    when tests/faults ends: a session-wide lab kept six nodes and its write load running
+    through every later test, and CI's fencing test lost its timing to them."""
     root = Path(tempfile.mkdtemp(prefix="pl-", dir="/tmp"))
     try:
         with FaultLab.running(root / "lab", lab_config(root)) as running:

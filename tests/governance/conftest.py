@@ -84,7 +84,7 @@ def deploy(chain: GovChain, founders: Sequence[Founder], rules: Rules) -> str:
     return to_checksum_address(receipt["contractAddress"])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def gov_chain(geth: str) -> Iterator[GovChain]:
     root = Path(tempfile.mkdtemp(prefix="poa-gov-", dir="/tmp"))
     accounts = [Account.create() for _ in range(ADMINS)]
