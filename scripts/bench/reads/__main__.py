@@ -6,7 +6,9 @@ import argparse
 import dataclasses
 import datetime as dt
 import math
+import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -114,9 +116,11 @@ def measure(args: argparse.Namespace, sizes: list[Size], notes: dict[str, Any]) 
                     f"({filled.rate:.0f} records/s)",
                     flush=True,
                 )
+            notes.setdefault("load_avg", []).append(os.getloadavg()[0])
             size.catch_up_s = wait_caught_up(index_url, node_url)
             size.on_chain = on_chain
             one(probe, size, args)
+            notes.setdefault("load_avg", []).append(os.getloadavg()[0])
             on_chain += size.load_records
             print(f"[reads] {report_line(size)}", flush=True)
     finally:
@@ -220,14 +224,13 @@ def section(args: argparse.Namespace, sizes: list[Size], notes: dict[str, Any]) 
             BEGIN,
             "## Reads from the per-bank read index as the chain grows (issue 20)",
             "",
-            f"`.venv/bin/python -m scripts.bench.reads --sizes {args.sizes}"
-            + (" --no-rebuild" if args.no_rebuild else "")
-            + "`, "
+            f"`.venv/bin/python -m scripts.bench.reads {' '.join(sys.argv[1:])}`, "
             + today
             + ", "
             + machine()
-            + f", geth {geth_version()}; **the machine was shared with other work** (figures "
-            "are noisy: rerun on a quiet machine). The default consortium (gas limit "
+            + f", geth {geth_version()}; the machine's 1-minute load average after each fill "
+            f"and each size's reads: {', '.join(f'{x:.1f}' for x in notes['load_avg'])} (2 cores). "
+            "The default consortium (gas limit "
             f"{notes['gas_limit']:,}, period {notes['period']} s), its registry and one read index "
             "per bank started by `poactl up`; bank B's SDK `get` of a subject with 10 tradelines "
             f"(5 from each bank), {args.read_rate:g} a second from the index, one in "
