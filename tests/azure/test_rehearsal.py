@@ -119,7 +119,21 @@ def spec(workdir: Path, tag: str) -> tuple[dict[str, Any], list[tuple[str, str]]
             "client_id": f"6f1d3c2a-8b4e-4f0a-9c1d-2e3f4a5b6c7{i}",
             "principal_id": f"0a1b2c3d-0000-4000-8000-00000000000{i}",
         })  # fmt: skip
-    return {"workdir": str(workdir), "geth_dir": str(GETH_DIR), "banks": banks}, vms, platform_ips
+    return (
+        {"workdir": str(workdir), "geth_dir": str(vm_geth(workdir)), "banks": banks},
+        vms,
+        platform_ips,
+    )
+
+
+def vm_geth(workdir: Path) -> Path:
+    """geth as a VM image would hold it: a copy any user may run. The agents run as the
+    unprivileged `poactl` user, who cannot reach the repository's `.tools/bin` when a
+    parent directory is private (a clone under `mktemp -d`, mode 0700)."""
+    bin_dir = workdir / "bin"
+    bin_dir.mkdir(mode=0o755)
+    shutil.copy2(GETH_DIR / "geth", bin_dir / "geth")
+    return bin_dir
 
 
 def test_two_banks_boot_from_the_templates_custom_data_found_join_seal_and_share_a_record(
@@ -148,7 +162,8 @@ def test_two_banks_boot_from_the_templates_custom_data_found_join_seal_and_share
     result = json.loads((workdir / "result.json").read_text())
     print(output[-6000:])
     print(f"rehearsal: {elapsed:.0f} s, timings {result.get('timings')}")
-    shutil.rmtree(workdir / "artifacts", ignore_errors=True)  # 80 MB of wheels; logs stay
+    for big in ("artifacts", "bin"):  # 80 MB of wheels, and geth; the logs stay
+        shutil.rmtree(workdir / big, ignore_errors=True)
     assert proc.returncode == 0 and result["ok"], _diagnose(workdir, result)
     # the URL bank B joined from is the one bank A's deployment outputs
     assert result["joiner_join_from"] == result["founder_data_url"]
