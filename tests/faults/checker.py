@@ -21,14 +21,16 @@ import socket
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import rlp  # type: ignore[import-untyped]
 from eth_keys import keys
 from eth_utils import keccak
+
+K = TypeVar("K", bound=Hashable)  # what blocks are grouped by
 
 POLL = 0.5
 SEAL = 65
@@ -215,25 +217,23 @@ class Checker:
     def signed_twice(self, since: float = 0.0) -> dict[tuple[str, int], list[Block]]:
         """(signer, height) -> the distinct blocks it signed there, where more than one
         and the last of them was first seen at or after `since`."""
-        seen: dict[tuple[str, int], list[Block]] = defaultdict(list)
-        for b in self.blocks():
-            seen[(b.signer, b.number)].append(b)
-        return {
-            k: sorted(v, key=lambda b: b.first_seen)
-            for k, v in seen.items()
-            if len(v) > 1 and max(b.first_seen for b in v) >= since
-        }
+        return self._several(lambda b: (b.signer, b.number), since)
 
     def forked_heights(self, since: float = 0.0) -> dict[int, list[Block]]:
         """height -> the sibling blocks seen there (by any signers), where more than one
         and the last of them was first seen at or after `since`: Clique's forks, each
         resolved by a reorg on some node."""
-        seen: dict[int, list[Block]] = defaultdict(list)
+        return self._several(lambda b: b.number, since)
+
+    def _several(self, key: Callable[[Block], K], since: float) -> dict[K, list[Block]]:
+        """The blocks grouped by `key`, oldest first, for the groups of more than one
+        whose last block was first seen at or after `since`."""
+        seen: dict[K, list[Block]] = defaultdict(list)
         for b in self.blocks():
-            seen[b.number].append(b)
+            seen[key(b)].append(b)
         return {
-            n: sorted(v, key=lambda b: b.first_seen)
-            for n, v in seen.items()
+            k: sorted(v, key=lambda b: b.first_seen)
+            for k, v in seen.items()
             if len(v) > 1 and max(b.first_seen for b in v) >= since
         }
 

@@ -63,9 +63,9 @@ def test_a_sealing_node_cut_from_every_other_node(fl: FaultLab) -> None:
         fl, SIZE.partition_node, seconds=SIZE.partition_seconds,
         label="partition 3 | 1 (a sealing node)", cut="node",
     ))  # fmt: skip
-    # Whether the three keep sealing without a pause is a figure, not an assertion: three
-    # signers of four leave Clique no slack, and runs on this machine stalled 3.8-5.3 s
-    # after the cut, then sealed again (docs/reliability.md; the cause is not yet known).
+    # Whether the three keep sealing without a pause is a figure, not an assertion: at the
+    # missing signer's turns a block is sealed out of turn, and geth's re-commits under
+    # load keep interrupting it (docs/reliability.md, "Losing one signer of four").
     out.assert_safe()
 
 
