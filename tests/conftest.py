@@ -36,17 +36,27 @@ GETH_TAIL = 15
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator:
-    """A test that fails with a consortium under `short_dir` reports the tail of every
-    node's agent and geth log: a race seen once in CI can be read from CI's output."""
+    """A test that fails with a consortium under `short_dir`, or in the fault suite's lab,
+    reports the tail of every node's agent and geth log: a race seen once in CI can be
+    read from CI's output."""
     outcome = yield
     report = outcome.get_result()
-    root = getattr(item, "funcargs", {}).get("short_dir")
-    if report.when != "call" or not report.failed or not isinstance(root, Path):
+    root = _logs_root(getattr(item, "funcargs", {}))
+    if report.when != "call" or not report.failed or root is None:
         return
     for log in sorted(root.glob("**/agent.log")) + sorted(root.glob("**/geth.log")):
         tail = AGENT_TAIL if log.name == "agent.log" else GETH_TAIL
         lines = log.read_text(errors="replace").splitlines()[-tail:]
         report.sections.append((f"{log.relative_to(root)} (last {tail} lines)", "\n".join(lines)))
+
+
+def _logs_root(funcargs: dict[str, object]) -> Path | None:
+    """Where a test's nodes keep their logs: its `short_dir`, or its fault lab's directory."""
+    root = funcargs.get("short_dir")
+    if isinstance(root, Path):
+        return root
+    lab = getattr(funcargs.get("fl"), "lab", None)
+    return getattr(getattr(lab, "dir", None), "root", None)
 
 
 @pytest.fixture

@@ -61,7 +61,8 @@ def fault_lab(lab_ready: None) -> Iterator[FaultLab]:
         with FaultLab.running(root / "lab", lab_config(root)) as running:
             yield running
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if not os.environ.get("POACTL_FAULTS_KEEP"):  # kept: its logs, to read after
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def lab_config(root: Path) -> Path | None:
