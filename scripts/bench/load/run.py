@@ -54,6 +54,7 @@ from .traffic import Observer, Reader, Sampler, resend, send_lane
 GAS_MARGIN = 1.25  # as the SDK: a margin over eth_estimateGas
 UP_TIMEOUT_S = 180.0
 READ_TRADELINES = 10  # of the subject Bank B reads
+SEED_VISIBLE_SECONDS = 30.0  # for the seeded tradelines to show on the reader's node
 DRAIN_MAX_S = 120.0  # wait this long at most for a backlog to clear between steps
 STEP_FACTOR = 1.5
 BISECTIONS = 2
@@ -219,9 +220,17 @@ class Run:
         for p in pending:
             p.wait(timeout=60)
         assert client is not None
-        found = client.states(self.read_keys)
-        if not all(state.version for state in found):
-            raise SystemExit(f"the read subject's tradelines are not all on chain: {found}")
+        # Each write was waited for on its own bank's node; the reader's node may import
+        # the last block a moment later.
+        deadline = time.monotonic() + SEED_VISIBLE_SECONDS
+        while not all(state.version for state in client.states(self.read_keys)):
+            if time.monotonic() > deadline:
+                found = client.states(self.read_keys)
+                raise SystemExit(
+                    f"the read subject's tradelines are not all on the reader's node after "
+                    f"{SEED_VISIBLE_SECONDS:.0f} s: {found}"
+                )
+            time.sleep(0.5)
         for lane in self.lanes:  # the SDK used the banks' accounts: continue after it
             w3 = http_web3(lane.url, timeout=10)
             lane.next_nonce = int(
