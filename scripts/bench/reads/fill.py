@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 
@@ -16,6 +17,7 @@ from ..load.signing import Lane, subject_calldata
 from ..load.traffic import chunk_end
 
 POLL_S = 0.25
+NODE_AWAY_S = 180.0  # a node restarted by its agent answers again well within this
 
 
 @dataclass
@@ -28,6 +30,19 @@ class Filled:
         return self.records / self.seconds if self.seconds else 0.0
 
 
+def _post(session: requests.Session, url: str, **kwargs: Any) -> Any:
+    """One JSON-RPC post, retried while the node does not answer for up to
+    `NODE_AWAY_S`: an agent restarts a geth that fell behind under the fill."""
+    deadline = time.monotonic() + NODE_AWAY_S
+    while True:
+        try:
+            return session.post(url, **kwargs).json()
+        except (requests.ConnectionError, requests.Timeout):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+
+
 def _nonce(session: requests.Session, lane: Lane) -> int:
     body = {
         "jsonrpc": "2.0",
@@ -35,7 +50,7 @@ def _nonce(session: requests.Session, lane: Lane) -> int:
         "method": "eth_getTransactionCount",
         "params": [lane.address, "latest"],
     }
-    return int(session.post(lane.url, json=body, timeout=30).json()["result"], 16)
+    return int(_post(session, lane.url, json=body, timeout=30)["result"], 16)
 
 
 def _item(lane: Lane, tag: str) -> str:
@@ -71,9 +86,10 @@ def _fill_lane(lane: Lane, transactions: int, window: int, tag: str, errors: lis
         i = 0
         while i < len(items):
             j = chunk_end(items, i, len(items))
-            answer = session.post(
-                lane.url, data="[" + ",".join(items[i:j]) + "]", headers=headers, timeout=60
-            ).json()
+            answer = _post(
+                session, lane.url, data="[" + ",".join(items[i:j]) + "]", headers=headers,
+                timeout=60,
+            )  # fmt: skip
             errors += [str(a["error"].get("message"))[:80] for a in answer if "error" in a]
             i = j
         if errors:
