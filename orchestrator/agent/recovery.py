@@ -168,7 +168,8 @@ class NodeCare:
             rehandshake(self.ipc, peers)
             self.sealer.switch_again()
         elif action is Action.REWIND and fork is not None:
-            self.sealer.pause(self.settle_seconds)  # no block on the losing branch meanwhile
+            # no block on the losing branch meanwhile
+            self.sealer.pause(self.settle_seconds, dropped=fork.own.number)
             rewind_to_lose(self.ipc, fork)
         elif action is Action.RESTART:
             self._restart = f"{why}, and geth does not catch up by itself"
