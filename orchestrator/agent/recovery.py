@@ -168,8 +168,7 @@ class NodeCare:
             rehandshake(self.ipc, peers)
             self.sealer.switch_again()
         elif action is Action.REWIND and fork is not None:
-            # no block on the losing branch meanwhile
-            self.sealer.pause(self.settle_seconds, dropped=fork.own.number)
+            self.sealer.pause(self.settle_seconds)  # no block on the losing branch meanwhile
             rewind_to_lose(self.ipc, fork)
         elif action is Action.RESTART:
             self._restart = f"{why}, and geth does not catch up by itself"

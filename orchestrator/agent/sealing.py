@@ -81,7 +81,6 @@ class Sealer:
         self._mining_as: str = policy.follower  # the etherbase geth mines as (argv: follower)
         self.sealing = False
         self._paused_until = 0.0  # monotonic: no sealing before (a fork being settled)
-        self._dropped = -1  # the height of the branch this node stepped off (see `pause`)
 
     @property
     def identity(self) -> Identity | None:
@@ -118,17 +117,12 @@ class Sealer:
         with self._lock:
             self.sealing = False
 
-    def pause(self, seconds: float, *, dropped: int = -1) -> None:
+    def pause(self, seconds: float) -> None:
         """Stop geth's miner now and start it again no sooner than `seconds` from now
-        (the node steps off a losing branch, whose head was at `dropped`, and must not
-        seal on it meanwhile). geth's sync report keeps that head as its highest block
-        after the rewind, so a report that goes no higher does not hold sealing back:
-        seen in a reads benchmark, the winner's only signer free to seal the next height
-        waited for it for good, and the chain stood still."""
+        (the node steps off a losing branch and must not seal on it meanwhile)."""
         with self._lock:
             self.sealing = False
             self._paused_until = time.monotonic() + seconds
-            self._dropped = dropped
             try:
                 ipc_request(self.ipc_path, "miner_stop", [])
             except NodeError as e:
@@ -192,7 +186,6 @@ class Sealer:
         sync = sync_heads(syncing, now)
         level = (
             sync is None
-            or sync[1].number <= self._dropped  # only the dropped branch's head (`pause`)
             or not assess(sync[0], [sync[1]], now=now, period=self.policy.block_period).behind
         )  # not even one block behind: sealing there would fork the chain
         return len(eth_peers) > 0 and level

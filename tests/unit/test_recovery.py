@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from orchestrator.agent.chainview import ChainView
 from orchestrator.agent.forks import equal_weight_fork
@@ -161,26 +160,3 @@ def test_the_care_asks_for_a_restart_of_a_stuck_geth(tmp_path: Path) -> None:
     assert restarts[0][0] == 30  # after 15 s standing still
     assert restarts[0][1].startswith("44 blocks behind the head (at 246, the chain at 290)")
     assert restarts[0][1].endswith("and geth does not catch up by itself")
-
-
-def test_the_head_of_a_branch_stepped_off_does_not_hold_sealing_back() -> None:
-    """After a rewind, geth's sync report keeps the dropped branch's head as its highest
-    block: read as "one block behind", it kept the one signer free to seal the next
-    height from sealing, for good. A report of a higher block still holds it back."""
-    policy = SigningPolicy(follower=follower_address("bank-b-3"), block_period=PERIOD)
-    with tempfile.TemporaryDirectory(prefix="rc-", dir="/tmp") as root:
-        ipc = Path(root) / "geth.ipc"
-        sealer = Sealer(ipc, policy, needs_peers=lambda: True)
-        answers: dict[str, dict[str, Any]] = {
-            "admin_peers": {"result": [{"protocols": {"eth": {"version": 68}}}]},
-            "eth_syncing": {"result": {"currentBlock": hex(100), "highestBlock": hex(101)}},
-            "miner_stop": {"result": None},
-        }
-        with fake_geth_ipc(ipc, answers):
-            assert not sealer._ready()  # one block behind a peer: sealing would fork
-            sealer.pause(0.0, dropped=101)  # this node dropped its head, block 101
-            assert sealer._ready()
-            answers["eth_syncing"] = {
-                "result": {"currentBlock": hex(100), "highestBlock": hex(102)}
-            }
-            assert not sealer._ready()
