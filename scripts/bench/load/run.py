@@ -223,9 +223,11 @@ class Run:
         # Each write was waited for on its own bank's node; the reader's node may import
         # the last block a moment later.
         deadline = time.monotonic() + SEED_VISIBLE_SECONDS
-        while not all(state.version for state in client.states(self.read_keys)):
+        while True:
+            found = client.states(self.read_keys)
+            if all(state.version for state in found):
+                break
             if time.monotonic() > deadline:
-                found = client.states(self.read_keys)
                 raise SystemExit(
                     f"the read subject's tradelines are not all on the reader's node after "
                     f"{SEED_VISIBLE_SECONDS:.0f} s: {found}"

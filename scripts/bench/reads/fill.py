@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from ..load.signing import Lane, subject_calldata
 from ..load.traffic import chunk_end
@@ -30,17 +31,16 @@ class Filled:
         return self.records / self.seconds if self.seconds else 0.0
 
 
+@retry(
+    retry=retry_if_exception_type((requests.ConnectionError, requests.Timeout)),
+    stop=stop_after_delay(NODE_AWAY_S),
+    wait=wait_fixed(1.0),
+    reraise=True,
+)
 def _post(session: requests.Session, url: str, **kwargs: Any) -> Any:
     """One JSON-RPC post, retried while the node does not answer for up to
     `NODE_AWAY_S`: an agent restarts a geth that fell behind under the fill."""
-    deadline = time.monotonic() + NODE_AWAY_S
-    while True:
-        try:
-            return session.post(url, **kwargs).json()
-        except (requests.ConnectionError, requests.Timeout):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1.0)
+    return session.post(url, **kwargs).json()
 
 
 def _nonce(session: requests.Session, lane: Lane) -> int:
