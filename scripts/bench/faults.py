@@ -32,7 +32,7 @@ from pathlib import Path
 from orchestrator.lab import topology
 from tests.faults import disk, hostile, impostor, scenarios, three
 from tests.faults.conftest import lab_unavailable
-from tests.faults.harness import FaultLab
+from tests.faults.harness import FaultLab, keep_files
 from tests.faults.sizes import CI, FULL, Sizes
 from tests.faults.verdict import Outcome
 
@@ -108,7 +108,7 @@ def run(name: str, body: Scenario) -> list[dict[str, object]]:
         rows.append({"scenario": name, "trials": "failed", "acked writes": "",
                      "notes": f"did not recover: {str(e).splitlines()[0][:160]}"})  # fmt: skip
     finally:
-        if not os.environ.get("POACTL_FAULTS_KEEP"):
+        if not keep_files():
             shutil.rmtree(root, ignore_errors=True)
     print(f"  [{name}: {time.monotonic() - t0:.0f} s]", flush=True)
     return rows

@@ -17,7 +17,7 @@ from orchestrator.config import default_config_text
 from orchestrator.errors import ToolError
 from orchestrator.lab import netns, topology
 from orchestrator.lab.wan import locate_toxiproxy
-from tests.faults.harness import FaultLab
+from tests.faults.harness import FaultLab, keep_files
 
 FULL = os.environ.get("POACTL_FAULTS") == "full"
 
@@ -61,7 +61,7 @@ def fault_lab(lab_ready: None) -> Iterator[FaultLab]:
         with FaultLab.running(root / "lab", lab_config(root)) as running:
             yield running
     finally:
-        if not os.environ.get("POACTL_FAULTS_KEEP"):  # kept: its logs, to read after
+        if not keep_files():  # kept: its logs, to read after
             shutil.rmtree(root, ignore_errors=True)
 
 

@@ -34,6 +34,11 @@ HEALTH_INTERVAL = 3.0  # HAProxy checks each second, a node is out after two fai
 FRESH_SAMPLE = 5.0  # seconds: a head sample older than this says nothing about a node now
 
 
+def keep_files() -> bool:
+    """POACTL_FAULTS_KEEP=1: a lab's files (its logs) stay after it is taken down."""
+    return bool(os.environ.get("POACTL_FAULTS_KEEP"))
+
+
 class Timeout(AssertionError):
     pass
 
@@ -76,7 +81,7 @@ class FaultLab:
                 if fl.load is not None:
                     fl.load.stop()
                 fl.checker.stop()
-            lab.down(purge=not os.environ.get("POACTL_FAULTS_KEEP"))
+            lab.down(purge=not keep_files())
 
     def make_load(self, rate: float) -> Load:
         clients = []
